@@ -4,6 +4,7 @@
 //! stages ([`stages`]) exchange artifacts only through the content-addressed [`cache`].
 
 pub mod cache;
+pub mod cli;
 pub mod data;
 pub mod manifest;
 pub mod metrics;

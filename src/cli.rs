@@ -1,0 +1,4 @@
+//! Command-line interface (placeholder until the pipeline lands).
+pub fn main() -> i32 {
+    0
+}
