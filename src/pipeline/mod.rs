@@ -1,1 +1,6 @@
-//! (placeholder)
+//! From manifest to executed stages: the DAG of arms, the plan (hit or miss, and why), and the
+//! parallel scheduler.
+
+pub mod dag;
+
+pub use dag::{Arm, Dag};
