@@ -2,5 +2,8 @@
 //! parallel scheduler.
 
 pub mod dag;
+pub mod plan;
+pub mod render;
+pub mod scheduler;
 
 pub use dag::{Arm, Dag};
