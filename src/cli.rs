@@ -277,8 +277,7 @@ impl Loaded {
             };
             return Err(Failure::Usage(format!("manifest `{}` not found: {hint}", path.display())));
         }
-        let manifest = Manifest::load(path, set).map_err(Failure::Manifest)?;
-        let dag = Dag::build(&manifest).map_err(Failure::Manifest)?;
+        let (manifest, dag) = Manifest::load_with_dag(path, set).map_err(Failure::Manifest)?;
         Ok(Loaded { manifest, dag, targets })
     }
 

@@ -80,7 +80,7 @@ fn unknown_key_is_located_with_did_you_mean() {
 #[test]
 fn unknown_section_and_kind_are_located() {
     let text = GOOD.replace("[expect]", "[expects]");
-    assert_error(&text, &[], &["m.toml:24:2:", "unknown section `expects`", "did you mean `[expect]`?"]);
+    assert_error(&text, &[], &["m.toml:21:2:", "unknown section `expects`", "did you mean `[expect]`?"]);
     let text = GOOD.replace("kind = \"command\"\nrun = \"echo prep", "kind = \"comand\"\nrun = \"echo prep");
     assert_error(&text, &[], &["m.toml:7:8:", "unknown stage kind `comand`", "did you mean `command`?"]);
 }
@@ -100,17 +100,17 @@ fn cycle_names_the_stages() {
 #[test]
 fn missing_need_is_located_with_suggestion() {
     let text = GOOD.replace("needs = [\"prep\"]", "needs = [\"prepp\"]");
-    assert_error(&text, &[], &["m.toml:13:10:", "stage `train` needs `prepp`, which is not a stage", "did you mean `prep`?"]);
+    assert_error(&text, &[], &["m.toml:12:10:", "stage `train` needs `prepp`, which is not a stage", "did you mean `prep`?"]);
 }
 
 #[test]
 fn bad_matrix_is_located() {
     let text = GOOD.replace("[\"1\", \"2\", \"3\"]", "[\"1\", \"1\"]");
-    assert_error(&text, &[], &["m.toml:15:21:", "matrix axis `env.N` lists `1` twice"]);
+    assert_error(&text, &[], &["m.toml:14:22:", "matrix axis `env.N` lists `1` twice"]);
     let text = GOOD.replace("[\"1\", \"2\", \"3\"]", "[]");
     assert_error(&text, &[], &["matrix axis `env.N` has no values"]);
     let text = GOOD.replace("\"env.N\" = [\"1\", \"2\", \"3\"]", "runn = [\"a\", \"b\"]");
-    assert_error(&text, &[], &["m.toml:15:12:", "unknown field `runn`", "did you mean `run`?"]);
+    assert_error(&text, &[], &["m.toml:14:12:", "unknown field `runn`", "did you mean `run`?"]);
 }
 
 #[test]

@@ -128,12 +128,14 @@ fn span_of(root: &toml_edit::Item, path: &[String], want_key: bool) -> Option<Ra
 
 /// The closest of `candidates` to a misspelt `name`, if one is close enough to be a likely typo.
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Transpositions and one-letter slips are the usual typos; Jaro-Winkler catches longer names.
+    let max_edits = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(name, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .map(|c| (strsim::damerau_levenshtein(name, c), strsim::jaro_winkler(name, c), c))
+        .filter(|(edits, jw, _)| *edits <= max_edits || *jw > 0.85)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, c)| c)
 }
 
 /// Turns serde's "unknown field `x`, expected one of `a`, `b`" into a did-you-mean hint.

@@ -104,6 +104,8 @@ pub struct Manifest {
     pub expect: IndexMap<String, Expectation>,
     source: SourceMap,
     overridden: Vec<(Vec<String>, String)>,
+    /// Stages declared but unusable (bad kind or shape); their dependents are not checked further.
+    pub(crate) broken: BTreeSet<String>,
 }
 
 impl Manifest {
@@ -121,6 +123,14 @@ impl Manifest {
 
     /// Checks manifest `text` as if read from `path`.
     pub fn parse(path: &Path, text: &str, overrides: &[String]) -> Result<Manifest, ManifestErrors> {
+        let (manifest, errors) = Manifest::parse_partial(path, text, overrides)?;
+        if errors.is_empty() { Ok(manifest) } else { Err(ManifestErrors(errors)) }
+    }
+
+    /// Like [`Manifest::parse`], but returns what could be read alongside the errors, so that
+    /// later checks (the DAG) can report their problems in the same pass. Fails outright only on
+    /// unparsable TOML.
+    pub fn parse_partial(path: &Path, text: &str, overrides: &[String]) -> Result<(Manifest, Vec<Diagnostic>), ManifestErrors> {
         let source = SourceMap::new(path, text);
         let mut root: toml::Table = match text.parse() {
             Ok(t) => t,
@@ -150,9 +160,30 @@ impl Manifest {
             expect: IndexMap::new(),
             source,
             overridden,
+            broken: BTreeSet::new(),
         };
         manifest.read_sections(root, &mut errors);
-        if errors.is_empty() { Ok(manifest) } else { Err(ManifestErrors(errors)) }
+        Ok((manifest, errors))
+    }
+
+    /// Reads a manifest, then builds its DAG, reporting the problems of both at once.
+    pub fn load_with_dag(path: &Path, overrides: &[String]) -> Result<(Manifest, crate::pipeline::Dag), ManifestErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ManifestErrors(vec![Diagnostic {
+                origin: Origin::Whole(path.to_path_buf()),
+                message: format!("cannot read the manifest: {e}"),
+                help: Some("pass the path of a TOML manifest, e.g. `apitune run experiments/quickstart.toml`".into()),
+            }])
+        })?;
+        let (manifest, mut errors) = Manifest::parse_partial(path, &text, overrides)?;
+        match crate::pipeline::Dag::build(&manifest) {
+            Ok(dag) if errors.is_empty() => Ok((manifest, dag)),
+            Ok(_) => Err(ManifestErrors(errors)),
+            Err(ManifestErrors(more)) => {
+                errors.extend(more);
+                Err(ManifestErrors(errors))
+            }
+        }
     }
 
     fn read_sections(&mut self, root: toml::Table, errors: &mut Vec<Diagnostic>) {
@@ -216,10 +247,12 @@ impl Manifest {
             let at = vec!["stages".to_string(), name.clone()];
             if let Some(bad) = name.chars().find(|c| !(c.is_alphanumeric() || *c == '-' || *c == '_')) {
                 errors.push(self.error(&at, true, format!("stage name `{name}` contains `{bad}`"), Some("use letters, digits, `-` and `_`".into())));
+                self.broken.insert(name);
                 continue;
             }
             let toml::Value::Table(mut table) = table else {
                 errors.push(self.error(&at, false, format!("stage `{name}` must be a table"), None));
+                self.broken.insert(name);
                 continue;
             };
             let kind = match table.remove("kind") {
@@ -273,8 +306,13 @@ impl Manifest {
                     _ => errors.push(self.error(&mat_at, false, "`matrix` must be a table of arrays, e.g. matrix = { samples = [1000, 10000] }".into(), None)),
                 }
             }
-            if let Some(kind) = kind {
-                self.stages.insert(name.clone(), StageDecl { name, kind, needs, matrix, params: table });
+            match kind {
+                Some(kind) => {
+                    self.stages.insert(name.clone(), StageDecl { name, kind, needs, matrix, params: table });
+                }
+                None => {
+                    self.broken.insert(name);
+                }
             }
         }
     }
@@ -298,9 +336,9 @@ impl Manifest {
         Diagnostic { origin, message, help }
     }
 
-    /// Names of all stages, for suggestions.
+    /// Names of all stages (usable or not), for suggestions.
     pub fn stage_names(&self) -> impl Iterator<Item = &str> {
-        self.stages.keys().map(String::as_str)
+        self.stages.keys().map(String::as_str).chain(self.broken.iter().map(String::as_str))
     }
 }
 

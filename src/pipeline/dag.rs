@@ -41,9 +41,21 @@ impl Dag {
         }
         let stage_order = stage_order(manifest)?;
         let mut dag = Dag { arms: Vec::new(), order: Vec::new(), stage_arms: IndexMap::new() };
+        // Stages without arms (their params or an upstream stage are broken) are not expanded
+        // further, so one mistake is reported once, not again for every stage downstream.
+        let mut unusable = manifest.broken.clone();
         for name in stage_order {
             let decl = &manifest.stages[&name];
+            if decl.needs.iter().any(|n| unusable.contains(n)) {
+                unusable.insert(name.clone());
+                dag.stage_arms.insert(name, Vec::new());
+                continue;
+            }
+            let before = errors.len();
             let arms = expand(manifest, decl, &dag, &mut errors);
+            if errors.len() > before {
+                unusable.insert(name.clone());
+            }
             let ids: Vec<usize> = arms
                 .into_iter()
                 .map(|arm| {
@@ -63,6 +75,9 @@ impl Dag {
         }
         dag.stage_arms = ordered;
         for name in manifest.expect.keys() {
+            if !unusable.is_empty() {
+                break;
+            }
             if let Err(help) = dag.check_expectation_target(name) {
                 errors.push(manifest.error(&["expect".into(), name.clone()], true, format!("`{name}` names no arm of this manifest"), Some(help)));
             }
@@ -142,7 +157,9 @@ fn check_needs(manifest: &Manifest, errors: &mut Vec<Diagnostic>) {
         let mut seen = BTreeSet::new();
         for (i, need) in decl.needs.iter().enumerate() {
             let at = vec!["stages".into(), name.clone(), "needs".into(), i.to_string()];
-            if need == name {
+            if manifest.broken.contains(need) {
+                continue;
+            } else if need == name {
                 errors.push(manifest.error(&at, false, format!("stage `{name}` needs itself"), None));
             } else if !manifest.stages.contains_key(need) {
                 let help = did_you_mean(need, manifest.stage_names())
@@ -160,12 +177,12 @@ fn stage_order(manifest: &Manifest) -> Result<Vec<String>, ManifestErrors> {
     let mut graph = DiGraph::<&str, ()>::new();
     let nodes: HashMap<&str, NodeIndex> = manifest.stages.keys().map(|n| (n.as_str(), graph.add_node(n))).collect();
     for (name, decl) in &manifest.stages {
-        for need in &decl.needs {
+        for need in decl.needs.iter().filter(|n| nodes.contains_key(n.as_str())) {
             graph.add_edge(nodes[need.as_str()], nodes[name.as_str()], ());
         }
     }
     match toposort(&graph, None) {
-        Ok(order) => Ok(order.into_iter().map(|n| graph[n].to_string()).collect()),
+        Ok(_) => Ok(stable_order(manifest)),
         Err(_) => {
             let errors = tarjan_scc(&graph)
                 .into_iter()
@@ -185,6 +202,23 @@ fn stage_order(manifest: &Manifest) -> Result<Vec<String>, ManifestErrors> {
             Err(ManifestErrors(errors))
         }
     }
+}
+
+/// Topological order that keeps manifest order wherever dependencies allow (Kahn's algorithm,
+/// always taking the earliest declared ready stage), so listings and runs read like the manifest.
+fn stable_order(manifest: &Manifest) -> Vec<String> {
+    let mut done = BTreeSet::new();
+    let mut order = Vec::new();
+    while order.len() < manifest.stages.len() {
+        let next = manifest
+            .stages
+            .values()
+            .find(|d| !done.contains(&d.name) && d.needs.iter().all(|n| done.contains(n) || !manifest.stages.contains_key(n)))
+            .expect("the graph is acyclic");
+        done.insert(next.name.clone());
+        order.push(next.name.clone());
+    }
+    order
 }
 
 struct Combo {

@@ -143,9 +143,9 @@ pub fn summarize(diffs: &[FieldDiff]) -> String {
         .iter()
         .take(3)
         .map(|d| {
-            if let Some(input) = d.path.strip_prefix("inputs.") {
+            if let Some(input) = member(&d.path, "inputs") {
                 format!("input `{input}` changed")
-            } else if let Some(file) = d.path.strip_prefix("files.") {
+            } else if let Some(file) = member(&d.path, "files") {
                 format!("file `{file}` changed")
             } else {
                 format!("{} {} → {}", d.path, show(&d.old), show(&d.new))
@@ -156,6 +156,12 @@ pub fn summarize(diffs: &[FieldDiff]) -> String {
         parts.push(format!("and {} more", diffs.len() - 3));
     }
     parts.join("; ")
+}
+
+/// The member name in a diff path under `section`: `files.x` or `files["a.txt"]` -> the name.
+fn member<'a>(path: &'a str, section: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix(section)?;
+    rest.strip_prefix('.').or_else(|| rest.strip_prefix("[\"").and_then(|r| r.strip_suffix("\"]")))
 }
 
 fn truncate(s: &str, max: usize) -> String {
