@@ -58,29 +58,29 @@ fn curl(request: &HttpRequest) -> String {
 fn python(request: &HttpRequest) -> String {
     let connection = if request.scheme == "http" { "HTTPConnection" } else { "HTTPSConnection" };
     let mut out = format!("import http.client\n\nconn = http.client.{connection}({})\n\n", dq(&request.host));
-    let payload = match &request.body {
-        Some(body) => {
-            out.push_str(&format!("payload = {}\n\n", dq(&body.text)));
-            "payload"
-        }
-        None => "\"\"",
-    };
+    if let Some(body) = &request.body {
+        out.push_str(&format!("payload = {}\n\n", dq(&body.text)));
+    }
     let headers = request.all_headers();
-    if headers.is_empty() {
-        out.push_str(&format!("conn.request({}, {})\n\n", dq(&request.method), dq(&request.path_and_query())));
-        let _ = payload;
-    } else {
+    if !headers.is_empty() {
         out.push_str("headers = {\n");
         let entries: Vec<String> =
             headers.iter().map(|(name, value)| format!("    {}: {}", single_quoted(name), dq(value))).collect();
         out.push_str(&entries.join(",\n"));
         out.push_str("\n    }\n\n");
-        out.push_str(&format!(
-            "conn.request({}, {}, {payload}, headers)\n\n",
-            dq(&request.method),
-            dq(&request.path_and_query())
-        ));
     }
+    // httpsnippet's python3 target: positional payload when there is one, `headers=` otherwise.
+    let arguments = match (request.body.is_some(), headers.is_empty()) {
+        (true, false) => ", payload, headers".to_string(),
+        (true, true) => ", payload".to_string(),
+        (false, false) => ", headers=headers".to_string(),
+        (false, true) => String::new(),
+    };
+    out.push_str(&format!(
+        "conn.request({}, {}{arguments})\n\n",
+        dq(&request.method),
+        dq(&request.path_and_query())
+    ));
     out.push_str("res = conn.getresponse()\ndata = res.read()\n\nprint(data.decode(\"utf-8\"))");
     out
 }
