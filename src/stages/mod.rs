@@ -3,8 +3,8 @@
 //! artifacts, and `run`. Stages never call each other; they exchange artifact directories only.
 
 mod command;
-// mod ingest;
-// mod normalize;
+mod ingest;
+mod normalize;
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +12,8 @@ use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use command::Command;
+pub use ingest::Ingest;
+pub use normalize::Normalize;
 
 
 /// An upstream artifact handed to a running stage.
@@ -148,10 +150,12 @@ impl<K: StageKind> DynStage for Registered<K> {
 }
 
 static COMMAND: Registered<Command> = Registered(std::marker::PhantomData);
+static INGEST: Registered<Ingest> = Registered(std::marker::PhantomData);
+static NORMALIZE: Registered<Normalize> = Registered(std::marker::PhantomData);
 
 /// Every stage kind this build knows, in manifest order of a typical study.
-pub fn registry() -> [&'static dyn DynStage; 1] {
-    [&COMMAND]
+pub fn registry() -> [&'static dyn DynStage; 3] {
+    [&INGEST, &NORMALIZE, &COMMAND]
 }
 
 pub fn lookup(kind: &str) -> Option<&'static dyn DynStage> {
