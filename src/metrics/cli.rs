@@ -218,6 +218,21 @@ fn endpoints_from_references(rows: &[Row]) -> HashMap<(String, String), Endpoint
 
 /// Runs the subcommand; prints to stdout and returns the process exit code.
 pub fn run(args: &MetricsArgs) -> Result<i32> {
+    let mut scores = evaluate(args)?;
+    match args.format {
+        OutputFormat::Json => {
+            if !args.per_example {
+                scores.examples.clear();
+            }
+            println!("{}", serde_json::to_string_pretty(&scores)?);
+        }
+        OutputFormat::Table => print!("{}", render_table(&scores)),
+    }
+    Ok(0)
+}
+
+/// Reads, pairs and scores the files named by `args` (everything `run` does except printing).
+pub fn evaluate(args: &MetricsArgs) -> Result<CorpusScores> {
     let preds = read_jsonl(&args.predictions)?;
     let refs_storage;
     let refs: &[Record] = match &args.references {
@@ -242,17 +257,7 @@ pub fn run(args: &MetricsArgs) -> Result<i32> {
             known_endpoints: row.api.and_then(|api| endpoint_sets.get(&(api.to_owned(), lang_key(&row.lang)))),
         })
         .collect();
-    let mut scores = score_corpus(&examples);
-    match args.format {
-        OutputFormat::Json => {
-            if !args.per_example {
-                scores.examples.clear();
-            }
-            println!("{}", serde_json::to_string_pretty(&scores)?);
-        }
-        OutputFormat::Table => print!("{}", render_table(&scores)),
-    }
-    Ok(0)
+    Ok(score_corpus(&examples))
 }
 
 fn pct(x: Option<f64>) -> String {
