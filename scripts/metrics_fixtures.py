@@ -360,8 +360,9 @@ def cmd_score(path):
     elapsed = time.perf_counter() - t0
     print(json.dumps({
         "n": len(rows), "seconds": elapsed,
-        "sacrebleu_corpus": corpus, "sacrebleu_sentence_mean": sum(sentence) / len(sentence),
-        "rouge_l_mean": sum(rouge) / len(rouge), "hf_bleu": hf,
+        "sacrebleu_corpus": exact_float(corpus),
+        "sacrebleu_sentence_mean": exact_float(sum(sentence) / len(sentence)),
+        "rouge_l_mean": exact_float(sum(rouge) / len(rouge)), "hf_bleu": exact_float(hf),
     }))
 
 
