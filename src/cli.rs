@@ -49,6 +49,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Remove cache entries no given manifest reaches
     Gc(GcArgs),
+    /// Score a predictions file against references (BLEU, ROUGE-L, syntax, API match, ...)
+    Metrics(crate::metrics::cli::MetricsArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -252,6 +254,12 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         }
         Command::Verify(args) => verify_command(&cache_dir, args),
         Command::Gc(args) => gc_command(&cache_dir, args),
+        Command::Metrics(args) => match crate::metrics::cli::run(args) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(Failure::Stale(String::new())),
+            // Bad input files are the user's to fix: a usage error.
+            Err(e) => Err(Failure::Usage(format!("{e:#}"))),
+        },
     }
 }
 
