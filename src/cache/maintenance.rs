@@ -118,7 +118,7 @@ impl Cache {
         for (name, path) in list_children(&self.root.join(TMP))? {
             // This process's live staging directories; other writers' are leftovers (we hold
             // the lock, so no other writer is running).
-            if writer.is_some() && name.contains(&own_staging) {
+            if self.writer.is_some() && name.contains(&own_staging) {
                 continue;
             }
             doomed.push((format!("{TMP}/{name}"), path, None));
