@@ -38,21 +38,34 @@ impl Rng {
 /// Publishes entries forever, with checkpoints in work dirs, periodic gc and verify.
 #[test]
 fn helper_publish_until_killed() {
-    let Some(root) = std::env::var_os(ROOT_ENV) else { return };
+    let Some(root) = std::env::var_os(ROOT_ENV) else {
+        return;
+    };
     let seed: u64 = std::env::var(SEED_ENV).unwrap().parse().unwrap();
     let cache = Cache::open(Path::new(&root)).unwrap();
     println!("\nCHILD-READY");
     let mut rng = Rng(seed | 1);
     let mut mine: Vec<Key> = Vec::new();
     for i in 0u64.. {
-        let manifest = KeyManifest::new().with("kind", "crash-test").with("seed", seed).with("i", i);
+        let manifest = KeyManifest::new()
+            .with("kind", "crash-test")
+            .with("seed", seed)
+            .with("i", i);
         let key = manifest.key();
         let work = cache.work_dir(&key).unwrap();
-        fs::write(work.join("checkpoint.bin"), vec![7u8; rng.below(200_000) as usize]).unwrap();
+        fs::write(
+            work.join("checkpoint.bin"),
+            vec![7u8; rng.below(200_000) as usize],
+        )
+        .unwrap();
 
         let staging = cache.staging(&key).unwrap();
         for f in 0..1 + rng.below(4) {
-            let dir = if f % 2 == 0 { staging.dir.clone() } else { staging.dir.join(format!("d{f}")) };
+            let dir = if f % 2 == 0 {
+                staging.dir.clone()
+            } else {
+                staging.dir.join(format!("d{f}"))
+            };
             fs::create_dir_all(&dir).unwrap();
             let len = rng.below(600_000) as usize;
             let fill = (rng.next() & 0xff) as u8;
@@ -92,10 +105,22 @@ fn assert_all_visible_entries_intact(root: &Path) -> usize {
     let reader = Cache::open_read_only(root).unwrap();
     let entries = reader.entries().unwrap();
     let dirs = fs::read_dir(root.join("artifacts")).unwrap().count();
-    assert_eq!(dirs, entries.len(), "artifacts/ holds a directory that is not a valid entry");
+    assert_eq!(
+        dirs,
+        entries.len(),
+        "artifacts/ holds a directory that is not a valid entry"
+    );
     for entry in &entries {
-        assert_eq!(digest_dir(&entry.dir).unwrap(), entry.digest, "entry {} is corrupt", entry.key);
-        assert_eq!(reader.lookup(&entry.key).unwrap().unwrap().digest, entry.digest);
+        assert_eq!(
+            digest_dir(&entry.dir).unwrap(),
+            entry.digest,
+            "entry {} is corrupt",
+            entry.key
+        );
+        assert_eq!(
+            reader.lookup(&entry.key).unwrap().unwrap().digest,
+            entry.digest
+        );
     }
     entries.len()
 }
@@ -103,7 +128,10 @@ fn assert_all_visible_entries_intact(root: &Path) -> usize {
 #[test]
 fn kill_9_never_leaves_a_corrupt_entry() {
     let root = tempfile::tempdir().unwrap();
-    let seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     eprintln!("crash test seed {seed}");
     let mut rng = Rng(seed | 1);
     let mut published = HashSet::new();
@@ -114,7 +142,12 @@ fn kill_9_never_leaves_a_corrupt_entry() {
     while rounds < 8 || (kills_mid_write < 3 && rounds < 30) {
         rounds += 1;
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["helper_publish_until_killed", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "helper_publish_until_killed",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(ROOT_ENV, root.path())
             .env(SEED_ENV, (seed.wrapping_add(rounds)).to_string())
             .stdout(Stdio::piped())
@@ -132,7 +165,9 @@ fn kill_9_never_leaves_a_corrupt_entry() {
             }
         });
         loop {
-            let line = lines.recv_timeout(Duration::from_secs(60)).expect("child did not open the cache");
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("child did not open the cache");
             if line.contains("CHILD-READY") {
                 break;
             }
@@ -140,7 +175,10 @@ fn kill_9_never_leaves_a_corrupt_entry() {
         std::thread::sleep(Duration::from_millis(rng.below(400)));
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
-        assert!(status.code().is_none(), "child ended by itself ({status}); it must run until killed");
+        assert!(
+            status.code().is_none(),
+            "child ended by itself ({status}); it must run until killed"
+        );
         reader.join().unwrap();
         for line in lines.try_iter() {
             if let Some(key) = line.strip_prefix("PUBLISHED ") {
@@ -149,7 +187,11 @@ fn kill_9_never_leaves_a_corrupt_entry() {
                 gc_eligible.insert(key.parse::<Key>().unwrap());
             }
         }
-        if fs::read_dir(root.path().join("tmp")).unwrap().next().is_some() {
+        if fs::read_dir(root.path().join("tmp"))
+            .unwrap()
+            .next()
+            .is_some()
+        {
             kills_mid_write += 1;
         }
         // Before any writer cleans up: what a reader sees is whole.
@@ -160,16 +202,34 @@ fn kill_9_never_leaves_a_corrupt_entry() {
         published.len(),
         gc_eligible.len()
     );
-    assert!(kills_mid_write >= 1, "no kill landed mid-publish; the test exercised nothing");
-    assert!(published.len() >= rounds as usize, "children published too little to be meaningful");
+    assert!(
+        kills_mid_write >= 1,
+        "no kill landed mid-publish; the test exercised nothing"
+    );
+    assert!(
+        published.len() >= rounds as usize,
+        "children published too little to be meaningful"
+    );
 
     let cache = Cache::open(root.path()).unwrap();
-    assert!(fs::read_dir(root.path().join("tmp")).unwrap().next().is_none(), "open empties tmp/");
+    assert!(
+        fs::read_dir(root.path().join("tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "open empties tmp/"
+    );
     let report = cache.verify(true).unwrap();
-    assert!(report.quarantined.is_empty() && report.quarantined_names.is_empty(), "{report:?}");
+    assert!(
+        report.quarantined.is_empty() && report.quarantined_names.is_empty(),
+        "{report:?}"
+    );
     assert_eq!(report.ok, report.checked);
     for key in published.difference(&gc_eligible) {
-        let entry = cache.lookup(key).unwrap().unwrap_or_else(|| panic!("published entry {key} was lost"));
+        let entry = cache
+            .lookup(key)
+            .unwrap()
+            .unwrap_or_else(|| panic!("published entry {key} was lost"));
         assert_eq!(digest_dir(&entry.dir).unwrap(), entry.digest);
     }
     let live = assert_all_visible_entries_intact(root.path());

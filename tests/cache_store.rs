@@ -7,11 +7,16 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use apitune::cache::{Cache, CacheError, ENTRY_FILE, Entry, EntryMeta, Key, KeyManifest, digest_dir};
+use apitune::cache::{
+    Cache, CacheError, ENTRY_FILE, Entry, EntryMeta, Key, KeyManifest, digest_dir,
+};
 use serde_json::json;
 
 fn manifest(n: u64) -> KeyManifest {
-    KeyManifest::new().with("kind", "normalize").with("version", 1).with("params", json!({"n": n}))
+    KeyManifest::new()
+        .with("kind", "normalize")
+        .with("version", 1)
+        .with("params", json!({"n": n}))
 }
 
 fn meta(manifest: KeyManifest) -> EntryMeta {
@@ -29,7 +34,11 @@ fn meta(manifest: KeyManifest) -> EntryMeta {
 fn publish(cache: &Cache, n: u64) -> Entry {
     let m = manifest(n);
     let staging = cache.staging(&m.key()).unwrap();
-    fs::write(staging.dir.join("train.jsonl"), format!("{{\"n\":{n}}}\n").repeat(100)).unwrap();
+    fs::write(
+        staging.dir.join("train.jsonl"),
+        format!("{{\"n\":{n}}}\n").repeat(100),
+    )
+    .unwrap();
     fs::create_dir(staging.dir.join("sub")).unwrap();
     fs::write(staging.dir.join("sub/stats.json"), format!("[{n}]")).unwrap();
     cache.publish(staging, meta(m)).unwrap()
@@ -37,7 +46,9 @@ fn publish(cache: &Cache, n: u64) -> Entry {
 
 fn children(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = match fs::read_dir(dir) {
-        Ok(rd) => rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
         Err(_) => Vec::new(),
     };
     names.sort();
@@ -55,7 +66,10 @@ fn publish_then_lookup_round_trips() {
 
     let published = publish(&cache, 1);
     assert_eq!(published.key, key);
-    assert_eq!(published.dir, root.path().join("artifacts").join(key.to_string()));
+    assert_eq!(
+        published.dir,
+        root.path().join("artifacts").join(key.to_string())
+    );
     assert_eq!(published.digest, digest_dir(&published.dir).unwrap());
     let paths: Vec<&str> = published.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(paths, ["sub/stats.json", "train.jsonl"]);
@@ -64,20 +78,32 @@ fn publish_then_lookup_round_trips() {
     assert!(!work.exists(), "publish removes the work dir");
     assert!(children(&root.path().join("tmp")).is_empty());
 
-    let found = cache.lookup(&key).unwrap().expect("published entry is found");
+    let found = cache
+        .lookup(&key)
+        .unwrap()
+        .expect("published entry is found");
     assert_eq!(found.digest, published.digest);
     assert_eq!(found.files, published.files);
     assert_eq!(found.meta, published.meta);
-    assert_eq!(fs::read_to_string(found.file("sub/stats.json")).unwrap(), "[1]");
+    assert_eq!(
+        fs::read_to_string(found.file("sub/stats.json")).unwrap(),
+        "[1]"
+    );
     assert!(cache.lookup(&manifest(2).key()).unwrap().is_none());
     assert_eq!(cache.entries().unwrap().len(), 1);
 
     // A reader in another handle sees the same entry without touching the index.
     let reader = Cache::open_read_only(root.path()).unwrap();
-    assert_eq!(reader.lookup(&key).unwrap().unwrap().digest, published.digest);
+    assert_eq!(
+        reader.lookup(&key).unwrap().unwrap().digest,
+        published.digest
+    );
     drop(cache);
     let reopened = Cache::open(root.path()).unwrap();
-    assert_eq!(reopened.lookup(&key).unwrap().unwrap().digest, published.digest);
+    assert_eq!(
+        reopened.lookup(&key).unwrap().unwrap().digest,
+        published.digest
+    );
 }
 
 #[test]
@@ -135,7 +161,10 @@ fn failed_stage_leaves_nothing_and_key_mismatch_is_refused() {
 
     let staging = cache.staging(&manifest(3).key()).unwrap();
     fs::write(staging.dir.join(ENTRY_FILE), "mine").unwrap();
-    let err = cache.publish(staging, meta(manifest(3))).unwrap_err().to_string();
+    let err = cache
+        .publish(staging, meta(manifest(3)))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("reserved"), "{err}");
 }
 
@@ -151,7 +180,11 @@ fn lookup_survives_a_deleted_index() {
     assert_eq!(cache.lookup(&one.key).unwrap().unwrap().digest, one.digest);
     assert_eq!(cache.entries().unwrap().len(), 2);
     let report = cache.verify(true).unwrap();
-    assert_eq!((report.ok, report.reindexed, report.dropped_index), (2, 0, 0), "{report:?}");
+    assert_eq!(
+        (report.ok, report.reindexed, report.dropped_index),
+        (2, 0, 0),
+        "{report:?}"
+    );
     assert_eq!(cache.lookup(&two.key).unwrap().unwrap().files, two.files);
 }
 
@@ -164,7 +197,24 @@ fn a_damaged_index_is_moved_aside_and_rebuilt() {
     fs::write(root.path().join("index.sled"), "not a database").unwrap();
     let cache = Cache::open(root.path()).unwrap();
     assert_eq!(cache.lookup(&one.key).unwrap().unwrap().digest, one.digest);
-    assert!(children(root.path()).iter().any(|n| n.starts_with("index.sled.broken-")));
+    assert!(
+        children(root.path())
+            .iter()
+            .any(|n| n.starts_with("index.sled.broken-"))
+    );
+    let report = cache.gc(&[one.key].into(), false).unwrap();
+    assert!(
+        report
+            .removed
+            .iter()
+            .any(|(what, _)| what.starts_with("index.sled.broken-")),
+        "{report:?}"
+    );
+    assert!(
+        !children(root.path())
+            .iter()
+            .any(|n| n.starts_with("index.sled.broken-"))
+    );
     drop(cache);
 
     // Garbage inside sled's own files: whatever sled makes of it, the entry is still found.
@@ -179,6 +229,28 @@ fn a_damaged_index_is_moved_aside_and_rebuilt() {
     let cache = Cache::open(root.path()).unwrap();
     assert_eq!(cache.lookup(&one.key).unwrap().unwrap().digest, one.digest);
     assert_eq!(cache.entries().unwrap().len(), 1);
+}
+
+#[test]
+fn latest_entry_of_a_stage_and_its_manifest_diff() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = Cache::open(root.path()).unwrap();
+    publish(&cache, 1);
+    std::thread::sleep(Duration::from_millis(5));
+    let newer = publish(&cache, 2);
+    let latest = cache.latest_entry_for_stage("split").unwrap().unwrap();
+    assert_eq!(latest.key, newer.key);
+    assert!(cache.latest_entry_for_stage("eval").unwrap().is_none());
+    let diff = latest.meta.key_manifest.diff(&manifest(3));
+    assert_eq!(diff.len(), 1);
+    assert_eq!(
+        (
+            diff[0].path.as_str(),
+            diff[0].old.clone(),
+            diff[0].new.clone()
+        ),
+        ("params.n", Some(json!(2)), Some(json!(3)))
+    );
 }
 
 #[test]
@@ -246,23 +318,52 @@ fn tampered_artifacts_are_quarantined_and_never_returned() {
     let mut expected = vec![flipped.key, truncated.key, bad_meta.key, extra.key];
     expected.sort();
     assert_eq!(quarantined, expected);
-    let reason = |k: Key| report.quarantined.iter().find(|(q, _)| *q == k).unwrap().1.clone();
-    assert!(reason(flipped.key).contains("content does not match"), "{}", reason(flipped.key));
-    assert!(reason(extra.key).contains("smuggled.bin"), "{}", reason(extra.key));
+    let reason = |k: Key| {
+        report
+            .quarantined
+            .iter()
+            .find(|(q, _)| *q == k)
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert!(
+        reason(flipped.key).contains("content does not match"),
+        "{}",
+        reason(flipped.key)
+    );
+    assert!(
+        reason(extra.key).contains("smuggled.bin"),
+        "{}",
+        reason(extra.key)
+    );
     assert_eq!(report.quarantined_names.len(), 1);
 
     for key in &expected {
         assert!(cache.lookup(key).unwrap().is_none());
     }
-    assert_eq!(cache.lookup(&intact.key).unwrap().unwrap().digest, intact.digest);
-    assert_eq!(children(&root.path().join("artifacts")), [intact.key.to_string()]);
+    assert_eq!(
+        cache.lookup(&intact.key).unwrap().unwrap().digest,
+        intact.digest
+    );
+    assert_eq!(
+        children(&root.path().join("artifacts")),
+        [intact.key.to_string()]
+    );
     // Quarantine keeps the evidence with a reason file.
     let q = children(&root.path().join("quarantine"));
-    assert_eq!(q.iter().filter(|n| n.ends_with(".reason")).count(), 5, "{q:?}");
+    assert_eq!(
+        q.iter().filter(|n| n.ends_with(".reason")).count(),
+        5,
+        "{q:?}"
+    );
 
     // The stage can now run again and publish a fresh entry under the same key.
     let again = publish(&cache, 1);
-    assert_eq!(cache.lookup(&flipped.key).unwrap().unwrap().digest, again.digest);
+    assert_eq!(
+        cache.lookup(&flipped.key).unwrap().unwrap().digest,
+        again.digest
+    );
 }
 
 #[test]
@@ -274,7 +375,11 @@ fn verify_repair_drops_index_records_without_a_directory() {
     fs::remove_dir_all(&gone.dir).unwrap();
     assert!(cache.lookup(&gone.key).unwrap().is_none());
     let report = cache.verify(true).unwrap();
-    assert_eq!((report.checked, report.ok, report.dropped_index), (1, 1, 1), "{report:?}");
+    assert_eq!(
+        (report.checked, report.ok, report.dropped_index),
+        (1, 1, 1),
+        "{report:?}"
+    );
     assert!(report.quarantined.is_empty());
 }
 
@@ -284,7 +389,11 @@ fn stale_lock_of_a_dead_process_is_taken_over() {
     // No process has this pid (Linux pid_max is at most 2^22).
     fs::write(root.path().join("lock"), "999999999\n").unwrap();
     let cache = Cache::open(root.path()).unwrap();
-    let holder: u32 = fs::read_to_string(root.path().join("lock")).unwrap().trim().parse().unwrap();
+    let holder: u32 = fs::read_to_string(root.path().join("lock"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(holder, std::process::id());
     publish(&cache, 1);
 }
@@ -307,7 +416,9 @@ const HOLD_LOCK_ENV: &str = "APITUNE_TEST_HOLD_CACHE_LOCK";
 /// Opens the cache named by the env var and holds it until stdin closes.
 #[test]
 fn helper_hold_cache_lock() {
-    let Some(root) = std::env::var_os(HOLD_LOCK_ENV) else { return };
+    let Some(root) = std::env::var_os(HOLD_LOCK_ENV) else {
+        return;
+    };
     let _cache = Cache::open(Path::new(&root)).unwrap();
     println!("\nHELPER-LOCKED");
     std::io::stdout().flush().unwrap();
@@ -324,20 +435,32 @@ fn live_lock_is_refused_with_the_holders_pid() {
     // libtest prints its own "test ... " prefix on the same stdout.
     while !line.contains("HELPER-LOCKED") {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "helper exited before locking");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "helper exited before locking"
+        );
     }
     match Cache::open(root.path()) {
         Err(CacheError::Locked { pid, path }) => {
             assert_eq!(pid, Some(holder.id()));
             assert_eq!(path, root.path().join("lock"));
             let message = CacheError::Locked { pid, path }.to_string();
-            assert!(message.contains(&format!("process {}", holder.id())), "{message}");
+            assert!(
+                message.contains(&format!("process {}", holder.id())),
+                "{message}"
+            );
         }
         Err(other) => panic!("expected Locked, got {other}"),
         Ok(_) => panic!("a second writer was let in"),
     }
     // Readers are never blocked by the writer.
-    assert!(Cache::open_read_only(root.path()).unwrap().entries().unwrap().is_empty());
+    assert!(
+        Cache::open_read_only(root.path())
+            .unwrap()
+            .entries()
+            .unwrap()
+            .is_empty()
+    );
 
     drop(holder.stdin.take()); // the holder finishes
     assert!(holder.wait().unwrap().success());
@@ -363,12 +486,22 @@ fn gc_dry_run_reports_exactly_what_gc_removes() {
 
     let keep: HashSet<Key> = [keep_a.key, keep_b.key, manifest(10).key()].into();
     let dry = cache.gc(&keep, true).unwrap();
-    assert_eq!(cache.entries().unwrap().len(), 4, "a dry run deletes nothing");
+    assert_eq!(
+        cache.entries().unwrap().len(),
+        4,
+        "a dry run deletes nothing"
+    );
     assert_eq!(dry.kept, 2);
     let entry_size = |e: &Entry| e.bytes + fs::metadata(e.dir.join(ENTRY_FILE)).unwrap().len();
     let mut expected = vec![
-        (format!("artifacts/{} (split)", drop_a.key), entry_size(&drop_a)),
-        (format!("artifacts/{} (split)", drop_b.key), entry_size(&drop_b)),
+        (
+            format!("artifacts/{} (split)", drop_a.key),
+            entry_size(&drop_a),
+        ),
+        (
+            format!("artifacts/{} (split)", drop_b.key),
+            entry_size(&drop_b),
+        ),
         (format!("work/{}", manifest(11).key()), 2000),
         ("tmp/leftover.1.0".to_string(), 300),
     ];
@@ -379,13 +512,25 @@ fn gc_dry_run_reports_exactly_what_gc_removes() {
     assert_eq!(dry.bytes, expected.iter().map(|(_, b)| b).sum::<u64>());
 
     // A read-only handle may dry-run too, and sees the same (minus nothing: no live staging of its own).
-    let reader_dry = Cache::open_read_only(root.path()).unwrap().gc(&keep, true).unwrap();
-    assert_eq!(reader_dry.bytes, dry.bytes + 1, "the reader also counts our live staging dir");
+    let reader_dry = Cache::open_read_only(root.path())
+        .unwrap()
+        .gc(&keep, true)
+        .unwrap();
+    assert_eq!(
+        reader_dry.bytes,
+        dry.bytes + 1,
+        "the reader also counts our live staging dir"
+    );
 
     let real = cache.gc(&keep, false).unwrap();
     assert_eq!(real.removed, dry.removed);
     assert_eq!(real.bytes, dry.bytes);
-    let left: Vec<Key> = cache.entries().unwrap().into_iter().map(|e| e.key).collect();
+    let left: Vec<Key> = cache
+        .entries()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
     assert_eq!(left.len(), 2);
     assert!(left.contains(&keep_a.key) && left.contains(&keep_b.key));
     assert!(resumable.join("ckpt").exists());
@@ -402,10 +547,22 @@ fn read_only_cache_never_writes() {
     let reader = Cache::open_read_only(&missing).unwrap();
     assert!(reader.entries().unwrap().is_empty());
     assert!(reader.lookup(&manifest(1).key()).unwrap().is_none());
-    assert!(matches!(reader.staging(&manifest(1).key()), Err(CacheError::ReadOnly { .. })));
-    assert!(matches!(reader.work_dir(&manifest(1).key()), Err(CacheError::ReadOnly { .. })));
-    assert!(matches!(reader.verify(false), Err(CacheError::ReadOnly { .. })));
-    assert!(matches!(reader.gc(&HashSet::new(), false), Err(CacheError::ReadOnly { .. })));
+    assert!(matches!(
+        reader.staging(&manifest(1).key()),
+        Err(CacheError::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        reader.work_dir(&manifest(1).key()),
+        Err(CacheError::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        reader.verify(false),
+        Err(CacheError::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        reader.gc(&HashSet::new(), false),
+        Err(CacheError::ReadOnly { .. })
+    ));
     assert!(!missing.exists());
 }
 
@@ -443,7 +600,12 @@ fn file_hash_stat_cache_hits_until_the_file_changes() {
     let mtime = fs::metadata(&weights).unwrap().modified().unwrap();
     changed[50_000] = 3;
     fs::write(&weights, &changed).unwrap();
-    fs::File::options().write(true).open(&weights).unwrap().set_modified(mtime).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&weights)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     assert_eq!(cache.hash_file(&weights).unwrap(), blake3::hash(&changed));
     assert_eq!(cache.hash_stats().files_hashed, 3);
 
@@ -451,7 +613,13 @@ fn file_hash_stat_cache_hits_until_the_file_changes() {
     drop(cache);
     let cache = Cache::open(root.path()).unwrap();
     assert_eq!(cache.hash_file(&weights).unwrap(), blake3::hash(&changed));
-    assert_eq!(cache.hash_stats(), apitune::cache::HashStats { stat_cache_hits: 1, files_hashed: 0 });
+    assert_eq!(
+        cache.hash_stats(),
+        apitune::cache::HashStats {
+            stat_cache_hits: 1,
+            files_hashed: 0
+        }
+    );
 
     // A file written just now is not trusted to the stat cache (its mtime tick may not be over).
     let fresh = inputs.path().join("fresh.bin");
@@ -474,9 +642,18 @@ fn hash_path_of_a_directory_matches_the_artifact_digest() {
     let model = tempfile::tempdir().unwrap();
     copy_dir(&entry.dir, model.path());
     fs::remove_file(model.path().join(ENTRY_FILE)).unwrap();
-    assert_eq!(apitune::cache::Digest::from(cache.hash_path(model.path()).unwrap()), entry.digest);
+    assert_eq!(
+        apitune::cache::Digest::from(cache.hash_path(model.path()).unwrap()),
+        entry.digest
+    );
     let file = model.path().join("train.jsonl");
-    assert_eq!(cache.hash_path(&file).unwrap(), blake3::hash(&fs::read(&file).unwrap()));
-    let err = cache.hash_path(&model.path().join("absent")).unwrap_err().to_string();
+    assert_eq!(
+        cache.hash_path(&file).unwrap(),
+        blake3::hash(&fs::read(&file).unwrap())
+    );
+    let err = cache
+        .hash_path(&model.path().join("absent"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("absent"), "{err}");
 }

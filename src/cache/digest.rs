@@ -78,8 +78,13 @@ fn walk(
         if depth == 0 && skip_top_level == Some(name) {
             continue;
         }
-        let rel = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
-        let mut meta = fs::symlink_metadata(&abs).map_err(CacheError::io("read metadata of", &abs))?;
+        let rel = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let mut meta =
+            fs::symlink_metadata(&abs).map_err(CacheError::io("read metadata of", &abs))?;
         if meta.file_type().is_symlink() {
             if links == Links::Reject {
                 return Err(CacheError::InvalidArtifact {
@@ -92,7 +97,11 @@ fn walk(
         if meta.is_dir() {
             walk(&abs, &rel, links, None, depth + 1, files)?;
         } else if meta.is_file() {
-            files.push(FoundFile { rel, abs, size: meta.len() });
+            files.push(FoundFile {
+                rel,
+                abs,
+                size: meta.len(),
+            });
         } else {
             return Err(CacheError::InvalidArtifact {
                 path: abs,
@@ -106,7 +115,9 @@ fn walk(
 /// blake3 of a file's bytes. Memory-maps large files and hashes them on all cores.
 pub fn hash_file_contents(path: &Path) -> Result<blake3::Hash, CacheError> {
     let mut hasher = blake3::Hasher::new();
-    hasher.update_mmap_rayon(path).map_err(CacheError::io("hash", path))?;
+    hasher
+        .update_mmap_rayon(path)
+        .map_err(CacheError::io("hash", path))?;
     Ok(hasher.finalize())
 }
 
@@ -172,6 +183,9 @@ mod tests {
         let err = digest_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("symbolic link"), "{err}");
         let followed = list_files(dir.path(), Links::Follow, None).unwrap();
-        assert_eq!(followed.iter().map(|f| f.rel.as_str()).collect::<Vec<_>>(), ["link", "real"]);
+        assert_eq!(
+            followed.iter().map(|f| f.rel.as_str()).collect::<Vec<_>>(),
+            ["link", "real"]
+        );
     }
 }

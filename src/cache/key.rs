@@ -76,7 +76,8 @@ impl KeyManifest {
     /// arrays, in path order. Numbers equal under the canonical encoding (`1` and `1.0`) are
     /// equal here too, so an empty diff means an equal key.
     pub fn diff(&self, other: &KeyManifest) -> Vec<FieldDiff> {
-        let as_object = |m: &KeyManifest| m.0.clone().into_iter().collect::<serde_json::Map<_, _>>();
+        let as_object =
+            |m: &KeyManifest| m.0.clone().into_iter().collect::<serde_json::Map<_, _>>();
         let mut diffs = Vec::new();
         diff_objects("", &as_object(self), &as_object(other), &mut diffs);
         diffs
@@ -116,7 +117,10 @@ fn write_canonical(out: &mut String, value: &Value) {
 }
 
 /// `members` must already be sorted by key.
-fn write_canonical_object<'a>(out: &mut String, members: impl Iterator<Item = (&'a String, &'a Value)>) {
+fn write_canonical_object<'a>(
+    out: &mut String,
+    members: impl Iterator<Item = (&'a String, &'a Value)>,
+) {
     out.push('{');
     for (i, (name, value)) in members.enumerate() {
         if i > 0 {
@@ -175,7 +179,8 @@ fn canonically_equal(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| canonically_equal(v, w)))
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| canonically_equal(v, w)))
         }
         _ => a == b,
     }
@@ -184,7 +189,9 @@ fn canonically_equal(a: &Value, b: &Value) -> bool {
 /// `parent.name`, or `parent["na.me"]` when the name would make the path ambiguous.
 fn member_path(parent: &str, name: &str) -> String {
     let plain = !name.is_empty()
-        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '=' | ':'));
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '=' | ':'));
     match (plain, parent.is_empty()) {
         (true, true) => name.to_string(),
         (true, false) => format!("{parent}.{name}"),
@@ -206,7 +213,12 @@ fn diff_objects(
     names.sort();
     names.dedup();
     for name in names {
-        diff_values(&member_path(path, name), old.get(name), new.get(name), diffs);
+        diff_values(
+            &member_path(path, name),
+            old.get(name),
+            new.get(name),
+            diffs,
+        );
     }
 }
 
@@ -246,6 +258,9 @@ mod tests {
     fn member_paths_quote_ambiguous_names() {
         assert_eq!(member_path("", "params"), "params");
         assert_eq!(member_path("params", "lr"), "params.lr");
-        assert_eq!(member_path("expect", "eval.syntax"), r#"expect["eval.syntax"]"#);
+        assert_eq!(
+            member_path("expect", "eval.syntax"),
+            r#"expect["eval.syntax"]"#
+        );
     }
 }
