@@ -104,6 +104,10 @@ fn publish_then_lookup_round_trips() {
         reopened.lookup(&key).unwrap().unwrap().digest,
         published.digest
     );
+    assert!(
+        !children(root.path()).iter().any(|n| n.contains("broken")),
+        "a clean reopen must not find the index damaged"
+    );
 }
 
 #[test]

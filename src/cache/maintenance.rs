@@ -13,7 +13,7 @@ use super::ids::Key;
 use super::index::{FileStamp, IndexedEntry};
 use super::store::{
     ARTIFACTS, BROKEN_INDEX_PREFIX, Cache, QUARANTINE, TMP, WORK, fsync_dir, list_children,
-    remove_if_exists, unix_ms,
+    remove_if_exists, unique_suffix,
 };
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -152,7 +152,10 @@ impl Cache {
                     // Out of `artifacts/` atomically first, so a crash mid-delete cannot leave
                     // a half-deleted entry visible; `tmp/` is emptied on the next open.
                     writer.index.remove_entry(&key)?;
-                    let trash = self.root.join(TMP).join(format!("gc-{key}.{}", unix_ms()));
+                    let trash = self
+                        .root
+                        .join(TMP)
+                        .join(format!("gc-{key}.{}", unique_suffix()));
                     fs::rename(&path, &trash)
                         .map_err(CacheError::io("move out of the cache", &path))?;
                     fsync_dir(&self.root.join(ARTIFACTS))?;

@@ -44,6 +44,8 @@ pub(crate) const QUARANTINE: &str = "quarantine";
 const INDEX: &str = "index.sled";
 /// A damaged index is renamed to `index.sled.broken-<unix ms>`, kept for inspection until gc.
 pub(crate) const BROKEN_INDEX_PREFIX: &str = "index.sled.broken-";
+/// How sled 0.34 reports that another process has its database open.
+const SLED_LOCKED: &str = "could not acquire lock";
 const LOCK: &str = "lock";
 
 /// A content-addressed store of stage outputs. [`Cache::open`] gives the single writer;
@@ -108,6 +110,10 @@ impl Cache {
         let index_path = root.join(INDEX);
         let (index, rebuild) = match Index::open(&index_path) {
             Ok(index) => (index, false),
+            // Held by some other process that ignored our lock: not damage, so leave it be.
+            Err(e @ CacheError::Index { .. }) if e.to_string().contains(SLED_LOCKED) => {
+                return Err(e);
+            }
             Err(_) => {
                 let aside = root.join(format!("{BROKEN_INDEX_PREFIX}{}", unix_ms()));
                 fs::rename(&index_path, &aside)
@@ -300,7 +306,6 @@ impl Cache {
     /// A fresh, empty staging directory `tmp/<key>.<pid>.<nonce>` for a stage's output.
     pub fn staging(&self, key: &Key) -> Result<Staging, CacheError> {
         self.writer("create a staging directory")?;
-        static NONCE: AtomicU64 = AtomicU64::new(0);
         let nonce = NONCE.fetch_add(1, Ordering::Relaxed);
         let dir = self
             .root
@@ -371,6 +376,7 @@ impl Cache {
                 });
             }
             if let Some(existing) = self.lookup(&key)? {
+                remove_if_exists(&self.root.join(WORK).join(key.to_string()))?;
                 return Ok(existing); // `staging` drops and deletes itself
             }
             self.quarantine_dir(
@@ -405,7 +411,7 @@ impl Cache {
             writer.index.remove_entry(&key)?;
         }
         let quarantine = self.root.join(QUARANTINE);
-        let stem = format!("{name}.{}", unix_ms());
+        let stem = format!("{name}.{}", unique_suffix());
         let target = quarantine.join(&stem);
         fs::rename(path, &target).map_err(CacheError::io("move into quarantine", path))?;
         fsync_dir(&self.root.join(ARTIFACTS))?;
@@ -415,6 +421,14 @@ impl Cache {
         );
         Ok(())
     }
+}
+
+/// Distinguishes names created in this process (staging dirs, quarantine and trash names).
+static NONCE: AtomicU64 = AtomicU64::new(0);
+
+/// `<unix ms>-<nonce>`: unique within this process, and readable as a time.
+pub(crate) fn unique_suffix() -> String {
+    format!("{}-{}", unix_ms(), NONCE.fetch_add(1, Ordering::Relaxed))
 }
 
 pub(crate) fn unix_ms() -> u64 {
