@@ -1,8 +1,4 @@
-//! Content hashes of files and directories. A directory's digest is a Merkle hash over its
-//! regular files: blake3 derive-key context `"apitune directory digest v1"` over, for every file
-//! in byte order of its relative path (components joined by `/`): the path's length as a
-//! little-endian u64, the path's UTF-8 bytes, and the file's 32-byte blake3 hash. Empty
-//! directories contribute nothing; only content and relative paths matter, never mtimes or modes.
+//! Content hashes of files and directories (the Merkle encoding is documented on [`digest_dir`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -134,6 +130,11 @@ pub(crate) fn merkle<'a>(files: impl IntoIterator<Item = (&'a str, blake3::Hash)
 
 /// Digest of an artifact directory: the Merkle hash of its files, leaving out [`ENTRY_FILE`].
 /// Symbolic links and special files are errors (artifacts must be self-contained).
+///
+/// The Merkle hash: blake3 in derive-key mode with context `"apitune directory digest v1"`
+/// over, for every regular file in byte order of its relative path (components joined by `/`),
+/// the path's length as a little-endian u64, the path's UTF-8 bytes, and the file's 32-byte
+/// blake3. Empty directories contribute nothing; mtimes and modes never matter.
 pub fn digest_dir(dir: &Path) -> Result<Digest, CacheError> {
     let files = list_files(dir, Links::Reject, Some(ENTRY_FILE))?;
     let mut hashed = Vec::with_capacity(files.len());

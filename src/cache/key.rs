@@ -1,22 +1,5 @@
 //! Cache keys: the named fields a stage's output depends on ([`KeyManifest`]), their canonical
 //! encoding, and field-level diffs between two manifests (what `explain` prints for a miss).
-//!
-//! # Canonical encoding (version 1)
-//!
-//! The manifest is encoded as one JSON text with no insignificant whitespace:
-//! - objects: members sorted by key, compared as Rust strings (byte-wise UTF-8 order);
-//! - arrays: elements in order;
-//! - strings: `"`-quoted; `"` and `\` are backslash-escaped, U+0008/0009/000A/000C/000D as
-//!   `\b \t \n \f \r`, other control characters below U+0020 as `\u00xx` (lower-case hex); every
-//!   other character is written as raw UTF-8 (the RFC 8785 string rules);
-//! - numbers: a finite number whose value is an integer of magnitude below 2^127 is written as a
-//!   plain decimal integer (so `1`, `1.0` and `1e0` are one value); any other number is written
-//!   in Rust's shortest round-trip exponent form (`{:e}`: `2e-4`, `1.5e300`);
-//! - `true`, `false`, `null` as in JSON.
-//!
-//! The key is `blake3::derive_key("apitune cache key v1", canonical_json)`: the derive-key
-//! context separates keys from every other blake3 hash in the cache and carries the encoding
-//! version, so a future encoding change bumps the context string rather than silently colliding.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -31,6 +14,23 @@ const KEY_CONTEXT: &str = "apitune cache key v1";
 
 /// The named fields a key is computed from (kind, version, resolved params, input digests,
 /// runtime facts, ...). Stored in every entry so `explain` can diff it against a new one.
+///
+/// # Canonical encoding (version 1)
+///
+/// The manifest is encoded as one JSON text with no insignificant whitespace:
+/// - objects: members sorted by key, compared as Rust strings (byte-wise UTF-8 order);
+/// - arrays: elements in order;
+/// - strings: `"`-quoted; `"` and `\` are backslash-escaped, U+0008/0009/000A/000C/000D as
+///   `\b \t \n \f \r`, other control characters below U+0020 as `\u00xx` (lower-case hex); every
+///   other character is written as raw UTF-8 (the RFC 8785 string rules);
+/// - numbers: a finite number whose value is an integer of magnitude below 2^127 is written as a
+///   plain decimal integer (so `1`, `1.0` and `1e0` are one value); any other number is written
+///   in Rust's shortest round-trip exponent form (`{:e}`: `2e-4`, `1.5e300`);
+/// - `true`, `false`, `null` as in JSON.
+///
+/// The key is `blake3::derive_key("apitune cache key v1", canonical_json)`: the derive-key
+/// context separates keys from every other blake3 hash in the cache and carries the encoding
+/// version, so a future encoding change bumps the context string rather than silently colliding.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct KeyManifest(pub BTreeMap<String, Value>);
 

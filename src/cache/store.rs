@@ -1,21 +1,5 @@
-//! The cache directory and its entries.
-//!
-//! ```text
-//! root/
-//!   lock                 single-writer lock (holder's pid)
-//!   index.sled/          accelerator index (rebuildable)
-//!   artifacts/<key>/     published entries: the stage's files + .apitune-entry.json
-//!   tmp/                 staging dirs and directories being deleted; emptied by every writer open
-//!   work/<key>/          resumable state of long stages; removed when <key> is published
-//!   quarantine/          entries that failed verification, kept for inspection until gc
-//! ```
-//!
-//! Crash safety rests on one atomic step: an entry becomes visible only when its complete,
-//! fsynced staging directory (metadata file included) is renamed to `artifacts/<key>`; entries
-//! leave `artifacts/` by a rename too (into `tmp/` or `quarantine/`). A process killed at any
-//! instant therefore leaves `artifacts/` holding only complete entries, plus leftovers in `tmp/`
-//! that the next writer removes. The index is updated after each rename; a missing or stale
-//! index record is detected (by the metadata file's stat stamp) and rebuilt from the directory.
+//! The cache directory and its entries: open, lookup, hashing inputs, staging and publish.
+//! The layout and crash-safety argument are in the parent module's docs.
 
 use std::fs;
 use std::io;
