@@ -20,6 +20,17 @@ fn per(total: Duration, n: usize) -> String {
     format!("{:.3} ms", total.as_secs_f64() * 1e3 / n as f64)
 }
 
+fn tree_bytes(path: &std::path::Path) -> u64 {
+    let meta = fs::symlink_metadata(path).unwrap();
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .unwrap()
+        .map(|e| tree_bytes(&e.unwrap().path()))
+        .sum()
+}
+
 fn main() {
     let hash_mb = env_usize("APITUNE_BENCH_HASH_MB", 256);
     let n_entries = env_usize("APITUNE_BENCH_ENTRIES", 200);
@@ -130,6 +141,10 @@ fn main() {
     );
 
     drop(cache);
+    println!(
+        "index.sled on disk: {:.1} MiB for {n_entries} entries + 1 stat-cache record",
+        tree_bytes(&root.path().join("index.sled")) as f64 / (1 << 20) as f64
+    );
     fs::remove_dir_all(root.path().join("index.sled")).unwrap();
     let t = Instant::now();
     let cache = Cache::open(root.path()).unwrap();
