@@ -32,7 +32,10 @@ fn key_ignores_member_order_and_whitespace() {
     let one: KeyManifest = serde_json::from_str(compact).unwrap();
     let two: KeyManifest = serde_json::from_str(spaced).unwrap();
     assert_eq!(one.key(), two.key());
-    assert_eq!(one.canonical_json(), r#"{"a":"s","b":{"x":5e-1,"y":[1,2,{"p":false,"q":"x"}]}}"#);
+    assert_eq!(
+        one.canonical_json(),
+        r#"{"a":"s","b":{"x":5e-1,"y":[1,2,{"p":false,"q":"x"}]}}"#
+    );
     assert!(one.diff(&two).is_empty());
 }
 
@@ -42,9 +45,17 @@ fn key_ignores_member_order_and_whitespace() {
 /// `blake3(canonical_text, derive_key_context="apitune cache key v1").hexdigest()`.
 #[test]
 fn key_of_a_fixed_manifest_never_changes() {
-    let m = manifest(json!({"kind": "eval", "version": 1, "params": {"lr": 2e-4, "langs": ["curl", "go"]}}));
-    assert_eq!(m.canonical_json(), r#"{"kind":"eval","params":{"langs":["curl","go"],"lr":2e-4},"version":1}"#);
-    assert_eq!(m.key().to_string(), "3b92d49940eedbeee90b01e4b6b3596ef8d15fee852be9c5fb4721d5ddfec770");
+    let m = manifest(
+        json!({"kind": "eval", "version": 1, "params": {"lr": 2e-4, "langs": ["curl", "go"]}}),
+    );
+    assert_eq!(
+        m.canonical_json(),
+        r#"{"kind":"eval","params":{"langs":["curl","go"],"lr":2e-4},"version":1}"#
+    );
+    assert_eq!(
+        m.key().to_string(),
+        "3b92d49940eedbeee90b01e4b6b3596ef8d15fee852be9c5fb4721d5ddfec770"
+    );
 }
 
 /// Every leaf of the sample, changed in turn, yields a key distinct from the original and from
@@ -109,14 +120,26 @@ fn diff_reports_nested_paths_with_old_and_new_values() {
     new.0.get_mut("params").unwrap()["train"]["epochs"] = json!(1.0); // same value, other spelling
 
     let diff = old.diff(&new);
-    let fd = |path: &str, old: Option<Value>, new: Option<Value>| FieldDiff { path: path.into(), old, new };
+    let fd = |path: &str, old: Option<Value>, new: Option<Value>| FieldDiff {
+        path: path.into(),
+        old,
+        new,
+    };
     assert_eq!(
         diff,
         vec![
             fd("expect", None, Some(json!({"eval.syntax": 0.95}))),
-            fd("inputs.model.weights", Some(json!("ab12")), Some(json!("ef56"))),
+            fd(
+                "inputs.model.weights",
+                Some(json!("ab12")),
+                Some(json!("ef56"))
+            ),
             fd("note", Some(Value::Null), None),
-            fd("params.lora.targets[1]", Some(json!("c_proj")), Some(json!("q_proj"))),
+            fd(
+                "params.lora.targets[1]",
+                Some(json!("c_proj")),
+                Some(json!("q_proj"))
+            ),
             fd("params.lora.targets[2]", Some(json!("c_fc")), None),
             fd("params.train.lr", Some(json!(2e-4)), Some(json!(1e-4))),
             fd("seed", None, Some(json!(7))),
@@ -125,10 +148,20 @@ fn diff_reports_nested_paths_with_old_and_new_values() {
     // Nested names that would be ambiguous are quoted.
     let with_dots = manifest(json!({"expect": {"eval.syntax": 0.9}}));
     let paths: Vec<String> = with_dots.diff(&new).into_iter().map(|d| d.path).collect();
-    assert!(paths.contains(&r#"expect["eval.syntax"]"#.to_string()), "{paths:?}");
+    assert!(
+        paths.contains(&r#"expect["eval.syntax"]"#.to_string()),
+        "{paths:?}"
+    );
     // A type change is reported at the changed node, not below it.
     let scalar = manifest(json!({"params": 1}));
-    assert_eq!(scalar.diff(&old).iter().filter(|d| d.path == "params").count(), 1);
+    assert_eq!(
+        scalar
+            .diff(&old)
+            .iter()
+            .filter(|d| d.path == "params")
+            .count(),
+        1
+    );
 }
 
 fn json_leaf() -> impl Strategy<Value = Value> {
@@ -136,7 +169,9 @@ fn json_leaf() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         "[ -~\\n\\t\\u{0}-\\u{1f}é€😀]{0,8}".prop_map(Value::from),
     ]
 }
@@ -168,7 +203,12 @@ fn nest(leaf: impl Strategy<Value = Value> + 'static) -> impl Strategy<Value = V
 /// The same object with every member list reversed (serde_json here preserves insertion order).
 fn reversed(value: &Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(map.iter().rev().map(|(k, v)| (k.clone(), reversed(v))).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .rev()
+                .map(|(k, v)| (k.clone(), reversed(v)))
+                .collect(),
+        ),
         Value::Array(items) => Value::Array(items.iter().map(reversed).collect()),
         other => other.clone(),
     }

@@ -1,8 +1,4 @@
-//! Content hashes of files and directories. A directory's digest is a Merkle hash over its
-//! regular files: blake3 derive-key context `"apitune directory digest v1"` over, for every file
-//! in byte order of its relative path (components joined by `/`): the path's length as a
-//! little-endian u64, the path's UTF-8 bytes, and the file's 32-byte blake3 hash. Empty
-//! directories contribute nothing; only content and relative paths matter, never mtimes or modes.
+//! Content hashes of files and directories (the Merkle encoding is documented on [`digest_dir`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -78,8 +74,13 @@ fn walk(
         if depth == 0 && skip_top_level == Some(name) {
             continue;
         }
-        let rel = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
-        let mut meta = fs::symlink_metadata(&abs).map_err(CacheError::io("read metadata of", &abs))?;
+        let rel = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let mut meta =
+            fs::symlink_metadata(&abs).map_err(CacheError::io("read metadata of", &abs))?;
         if meta.file_type().is_symlink() {
             if links == Links::Reject {
                 return Err(CacheError::InvalidArtifact {
@@ -92,7 +93,11 @@ fn walk(
         if meta.is_dir() {
             walk(&abs, &rel, links, None, depth + 1, files)?;
         } else if meta.is_file() {
-            files.push(FoundFile { rel, abs, size: meta.len() });
+            files.push(FoundFile {
+                rel,
+                abs,
+                size: meta.len(),
+            });
         } else {
             return Err(CacheError::InvalidArtifact {
                 path: abs,
@@ -106,7 +111,9 @@ fn walk(
 /// blake3 of a file's bytes. Memory-maps large files and hashes them on all cores.
 pub fn hash_file_contents(path: &Path) -> Result<blake3::Hash, CacheError> {
     let mut hasher = blake3::Hasher::new();
-    hasher.update_mmap_rayon(path).map_err(CacheError::io("hash", path))?;
+    hasher
+        .update_mmap_rayon(path)
+        .map_err(CacheError::io("hash", path))?;
     Ok(hasher.finalize())
 }
 
@@ -123,6 +130,11 @@ pub(crate) fn merkle<'a>(files: impl IntoIterator<Item = (&'a str, blake3::Hash)
 
 /// Digest of an artifact directory: the Merkle hash of its files, leaving out [`ENTRY_FILE`].
 /// Symbolic links and special files are errors (artifacts must be self-contained).
+///
+/// The Merkle hash: blake3 in derive-key mode with context `"apitune directory digest v1"`
+/// over, for every regular file in byte order of its relative path (components joined by `/`),
+/// the path's length as a little-endian u64, the path's UTF-8 bytes, and the file's 32-byte
+/// blake3. Empty directories contribute nothing; mtimes and modes never matter.
 pub fn digest_dir(dir: &Path) -> Result<Digest, CacheError> {
     let files = list_files(dir, Links::Reject, Some(ENTRY_FILE))?;
     let mut hashed = Vec::with_capacity(files.len());
@@ -172,6 +184,9 @@ mod tests {
         let err = digest_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("symbolic link"), "{err}");
         let followed = list_files(dir.path(), Links::Follow, None).unwrap();
-        assert_eq!(followed.iter().map(|f| f.rel.as_str()).collect::<Vec<_>>(), ["link", "real"]);
+        assert_eq!(
+            followed.iter().map(|f| f.rel.as_str()).collect::<Vec<_>>(),
+            ["link", "real"]
+        );
     }
 }

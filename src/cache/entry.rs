@@ -74,9 +74,18 @@ pub(crate) struct EntryRecord {
 
 impl EntryRecord {
     pub fn new(key: Key, files: Vec<EntryFile>, created_unix_ms: u64, meta: EntryMeta) -> Self {
-        let digest = digest_of_listing(&files).expect("hashes computed by this process are valid hex");
+        let digest =
+            digest_of_listing(&files).expect("hashes computed by this process are valid hex");
         let bytes = files.iter().map(|f| f.size).sum();
-        EntryRecord { format: ENTRY_FORMAT, key, digest, files, bytes, created_unix_ms, meta }
+        EntryRecord {
+            format: ENTRY_FORMAT,
+            key,
+            digest,
+            files,
+            bytes,
+            created_unix_ms,
+            meta,
+        }
     }
 
     pub fn into_entry(self, dir: PathBuf) -> Entry {
@@ -96,21 +105,33 @@ impl EntryRecord {
     /// agree with its file list. `Err` is a reason for the user.
     pub fn check_consistent(&self, expected_key: &Key) -> Result<(), String> {
         if self.format != ENTRY_FORMAT {
-            return Err(format!("metadata format {} (this build reads {ENTRY_FORMAT})", self.format));
+            return Err(format!(
+                "metadata format {} (this build reads {ENTRY_FORMAT})",
+                self.format
+            ));
         }
         if self.key != *expected_key {
-            return Err(format!("metadata names key {} but the directory is {expected_key}", self.key));
+            return Err(format!(
+                "metadata names key {} but the directory is {expected_key}",
+                self.key
+            ));
         }
         // The stored key manifest is deliberately not re-hashed against the key: serde_json
         // (without its `float_roundtrip` feature) may parse a 17-digit float back 1 ulp off, which
         // would condemn a valid entry. `publish` checks manifest -> key on the exact values.
         for pair in self.files.windows(2) {
             if pair[0].path >= pair[1].path {
-                return Err(format!("file list is not sorted/unique at `{}`", pair[1].path));
+                return Err(format!(
+                    "file list is not sorted/unique at `{}`",
+                    pair[1].path
+                ));
             }
         }
         if let Some(bad) = self.files.iter().find(|f| !is_safe_relative_path(&f.path)) {
-            return Err(format!("file path `{}` escapes the artifact directory", bad.path));
+            return Err(format!(
+                "file path `{}` escapes the artifact directory",
+                bad.path
+            ));
         }
         match digest_of_listing(&self.files) {
             Some(digest) if digest == self.digest => {}
@@ -138,7 +159,9 @@ fn is_safe_relative_path(rel: &str) -> bool {
     !rel.is_empty()
         && rel != ENTRY_FILE
         && !rel.contains('\\')
-        && Path::new(rel).components().all(|c| matches!(c, Component::Normal(_)))
+        && Path::new(rel)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
 }
 
 pub(crate) fn entry_file_path(dir: &Path) -> PathBuf {
@@ -160,7 +183,13 @@ pub(crate) fn read_record(dir: &Path) -> Result<ReadRecord, CacheError> {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ReadRecord::Missing),
         Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Ok(ReadRecord::Missing),
-        Err(source) => return Err(CacheError::Io { action: "read", path, source }),
+        Err(source) => {
+            return Err(CacheError::Io {
+                action: "read",
+                path,
+                source,
+            });
+        }
     };
     Ok(match serde_json::from_slice(&text) {
         Ok(record) => ReadRecord::Found(Box::new(record)),
@@ -171,22 +200,30 @@ pub(crate) fn read_record(dir: &Path) -> Result<ReadRecord, CacheError> {
 /// Writes and fsyncs the metadata file into a staging directory (it must not exist yet).
 pub(crate) fn write_record(dir: &Path, record: &EntryRecord) -> Result<(), CacheError> {
     let path = entry_file_path(dir);
-    let text = serde_json::to_vec_pretty(record)
-        .map_err(|source| CacheError::Metadata { path: path.clone(), source })?;
+    let text = serde_json::to_vec_pretty(record).map_err(|source| CacheError::Metadata {
+        path: path.clone(),
+        source,
+    })?;
     let mut file = fs::File::create_new(&path).map_err(CacheError::io("create", &path))?;
-    file.write_all(&text).map_err(CacheError::io("write", &path))?;
+    file.write_all(&text)
+        .map_err(CacheError::io("write", &path))?;
     file.sync_all().map_err(CacheError::io("fsync", &path))?;
     Ok(())
 }
 
 /// Cheap check that the files an entry lists are present with their recorded sizes. `Err` is
 /// a reason for the user; I/O failures other than "not found" are returned as errors.
-pub(crate) fn check_file_sizes(dir: &Path, files: &[EntryFile]) -> Result<Result<(), String>, CacheError> {
+pub(crate) fn check_file_sizes(
+    dir: &Path,
+    files: &[EntryFile],
+) -> Result<Result<(), String>, CacheError> {
     for file in files {
         let path = dir.join(&file.path);
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_file() && meta.len() == file.size => {}
-            Ok(meta) if !meta.is_file() => return Ok(Err(format!("`{}` is not a regular file", file.path))),
+            Ok(meta) if !meta.is_file() => {
+                return Ok(Err(format!("`{}` is not a regular file", file.path)));
+            }
             Ok(meta) => {
                 return Ok(Err(format!(
                     "`{}` has {} bytes, {} expected",
@@ -198,7 +235,13 @@ pub(crate) fn check_file_sizes(dir: &Path, files: &[EntryFile]) -> Result<Result
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Ok(Err(format!("`{}` is missing", file.path)));
             }
-            Err(source) => return Err(CacheError::Io { action: "read metadata of", path, source }),
+            Err(source) => {
+                return Err(CacheError::Io {
+                    action: "read metadata of",
+                    path,
+                    source,
+                });
+            }
         }
     }
     Ok(Ok(()))

@@ -32,7 +32,9 @@ pub enum CacheError {
         source: sled::Error,
     },
 
-    #[error("cannot {operation}: this cache was opened read-only; open it for writing (no --read-only)")]
+    #[error(
+        "cannot {operation}: this cache was opened read-only; open it for writing (no --read-only)"
+    )]
     ReadOnly { operation: &'static str },
 
     #[error(
@@ -63,8 +65,15 @@ fn holder(pid: Option<u32>) -> String {
 }
 
 impl CacheError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> CacheError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> CacheError {
         let path = path.into();
-        move |source| CacheError::Io { action, path, source }
+        move |source| CacheError::Io {
+            action,
+            path,
+            source,
+        }
     }
 }

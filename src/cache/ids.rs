@@ -9,7 +9,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A string that is not 64 hex digits was given where a key or digest was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{input}` is not a cache {what}: expected 64 hex digits (a blake3 hash, as printed by `apitune plan`)")]
+#[error(
+    "`{input}` is not a cache {what}: expected 64 hex digits (a blake3 hash, as printed by `apitune plan`)"
+)]
 pub struct ParseIdError {
     pub input: String,
     pub what: &'static str,
@@ -109,7 +111,10 @@ mod tests {
         assert_eq!(text.len(), 64);
         assert_eq!(text.parse::<Key>().unwrap(), key);
         assert_eq!(serde_json::to_string(&key).unwrap(), format!("\"{text}\""));
-        assert_eq!(serde_json::from_str::<Key>(&format!("\"{text}\"")).unwrap(), key);
+        assert_eq!(
+            serde_json::from_str::<Key>(&format!("\"{text}\"")).unwrap(),
+            key
+        );
         assert!(text.to_uppercase().parse::<Key>().is_err());
         assert!(text[..63].parse::<Key>().is_err());
         assert!("zz".repeat(32).parse::<Digest>().is_err());

@@ -44,7 +44,13 @@ impl FileStamp {
                 .ok()
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_nanos() as i128);
-            FileStamp { size: meta.len(), mtime_ns, ctime_ns: 0, inode: 0, device: 0 }
+            FileStamp {
+                size: meta.len(),
+                mtime_ns,
+                ctime_ns: 0,
+                inode: 0,
+                device: 0,
+            }
         }
     }
 
@@ -56,7 +62,9 @@ impl FileStamp {
 
 /// Nanoseconds since the Unix epoch, on the same scale as [`FileStamp::mtime_ns`].
 pub(crate) fn now_ns() -> i128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// An indexed entry: its metadata plus the stamp of the metadata file it was read from, so a
@@ -85,13 +93,24 @@ impl Index {
     /// damaged files, so a panic counts as a failure to open too.
     pub fn open(path: &Path) -> Result<Index, CacheError> {
         let open = || -> Result<Index, sled::Error> {
-            let db = sled::Config::new().path(path).cache_capacity(64 << 20).open()?;
+            let db = sled::Config::new()
+                .path(path)
+                .cache_capacity(64 << 20)
+                .open()?;
             let entries = db.open_tree("entries")?;
             let file_hashes = db.open_tree("file_hashes")?;
-            Ok(Index { db, entries, file_hashes, path: path.to_path_buf() })
+            Ok(Index {
+                db,
+                entries,
+                file_hashes,
+                path: path.to_path_buf(),
+            })
         };
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(open)) {
-            Ok(result) => result.map_err(|source| CacheError::Index { path: path.to_path_buf(), source }),
+            Ok(result) => result.map_err(|source| CacheError::Index {
+                path: path.to_path_buf(),
+                source,
+            }),
             Err(_) => Err(CacheError::Index {
                 path: path.to_path_buf(),
                 source: sled::Error::Unsupported("sled panicked while opening the database".into()),
@@ -100,7 +119,10 @@ impl Index {
     }
 
     fn err(&self) -> impl FnOnce(sled::Error) -> CacheError + '_ {
-        move |source| CacheError::Index { path: self.path.clone(), source }
+        move |source| CacheError::Index {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// The indexed entry for `key`; an undecodable record reads as absent.
@@ -112,12 +134,18 @@ impl Index {
     /// Stores an entry and flushes, so a published entry stays indexed across a crash.
     pub fn put_entry(&self, indexed: &IndexedEntry) -> Result<(), CacheError> {
         let bytes = serde_json::to_vec(indexed).expect("index records serialize");
-        self.entries.insert(indexed.record.key.as_bytes(), bytes).map_err(self.err())?;
+        self.entries
+            .insert(indexed.record.key.as_bytes(), bytes)
+            .map_err(self.err())?;
         self.flush()
     }
 
     pub fn remove_entry(&self, key: &Key) -> Result<bool, CacheError> {
-        let existed = self.entries.remove(key.as_bytes()).map_err(self.err())?.is_some();
+        let existed = self
+            .entries
+            .remove(key.as_bytes())
+            .map_err(self.err())?
+            .is_some();
         self.flush()?;
         Ok(existed)
     }
@@ -147,8 +175,15 @@ impl Index {
         Ok(removed)
     }
 
-    pub fn cached_hash(&self, abs_path: &Path, stamp: &FileStamp) -> Result<Option<blake3::Hash>, CacheError> {
-        let bytes = self.file_hashes.get(path_key(abs_path)).map_err(self.err())?;
+    pub fn cached_hash(
+        &self,
+        abs_path: &Path,
+        stamp: &FileStamp,
+    ) -> Result<Option<blake3::Hash>, CacheError> {
+        let bytes = self
+            .file_hashes
+            .get(path_key(abs_path))
+            .map_err(self.err())?;
         let cached = bytes.and_then(|b| serde_json::from_slice::<CachedHash>(&b).ok());
         Ok(cached
             .filter(|c| c.stamp == *stamp)
@@ -156,10 +191,20 @@ impl Index {
     }
 
     /// Not flushed here: a lost stat-cache record only costs a rehash.
-    pub fn put_cached_hash(&self, abs_path: &Path, stamp: &FileStamp, hash: &blake3::Hash) -> Result<(), CacheError> {
-        let record = CachedHash { stamp: *stamp, blake3: hash.to_hex().to_string() };
+    pub fn put_cached_hash(
+        &self,
+        abs_path: &Path,
+        stamp: &FileStamp,
+        hash: &blake3::Hash,
+    ) -> Result<(), CacheError> {
+        let record = CachedHash {
+            stamp: *stamp,
+            blake3: hash.to_hex().to_string(),
+        };
         let bytes = serde_json::to_vec(&record).expect("stat-cache records serialize");
-        self.file_hashes.insert(path_key(abs_path), bytes).map_err(self.err())?;
+        self.file_hashes
+            .insert(path_key(abs_path), bytes)
+            .map_err(self.err())?;
         Ok(())
     }
 

@@ -1,22 +1,5 @@
 //! Cache keys: the named fields a stage's output depends on ([`KeyManifest`]), their canonical
 //! encoding, and field-level diffs between two manifests (what `explain` prints for a miss).
-//!
-//! # Canonical encoding (version 1)
-//!
-//! The manifest is encoded as one JSON text with no insignificant whitespace:
-//! - objects: members sorted by key, compared as Rust strings (byte-wise UTF-8 order);
-//! - arrays: elements in order;
-//! - strings: `"`-quoted; `"` and `\` are backslash-escaped, U+0008/0009/000A/000C/000D as
-//!   `\b \t \n \f \r`, other control characters below U+0020 as `\u00xx` (lower-case hex); every
-//!   other character is written as raw UTF-8 (the RFC 8785 string rules);
-//! - numbers: a finite number whose value is an integer of magnitude below 2^127 is written as a
-//!   plain decimal integer (so `1`, `1.0` and `1e0` are one value); any other number is written
-//!   in Rust's shortest round-trip exponent form (`{:e}`: `2e-4`, `1.5e300`);
-//! - `true`, `false`, `null` as in JSON.
-//!
-//! The key is `blake3::derive_key("apitune cache key v1", canonical_json)`: the derive-key
-//! context separates keys from every other blake3 hash in the cache and carries the encoding
-//! version, so a future encoding change bumps the context string rather than silently colliding.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -31,6 +14,23 @@ const KEY_CONTEXT: &str = "apitune cache key v1";
 
 /// The named fields a key is computed from (kind, version, resolved params, input digests,
 /// runtime facts, ...). Stored in every entry so `explain` can diff it against a new one.
+///
+/// # Canonical encoding (version 1)
+///
+/// The manifest is encoded as one JSON text with no insignificant whitespace:
+/// - objects: members sorted by key, compared as Rust strings (byte-wise UTF-8 order);
+/// - arrays: elements in order;
+/// - strings: `"`-quoted; `"` and `\` are backslash-escaped, U+0008/0009/000A/000C/000D as
+///   `\b \t \n \f \r`, other control characters below U+0020 as `\u00xx` (lower-case hex); every
+///   other character is written as raw UTF-8 (the RFC 8785 string rules);
+/// - numbers: a finite number whose value is an integer of magnitude below 2^127 is written as a
+///   plain decimal integer (so `1`, `1.0` and `1e0` are one value); any other number is written
+///   in Rust's shortest round-trip exponent form (`{:e}`: `2e-4`, `1.5e300`);
+/// - `true`, `false`, `null` as in JSON.
+///
+/// The key is `blake3::derive_key("apitune cache key v1", canonical_json)`: the derive-key
+/// context separates keys from every other blake3 hash in the cache and carries the encoding
+/// version, so a future encoding change bumps the context string rather than silently colliding.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct KeyManifest(pub BTreeMap<String, Value>);
 
@@ -76,7 +76,8 @@ impl KeyManifest {
     /// arrays, in path order. Numbers equal under the canonical encoding (`1` and `1.0`) are
     /// equal here too, so an empty diff means an equal key.
     pub fn diff(&self, other: &KeyManifest) -> Vec<FieldDiff> {
-        let as_object = |m: &KeyManifest| m.0.clone().into_iter().collect::<serde_json::Map<_, _>>();
+        let as_object =
+            |m: &KeyManifest| m.0.clone().into_iter().collect::<serde_json::Map<_, _>>();
         let mut diffs = Vec::new();
         diff_objects("", &as_object(self), &as_object(other), &mut diffs);
         diffs
@@ -116,7 +117,10 @@ fn write_canonical(out: &mut String, value: &Value) {
 }
 
 /// `members` must already be sorted by key.
-fn write_canonical_object<'a>(out: &mut String, members: impl Iterator<Item = (&'a String, &'a Value)>) {
+fn write_canonical_object<'a>(
+    out: &mut String,
+    members: impl Iterator<Item = (&'a String, &'a Value)>,
+) {
     out.push('{');
     for (i, (name, value)) in members.enumerate() {
         if i > 0 {
@@ -175,7 +179,8 @@ fn canonically_equal(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| canonically_equal(v, w)))
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| canonically_equal(v, w)))
         }
         _ => a == b,
     }
@@ -184,7 +189,9 @@ fn canonically_equal(a: &Value, b: &Value) -> bool {
 /// `parent.name`, or `parent["na.me"]` when the name would make the path ambiguous.
 fn member_path(parent: &str, name: &str) -> String {
     let plain = !name.is_empty()
-        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '=' | ':'));
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '=' | ':'));
     match (plain, parent.is_empty()) {
         (true, true) => name.to_string(),
         (true, false) => format!("{parent}.{name}"),
@@ -206,7 +213,12 @@ fn diff_objects(
     names.sort();
     names.dedup();
     for name in names {
-        diff_values(&member_path(path, name), old.get(name), new.get(name), diffs);
+        diff_values(
+            &member_path(path, name),
+            old.get(name),
+            new.get(name),
+            diffs,
+        );
     }
 }
 
@@ -246,6 +258,9 @@ mod tests {
     fn member_paths_quote_ambiguous_names() {
         assert_eq!(member_path("", "params"), "params");
         assert_eq!(member_path("params", "lr"), "params.lr");
-        assert_eq!(member_path("expect", "eval.syntax"), r#"expect["eval.syntax"]"#);
+        assert_eq!(
+            member_path("expect", "eval.syntax"),
+            r#"expect["eval.syntax"]"#
+        );
     }
 }

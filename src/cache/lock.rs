@@ -30,14 +30,22 @@ impl CacheLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                return Err(CacheError::Locked { pid: read_holder_pid(path), path: path.to_path_buf() });
+                return Err(CacheError::Locked {
+                    pid: read_holder_pid(path),
+                    path: path.to_path_buf(),
+                });
             }
             Err(TryLockError::Error(source)) => {
-                return Err(CacheError::Io { action: "lock", path: path.to_path_buf(), source });
+                return Err(CacheError::Io {
+                    action: "lock",
+                    path: path.to_path_buf(),
+                    source,
+                });
             }
         }
         let mut lock = CacheLock { file };
-        lock.write_pid().map_err(CacheError::io("write the pid into", path))?;
+        lock.write_pid()
+            .map_err(CacheError::io("write the pid into", path))?;
         Ok(lock)
     }
 
@@ -58,7 +66,10 @@ impl Drop for CacheLock {
 /// The holder writes its pid right after locking, so a moment's retry covers that gap.
 fn read_holder_pid(path: &Path) -> Option<u32> {
     for _ in 0..20 {
-        if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()) {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
             return Some(pid);
         }
         std::thread::sleep(Duration::from_millis(5));

@@ -11,7 +11,10 @@ use super::entry::{EntryRecord, ReadRecord, read_record};
 use super::error::CacheError;
 use super::ids::Key;
 use super::index::{FileStamp, IndexedEntry};
-use super::store::{ARTIFACTS, Cache, QUARANTINE, TMP, WORK, fsync_dir, list_children, remove_if_exists, unix_ms};
+use super::store::{
+    ARTIFACTS, BROKEN_INDEX_PREFIX, Cache, QUARANTINE, TMP, WORK, fsync_dir, list_children,
+    remove_if_exists, unique_suffix,
+};
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct VerifyReport {
@@ -62,9 +65,13 @@ impl Cache {
                     if repair {
                         let stamp = FileStamp::of_path(&path.join(ENTRY_FILE))?;
                         let current = writer.index.entry(&key)?;
-                        let up_to_date = current.is_some_and(|c| c.entry_file == stamp && c.record == record);
+                        let up_to_date =
+                            current.is_some_and(|c| c.entry_file == stamp && c.record == record);
                         if !up_to_date {
-                            writer.index.put_entry(&IndexedEntry { record, entry_file: stamp })?;
+                            writer.index.put_entry(&IndexedEntry {
+                                record,
+                                entry_file: stamp,
+                            })?;
                             report.reindexed += 1;
                         }
                     }
@@ -88,10 +95,15 @@ impl Cache {
     }
 
     /// Removes entries whose key is not in `keep`, work directories of unkept or already
-    /// published keys, leftovers in `tmp/` and everything in `quarantine/`. With `dry_run`,
+    /// published keys, leftovers in `tmp/`, everything in `quarantine/` and damaged indexes
+    /// that were moved aside. With `dry_run`,
     /// only reports what would go (allowed on a read-only cache).
     pub fn gc(&self, keep: &HashSet<Key>, dry_run: bool) -> Result<GcReport, CacheError> {
-        let writer = if dry_run { None } else { Some(self.writer("collect garbage")?) };
+        let writer = if dry_run {
+            None
+        } else {
+            Some(self.writer("collect garbage")?)
+        };
         let mut report = GcReport::default();
         let mut doomed = Vec::new();
 
@@ -109,7 +121,8 @@ impl Cache {
         }
         for (name, path) in list_children(&self.root.join(WORK))? {
             let key = name.parse::<Key>().ok();
-            let resumable = key.is_some_and(|k| keep.contains(&k) && !self.artifact_dir(&k).exists());
+            let resumable =
+                key.is_some_and(|k| keep.contains(&k) && !self.artifact_dir(&k).exists());
             if !resumable {
                 doomed.push((format!("{WORK}/{name}"), path, None));
             }
@@ -118,13 +131,18 @@ impl Cache {
         for (name, path) in list_children(&self.root.join(TMP))? {
             // This process's live staging directories; other writers' are leftovers (we hold
             // the lock, so no other writer is running).
-            if writer.is_some() && name.contains(&own_staging) {
+            if self.writer.is_some() && name.contains(&own_staging) {
                 continue;
             }
             doomed.push((format!("{TMP}/{name}"), path, None));
         }
         for (name, path) in list_children(&self.root.join(QUARANTINE))? {
             doomed.push((format!("{QUARANTINE}/{name}"), path, None));
+        }
+        for (name, path) in list_children(&self.root)? {
+            if name.starts_with(BROKEN_INDEX_PREFIX) {
+                doomed.push((name, path, None));
+            }
         }
 
         for (label, path, key) in doomed {
@@ -134,8 +152,12 @@ impl Cache {
                     // Out of `artifacts/` atomically first, so a crash mid-delete cannot leave
                     // a half-deleted entry visible; `tmp/` is emptied on the next open.
                     writer.index.remove_entry(&key)?;
-                    let trash = self.root.join(TMP).join(format!("gc-{key}.{}", unix_ms()));
-                    fs::rename(&path, &trash).map_err(CacheError::io("move out of the cache", &path))?;
+                    let trash = self
+                        .root
+                        .join(TMP)
+                        .join(format!("gc-{key}.{}", unique_suffix()));
+                    fs::rename(&path, &trash)
+                        .map_err(CacheError::io("move out of the cache", &path))?;
                     fsync_dir(&self.root.join(ARTIFACTS))?;
                     remove_if_exists(&trash)?;
                 } else {
@@ -158,7 +180,10 @@ impl Cache {
 
 /// Full check of one artifact directory. `Ok(Err(reason))` when it is damaged.
 fn check_artifact(key: &Key, dir: &Path) -> Result<Result<EntryRecord, String>, CacheError> {
-    if !fs::symlink_metadata(dir).map_err(CacheError::io("read metadata of", dir))?.is_dir() {
+    if !fs::symlink_metadata(dir)
+        .map_err(CacheError::io("read metadata of", dir))?
+        .is_dir()
+    {
         return Ok(Err("not a directory".to_string()));
     }
     let record = match read_record(dir)? {
@@ -181,17 +206,27 @@ fn check_artifact(key: &Key, dir: &Path) -> Result<Result<EntryRecord, String>, 
         return Ok(Err(format!("unexpected file `{}`", extra.rel)));
     }
     let present: HashSet<&str> = found.iter().map(|f| f.rel.as_str()).collect();
-    if let Some(missing) = record.files.iter().find(|f| !present.contains(f.path.as_str())) {
+    if let Some(missing) = record
+        .files
+        .iter()
+        .find(|f| !present.contains(f.path.as_str()))
+    {
         return Ok(Err(format!("`{}` is missing", missing.path)));
     }
     for file in &found {
         let expected = listed[file.rel.as_str()];
         if file.size != expected.size {
-            return Ok(Err(format!("`{}` has {} bytes, {} expected", file.rel, file.size, expected.size)));
+            return Ok(Err(format!(
+                "`{}` has {} bytes, {} expected",
+                file.rel, file.size, expected.size
+            )));
         }
         let actual = hash_file_contents(&file.abs)?;
         if actual.to_hex().as_str() != expected.blake3 {
-            return Ok(Err(format!("`{}` content does not match its recorded blake3", file.rel)));
+            return Ok(Err(format!(
+                "`{}` content does not match its recorded blake3",
+                file.rel
+            )));
         }
     }
     // check_consistent tied the digest to the listing and the listing now matches the files.
@@ -203,7 +238,13 @@ fn disk_bytes(path: &Path) -> Result<u64, CacheError> {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => return Err(CacheError::Io { action: "read metadata of", path: path.to_path_buf(), source }),
+        Err(source) => {
+            return Err(CacheError::Io {
+                action: "read metadata of",
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     };
     if !meta.is_dir() {
         return Ok(meta.len());

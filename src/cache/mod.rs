@@ -4,8 +4,30 @@
 //! [`KeyManifest`]: kind, version, resolved params, input digests, runtime facts). Outputs are
 //! directories, identified by a Merkle [`Digest`] over their files, published atomically into
 //! `artifacts/<key>/` with a self-describing metadata file. A sled index accelerates listing and
-//! remembers input-file hashes, but can always be rebuilt from the directories. See
-//! [`store`](self::Cache) for the on-disk layout and the crash-safety argument.
+//! remembers input-file hashes, but can always be rebuilt from the directories.
+//!
+//! # Layout
+//!
+//! ```text
+//! root/
+//!   lock                 single-writer lock (holder's pid)
+//!   index.sled/          accelerator index (rebuildable)
+//!   artifacts/<key>/     published entries: the stage's files + .apitune-entry.json
+//!   tmp/                 staging dirs and directories being deleted; emptied by every writer open
+//!   work/<key>/          resumable state of long stages; removed when <key> is published
+//!   quarantine/          entries that failed verification, kept for inspection until gc
+//! ```
+//!
+//! Crash safety rests on one atomic step: an entry becomes visible only when its complete,
+//! fsynced staging directory (metadata file included) is renamed to `artifacts/<key>`; entries
+//! leave `artifacts/` by a rename too (into `tmp/` or `quarantine/`). A process killed at any
+//! instant therefore leaves `artifacts/` holding only complete entries, plus leftovers in `tmp/`
+//! that the next writer removes. The index is updated after each rename; a missing or stale
+//! index record is detected (by the metadata file's stat stamp) and rebuilt from the directory.
+//!
+//! The key encoding is specified on [`KeyManifest`], the directory digest on [`digest_dir`].
+//!
+//! # Example
 //!
 //! ```no_run
 //! # use apitune::cache::*;

@@ -1,21 +1,5 @@
-//! The cache directory and its entries.
-//!
-//! ```text
-//! root/
-//!   lock                 single-writer lock (holder's pid)
-//!   index.sled/          accelerator index (rebuildable)
-//!   artifacts/<key>/     published entries: the stage's files + .apitune-entry.json
-//!   tmp/                 staging dirs and directories being deleted; emptied by every writer open
-//!   work/<key>/          resumable state of long stages; removed when <key> is published
-//!   quarantine/          entries that failed verification, kept for inspection until gc
-//! ```
-//!
-//! Crash safety rests on one atomic step: an entry becomes visible only when its complete,
-//! fsynced staging directory (metadata file included) is renamed to `artifacts/<key>`; entries
-//! leave `artifacts/` by a rename too (into `tmp/` or `quarantine/`). A process killed at any
-//! instant therefore leaves `artifacts/` holding only complete entries, plus leftovers in `tmp/`
-//! that the next writer removes. The index is updated after each rename; a missing or stale
-//! index record is detected (by the metadata file's stat stamp) and rebuilt from the directory.
+//! The cache directory and its entries: open, lookup, hashing inputs, staging and publish.
+//! The layout and crash-safety argument are in the parent module's docs.
 
 use std::fs;
 use std::io;
@@ -25,8 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::digest::{ENTRY_FILE, Links, hash_file_contents, list_files, merkle};
 use super::entry::{
-    Entry, EntryFile, EntryMeta, EntryRecord, ReadRecord, check_file_sizes, entry_file_path, read_record,
-    write_record,
+    Entry, EntryFile, EntryMeta, EntryRecord, ReadRecord, check_file_sizes, entry_file_path,
+    read_record, write_record,
 };
 use super::error::CacheError;
 use super::ids::Key;
@@ -42,6 +26,10 @@ pub(crate) const TMP: &str = "tmp";
 pub(crate) const WORK: &str = "work";
 pub(crate) const QUARANTINE: &str = "quarantine";
 const INDEX: &str = "index.sled";
+/// A damaged index is renamed to `index.sled.broken-<unix ms>`, kept for inspection until gc.
+pub(crate) const BROKEN_INDEX_PREFIX: &str = "index.sled.broken-";
+/// How sled 0.34 reports that another process has its database open.
+const SLED_LOCKED: &str = "could not acquire lock";
 const LOCK: &str = "lock";
 
 /// A content-addressed store of stage outputs. [`Cache::open`] gives the single writer;
@@ -106,9 +94,14 @@ impl Cache {
         let index_path = root.join(INDEX);
         let (index, rebuild) = match Index::open(&index_path) {
             Ok(index) => (index, false),
+            // Held by some other process that ignored our lock: not damage, so leave it be.
+            Err(e @ CacheError::Index { .. }) if e.to_string().contains(SLED_LOCKED) => {
+                return Err(e);
+            }
             Err(_) => {
-                let aside = root.join(format!("{INDEX}.broken-{}", unix_ms()));
-                fs::rename(&index_path, &aside).map_err(CacheError::io("move the damaged index aside", &index_path))?;
+                let aside = root.join(format!("{BROKEN_INDEX_PREFIX}{}", unix_ms()));
+                fs::rename(&index_path, &aside)
+                    .map_err(CacheError::io("move the damaged index aside", &index_path))?;
                 (Index::open(&index_path)?, true)
             }
         };
@@ -127,7 +120,11 @@ impl Cache {
     /// read-only mode: opening it takes its own lock and may write), so entries are read from
     /// the artifact directories' metadata files. A missing cache directory is an empty cache.
     pub fn open_read_only(root: &Path) -> Result<Cache, CacheError> {
-        Ok(Cache { root: root.to_path_buf(), writer: None, hashes: HashCounters::default() })
+        Ok(Cache {
+            root: root.to_path_buf(),
+            writer: None,
+            hashes: HashCounters::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -139,7 +136,9 @@ impl Cache {
     }
 
     pub(crate) fn writer(&self, operation: &'static str) -> Result<&Writer, CacheError> {
-        self.writer.as_ref().ok_or(CacheError::ReadOnly { operation })
+        self.writer
+            .as_ref()
+            .ok_or(CacheError::ReadOnly { operation })
     }
 
     pub(crate) fn artifact_dir(&self, key: &Key) -> PathBuf {
@@ -164,14 +163,27 @@ impl Cache {
     /// The entry record for `dir`: from the index when its record was read from the metadata
     /// file as it is now, else from the file (and then re-indexed). `Err(reason)` when the
     /// directory is missing or its metadata is unusable.
-    pub(crate) fn indexed_or_read(&self, key: &Key, dir: &Path) -> Result<Result<EntryRecord, String>, CacheError> {
+    pub(crate) fn indexed_or_read(
+        &self,
+        key: &Key,
+        dir: &Path,
+    ) -> Result<Result<EntryRecord, String>, CacheError> {
         let stamp = match fs::metadata(entry_file_path(dir)) {
             Ok(meta) => FileStamp::of(&meta),
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
                 return Ok(Err(format!("no {ENTRY_FILE}")));
             }
             Err(source) => {
-                return Err(CacheError::Io { action: "read metadata of", path: entry_file_path(dir), source });
+                return Err(CacheError::Io {
+                    action: "read metadata of",
+                    path: entry_file_path(dir),
+                    source,
+                });
             }
         };
         if let Some(writer) = &self.writer
@@ -190,7 +202,10 @@ impl Cache {
             return Ok(Err(reason));
         }
         if let Some(writer) = &self.writer {
-            writer.index.put_entry(&IndexedEntry { record: record.clone(), entry_file: stamp })?;
+            writer.index.put_entry(&IndexedEntry {
+                record: record.clone(),
+                entry_file: stamp,
+            })?;
         }
         Ok(Ok(record))
     }
@@ -199,13 +214,21 @@ impl Cache {
     pub fn entries(&self) -> Result<Vec<Entry>, CacheError> {
         let mut entries = Vec::new();
         for (name, _) in list_children(&self.root.join(ARTIFACTS))? {
-            let Ok(key) = name.parse::<Key>() else { continue };
+            let Ok(key) = name.parse::<Key>() else {
+                continue;
+            };
             if let Some(entry) = self.lookup(&key)? {
                 entries.push(entry);
             }
         }
         entries.sort_by_key(|e| (e.created_unix_ms, e.key));
         Ok(entries)
+    }
+
+    /// The most recently created live entry of a stage arm (e.g. `lora[samples=1000]`): what
+    /// `explain` diffs a missing key's manifest against.
+    pub fn latest_entry_for_stage(&self, stage: &str) -> Result<Option<Entry>, CacheError> {
+        Ok(self.entries()?.into_iter().rfind(|e| e.meta.stage == stage))
     }
 
     /// blake3 of an input file's contents. A writer remembers it against the file's stat
@@ -267,11 +290,17 @@ impl Cache {
     /// A fresh, empty staging directory `tmp/<key>.<pid>.<nonce>` for a stage's output.
     pub fn staging(&self, key: &Key) -> Result<Staging, CacheError> {
         self.writer("create a staging directory")?;
-        static NONCE: AtomicU64 = AtomicU64::new(0);
         let nonce = NONCE.fetch_add(1, Ordering::Relaxed);
-        let dir = self.root.join(TMP).join(format!("{key}.{}.{nonce}", std::process::id()));
+        let dir = self
+            .root
+            .join(TMP)
+            .join(format!("{key}.{}.{nonce}", std::process::id()));
         fs::create_dir(&dir).map_err(CacheError::io("create the staging directory", &dir))?;
-        Ok(Staging { dir, key: *key, published: false })
+        Ok(Staging {
+            dir,
+            key: *key,
+            published: false,
+        })
     }
 
     /// `work/<key>/`, created if needed: where a long stage keeps checkpoints so an interrupted
@@ -292,7 +321,10 @@ impl Cache {
         let writer = self.writer("publish")?;
         let from_manifest = meta.key_manifest.key();
         if from_manifest != staging.key {
-            return Err(CacheError::KeyMismatch { staged: staging.key, from_manifest });
+            return Err(CacheError::KeyMismatch {
+                staged: staging.key,
+                from_manifest,
+            });
         }
         let key = staging.key;
         let reserved = staging.dir.join(ENTRY_FILE);
@@ -308,7 +340,11 @@ impl Cache {
         for file in &found {
             let hash = hash_file_contents(&file.abs)?;
             fsync_file(&file.abs)?;
-            files.push(EntryFile { path: file.rel.clone(), size: file.size, blake3: hash.to_hex().to_string() });
+            files.push(EntryFile {
+                path: file.rel.clone(),
+                size: file.size,
+                blake3: hash.to_hex().to_string(),
+            });
         }
         let record = EntryRecord::new(key, files, unix_ms(), meta);
         write_record(&staging.dir, &record)?;
@@ -317,42 +353,72 @@ impl Cache {
         let target = self.artifact_dir(&key);
         if let Err(source) = fs::rename(&staging.dir, &target) {
             if !target.exists() {
-                return Err(CacheError::Io { action: "publish into", path: target, source });
+                return Err(CacheError::Io {
+                    action: "publish into",
+                    path: target,
+                    source,
+                });
             }
             if let Some(existing) = self.lookup(&key)? {
+                remove_if_exists(&self.root.join(WORK).join(key.to_string()))?;
                 return Ok(existing); // `staging` drops and deletes itself
             }
-            self.quarantine_dir(&target, &key.to_string(), "replaced by a new publish: it was invalid")?;
+            self.quarantine_dir(
+                &target,
+                &key.to_string(),
+                "replaced by a new publish: it was invalid",
+            )?;
             fs::rename(&staging.dir, &target).map_err(CacheError::io("publish into", &target))?;
         }
         staging.published = true;
         fsync_dir(&self.root.join(ARTIFACTS))?;
 
         let stamp = FileStamp::of_path(&entry_file_path(&target))?;
-        writer.index.put_entry(&IndexedEntry { record: record.clone(), entry_file: stamp })?;
+        writer.index.put_entry(&IndexedEntry {
+            record: record.clone(),
+            entry_file: stamp,
+        })?;
         remove_if_exists(&self.root.join(WORK).join(key.to_string()))?;
         Ok(record.into_entry(target))
     }
 
     /// Moves `path` (an artifact directory or stray file) into `quarantine/`, with a sibling
     /// `.reason` file saying why, after dropping its index record.
-    pub(crate) fn quarantine_dir(&self, path: &Path, name: &str, reason: &str) -> Result<(), CacheError> {
+    pub(crate) fn quarantine_dir(
+        &self,
+        path: &Path,
+        name: &str,
+        reason: &str,
+    ) -> Result<(), CacheError> {
         let writer = self.writer("quarantine an entry")?;
         if let Ok(key) = name.parse::<Key>() {
             writer.index.remove_entry(&key)?;
         }
         let quarantine = self.root.join(QUARANTINE);
-        let stem = format!("{name}.{}", unix_ms());
+        let stem = format!("{name}.{}", unique_suffix());
         let target = quarantine.join(&stem);
         fs::rename(path, &target).map_err(CacheError::io("move into quarantine", path))?;
         fsync_dir(&self.root.join(ARTIFACTS))?;
-        let _ = fs::write(quarantine.join(format!("{stem}.reason")), format!("{reason}\n"));
+        let _ = fs::write(
+            quarantine.join(format!("{stem}.reason")),
+            format!("{reason}\n"),
+        );
         Ok(())
     }
 }
 
+/// Distinguishes names created in this process (staging dirs, quarantine and trash names).
+static NONCE: AtomicU64 = AtomicU64::new(0);
+
+/// `<unix ms>-<nonce>`: unique within this process, and readable as a time.
+pub(crate) fn unique_suffix() -> String {
+    format!("{}-{}", unix_ms(), NONCE.fetch_add(1, Ordering::Relaxed))
+}
+
 pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Children of `dir` as (name, path); a missing directory has none. Non-UTF-8 names are
@@ -361,7 +427,13 @@ pub(crate) fn list_children(dir: &Path) -> Result<Vec<(String, PathBuf)>, CacheE
     let reader = match fs::read_dir(dir) {
         Ok(reader) => reader,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(CacheError::Io { action: "list directory", path: dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(CacheError::Io {
+                action: "list directory",
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
     };
     let mut children = Vec::new();
     for item in reader {
@@ -405,7 +477,10 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<(), CacheError> {
 
 fn fsync_dirs_under(dir: &Path) -> Result<(), CacheError> {
     for (_, path) in list_children(dir)? {
-        if fs::symlink_metadata(&path).map_err(CacheError::io("read metadata of", &path))?.is_dir() {
+        if fs::symlink_metadata(&path)
+            .map_err(CacheError::io("read metadata of", &path))?
+            .is_dir()
+        {
             fsync_dirs_under(&path)?;
         }
     }
