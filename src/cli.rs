@@ -470,13 +470,13 @@ fn print_results(results: &[ArmResult]) {
     let width = results.iter().map(|r| r.arm.chars().count()).max().unwrap_or(0);
     for r in results {
         let (status, detail) = match &r.outcome {
-            Outcome::Hit => ("cached", String::new()),
+            Outcome::Hit => ("cached", crate::stages::headline(&r.summary)),
             Outcome::Ran => {
                 let secs = match (r.started_unix_ms, r.finished_unix_ms) {
-                    (Some(s), Some(f)) => format!("{:.1}s", (f - s) as f64 / 1000.0),
+                    (Some(s), Some(f)) => format!("{:>6.1}s  ", (f - s) as f64 / 1000.0),
                     _ => String::new(),
                 };
-                ("ran", secs)
+                ("ran", format!("{secs}{}", crate::stages::headline(&r.summary)))
             }
             Outcome::Failed(_) => ("FAILED", String::new()),
             Outcome::Skipped(why) => ("skipped", why.clone()),

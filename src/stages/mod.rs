@@ -149,6 +149,31 @@ impl<K: StageKind> DynStage for Registered<K> {
     }
 }
 
+/// Puts a one-line summary where `run` shows it.
+pub fn set_headline(summary: &mut serde_json::Value, headline: String) {
+    if let Some(obj) = summary.as_object_mut() {
+        obj.insert("headline".into(), serde_json::Value::String(headline));
+    }
+}
+
+/// The one-line summary of a stage's JSON summary.
+pub fn headline(summary: &serde_json::Value) -> String {
+    if let Some(h) = summary.get("headline").and_then(|h| h.as_str()) {
+        return h.to_string();
+    }
+    summary
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(_, v)| v.is_number())
+                .take(4)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
 static COMMAND: Registered<Command> = Registered(std::marker::PhantomData);
 static INGEST: Registered<Ingest> = Registered(std::marker::PhantomData);
 static NORMALIZE: Registered<Normalize> = Registered(std::marker::PhantomData);

@@ -18,6 +18,16 @@ impl StageKind for Normalize {
 
     fn run(params: &NormalizeParams, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
         let input = ctx.input_of_kind("ingest")?;
-        Ok(data::run_normalize(params, ctx.seed, &input.dir, ctx.out_dir)?)
+        let mut summary = data::run_normalize(params, ctx.seed, &input.dir, ctx.out_dir)?;
+        let total = |split: &str| summary["splits"][split]["total"].as_u64().unwrap_or(0);
+        let headline = format!(
+            "train {} · level1 {} · level2 {} · level3 {}",
+            total("train"),
+            total("level1"),
+            total("level2"),
+            total("level3")
+        );
+        super::set_headline(&mut summary, headline);
+        Ok(summary)
     }
 }
