@@ -37,6 +37,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Is every arm cached and up to date? With --exit-code, exit 1 if not
     Status(StatusArgs),
+    /// CI gate: exit 0 only if every arm is cached and up to date and every [expect] holds; runs nothing
+    Check(StatusArgs),
     /// Why does an arm miss the cache: field-level difference from its nearest cached key
     Explain(ExplainArgs),
     /// Print the DAG of arms
@@ -227,6 +229,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Run(args) => run_command(&cache_dir, args),
         Command::Plan(args) => plan_command(&cache_dir, &args.manifest, args.format),
         Command::Status(args) => status_command(&cache_dir, args),
+        Command::Check(args) => check_command(&cache_dir, args),
         Command::Explain(args) => explain_command(&cache_dir, args),
         Command::Dag(args) => {
             let loaded = Loaded::new(&args.manifest)?;
@@ -359,6 +362,44 @@ fn status_command(cache_dir: &Path, args: &StatusArgs) -> Result<(), Failure> {
         return Err(Failure::Stale(format!("{stale} of {} arms are not up to date", plans.len())));
     }
     Ok(())
+}
+
+fn check_command(cache_dir: &Path, args: &StatusArgs) -> Result<(), Failure> {
+    let loaded = Loaded::new(&args.manifest)?;
+    if !loaded.targets.is_empty() {
+        return Err(Failure::Usage("check takes the whole manifest; it accepts no targets".into()));
+    }
+    let cache = Cache::open_read_only(cache_dir)?;
+    let keyer = Keyer { manifest: &loaded.manifest, dag: &loaded.dag, cache: &cache };
+    let report = crate::pipeline::check::check(&keyer)?;
+    invalid_plans(&report.stale)?;
+    if args.format == Format::Json {
+        let out = json!({ "passed": report.passed(), "stale": report.stale, "expectations": report.expectations });
+        println!("{}", serde_json::to_string_pretty(&out).expect("plain JSON"));
+    } else {
+        for p in &report.stale {
+            let why = match &p.decision {
+                Decision::Miss { reason, .. } => reason.clone(),
+                Decision::Pending { after } => format!("runs after {}", after.join(", ")),
+                _ => String::new(),
+            };
+            println!("stale   {}  {why}", p.arm);
+        }
+        for e in &report.expectations {
+            let value = e.value.map_or("-".to_string(), |v| format!("{v}"));
+            let verdict = if e.ok { "ok" } else { "FAIL" };
+            let problem = e.problem.as_deref().map(|p| format!("  ({p})")).unwrap_or_default();
+            println!("{verdict:<6}  {}  = {value}  expected {}{problem}", e.target, e.bound);
+        }
+        println!(
+            "{}: {} arms stale, {} of {} expectations hold",
+            if report.passed() { "check passed" } else { "check FAILED" },
+            report.stale.len(),
+            report.expectations.iter().filter(|e| e.ok).count(),
+            report.expectations.len()
+        );
+    }
+    if report.passed() { Ok(()) } else { Err(Failure::Stale(String::new())) }
 }
 
 fn explain_command(cache_dir: &Path, args: &ExplainArgs) -> Result<(), Failure> {

@@ -312,3 +312,42 @@ fn second_writer_is_refused_while_first_runs() {
     assert_ne!(out.code(), 0);
     assert!(out.stderr().to_lowercase().contains("lock"), "{}", out.stderr());
 }
+
+const METRICS: &str = r#"
+[experiment]
+name = "gate"
+
+[stages.score]
+kind = "command"
+run = "echo '{\"bleu\": 19.5, \"per_lang\": {\"curl\": {\"syntax\": 0.97}}}' > $APITUNE_OUT/metrics.json"
+
+[expect]
+"score.bleu" = { value = 19.0, tol = 1.0 }
+"score.per_lang.curl.syntax" = { min = 0.95 }
+"#;
+
+#[test]
+fn check_needs_everything_cached_and_every_expectation_to_hold() {
+    let p = Project::new();
+    p.write("m.toml", METRICS);
+    let stale = p.run(&["check", "m.toml"]);
+    stale.expect_code(1);
+    assert!(stale.stdout().contains("stale   score"), "{}", stale.stdout());
+    p.run(&["run", "m.toml"]).expect_code(0);
+    let ok = p.run(&["check", "m.toml", "--format", "json"]);
+    let json = ok.expect_code(0).json();
+    assert_eq!(json["passed"], true);
+    assert_eq!(json["expectations"][0]["value"], 19.5);
+    // an expectation out of range fails without running anything
+    let out = p.run(&["check", "m.toml", "-S", "expect.\"score.bleu\".value=25.0"]);
+    out.expect_code(1);
+    assert!(out.stdout().contains("FAIL    score.bleu  = 19.5  expected 25 ± 1"), "{}", out.stdout());
+    // a param change makes the arm stale: check fails and names it
+    let out = p.run(&["check", "m.toml", "-S", "stages.score.env.X=abc"]);
+    out.expect_code(1);
+    assert!(out.stdout().contains("stale   score  params.env.X"), "{}", out.stdout());
+    // a metric that does not exist is reported, not ignored
+    let out = p.run(&["check", "m.toml", "-S", "expect.\"score.nope\".min=1"]);
+    out.expect_code(1);
+    assert!(out.stdout().contains("no metric `nope`"), "{}", out.stdout());
+}

@@ -140,6 +140,9 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
 
 /// Turns serde's "unknown field `x`, expected one of `a`, `b`" into a did-you-mean hint.
 pub fn hint_for_serde_message(message: &str) -> Option<String> {
+    if message.ends_with("expected a string") {
+        return Some("quote the value; on the command line: -S 'path=\"value\"'".into());
+    }
     let unknown = ["unknown field `", "unknown variant `"].iter().find_map(|p| message.strip_prefix(p))?;
     let (name, rest) = unknown.split_once('`')?;
     let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();

@@ -1,6 +1,7 @@
 //! From manifest to executed stages: the DAG of arms, the plan (hit or miss, and why), and the
 //! parallel scheduler.
 
+pub mod check;
 pub mod dag;
 pub mod plan;
 pub mod render;
