@@ -10,7 +10,10 @@ use serde_json::{Map, Value};
 /// Longest `$ref` chain followed (a ref to a ref to ...) before giving up.
 const MAX_REF_HOPS: usize = 32;
 /// Deepest nesting an example body is expanded to.
-const MAX_EXAMPLE_DEPTH: usize = 8;
+const MAX_EXAMPLE_DEPTH: usize = 6;
+/// Most schema nodes expanded for one example: big specs (cloud providers) have schemas whose
+/// full expansion is exponential in the depth.
+const MAX_EXAMPLE_NODES: usize = 200;
 /// Most properties of one object put into an example body.
 const MAX_EXAMPLE_PROPERTIES: usize = 40;
 
@@ -18,11 +21,13 @@ pub struct Resolver<'a> {
     root: &'a Value,
     /// References that could not be followed (external, dangling, or a ref loop).
     pub unresolved: std::cell::Cell<u64>,
+    /// Schema nodes the current example may still expand.
+    budget: std::cell::Cell<usize>,
 }
 
 impl<'a> Resolver<'a> {
     pub fn new(root: &'a Value) -> Self {
-        Self { root, unresolved: std::cell::Cell::new(0) }
+        Self { root, unresolved: std::cell::Cell::new(0), budget: std::cell::Cell::new(0) }
     }
 
     fn lookup(&self, reference: &str) -> Option<&'a Value> {
@@ -57,13 +62,15 @@ impl<'a> Resolver<'a> {
     /// openapi-sampler does).
     pub fn example_for_schema(&self, schema: &'a Value) -> Value {
         let mut stack = Vec::new();
+        self.budget.set(MAX_EXAMPLE_NODES);
         self.example_inner(schema, 0, &mut stack)
     }
 
     fn example_inner(&self, schema: &'a Value, depth: usize, stack: &mut Vec<&'a str>) -> Value {
-        if depth > MAX_EXAMPLE_DEPTH {
+        if depth > MAX_EXAMPLE_DEPTH || self.budget.get() == 0 {
             return Value::Null;
         }
+        self.budget.set(self.budget.get() - 1);
         let reference = schema.get("$ref").and_then(Value::as_str);
         if let Some(reference) = reference {
             if stack.contains(&reference) {
@@ -200,5 +207,21 @@ mod tests {
         assert_eq!(resolver.resolve(&json!({"$ref": "#/components/schemas/Loop"})), None);
         assert_eq!(resolver.resolve(&json!({"$ref": "other.yaml#/X"})), None);
         assert_eq!(resolver.unresolved.get(), 2);
+    }
+
+    #[test]
+    fn wide_deep_schemas_stay_small() {
+        // Ten properties per level, each the next level: 10^6 leaves if fully expanded.
+        let mut schemas = serde_json::Map::new();
+        for level in 0..6 {
+            let next = json!({"$ref": format!("#/components/schemas/L{}", level + 1)});
+            let properties: serde_json::Map<String, Value> = (0..10).map(|i| (format!("p{i}"), next.clone())).collect();
+            schemas.insert(format!("L{level}"), json!({"type": "object", "properties": properties}));
+        }
+        schemas.insert("L6".into(), json!({"type": "string"}));
+        let doc = json!({"components": {"schemas": schemas}});
+        let resolver = Resolver::new(&doc);
+        let example = resolver.example_for_schema(&json!({"$ref": "#/components/schemas/L0"}));
+        assert!(example.to_string().len() < 20_000, "{}", example.to_string().len());
     }
 }
