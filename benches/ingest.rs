@@ -107,6 +107,11 @@ fn phase<T>(name: &str, bytes: Option<u64>, run: impl FnOnce() -> T) -> (T, f64)
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not: stay quick there.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("ingest benchmark: run it with `cargo bench --bench ingest`");
+        return;
+    }
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let records: usize =
         std::env::var("APITUNE_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
