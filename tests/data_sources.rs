@@ -222,7 +222,7 @@ fn openapi_json_and_yaml_30_and_31_with_refs_and_code_samples() {
     let create_python = find("kites_1_python");
     assert!(create_python.code.contains(r#"payload = "{\"name\":\"Red Baron\",\"span\":0,\"parent\":null}""#), "{}", create_python.code);
     assert_eq!(create_python.instruction, "Registers a kite for the club using the Kite Club API.");
-    assert_eq!(create_python.instruction_test, "How do I registers a kite for the club with the Kite Club API?");
+    assert_eq!(create_python.instruction_test, "Show me how to call the Kite Club API for this: registers a kite for the club.");
     assert_eq!(find("kites_1_curl").code, "curl -X POST https://api.kites.test/v1/kites -d '{}'");
 
     let tides_node = find("nested/tides_0_node");

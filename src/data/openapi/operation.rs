@@ -399,7 +399,9 @@ impl Operation {
         let instruction_test = if !secondary.is_empty() && !secondary.eq_ignore_ascii_case(&primary) {
             format!("I need to call {api_label}: {secondary}.")
         } else {
-            format!("How do I {} with {api_label}?", lower_first(&primary))
+            // Summaries are verb phrases ("List books") as often as noun phrases ("A collection
+            // of all appointment types"): this wording fits both.
+            format!("Show me how to call {api_label} for this: {}.", lower_first(&primary))
         };
         (instruction, instruction_test)
     }
