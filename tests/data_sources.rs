@@ -327,3 +327,15 @@ fn params_parse_from_toml_with_defaults_and_reject_unknown_keys() {
     assert!(toml::from_str::<IngestParams>("source = { openapi = \"x\" }\nlang = [\"curl\"]").is_err());
     assert!(toml::from_str::<IngestParams>("source = { swagger = \"x\" }").is_err());
 }
+
+#[test]
+fn params_have_json_schemas_for_the_manifest() {
+    let schema = serde_json::to_string(&schemars::schema_for!(IngestParams)).unwrap();
+    for word in ["openapi", "apipack", "jsonl", "on_bad_record", "skip", "limit"] {
+        assert!(schema.contains(word), "{word} missing from {schema}");
+    }
+    let schema = serde_json::to_string(&schemars::schema_for!(apitune::data::NormalizeParams)).unwrap();
+    for word in ["heldout", "level3", "samples", "level1_in_train", "overall"] {
+        assert!(schema.contains(word), "{word} missing from {schema}");
+    }
+}
