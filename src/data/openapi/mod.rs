@@ -21,6 +21,9 @@ use super::record::ApiRecord;
 pub use operation::{Operation, operations};
 pub use refs::Resolver;
 
+/// Longest API description kept (its first paragraph).
+pub const MAX_API_DESCRIPTION_CHARS: usize = 500;
+
 /// Reads a spec file into a JSON value (YAML by extension `.yaml`/`.yml`, JSON otherwise).
 pub fn load_spec(path: &Path) -> Result<Value, DataError> {
     let bad = |message: String| DataError::BadRecord {
@@ -101,7 +104,12 @@ pub fn spec_records(
     if api_name.is_empty() {
         api_name = spec_id.to_string();
     }
-    let api_description = text("description");
+    // API Pack's api_description is a line or two; specs often hold pages of markdown here.
+    let api_description = {
+        let full = text("description");
+        let first_paragraph = full.split("\n\n").map(str::trim).find(|p| !p.is_empty()).unwrap_or("");
+        operation::truncate_text(first_paragraph, MAX_API_DESCRIPTION_CHARS)
+    };
     let api_categories: Vec<String> = info
         .and_then(|i| i.get("x-apisguru-categories"))
         .and_then(Value::as_array)

@@ -137,7 +137,7 @@ fn build_operation(document: &Value, resolver: &Resolver<'_>, path: &str, item: 
         base_url: server_url,
         known_host,
         request,
-        description: text(op, "description"),
+        description: truncate_text(&text(op, "description"), MAX_DESCRIPTION_CHARS),
         summary,
         operation_id,
         functionality,
@@ -215,10 +215,9 @@ fn parameter_example(resolver: &Resolver<'_>, param: &Value) -> Option<Value> {
         }
     }
     let schema = resolver.resolve(param.get("schema")?)?;
-    ["example", "default"]
-        .iter()
-        .find_map(|key| schema.get(*key).cloned())
-        .or_else(|| schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()).cloned())
+    let first_of = |key: &str| schema.get(key).and_then(Value::as_array).and_then(|list| list.first()).cloned();
+    // 3.1 schemas list `examples`; 3.0 ones have a single `example`.
+    schema.get("example").cloned().or_else(|| first_of("examples")).or_else(|| schema.get("default").cloned()).or_else(|| first_of("enum"))
 }
 
 /// openapi-snippet's placeholder for a parameter without an example: `SOME_<TYPE>_VALUE`.
@@ -318,20 +317,29 @@ fn request_body(resolver: &Resolver<'_>, op: &Value) -> Option<Body> {
     Some(Body { media_type: media_type.clone(), text, json: None })
 }
 
+/// Longest operation description kept: some specs embed whole manuals in descriptions, and the
+/// text is copied into every record and prompt.
+pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+/// `text` cut to at most `max` characters at a word boundary, with "..." when cut.
+pub fn truncate_text(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max).collect();
+    match cut.rfind(char::is_whitespace) {
+        Some(space) if space > 0 => format!("{}...", cut[..space].trim_end()),
+        _ => format!("{cut}..."),
+    }
+}
+
 fn first_sentence(text: &str) -> String {
     let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
     let sentence = match line.find(". ") {
         Some(end) => &line[..end + 1],
         None => line,
     };
-    if sentence.chars().count() <= 200 {
-        return sentence.to_string();
-    }
-    let cut: String = sentence.chars().take(200).collect();
-    match cut.rfind(' ') {
-        Some(space) => format!("{}...", &cut[..space]),
-        None => cut,
-    }
+    truncate_text(sentence, 200)
 }
 
 /// `listBooksByAuthor` / `list_books-by_author` -> `List books by author`.
@@ -391,7 +399,9 @@ impl Operation {
         let instruction_test = if !secondary.is_empty() && !secondary.eq_ignore_ascii_case(&primary) {
             format!("I need to call {api_label}: {secondary}.")
         } else {
-            format!("How do I {} with {api_label}?", lower_first(&primary))
+            // Summaries are verb phrases ("List books") as often as noun phrases ("A collection
+            // of all appointment types"): this wording fits both.
+            format!("Show me how to call {api_label} for this: {}.", lower_first(&primary))
         };
         (instruction, instruction_test)
     }

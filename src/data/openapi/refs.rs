@@ -10,7 +10,10 @@ use serde_json::{Map, Value};
 /// Longest `$ref` chain followed (a ref to a ref to ...) before giving up.
 const MAX_REF_HOPS: usize = 32;
 /// Deepest nesting an example body is expanded to.
-const MAX_EXAMPLE_DEPTH: usize = 8;
+const MAX_EXAMPLE_DEPTH: usize = 6;
+/// Most schema nodes expanded for one example: big specs (cloud providers) have schemas whose
+/// full expansion is exponential in the depth.
+const MAX_EXAMPLE_NODES: usize = 200;
 /// Most properties of one object put into an example body.
 const MAX_EXAMPLE_PROPERTIES: usize = 40;
 
@@ -18,11 +21,13 @@ pub struct Resolver<'a> {
     root: &'a Value,
     /// References that could not be followed (external, dangling, or a ref loop).
     pub unresolved: std::cell::Cell<u64>,
+    /// Schema nodes the current example may still expand.
+    budget: std::cell::Cell<usize>,
 }
 
 impl<'a> Resolver<'a> {
     pub fn new(root: &'a Value) -> Self {
-        Self { root, unresolved: std::cell::Cell::new(0) }
+        Self { root, unresolved: std::cell::Cell::new(0), budget: std::cell::Cell::new(0) }
     }
 
     fn lookup(&self, reference: &str) -> Option<&'a Value> {
@@ -30,7 +35,11 @@ impl<'a> Resolver<'a> {
         if pointer.is_empty() {
             return Some(self.root);
         }
-        self.root.pointer(pointer)
+        // A `$ref` is a URI fragment, so `{` may be written `%7B` (1,034 refs in APIs.guru's collection).
+        self.root.pointer(pointer).or_else(|| {
+            let decoded = percent_decode(pointer)?;
+            self.root.pointer(&decoded)
+        })
     }
 
     /// Follows `$ref` chains from `value`; `None` (and a count) when a ref cannot be followed.
@@ -57,13 +66,15 @@ impl<'a> Resolver<'a> {
     /// openapi-sampler does).
     pub fn example_for_schema(&self, schema: &'a Value) -> Value {
         let mut stack = Vec::new();
+        self.budget.set(MAX_EXAMPLE_NODES);
         self.example_inner(schema, 0, &mut stack)
     }
 
     fn example_inner(&self, schema: &'a Value, depth: usize, stack: &mut Vec<&'a str>) -> Value {
-        if depth > MAX_EXAMPLE_DEPTH {
+        if depth > MAX_EXAMPLE_DEPTH || self.budget.get() == 0 {
             return Value::Null;
         }
+        self.budget.set(self.budget.get() - 1);
         let reference = schema.get("$ref").and_then(Value::as_str);
         if let Some(reference) = reference {
             if stack.contains(&reference) {
@@ -146,6 +157,29 @@ impl<'a> Resolver<'a> {
     }
 }
 
+/// `%XX` escapes decoded; `None` when there are none or they do not form UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
 /// The schema's type; 3.1 allows a list (`["string", "null"]`): the first non-null wins.
 pub fn schema_type(schema: &Value) -> Option<String> {
     match schema.get("type") {
@@ -200,5 +234,31 @@ mod tests {
         assert_eq!(resolver.resolve(&json!({"$ref": "#/components/schemas/Loop"})), None);
         assert_eq!(resolver.resolve(&json!({"$ref": "other.yaml#/X"})), None);
         assert_eq!(resolver.unresolved.get(), 2);
+    }
+
+    #[test]
+    fn percent_encoded_refs_resolve() {
+        let doc = json!({"paths": {"/a/{id}": {"get": {"x": 1}}}});
+        let resolver = Resolver::new(&doc);
+        assert_eq!(resolver.resolve(&json!({"$ref": "#/paths/~1a~1%7Bid%7D/get"})), Some(&json!({"x": 1})));
+        assert_eq!(percent_decode("%7"), Some("%7".to_string()));
+        assert_eq!(percent_decode("a%"), Some("a%".to_string()));
+        assert_eq!(percent_decode("%ff"), None);
+    }
+
+    #[test]
+    fn wide_deep_schemas_stay_small() {
+        // Ten properties per level, each the next level: 10^6 leaves if fully expanded.
+        let mut schemas = serde_json::Map::new();
+        for level in 0..6 {
+            let next = json!({"$ref": format!("#/components/schemas/L{}", level + 1)});
+            let properties: serde_json::Map<String, Value> = (0..10).map(|i| (format!("p{i}"), next.clone())).collect();
+            schemas.insert(format!("L{level}"), json!({"type": "object", "properties": properties}));
+        }
+        schemas.insert("L6".into(), json!({"type": "string"}));
+        let doc = json!({"components": {"schemas": schemas}});
+        let resolver = Resolver::new(&doc);
+        let example = resolver.example_for_schema(&json!({"$ref": "#/components/schemas/L0"}));
+        assert!(example.to_string().len() < 20_000, "{}", example.to_string().len());
     }
 }

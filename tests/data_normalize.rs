@@ -1,0 +1,226 @@
+//! The normalize stage: normalisation, de-duplication, held-out levels without leakage, seeded
+//! and nested training order, endpoints artifact; and the prompt template.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+
+use apitune::data::{
+    ApiRecord, HeldoutScope, HeldoutSpec, NormalizeParams, read_endpoints, read_records, run_normalize, take_samples,
+};
+use serde_json::{Value, json};
+
+fn record(api: usize, endpoint: usize, lang: &str) -> ApiRecord {
+    ApiRecord {
+        api_name: format!("Api{api}"),
+        api_description: format!("API number {api}."),
+        lang: lang.to_string(),
+        path: format!("/things{endpoint}/{{id}}"),
+        method: Some(if endpoint % 2 == 0 { "GET" } else { "POST" }.to_string()),
+        functionality: format!("Thing {endpoint}"),
+        description: format!("Does thing {endpoint}."),
+        domain: vec!["Tests".into()],
+        instruction: format!("Do thing {endpoint} with API {api}."),
+        instruction_test: format!("How would I do thing {endpoint} on API {api}?"),
+        code: format!("call --api {api} --endpoint {endpoint} --lang {lang}"),
+        api_arguments: json!({}),
+        unique_id: format!("a{api}_e{endpoint}_{lang}"),
+        host: Some(format!("api{api}.test")),
+        base_url: None,
+    }
+}
+
+const LANGS: [&str; 3] = ["curl", "python", "go"];
+
+/// 12 APIs x 6 endpoints x 3 languages, plus messy copies that normalisation must catch.
+fn write_corpus(dir: &Path) -> usize {
+    let mut lines = Vec::new();
+    for api in 0..12 {
+        for endpoint in 0..6 {
+            for lang in LANGS {
+                lines.push(serde_json::to_string(&record(api, endpoint, lang)).unwrap());
+            }
+        }
+    }
+    let clean = lines.len();
+    // A duplicate after normalisation: CRLF, indentation, trailing spaces, label case.
+    let mut messy = record(0, 0, " cURL ");
+    messy.code = format!("    {}   \r\n", record(0, 0, "curl").code);
+    messy.instruction = format!("  {}\n", messy.instruction);
+    messy.unique_id = "messy".into();
+    lines.push(serde_json::to_string(&messy).unwrap());
+    let mut empty = record(1, 1, "curl");
+    empty.code = " \n\t\n".into();
+    lines.push(serde_json::to_string(&empty).unwrap());
+    std::fs::write(dir.join("records.jsonl"), lines.join("\n") + "\n").unwrap();
+    clean
+}
+
+fn params(level: usize) -> NormalizeParams {
+    NormalizeParams { heldout: HeldoutSpec { level1: level, level2: level, level3: level, per: HeldoutScope::Lang }, ..Default::default() }
+}
+
+fn load(path: &Path) -> Vec<ApiRecord> {
+    read_records(path).collect::<Result<_, _>>().unwrap()
+}
+
+struct Split {
+    summary: Value,
+    train: Vec<ApiRecord>,
+    levels: [Vec<ApiRecord>; 3],
+    dir: tempfile::TempDir,
+}
+
+fn split(params: &NormalizeParams, seed: u64) -> Split {
+    let input = tempfile::tempdir().unwrap();
+    write_corpus(input.path());
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run_normalize(params, seed, input.path(), dir.path()).unwrap();
+    let train = load(&dir.path().join("train.jsonl"));
+    let levels = ["level1", "level2", "level3"].map(|level| load(&dir.path().join(format!("{level}.jsonl"))));
+    Split { summary, train, levels, dir }
+}
+
+fn endpoint_key(record: &ApiRecord) -> (String, Option<String>, String) {
+    (record.api_name.clone(), record.method.clone(), record.path.clone())
+}
+
+#[test]
+fn normalises_deduplicates_and_drops_empty_code() {
+    let result = split(&params(2), 7);
+    assert_eq!(result.summary["input_records"], 12 * 6 * 3 + 2);
+    assert_eq!(result.summary["dropped"], json!({"duplicate": 1, "empty_code": 1}), "{:#}", result.summary);
+    assert_eq!(result.summary["kept"], 12 * 6 * 3);
+    let all: Vec<&ApiRecord> = result.train.iter().chain(result.levels.iter().flatten()).collect();
+    assert!(all.iter().all(|r| LANGS.contains(&r.lang.as_str())));
+    assert!(!all.iter().any(|r| r.unique_id == "messy"));
+}
+
+#[test]
+fn levels_do_not_leak_into_training() {
+    for per in [HeldoutScope::Lang, HeldoutScope::Overall] {
+        let mut params = params(4);
+        params.heldout.per = per;
+        let result = split(&params, 11);
+        let [level1, level2, level3] = &result.levels;
+        let train_apis: BTreeSet<&str> = result.train.iter().map(|r| r.api_name.as_str()).collect();
+        let train_endpoints: HashSet<_> = result.train.iter().map(endpoint_key).collect();
+        let train_pairs: HashSet<(&str, &str)> =
+            result.train.iter().map(|r| (r.instruction.as_str(), r.code.as_str())).collect();
+        let expected = match per {
+            HeldoutScope::Lang => 4 * LANGS.len(),
+            HeldoutScope::Overall => 4,
+        };
+        for (level, records) in result.levels.iter().enumerate() {
+            assert_eq!(records.len(), expected, "level{} {per:?}: {:#}", level + 1, result.summary);
+        }
+        assert_eq!(result.summary["shortfall"], json!({}));
+        // Level 3: API never seen.
+        for r in level3 {
+            assert!(!train_apis.contains(r.api_name.as_str()), "{r:?}");
+        }
+        // Level 2: API seen, endpoint not.
+        for r in level2 {
+            assert!(train_apis.contains(r.api_name.as_str()), "{r:?}");
+            assert!(!train_endpoints.contains(&endpoint_key(r)), "{r:?}");
+        }
+        // Level 1: API and endpoint seen, and the query is a phrasing training never pairs with
+        // this code.
+        for r in level1 {
+            assert!(train_endpoints.contains(&endpoint_key(r)), "{r:?}");
+            assert!(r.instruction.starts_with("How would I"), "level files prompt with instruction_test: {r:?}");
+            assert!(!train_pairs.contains(&(r.instruction.as_str(), r.code.as_str())), "{r:?}");
+        }
+        // Held-out levels are disjoint.
+        let ids: Vec<BTreeSet<&str>> =
+            result.levels.iter().map(|l| l.iter().map(|r| r.unique_id.as_str()).collect()).collect();
+        assert!(ids[0].is_disjoint(&ids[1]) && ids[1].is_disjoint(&ids[2]) && ids[0].is_disjoint(&ids[2]));
+    }
+}
+
+#[test]
+fn level1_can_leave_training_while_its_endpoint_stays() {
+    let mut params = params(3);
+    params.level1_in_train = false;
+    let result = split(&params, 3);
+    let train_ids: HashSet<&str> = result.train.iter().map(|r| r.unique_id.as_str()).collect();
+    let train_endpoints: HashSet<_> = result.train.iter().map(endpoint_key).collect();
+    assert_eq!(result.levels[0].len(), 9);
+    for r in &result.levels[0] {
+        assert!(!train_ids.contains(r.unique_id.as_str()));
+        assert!(train_endpoints.contains(&endpoint_key(r)));
+    }
+}
+
+#[test]
+fn splits_are_deterministic_per_seed_and_differ_across_seeds() {
+    let ids = |s: &Split| -> Vec<Vec<String>> {
+        std::iter::once(&s.train).chain(s.levels.iter()).map(|l| l.iter().map(|r| r.unique_id.clone()).collect()).collect()
+    };
+    let a = split(&params(3), 5);
+    let b = split(&params(3), 5);
+    let c = split(&params(3), 6);
+    assert_eq!(ids(&a), ids(&b));
+    assert_eq!(a.summary, b.summary);
+    assert_ne!(ids(&a), ids(&c));
+    for name in ["train.jsonl", "level1.jsonl", "level2.jsonl", "level3.jsonl", "endpoints.jsonl"] {
+        assert_eq!(
+            std::fs::read(a.dir.path().join(name)).unwrap(),
+            std::fs::read(b.dir.path().join(name)).unwrap(),
+            "{name} differs between runs"
+        );
+    }
+}
+
+#[test]
+fn sample_sets_are_nested_prefixes() {
+    let full = split(&params(2), 9);
+    let train_path = full.dir.path().join("train.jsonl");
+    let small = take_samples(&train_path, 10).unwrap();
+    let large = take_samples(&train_path, 40).unwrap();
+    assert_eq!(&large[..10], &small[..]);
+    // `samples` in the params writes the same prefix.
+    let capped = split(&NormalizeParams { samples: Some(40), ..params(2) }, 9);
+    assert_eq!(capped.train, large);
+    assert_eq!(capped.summary["splits"]["train"]["pool"], full.train.len());
+    let err = take_samples(&train_path, 100_000).unwrap_err().to_string();
+    assert!(err.contains("100000") && err.contains("train.jsonl"), "{err}");
+}
+
+#[test]
+fn shortfall_is_reported_not_hidden() {
+    let result = split(&params(1000), 1);
+    assert!(result.summary["shortfall"]["level3"]["curl"].as_u64().unwrap() > 0, "{:#}", result.summary);
+    // At most half of the APIs are held out, so training keeps data.
+    assert_eq!(result.summary["heldout_apis"], 6);
+    assert!(!result.train.is_empty());
+}
+
+#[test]
+fn endpoints_artifact_lists_every_api_endpoint() {
+    let result = split(&params(2), 7);
+    let catalogue = read_endpoints(&result.dir.path().join("endpoints.jsonl")).unwrap();
+    assert_eq!(catalogue.len(), 12);
+    let api0 = &catalogue[0];
+    assert_eq!(api0.api_name, "Api0");
+    assert_eq!(api0.hosts, ["api0.test"]);
+    assert_eq!(api0.endpoints.len(), 6);
+    assert_eq!(api0.endpoints[0].method.as_deref(), Some("GET"));
+    assert_eq!(api0.endpoints[0].path, "/things0/{id}");
+}
+
+#[test]
+fn normalize_params_parse_with_defaults() {
+    let parsed: NormalizeParams = toml::from_str("heldout = { level1 = 200, level2 = 100, level3 = 50 }").unwrap();
+    assert_eq!((parsed.heldout.level1, parsed.heldout.level3, parsed.heldout.per), (200, 50, HeldoutScope::Lang));
+    assert!(parsed.dedup && parsed.level1_in_train && parsed.samples.is_none());
+    assert!(toml::from_str::<NormalizeParams>("heldout = { level4 = 1 }").is_err());
+    assert!(toml::from_str::<NormalizeParams>("sample = 3").is_err());
+}
+
+#[test]
+fn prompt_matches_the_study_template() {
+    let mut r = record(3, 4, "python");
+    r.api_arguments = json!({"city": "Lisboa", "days": 3});
+    let expected = "You are an API client code generator. You MUST output ONLY valid python code. No comments. No explanations. No markdown. Only raw code.\n\n### USER REQUEST:\nDo thing 4 with API 3.\n\n### ENDPOINT PATH:\n/things4/{id}\n\n### DESCRIPTION:\nDoes thing 4.\n\n### PARAMETERS:\n{\"city\": \"Lisboa\", \"days\": 3}\n\n### OUTPUT:\n";
+    assert_eq!(apitune::data::prompt(&r, "python"), expected);
+}
