@@ -182,7 +182,7 @@ fn run_arm(
             .map(|i| {
                 let up = &keyer.dag.arms[*i];
                 let dir = keyer.cache.artifact_dir(&upstream[i].0);
-                Input { stage: up.stage.clone(), arm: up.name.clone(), kind: up.kind.kind().to_string(), dir }
+                Input { stage: up.stage.clone(), arm: up.name.clone(), kind: up.kind.kind().to_string(), key: upstream[i].0.to_string(), dir }
             })
             .collect();
         let progress = |done: u64, total: Option<u64>, unit: &str| events.progress(&arm.name, done, total, unit);

@@ -25,6 +25,8 @@ pub struct Input {
     pub arm: String,
     /// Kind of the producing stage (`lora-train`).
     pub kind: String,
+    /// Cache key of the artifact (hex), so outputs can name where each number came from.
+    pub key: String,
     pub dir: PathBuf,
 }
 
