@@ -307,7 +307,7 @@ fn split_manifest_arg(args: &[String]) -> (PathBuf, Vec<String>) {
 
 fn plans_for(cache_dir: &Path, loaded: &Loaded, forced: &BTreeSet<usize>) -> Result<Vec<ArmPlan>, Failure> {
     let cache = Cache::open_read_only(cache_dir)?;
-    let keyer = Keyer { manifest: &loaded.manifest, dag: &loaded.dag, cache: &cache };
+    let keyer = Keyer::new(&loaded.manifest, &loaded.dag, &cache);
     Ok(plan::plan(&keyer, &loaded.selected()?, forced)?)
 }
 
@@ -370,7 +370,7 @@ fn check_command(cache_dir: &Path, args: &StatusArgs) -> Result<(), Failure> {
         return Err(Failure::Usage("check takes the whole manifest; it accepts no targets".into()));
     }
     let cache = Cache::open_read_only(cache_dir)?;
-    let keyer = Keyer { manifest: &loaded.manifest, dag: &loaded.dag, cache: &cache };
+    let keyer = Keyer::new(&loaded.manifest, &loaded.dag, &cache);
     let report = crate::pipeline::check::check(&keyer)?;
     invalid_plans(&report.stale)?;
     if args.format == Format::Json {
@@ -408,7 +408,7 @@ fn explain_command(cache_dir: &Path, args: &ExplainArgs) -> Result<(), Failure> 
         return Err(Failure::Usage("name the stage or arm to explain: apitune explain [MANIFEST] STAGE".into()));
     }
     let cache = Cache::open_read_only(cache_dir)?;
-    let keyer = Keyer { manifest: &loaded.manifest, dag: &loaded.dag, cache: &cache };
+    let keyer = Keyer::new(&loaded.manifest, &loaded.dag, &cache);
     let plans = plan::plan(&keyer, &loaded.selected()?, &BTreeSet::new())?;
     let history = History::load(&cache)?;
     let wanted: BTreeSet<usize> = loaded
@@ -482,7 +482,7 @@ fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failure> {
         }).collect()
     };
     let cache = Cache::open(cache_dir)?;
-    let keyer = Keyer { manifest: &loaded.manifest, dag: &loaded.dag, cache: &cache };
+    let keyer = Keyer::new(&loaded.manifest, &loaded.dag, &cache);
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let opts = RunOptions { jobs, keep_going: args.keep_going, forced };
     let reporter = Reporter::new(args.format == Format::Json);
@@ -640,7 +640,7 @@ fn gc_command(cache_dir: &Path, args: &GcArgs) -> Result<(), Failure> {
     let mut keep = std::collections::HashSet::new();
     for path in &manifests {
         let loaded = Loaded::from_path(path, &args.set, Vec::new())?;
-        let keyer = Keyer { manifest: &loaded.manifest, dag: &loaded.dag, cache: &cache };
+        let keyer = Keyer::new(&loaded.manifest, &loaded.dag, &cache);
         for p in plan::plan(&keyer, &loaded.selected()?, &BTreeSet::new())? {
             if let Decision::Hit { key, .. } = p.decision {
                 keep.insert(key);

@@ -60,11 +60,22 @@ pub struct Keyer<'a> {
     pub manifest: &'a Manifest,
     pub dag: &'a Dag,
     pub cache: &'a Cache,
+    /// The resolved compute backend (`cpu`, `wgpu`, `cuda`).
+    pub backend: String,
 }
 
-impl Keyer<'_> {
+impl<'a> Keyer<'a> {
+    pub fn new(manifest: &'a Manifest, dag: &'a Dag, cache: &'a Cache) -> Keyer<'a> {
+        Keyer { manifest, dag, cache, backend: "cpu".into() }
+    }
+
     pub fn plan_context(&self) -> PlanContext<'_> {
-        PlanContext { base_dir: &self.manifest.base_dir, seed: self.manifest.experiment.seed }
+        PlanContext {
+            base_dir: &self.manifest.base_dir,
+            seed: self.manifest.experiment.seed,
+            models: &self.manifest.models,
+            backend: &self.backend,
+        }
     }
 
     /// The key manifest of arm `id`, given the digests of its inputs' artifacts.

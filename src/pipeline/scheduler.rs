@@ -186,10 +186,15 @@ fn run_arm(
             })
             .collect();
         let progress = |done: u64, total: Option<u64>, unit: &str| events.progress(&arm.name, done, total, unit);
+        let memo_root = keyer.cache.root().join("memo");
         let ctx = RunContext {
             arm: &arm.name,
             base_dir: &keyer.manifest.base_dir,
             seed: keyer.manifest.experiment.seed,
+            models: &keyer.manifest.models,
+            backend: &keyer.backend,
+            file_hashes: km.0.get("files").unwrap_or(&Value::Null),
+            memo_root: &memo_root,
             inputs: &inputs,
             out_dir: &staging.dir,
             work_dir: &work_dir,

@@ -8,7 +8,10 @@ mod normalize;
 
 use std::path::{Path, PathBuf};
 
+use indexmap::IndexMap;
 use schemars::JsonSchema;
+
+use crate::manifest::ModelSpec;
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use command::Command;
@@ -38,6 +41,14 @@ pub struct RunContext<'a> {
     pub base_dir: &'a Path,
     /// The experiment seed.
     pub seed: u64,
+    /// `[models]` of the manifest.
+    pub models: &'a IndexMap<String, ModelSpec>,
+    /// The compute backend, resolved (`cpu`, `wgpu` or `cuda`; never `auto`).
+    pub backend: &'a str,
+    /// Content hashes of the files the stage declared (`input_files`), as in its key.
+    pub file_hashes: &'a serde_json::Value,
+    /// Root of memo directories shared across keys (see [`RunContext::memo_dir`]).
+    pub memo_root: &'a Path,
     pub inputs: &'a [Input],
     /// Fresh, empty directory: everything written here becomes the artifact.
     pub out_dir: &'a Path,
@@ -48,6 +59,26 @@ pub struct RunContext<'a> {
 }
 
 impl RunContext<'_> {
+    /// A directory keyed by `material` alone, shared by every arm and key that asks with the same
+    /// material: for intermediate results that depend on less than the stage's whole key
+    /// (generations do not depend on the metric code that scores them).
+    pub fn memo_dir(&self, material: &serde_json::Value) -> anyhow::Result<PathBuf> {
+        let id = crate::cache::canonical_json(material);
+        let dir = self.memo_root.join(blake3::hash(id.as_bytes()).to_hex().as_str());
+        std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// The directory of model `name` of `[models]`.
+    pub fn model_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
+        model_path(self.models, self.base_dir, name)
+    }
+
+    /// Content digest of the model files this stage declared, for memo material.
+    pub fn model_dir_digest(&self, _dir: &Path) -> anyhow::Result<serde_json::Value> {
+        Ok(self.file_hashes.clone())
+    }
+
     /// The single input produced by a stage of `kind`; an error names the arm if there is none or several.
     pub fn input_of_kind(&self, kind: &str) -> anyhow::Result<&Input> {
         let mut found = self.inputs.iter().filter(|i| i.kind == kind);
@@ -70,6 +101,51 @@ impl RunContext<'_> {
 pub struct PlanContext<'a> {
     pub base_dir: &'a Path,
     pub seed: u64,
+    pub models: &'a IndexMap<String, ModelSpec>,
+    /// The compute backend, resolved (`cpu`, `wgpu` or `cuda`).
+    pub backend: &'a str,
+}
+
+/// The files of an HF model directory that determine its outputs.
+pub const MODEL_FILES: [&str; 6] = [
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+];
+
+impl PlanContext<'_> {
+    /// Files of model `name` that enter a key: its config, tokenizer and every weight file.
+    pub fn model_files(&self, name: &str) -> anyhow::Result<Vec<PathBuf>> {
+        let dir = model_path(self.models, self.base_dir, name)?;
+        anyhow::ensure!(dir.join("config.json").is_file(), "model `{name}`: no config.json in {}", dir.display());
+        let mut files: Vec<PathBuf> = MODEL_FILES.iter().map(|f| dir.join(f)).filter(|p| p.is_file()).collect();
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.ends_with(".safetensors") && !files.contains(&path) {
+                files.push(path);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+}
+
+fn model_path(models: &IndexMap<String, ModelSpec>, base_dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let spec = models.get(name).ok_or_else(|| {
+        let names: Vec<&str> = models.keys().map(String::as_str).collect();
+        anyhow::anyhow!("unknown model `{name}`; [models] declares: {}", if names.is_empty() { "nothing".into() } else { names.join(", ") })
+    })?;
+    let path = spec
+        .path
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("model `{name}` has no `path`; a randomly initialised model is evaluated through the `pretrain` stage that trains it"))?;
+    let dir = base_dir.join(path);
+    anyhow::ensure!(dir.is_dir(), "model `{name}`: directory {} does not exist", dir.display());
+    Ok(dir)
 }
 
 /// A kind of stage.

@@ -1,0 +1,334 @@
+//! `eval` (and the study's `baseline`, which is `eval` of a base model without adapter): batched
+//! generation over each held-out level with the configured decoding, then scoring.
+//!
+//! Generation and scoring are separate steps. Generations are stored under a memo key made only of
+//! what determines them (model files, adapter, decoding, prompts), so re-scoring after a metric
+//! change never re-generates, and an interrupted generation resumes from the last finished batch.
+//! Artifacts: `results.json` (config, versions, every metric per level and language) and
+//! `samples.jsonl` (one line per example: ids, prompt hash, prediction, reference, its metrics).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{PlanContext, RunContext, StageKind};
+use crate::data::{self, ApiRecord};
+use crate::metrics::api_match::EndpointSet;
+use crate::metrics::corpus::{Example, score_corpus};
+use crate::model::{self, GenerationConfig, Model, Sampling};
+
+pub struct Eval;
+
+pub const LEVELS: [&str; 3] = ["level1", "level2", "level3"];
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvalParams {
+    /// Model from `[models]` (an HF directory). Omit when the stage needs a `lora-train` or
+    /// `pretrain` stage: their artifacts name the model they trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Held-out levels to evaluate: level1 (new phrasing), level2 (new endpoint), level3 (new API).
+    #[serde(default = "all_levels")]
+    pub levels: Vec<String>,
+    /// At most this many examples per level, in split order (the split is already shuffled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Only these languages (lower-case API Pack labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub langs: Option<Vec<String>>,
+    #[serde(default)]
+    pub decoding: Decoding,
+    /// Prompts generated together.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Also score the reference code under the model (target-only, token-weighted perplexity).
+    #[serde(default = "yes")]
+    pub perplexity: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decoding {
+    #[serde(default = "default_max_new_tokens")]
+    pub max_new_tokens: usize,
+    /// 0 = greedy (the study's decoding).
+    #[serde(default)]
+    pub temperature: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    /// Generation stops at any of these strings (cut before it).
+    #[serde(default)]
+    pub stop: Vec<String>,
+}
+
+impl Default for Decoding {
+    fn default() -> Self {
+        Decoding { max_new_tokens: default_max_new_tokens(), temperature: 0.0, top_k: None, top_p: None, stop: Vec::new() }
+    }
+}
+
+fn all_levels() -> Vec<String> {
+    LEVELS.iter().map(|s| s.to_string()).collect()
+}
+fn default_batch() -> usize {
+    8
+}
+fn default_max_new_tokens() -> usize {
+    256
+}
+fn yes() -> bool {
+    true
+}
+
+/// One generated continuation, as kept in the memo.
+#[derive(Serialize, Deserialize)]
+struct Generated {
+    index: usize,
+    prompt_hash: String,
+    prediction: String,
+    finish_reason: model::FinishReason,
+    new_tokens: usize,
+}
+
+impl StageKind for Eval {
+    const KIND: &'static str = "eval";
+    const VERSION: u32 = 1;
+    type Params = EvalParams;
+
+    fn input_files(params: &EvalParams, ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>> {
+        match &params.model {
+            Some(name) => ctx.model_files(name),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn runtime_facts(_params: &EvalParams, ctx: &PlanContext) -> Value {
+        json!({ "backend": ctx.backend, "seed": ctx.seed })
+    }
+
+    fn run(params: &EvalParams, ctx: &RunContext) -> anyhow::Result<Value> {
+        for level in &params.levels {
+            anyhow::ensure!(LEVELS.contains(&level.as_str()), "unknown level `{level}`: use level1, level2 or level3");
+        }
+        anyhow::ensure!(params.batch_size > 0, "batch_size must be at least 1");
+        let split = ctx.input_of_kind("normalize")?;
+        let model_dir = match &params.model {
+            Some(name) => ctx.model_dir(name)?,
+            None => anyhow::bail!(
+                "stage `{}` names no model: set `model = \"NAME\"` (a model of [models] with a `path`)",
+                ctx.arm
+            ),
+        };
+        let device = device_for(ctx.backend)?;
+        let model = Model::load(&model_dir, &device).with_context(|| format!("loading model {}", model_dir.display()))?;
+        let endpoints = known_endpoints(&split.dir.join(data::ENDPOINTS_FILE))?;
+
+        let mut levels = BTreeMap::new();
+        let mut samples = Vec::new();
+        let mut all_examples: Vec<(String, ApiRecord, Generated)> = Vec::new();
+        let mut nll = (0.0f64, 0usize);
+        for level in &params.levels {
+            let records = level_records(&split.dir, level, params)?;
+            let prompts: Vec<String> = records.iter().map(|r| data::prompt(r, &r.lang)).collect();
+            let generated = generate_memoized(ctx, &model, &model_dir, params, level, &prompts)?;
+            if params.perplexity {
+                for chunk in records.chunks(params.batch_size).zip(prompts.chunks(params.batch_size)) {
+                    let pairs: Vec<(&str, &str)> = chunk.1.iter().map(String::as_str).zip(chunk.0.iter().map(|r| r.code.as_str())).collect();
+                    for s in model::score(&model, &pairs)? {
+                        nll.0 += s.total_nll();
+                        nll.1 += s.logprobs.len();
+                    }
+                }
+            }
+            let examples: Vec<Example> = records
+                .iter()
+                .zip(&generated)
+                .map(|(r, g)| Example {
+                    prediction: &g.prediction,
+                    reference: &r.code,
+                    lang: &r.lang,
+                    known_endpoints: endpoints.get(&r.api_name),
+                })
+                .collect();
+            let scores = score_corpus(&examples);
+            for ((r, g), s) in records.iter().zip(&generated).zip(&scores.examples) {
+                samples.push(json!({
+                    "level": level, "id": r.unique_id, "api": r.api_name, "lang": r.lang,
+                    "prompt_hash": g.prompt_hash, "prediction": g.prediction, "reference": r.code,
+                    "finish_reason": g.finish_reason, "new_tokens": g.new_tokens, "metrics": s,
+                }));
+            }
+            levels.insert(level.clone(), json!({ "overall": scores.overall, "per_lang": scores.per_lang }));
+            all_examples.extend(records.into_iter().zip(generated).map(|(r, g)| (level.clone(), r, g)));
+        }
+        let examples: Vec<Example> = all_examples
+            .iter()
+            .map(|(_, r, g)| Example { prediction: &g.prediction, reference: &r.code, lang: &r.lang, known_endpoints: endpoints.get(&r.api_name) })
+            .collect();
+        let overall = score_corpus(&examples);
+        let perplexity = (params.perplexity && nll.1 > 0).then(|| (nll.0 / nll.1 as f64).exp());
+        let results = json!({
+            "arm": ctx.arm,
+            "model": params.model,
+            "adapter": Value::Null,
+            "samples": Value::Null,
+            "decoding": params.decoding,
+            "versions": { "apitune": env!("CARGO_PKG_VERSION"), "eval": Self::VERSION },
+            "overall": overall.overall,
+            "per_lang": overall.per_lang,
+            "levels": levels,
+            "perplexity": perplexity,
+        });
+        write_json(&ctx.out_dir.join("results.json"), &results)?;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(ctx.out_dir.join("samples.jsonl"))?);
+        for s in &samples {
+            serde_json::to_writer(&mut out, s)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        let o = &overall.overall;
+        let mut summary = json!({
+            "examples": o.n,
+            "exact_match": o.exact_match,
+            "sacrebleu_corpus": o.sacrebleu_corpus,
+            "sacrebleu_sentence_mean": o.sacrebleu_sentence_mean,
+            "rouge_l": o.rouge_l,
+            "syntax": o.syntax.rate,
+            "perplexity": perplexity,
+        });
+        let headline = format!(
+            "{} examples · SacreBLEU {:.2} · syntax {} · EM {:.3}",
+            o.n,
+            o.sacrebleu_corpus,
+            o.syntax.rate.map_or("–".to_string(), |r| format!("{r:.3}")),
+            o.exact_match
+        );
+        super::set_headline(&mut summary, headline);
+        Ok(summary)
+    }
+}
+
+fn device_for(backend: &str) -> anyhow::Result<burn::tensor::Device> {
+    let backend = <model::Backend as clap::ValueEnum>::from_str(backend, true).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(backend.device()?)
+}
+
+fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn level_records(split_dir: &Path, level: &str, params: &EvalParams) -> anyhow::Result<Vec<ApiRecord>> {
+    let path = split_dir.join(format!("{level}.jsonl"));
+    let mut out = Vec::new();
+    for record in data::read_records(&path) {
+        let mut record = record?;
+        if params.langs.as_ref().is_some_and(|l| !l.contains(&record.lang)) {
+            continue;
+        }
+        // Level 1 asks the seen endpoint in new words: the test phrasing is the instruction.
+        if level == "level1" && !record.instruction_test.trim().is_empty() {
+            record.instruction = record.instruction_test.clone();
+        }
+        out.push(record);
+        if params.limit.is_some_and(|n| out.len() >= n) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn known_endpoints(path: &Path) -> anyhow::Result<HashMap<String, EndpointSet>> {
+    if !path.exists() {
+        return Ok(HashMap::new());
+    }
+    Ok(data::read_endpoints(path)?
+        .into_iter()
+        .map(|api| {
+            let set = EndpointSet::new(api.endpoints.into_iter().map(|e| (e.method.unwrap_or_default(), e.path)));
+            (api.api_name, set)
+        })
+        .collect())
+}
+
+/// Generates a continuation for every prompt, reusing and extending the memo of earlier runs.
+fn generate_memoized(
+    ctx: &RunContext,
+    model: &Model,
+    model_dir: &Path,
+    params: &EvalParams,
+    level: &str,
+    prompts: &[String],
+) -> anyhow::Result<Vec<Generated>> {
+    let prompt_hashes: Vec<String> = prompts.iter().map(|p| blake3::hash(p.as_bytes()).to_hex().to_string()).collect();
+    let material = json!({
+        "what": "eval generations",
+        "model_files": ctx.model_dir_digest(model_dir)?,
+        "decoding": params.decoding,
+        "seed": ctx.seed,
+        "backend": ctx.backend,
+        "prompts": blake3::hash(prompt_hashes.join("\n").as_bytes()).to_hex().to_string(),
+    });
+    let memo = ctx.memo_dir(&material)?.join(format!("{level}.jsonl"));
+    let mut done: Vec<Generated> = Vec::new();
+    if let Ok(file) = std::fs::File::open(&memo) {
+        for line in std::io::BufReader::new(file).lines() {
+            // A line cut short by an interruption ends the usable part.
+            let Ok(g) = serde_json::from_str::<Generated>(&line?) else { break };
+            if g.index != done.len() || prompt_hashes.get(g.index) != Some(&g.prompt_hash) {
+                break;
+            }
+            done.push(g);
+        }
+    }
+    // Rewrite the usable prefix so appends continue from a clean line boundary.
+    let mut file = std::fs::File::create(&memo).with_context(|| format!("writing {}", memo.display()))?;
+    for g in &done {
+        serde_json::to_writer(&mut file, g)?;
+        file.write_all(b"\n")?;
+    }
+    let sampling = Sampling::from_options(
+        (params.decoding.temperature > 0.0).then_some(params.decoding.temperature),
+        params.decoding.top_k,
+        params.decoding.top_p,
+        ctx.seed,
+    )?;
+    let config = GenerationConfig {
+        max_new_tokens: params.decoding.max_new_tokens,
+        sampling,
+        eos_token_ids: model.special_tokens.eos_token_ids(),
+        stop_strings: params.decoding.stop.clone(),
+    };
+    let total = prompts.len() as u64;
+    while done.len() < prompts.len() {
+        let start = done.len();
+        let end = (start + params.batch_size).min(prompts.len());
+        let batch: Vec<&str> = prompts[start..end].iter().map(String::as_str).collect();
+        let generations = model::generate(model, &batch, &config)?;
+        for (offset, g) in generations.into_iter().enumerate() {
+            let entry = Generated {
+                index: start + offset,
+                prompt_hash: prompt_hashes[start + offset].clone(),
+                prediction: g.text,
+                finish_reason: g.finish_reason,
+                new_tokens: g.token_ids.len(),
+            };
+            serde_json::to_writer(&mut file, &entry)?;
+            file.write_all(b"\n")?;
+            done.push(entry);
+        }
+        file.flush()?;
+        (ctx.progress)(done.len() as u64, Some(total), &format!("{level} generations"));
+    }
+    file.sync_all()?;
+    Ok(done)
+}
