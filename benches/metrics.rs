@@ -161,7 +161,7 @@ fn main() {
     let (rust_text_time, rust) = time_runs(runs, || rust_text_scores(&pairs));
     let examples: Vec<Example> = pairs
         .iter()
-        .map(|p| Example { prediction: &p.prediction, reference: &p.reference, lang: &p.lang, known_endpoints: None })
+        .map(|p| Example { prediction: &p.prediction, reference: &p.reference, lang: &p.lang, known_endpoints: None, nll: None })
         .collect();
     let (rust_full_time, full) = time_runs(runs, || score_corpus(&examples));
     assert_eq!(full.overall.sacrebleu_corpus, rust.sacrebleu_corpus);

@@ -20,6 +20,8 @@ fn args(predictions: PathBuf, references: Option<PathBuf>) -> MetricsArgs {
         lang: None,
         id_field: "id".into(),
         api_field: "api_name".into(),
+        nll_field: "sum_nll".into(),
+        tokens_field: "n_tokens".into(),
         format: OutputFormat::Json,
         per_example: true,
     }
@@ -87,6 +89,22 @@ fn errors_name_file_and_line() {
 
     let err = format!("{:#}", evaluate(&args(dir.path().join("missing.jsonl"), None)).unwrap_err());
     assert!(err.contains("missing.jsonl"), "{err}");
+}
+
+#[test]
+fn perplexity_is_token_weighted_over_records_with_nll() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "p.jsonl", &[
+        r#"{"prediction": "x", "reference": "x", "lang": "go", "sum_nll": 2.0, "n_tokens": 1}"#,
+        r#"{"prediction": "x", "reference": "x", "lang": "go", "sum_nll": 0.0, "n_tokens": 3}"#,
+        r#"{"prediction": "x", "reference": "x", "lang": "go"}"#,
+    ]);
+    let scores = evaluate(&args(p, None)).unwrap();
+    assert_eq!(scores.overall.perplexity_n, 2);
+    assert!((scores.overall.perplexity.unwrap() - 0.5f64.exp()).abs() < 1e-12);
+    let p = write(dir.path(), "bad.jsonl", &[r#"{"prediction": "x", "reference": "x", "lang": "go", "sum_nll": 2.0}"#]);
+    let err = evaluate(&args(p, None)).unwrap_err().to_string();
+    assert!(err.contains("bad.jsonl:1") && err.contains("together"), "{err}");
 }
 
 #[test]

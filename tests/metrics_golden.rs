@@ -214,7 +214,7 @@ fn corpus_scores_match_reference_tools() {
         // The public entry point aggregates to the same numbers.
         let examples: Vec<Example> = pairs
             .iter()
-            .map(|p| Example { prediction: &p.prediction, reference: &p.reference, lang: &p.lang, known_endpoints: None })
+            .map(|p| Example { prediction: &p.prediction, reference: &p.reference, lang: &p.lang, known_endpoints: None, nll: None })
             .collect();
         let scores = score_corpus(&examples);
         assert_eq!(scores.overall.sacrebleu_corpus, want.sacrebleu_corpus, "{name}");

@@ -63,7 +63,19 @@ fn fenced_answers_are_invalid_and_flagged() {
 #[test]
 fn prose_is_rejected_in_every_language() {
     for lang in SnippetLang::ALL {
-        for text in [PROSE, "Sure! Here is the request", "hello", "", "   \n", "# just a comment\n"] {
+        for text in [
+            PROSE,
+            "Sure! Here is the request",
+            "hello",
+            "",
+            "   \n",
+            "# just a comment\n",
+            "// just a comment\n",
+            "To call this endpoint, send a GET request to /v1/pets with your API key.",
+            "Use Net::HTTP to call the API, then print the body.",
+            "The response is a JSON object: {\"id\": 1}",
+            "I'm sorry, I can't do that.",
+        ] {
             if lang == SnippetLang::Python && text == "hello" {
                 // A bare name is a valid Python module for `ast.parse`; parity wins.
                 assert_eq!(check(text, lang).verdict, Verdict::Valid);

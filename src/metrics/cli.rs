@@ -25,6 +25,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value};
 
 use super::api_match::{EndpointSet, SnippetLang, extract_call};
+use super::perplexity::TokenNll;
 use super::corpus::{CorpusScores, Example, Scores, lang_key, score_corpus};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -55,6 +56,12 @@ pub struct MetricsArgs {
     pub api_field: String,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+    /// Prediction fields with the summed target-token NLL and the token count, for perplexity
+    /// (used when both are present).
+    #[arg(long, default_value = "sum_nll")]
+    pub nll_field: String,
+    #[arg(long, default_value = "n_tokens")]
+    pub tokens_field: String,
     /// Include every example's scores in JSON output.
     #[arg(long)]
     pub per_example: bool,
@@ -86,6 +93,22 @@ impl Record {
             let present: Vec<&str> = self.fields.keys().map(String::as_str).collect();
             anyhow!("{}: no string field `{field}` (fields present: {})", self.origin, present.join(", "))
         })
+    }
+
+    fn nll(&self, nll_field: &str, tokens_field: &str) -> Result<Option<TokenNll>> {
+        match (self.fields.get(nll_field), self.fields.get(tokens_field)) {
+            (None, None) => Ok(None),
+            (Some(nll), Some(tokens)) => match (nll.as_f64(), tokens.as_u64()) {
+                (Some(sum_nll), Some(n_tokens)) if sum_nll.is_finite() && sum_nll >= 0.0 => {
+                    Ok(Some(TokenNll { sum_nll, n_tokens }))
+                }
+                _ => bail!(
+                    "{}: `{nll_field}` must be a finite non-negative number and `{tokens_field}` a non-negative integer",
+                    self.origin
+                ),
+            },
+            _ => bail!("{}: `{nll_field}` and `{tokens_field}` must be given together", self.origin),
+        }
     }
 
     fn id(&self, field: &str) -> Option<String> {
@@ -171,6 +194,7 @@ fn pair<'r>(preds: &'r [Record], refs: &'r [Record], args: &MetricsArgs) -> Resu
 }
 
 struct Row<'r> {
+    nll: Option<TokenNll>,
     prediction: &'r str,
     reference: &'r str,
     lang: String,
@@ -191,6 +215,7 @@ fn build_rows<'r>(pairs: &[(&'r Record, &'r Record)], args: &'r MetricsArgs) -> 
                 ),
             };
             Ok(Row {
+                nll: p.nll(&args.nll_field, &args.tokens_field)?,
                 prediction: p.required_text(&args.field)?,
                 reference: r.required_text(&args.ref_field)?,
                 lang,
@@ -255,6 +280,7 @@ pub fn evaluate(args: &MetricsArgs) -> Result<CorpusScores> {
             reference: row.reference,
             lang: &row.lang,
             known_endpoints: row.api.and_then(|api| endpoint_sets.get(&(api.to_owned(), lang_key(&row.lang)))),
+            nll: row.nll,
         })
         .collect();
     Ok(score_corpus(&examples))

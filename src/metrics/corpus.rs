@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::api_match::{ApiMatch, EndpointSet, SnippetLang, api_match};
 use super::bleu::{BleuStats, Preprocess, hf_bleu_from_stats, sacrebleu_from_stats, segment_stats};
 use super::exact::{exact_match, exact_match_ignoring_whitespace};
+use super::perplexity::{TokenNll, corpus_perplexity};
 use super::pysum::python_mean;
 use super::rouge::rouge_l;
 use super::syntax::{SyntaxCheck, Verdict, check_label};
@@ -28,6 +29,8 @@ pub struct Example<'a> {
     pub lang: &'a str,
     /// The API's operations, for the hallucinated-endpoint rate.
     pub known_endpoints: Option<&'a EndpointSet>,
+    /// The model's NLL of the reference's target tokens (prompt excluded), for perplexity.
+    pub nll: Option<TokenNll>,
 }
 
 /// Every per-example metric.
@@ -45,6 +48,7 @@ pub struct ExampleScores {
     pub api: ApiMatch,
     pub sacrebleu_stats: BleuStats,
     pub hf_bleu_stats: BleuStats,
+    pub nll: Option<TokenNll>,
 }
 
 /// Hits out of the examples a rate applies to.
@@ -97,6 +101,10 @@ pub struct Scores {
     pub method_path_match: Rate,
     pub host_match: Rate,
     pub hallucinated_endpoint: Rate,
+    /// Token-weighted perplexity over the examples that carry an NLL; `None` without any.
+    pub perplexity: Option<f64>,
+    /// How many examples carried an NLL.
+    pub perplexity_n: usize,
 }
 
 /// Overall and per-language scores, plus every example's scores in input order.
@@ -130,6 +138,7 @@ pub fn score_example(ex: &Example) -> ExampleScores {
         api,
         sacrebleu_stats: sacre,
         hf_bleu_stats: segment_stats(ex.prediction, ex.reference, Preprocess::HfEvaluate),
+        nll: ex.nll,
     }
 }
 
@@ -160,6 +169,7 @@ pub fn aggregate(examples: &[&ExampleScores]) -> Scores {
         syntax.fenced += usize::from(e.syntax.fenced);
     }
     syntax.rate = (syntax.checked > 0).then(|| syntax.valid as f64 / syntax.checked as f64);
+    let nlls: Vec<TokenNll> = examples.iter().filter_map(|e| e.nll).collect();
     Scores {
         n,
         exact_match: fraction(&|e| e.exact_match),
@@ -174,6 +184,8 @@ pub fn aggregate(examples: &[&ExampleScores]) -> Scores {
         method_path_match: Rate::from_flags(examples.iter().map(|e| e.api.method_path_match)),
         host_match: Rate::from_flags(examples.iter().map(|e| e.api.host_match)),
         hallucinated_endpoint: Rate::from_flags(examples.iter().map(|e| e.api.hallucinated)),
+        perplexity: corpus_perplexity(&nlls),
+        perplexity_n: nlls.len(),
     }
 }
 

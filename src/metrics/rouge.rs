@@ -15,36 +15,31 @@ pub struct RougeL {
 
 /// `rouge_score.tokenize.tokenize(text, stemmer=None)`.
 pub fn rouge_tokens(text: &str) -> Vec<String> {
-    let mut tokens = Vec::new();
-    let mut current = String::new();
-    let push_char = |c: char, current: &mut String, tokens: &mut Vec<String>| {
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            current.push(c);
-        } else if !current.is_empty() {
-            tokens.push(std::mem::take(current));
-        }
-    };
+    normalize(text).split_ascii_whitespace().map(str::to_owned).collect()
+}
+
+/// The text lower-cased with every character outside `[a-z0-9]` replaced by a space, so that
+/// its whitespace-separated parts are rouge-score's tokens.
+fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut push = |c: char| out.push(if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { ' ' });
     for c in text.chars() {
         if c.is_ascii() {
-            push_char(c.to_ascii_lowercase(), &mut current, &mut tokens);
+            push(c.to_ascii_lowercase());
         } else {
             // Lowercasing can turn a non-ASCII letter into ASCII (KELVIN SIGN -> 'k',
             // U+0130 -> "i\u{307}").
-            for l in c.to_lowercase() {
-                push_char(l, &mut current, &mut tokens);
-            }
+            c.to_lowercase().for_each(&mut push);
         }
     }
-    if !current.is_empty() {
-        tokens.push(current);
-    }
-    tokens
+    out
 }
 
 /// `RougeScorer(["rougeL"]).score(target, prediction)["rougeL"]`. Note the argument order.
 pub fn rouge_l(target: &str, prediction: &str) -> RougeL {
-    let target_tokens = rouge_tokens(target);
-    let prediction_tokens = rouge_tokens(prediction);
+    let (target_text, prediction_text) = (normalize(target), normalize(prediction));
+    let target_tokens: Vec<&str> = target_text.split_ascii_whitespace().collect();
+    let prediction_tokens: Vec<&str> = prediction_text.split_ascii_whitespace().collect();
     if target_tokens.is_empty() || prediction_tokens.is_empty() {
         return RougeL::default();
     }

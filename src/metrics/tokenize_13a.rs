@@ -7,6 +7,8 @@
 //! points here because the only classes a non-ASCII character can satisfy are the negated
 //! `[^0-9]` ones, and spaces are only ever inserted next to ASCII bytes.
 
+use std::borrow::Cow;
+
 use super::pysum::python_split;
 
 /// Characters sacreBLEU pads with spaces: `[\{-\~\[-\` -\&\(-\+\:-\@\/]`.
@@ -44,7 +46,10 @@ pub fn tokenize_13a_spaced<'s>(line: &str, scratch: &'s mut String) -> &'s str {
     apply_rules(&normalized, scratch)
 }
 
-fn normalize(line: &str) -> String {
+fn normalize(line: &str) -> Cow<'_, str> {
+    if !line.contains(['<', '\n', '&']) {
+        return Cow::Borrowed(line);
+    }
     let mut text = line.replace("<skipped>", "").replace("-\n", "").replace('\n', " ");
     if text.contains('&') {
         text = text
@@ -53,7 +58,7 @@ fn normalize(line: &str) -> String {
             .replace("&lt;", "<")
             .replace("&gt;", ">");
     }
-    text
+    Cow::Owned(text)
 }
 
 fn apply_rules<'s>(text: &str, scratch: &'s mut String) -> &'s str {
