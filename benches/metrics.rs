@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use apitune::metrics::bleu::{BleuStats, Preprocess, hf_bleu_from_stats, sacrebleu_from_stats, segment_stats};
+use apitune::metrics::bleu::{BleuStats, hf_bleu_from_stats, sacrebleu_from_stats, segment_stats_both};
 use apitune::metrics::pysum::python_mean;
 use apitune::metrics::rouge::rouge_l;
 use apitune::metrics::{Example, score_corpus};
@@ -93,8 +93,7 @@ fn rust_text_scores(pairs: &[PairRecord]) -> TextScores {
     let per: Vec<(BleuStats, BleuStats, f64, f64)> = pairs
         .par_iter()
         .map(|p| {
-            let sacre = segment_stats(&p.prediction, &p.reference, Preprocess::SacreBleu);
-            let hf = segment_stats(&p.prediction, &p.reference, Preprocess::HfEvaluate);
+            let (sacre, hf) = segment_stats_both(&p.prediction, &p.reference);
             (sacre, hf, sacrebleu_from_stats(&sacre, true), rouge_l(&p.reference, &p.prediction).fmeasure)
         })
         .collect();
@@ -183,7 +182,7 @@ fn main() {
         hf_bleu: num("hf_bleu"),
     };
     let python_time = v["seconds"].as_f64().expect("seconds");
-    println!("python same text metrics (sacrebleu {}, rouge-score):        {:>9.3} s (one run, scoring only)", "2.5.1", python_time);
+    println!("python same text metrics (sacrebleu, rouge-score):            {python_time:>9.3} s (one run, scoring only)");
     println!("python {python_scores:?}");
     assert_eq!(rust, python_scores, "Rust and Python disagree");
     println!("identical numbers: yes (bit-for-bit)");

@@ -46,6 +46,15 @@ pub enum Preprocess {
     HfEvaluate,
 }
 
+/// sacreBLEU's and HF's statistics of one pair. Without trailing whitespace on either side the
+/// two preprocessings tokenize identically, so the pair is only counted once.
+pub fn segment_stats_both(hypothesis: &str, reference: &str) -> (BleuStats, BleuStats) {
+    let sacre = segment_stats(hypothesis, reference, Preprocess::SacreBleu);
+    let unchanged = python_rstrip(hypothesis).len() == hypothesis.len() && python_rstrip(reference).len() == reference.len();
+    let hf = if unchanged { sacre } else { segment_stats(hypothesis, reference, Preprocess::HfEvaluate) };
+    (sacre, hf)
+}
+
 /// Statistics of one (hypothesis, reference) pair.
 pub fn segment_stats(hypothesis: &str, reference: &str, preprocess: Preprocess) -> BleuStats {
     let (hyp, reference) = match preprocess {
@@ -134,12 +143,9 @@ pub fn sacrebleu_from_stats(stats: &BleuStats, effective_order: bool) -> f64 {
 
 /// HF `evaluate` bleu (`nmt_bleu.compute_bleu`, `smooth=False`): the score on the 0..1 scale.
 pub fn hf_bleu_from_stats(stats: &BleuStats) -> f64 {
-    let mut precisions = [0.0f64; MAX_ORDER];
-    for i in 0..MAX_ORDER {
-        if stats.total[i] > 0 {
-            precisions[i] = stats.correct[i] as f64 / stats.total[i] as f64;
-        }
-    }
+    let precisions: [f64; MAX_ORDER] = std::array::from_fn(|i| {
+        if stats.total[i] > 0 { stats.correct[i] as f64 / stats.total[i] as f64 } else { 0.0 }
+    });
     let geo_mean = if precisions.iter().all(|&p| p > 0.0) {
         python_sum(precisions.iter().map(|&p| (1.0 / MAX_ORDER as f64) * p.ln())).exp()
     } else {

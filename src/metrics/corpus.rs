@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::api_match::{ApiMatch, EndpointSet, SnippetLang, api_match};
-use super::bleu::{BleuStats, Preprocess, hf_bleu_from_stats, sacrebleu_from_stats, segment_stats};
+use super::bleu::{BleuStats, hf_bleu_from_stats, sacrebleu_from_stats, segment_stats_both};
 use super::exact::{exact_match, exact_match_ignoring_whitespace};
 use super::perplexity::{TokenNll, corpus_perplexity};
 use super::pysum::python_mean;
@@ -123,7 +123,7 @@ pub fn lang_key(label: &str) -> String {
 
 /// Scores one example.
 pub fn score_example(ex: &Example) -> ExampleScores {
-    let sacre = segment_stats(ex.prediction, ex.reference, Preprocess::SacreBleu);
+    let (sacre, hf) = segment_stats_both(ex.prediction, ex.reference);
     let api = match SnippetLang::from_label(ex.lang) {
         Some(lang) => api_match(ex.prediction, ex.reference, lang, ex.known_endpoints),
         None => ApiMatch::default(),
@@ -137,7 +137,7 @@ pub fn score_example(ex: &Example) -> ExampleScores {
         syntax: check_label(ex.prediction, ex.lang),
         api,
         sacrebleu_stats: sacre,
-        hf_bleu_stats: segment_stats(ex.prediction, ex.reference, Preprocess::HfEvaluate),
+        hf_bleu_stats: hf,
         nll: ex.nll,
     }
 }

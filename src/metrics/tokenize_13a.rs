@@ -31,8 +31,7 @@ pub fn tokenize_13a(line: &str) -> Vec<String> {
     out
 }
 
-/// Like [`tokenize_13a`], reusing `scratch` and appending tokens to `tokens` (borrowing from
-/// nothing, so results can outlive the scratch buffer).
+/// Like [`tokenize_13a`], reusing `scratch` and appending owned tokens to `tokens`.
 pub fn tokenize_13a_into(line: &str, scratch: &mut String, tokens: &mut Vec<String>) {
     let normalized = normalize(line);
     let padded = apply_rules(&normalized, scratch);
