@@ -158,6 +158,10 @@ fn main() {
     println!("pairs: {} ({} threads)", pairs.len(), rayon::current_num_threads());
 
     let (rust_text_time, rust) = time_runs(runs, || rust_text_scores(&pairs));
+    // The Python tools use one core: also time Rust on one thread for a per-core comparison.
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("thread pool");
+    let (rust_text_time_1t, rust_1t) = one_thread.install(|| time_runs(runs, || rust_text_scores(&pairs)));
+    assert_eq!(rust, rust_1t, "thread count must not change any number");
     let examples: Vec<Example> = pairs
         .iter()
         .map(|p| Example { prediction: &p.prediction, reference: &p.reference, lang: &p.lang, known_endpoints: None, nll: None })
@@ -166,6 +170,7 @@ fn main() {
     assert_eq!(full.overall.sacrebleu_corpus, rust.sacrebleu_corpus);
     assert_eq!(full.overall.rouge_l, rust.rouge_l_mean);
     println!("rust  text metrics (sacreBLEU corpus+sentence, HF BLEU, ROUGE-L): median {:>9.3} s over {runs} runs", rust_text_time.as_secs_f64());
+    println!("rust  text metrics, one thread:                                median {:>9.3} s over {runs} runs", rust_text_time_1t.as_secs_f64());
     println!("rust  all metrics (+ exact, difflib/API match, syntax parse):     median {:>9.3} s over {runs} runs", rust_full_time.as_secs_f64());
     println!("rust  {rust:?}");
     println!("rust  syntax valid {:?} of checked {}", full.overall.syntax.rate, full.overall.syntax.checked);
@@ -186,6 +191,6 @@ fn main() {
     println!("python {python_scores:?}");
     assert_eq!(rust, python_scores, "Rust and Python disagree");
     println!("identical numbers: yes (bit-for-bit)");
-    println!("speed-up, text metrics: {:.1}x", python_time / rust_text_time.as_secs_f64());
+    println!("speed-up, text metrics: {:.1}x ({:.1}x on one thread)", python_time / rust_text_time.as_secs_f64(), python_time / rust_text_time_1t.as_secs_f64());
     println!("speed-up, Rust doing all metrics vs Python text metrics: {:.1}x", python_time / rust_full_time.as_secs_f64());
 }

@@ -66,6 +66,8 @@ struct Pair {
     difflib_ratio_swapped: f64,
     difflib_blocks: Vec<[usize; 3]>,
     exact_match: bool,
+    python_valid_prediction: bool,
+    python_valid_reference: bool,
 }
 
 #[derive(Deserialize)]
@@ -224,4 +226,20 @@ fn corpus_scores_match_reference_tools() {
         assert_eq!(scores.overall.exact_match, want.exact_match, "{name}");
         let _ = hf_bleu_from_stats(&BleuStats::default());
     }
+}
+
+#[test]
+fn python_syntax_agrees_with_ast_parse() {
+    use apitune::metrics::api_match::SnippetLang;
+    use apitune::metrics::syntax::check;
+    let g = golden();
+    let mut valid_seen = 0;
+    for (i, p) in g.pairs.iter().enumerate() {
+        for (text, want) in [(&p.prediction, p.python_valid_prediction), (&p.reference, p.python_valid_reference)] {
+            let got = check(text, SnippetLang::Python).is_valid();
+            assert_eq!(got, want, "pair {}: ast.parse says {want} for {text:?}", label(i, p));
+            valid_seen += usize::from(want);
+        }
+    }
+    assert!(valid_seen > 50, "the fixture holds enough valid Python ({valid_seen})");
 }
