@@ -106,6 +106,15 @@ fn hallucinated_endpoints_are_those_the_api_lacks() {
     assert_eq!(known("curl --request DELETE --url https://api.example.com/v1/pets/77"), Some(true));
     assert_eq!(known("curl --request GET --url https://api.example.com/v1/vets/77"), Some(true));
     assert_eq!(known("no call at all"), None);
+    assert_eq!(
+        extract_method("curl https://a.example.com/x --header 'X-Api-Key: 1' -XDELETE", SnippetLang::Curl).as_deref(),
+        Some("DELETE")
+    );
+    assert_eq!(
+        extract_method("curl https://a.example.com/x --header 'Ab-X-Y: 1'", SnippetLang::Curl).as_deref(),
+        Some("GET"),
+        "a header name containing -X is not a method flag"
+    );
     let call = extract_call("curl -X GET 'https://api.example.com/v1/owners?x=1'", SnippetLang::Curl).unwrap();
     assert_eq!(call.path, "/v1/owners");
     assert!(api.contains(call.method.as_deref(), &call.path));

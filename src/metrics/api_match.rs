@@ -117,7 +117,7 @@ static LIBCURL_URL: LazyLock<Regex> = LazyLock::new(|| re(r#"CURLOPT_URL\s*,\s*"
 /// Last resort in every language: the first absolute URL, including RapidAPI's `https//` form.
 static ANY_URL: LazyLock<Regex> = LazyLock::new(|| re(r#"(?i)\bhttps?:?//[^\s'"`<>\\)]+"#));
 
-static CURL_METHOD: LazyLock<Regex> = LazyLock::new(|| re(r#"(?:--request|-X)\s*['"]?([A-Za-z]+)"#));
+static CURL_METHOD: LazyLock<Regex> = LazyLock::new(|| re(r#"(?:^|\s)(?:--request|-X)\s*['"]?([A-Za-z]+)"#));
 static CURL_DATA: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|\s)(?:--data\S*|-d|--form|-F)\s"));
 static JAVA_METHOD: LazyLock<Regex> = LazyLock::new(|| re(r#"\.method\(\s*"([A-Za-z]+)""#));
 static JAVA_VERB: LazyLock<Regex> = LazyLock::new(|| re(r"\.(get|post|put|delete|patch|head)\(\s*[\w)]"));
