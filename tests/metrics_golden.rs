@@ -243,3 +243,21 @@ fn python_syntax_agrees_with_ast_parse() {
     }
     assert!(valid_seen > 50, "the fixture holds enough valid Python ({valid_seen})");
 }
+
+#[test]
+fn generated_references_are_valid_code_with_readable_calls() {
+    use apitune::metrics::api_match::{SnippetLang, extract_call};
+    use apitune::metrics::syntax::check;
+    let g = golden();
+    let n_hand = g.corpora["hand"].n;
+    let mut langs = std::collections::BTreeSet::new();
+    for (i, p) in g.pairs.iter().enumerate().skip(n_hand) {
+        let lang = SnippetLang::from_label(&p.lang).expect("generator uses API Pack labels");
+        langs.insert(lang);
+        let c = check(&p.reference, lang);
+        assert!(c.is_valid(), "pair {}: {c:?}\n{}", label(i, p), p.reference);
+        let call = extract_call(&p.reference, lang).unwrap_or_else(|| panic!("pair {}: no call", label(i, p)));
+        assert!(call.method.is_some() && call.host.is_some(), "pair {}: {call:?}", label(i, p));
+    }
+    assert_eq!(langs.len(), SnippetLang::ALL.len(), "every language is generated");
+}
