@@ -67,7 +67,11 @@ impl Rate {
             n += 1;
             hits += usize::from(f);
         }
-        Self { hits, n, rate: (n > 0).then(|| hits as f64 / n as f64) }
+        Self {
+            hits,
+            n,
+            rate: (n > 0).then(|| hits as f64 / n as f64),
+        }
     }
 }
 
@@ -118,7 +122,8 @@ pub struct CorpusScores {
 /// The key a `lang` label is grouped under: the snippet family's name when known
 /// (`cURL` -> `curl`, `javascript xhr` -> `javascript`), else the trimmed, lower-cased label.
 pub fn lang_key(label: &str) -> String {
-    SnippetLang::from_label(label).map_or_else(|| label.trim().to_lowercase(), |l| l.name().to_owned())
+    SnippetLang::from_label(label)
+        .map_or_else(|| label.trim().to_lowercase(), |l| l.name().to_owned())
 }
 
 /// Scores one example.
@@ -131,7 +136,10 @@ pub fn score_example(ex: &Example) -> ExampleScores {
     ExampleScores {
         lang: lang_key(ex.lang),
         exact_match: exact_match(ex.prediction, ex.reference),
-        exact_match_ignoring_whitespace: exact_match_ignoring_whitespace(ex.prediction, ex.reference),
+        exact_match_ignoring_whitespace: exact_match_ignoring_whitespace(
+            ex.prediction,
+            ex.reference,
+        ),
         sacrebleu_sentence: sacrebleu_from_stats(&sacre, true),
         rouge_l: rouge_l(ex.reference, ex.prediction).fmeasure,
         syntax: check_label(ex.prediction, ex.lang),
@@ -146,7 +154,11 @@ pub fn score_example(ex: &Example) -> ExampleScores {
 pub fn aggregate(examples: &[&ExampleScores]) -> Scores {
     let n = examples.len();
     let fraction = |f: &dyn Fn(&ExampleScores) -> bool| {
-        if n == 0 { 0.0 } else { examples.iter().filter(|e| f(e)).count() as f64 / n as f64 }
+        if n == 0 {
+            0.0
+        } else {
+            examples.iter().filter(|e| f(e)).count() as f64 / n as f64
+        }
     };
     let mut sacre = BleuStats::default();
     let mut hf = BleuStats::default();
@@ -197,7 +209,14 @@ pub fn score_corpus(examples: &[Example]) -> CorpusScores {
     for e in &scored {
         by_lang.entry(e.lang.clone()).or_default().push(e);
     }
-    let per_lang = by_lang.into_iter().map(|(k, v)| (k, aggregate(&v))).collect();
+    let per_lang = by_lang
+        .into_iter()
+        .map(|(k, v)| (k, aggregate(&v)))
+        .collect();
     let overall = aggregate(&all);
-    CorpusScores { overall, per_lang, examples: scored }
+    CorpusScores {
+        overall,
+        per_lang,
+        examples: scored,
+    }
 }

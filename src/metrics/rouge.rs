@@ -15,14 +15,23 @@ pub struct RougeL {
 
 /// `rouge_score.tokenize.tokenize(text, stemmer=None)`.
 pub fn rouge_tokens(text: &str) -> Vec<String> {
-    normalize(text).split_ascii_whitespace().map(str::to_owned).collect()
+    normalize(text)
+        .split_ascii_whitespace()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The text lower-cased with every character outside `[a-z0-9]` replaced by a space, so that
 /// its whitespace-separated parts are rouge-score's tokens.
 fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut push = |c: char| out.push(if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { ' ' });
+    let mut push = |c: char| {
+        out.push(if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            c
+        } else {
+            ' '
+        })
+    };
     for c in text.chars() {
         if c.is_ascii() {
             push(c.to_ascii_lowercase());
@@ -46,8 +55,16 @@ pub fn rouge_l(target: &str, prediction: &str) -> RougeL {
     let lcs = lcs_len(&target_tokens, &prediction_tokens);
     let precision = lcs as f64 / prediction_tokens.len() as f64;
     let recall = lcs as f64 / target_tokens.len() as f64;
-    let fmeasure = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-    RougeL { precision, recall, fmeasure }
+    let fmeasure = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
+    RougeL {
+        precision,
+        recall,
+        fmeasure,
+    }
 }
 
 /// Length of the longest common subsequence of two token lists, by the bit-parallel algorithm of
@@ -99,7 +116,11 @@ mod tests {
         let mut t = vec![vec![0usize; b.len() + 1]; a.len() + 1];
         for i in 1..=a.len() {
             for j in 1..=b.len() {
-                t[i][j] = if a[i - 1] == b[j - 1] { t[i - 1][j - 1] + 1 } else { t[i - 1][j].max(t[i][j - 1]) };
+                t[i][j] = if a[i - 1] == b[j - 1] {
+                    t[i - 1][j - 1] + 1
+                } else {
+                    t[i - 1][j].max(t[i][j - 1])
+                };
             }
         }
         t[a.len()][b.len()]
@@ -107,7 +128,10 @@ mod tests {
 
     #[test]
     fn tokenizer_matches_rouge_score() {
-        assert_eq!(rouge_tokens("Hello, World! it's 3.14 Ünïcode"), ["hello", "world", "it", "s", "3", "14", "n", "code"]);
+        assert_eq!(
+            rouge_tokens("Hello, World! it's 3.14 Ünïcode"),
+            ["hello", "world", "it", "s", "3", "14", "n", "code"]
+        );
         assert_eq!(rouge_tokens("\u{212a}elvin"), ["kelvin"]);
     }
 

@@ -53,10 +53,18 @@ pub struct SyntaxCheck {
 
 impl SyntaxCheck {
     fn valid(fenced: bool) -> Self {
-        Self { verdict: Verdict::Valid, failure: None, fenced }
+        Self {
+            verdict: Verdict::Valid,
+            failure: None,
+            fenced,
+        }
     }
     fn invalid(failure: Failure, fenced: bool) -> Self {
-        Self { verdict: Verdict::Invalid, failure: Some(failure), fenced }
+        Self {
+            verdict: Verdict::Invalid,
+            failure: Some(failure),
+            fenced,
+        }
     }
     pub fn is_valid(&self) -> bool {
         self.verdict == Verdict::Valid
@@ -115,7 +123,9 @@ pub fn check(code: &str, lang: SnippetLang) -> SyntaxCheck {
 
 fn check_python(code: &str) -> SyntaxCheck {
     match ruff_python_parser::parse_module(code) {
-        Ok(parsed) if parsed.syntax().body.is_empty() => SyntaxCheck::invalid(Failure::NoStatement, false),
+        Ok(parsed) if parsed.syntax().body.is_empty() => {
+            SyntaxCheck::invalid(Failure::NoStatement, false)
+        }
         Ok(_) => SyntaxCheck::valid(false),
         Err(_) => SyntaxCheck::invalid(Failure::ParseError, false),
     }
@@ -142,12 +152,16 @@ thread_local! {
 }
 
 fn parse_tree_sitter(code: &str, lang: SnippetLang) -> Option<Tree> {
-    let slot = SnippetLang::ALL.iter().position(|&l| l == lang).expect("every language is in ALL");
+    let slot = SnippetLang::ALL
+        .iter()
+        .position(|&l| l == lang)
+        .expect("every language is in ALL");
     PARSERS.with(|parsers| {
         let mut parsers = parsers.borrow_mut();
         let parser = parsers[slot].get_or_insert_with(|| {
             let mut p = Parser::new();
-            p.set_language(&language(lang)).expect("grammar ABI is supported by this tree-sitter");
+            p.set_language(&language(lang))
+                .expect("grammar ABI is supported by this tree-sitter");
             p
         });
         parser.parse(code, None)
@@ -214,14 +228,18 @@ fn passes_guard(code: &str, root: Node, statements: &[Node], lang: SnippetLang) 
         SnippetLang::Curl => first_node(root, "command_name")
             .and_then(|n| n.utf8_text(code.as_bytes()).ok())
             .is_some_and(|name| name == "curl"),
-        SnippetLang::Go => statements.first().is_some_and(|n| n.kind() == "package_clause"),
+        SnippetLang::Go => statements
+            .first()
+            .is_some_and(|n| n.kind() == "package_clause"),
         SnippetLang::Ruby => any_node(root, |n| match n.kind() {
             "assignment" | "scope_resolution" | "do_block" | "block" => true,
             "call" => n.child_by_field_name("receiver").is_some(),
             _ => false,
         }),
         SnippetLang::Java => has_kind(&["method_invocation", "object_creation_expression"]),
-        SnippetLang::JavaScript | SnippetLang::Node => has_kind(&["call_expression", "new_expression"]),
+        SnippetLang::JavaScript | SnippetLang::Node => {
+            has_kind(&["call_expression", "new_expression"])
+        }
         SnippetLang::Swift => has_kind(&["call_expression", "constructor_expression"]),
         SnippetLang::Libcurl => has_kind(&["call_expression"]),
         SnippetLang::Php => true,
