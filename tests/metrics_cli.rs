@@ -214,12 +214,25 @@ fn arguments_parse_with_clap_defaults() {
         metrics: MetricsArgs,
     }
     Cli::command().debug_assert();
-    let cli = Cli::try_parse_from(["apitune", "--predictions", "p.jsonl", "--format", "json"]).unwrap();
+    let cli =
+        Cli::try_parse_from(["apitune", "--predictions", "p.jsonl", "--format", "json"]).unwrap();
     let a = cli.metrics;
     assert_eq!(a.predictions, PathBuf::from("p.jsonl"));
     assert_eq!(a.references, None);
-    assert_eq!((a.field.as_str(), a.ref_field.as_str(), a.lang_field.as_str()), ("prediction", "reference", "lang"));
+    assert_eq!(
+        (
+            a.field.as_str(),
+            a.ref_field.as_str(),
+            a.lang_field.as_str()
+        ),
+        ("prediction", "reference", "lang")
+    );
     assert_eq!(a.format, OutputFormat::Json);
-    assert!(Cli::try_parse_from(["apitune", "--predictions", "p.jsonl", "--format", "yaml"]).is_err());
-    assert!(Cli::try_parse_from(["apitune"]).is_err(), "--predictions is required");
+    assert!(
+        Cli::try_parse_from(["apitune", "--predictions", "p.jsonl", "--format", "yaml"]).is_err()
+    );
+    assert!(
+        Cli::try_parse_from(["apitune"]).is_err(),
+        "--predictions is required"
+    );
 }

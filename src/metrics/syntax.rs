@@ -131,10 +131,12 @@ fn check_python(code: &str) -> SyntaxCheck {
     }
 }
 
-fn language(lang: SnippetLang) -> Language {
-    match lang {
+/// The tree-sitter grammar of a language; Python has none here because tree-sitter-python
+/// accepts code CPython rejects (it is checked with ruff's parser instead).
+fn language(lang: SnippetLang) -> Option<Language> {
+    Some(match lang {
         SnippetLang::Curl => tree_sitter_bash::LANGUAGE.into(),
-        SnippetLang::Python => tree_sitter_python::LANGUAGE.into(),
+        SnippetLang::Python => return None,
         SnippetLang::Java => tree_sitter_java::LANGUAGE.into(),
         SnippetLang::Go => tree_sitter_go::LANGUAGE.into(),
         SnippetLang::JavaScript | SnippetLang::Node => tree_sitter_javascript::LANGUAGE.into(),
@@ -142,7 +144,7 @@ fn language(lang: SnippetLang) -> Language {
         SnippetLang::Php => tree_sitter_php::LANGUAGE_PHP.into(),
         SnippetLang::Swift => tree_sitter_swift::LANGUAGE.into(),
         SnippetLang::Libcurl => tree_sitter_c::LANGUAGE.into(),
-    }
+    })
 }
 
 thread_local! {
@@ -152,6 +154,7 @@ thread_local! {
 }
 
 fn parse_tree_sitter(code: &str, lang: SnippetLang) -> Option<Tree> {
+    let grammar = language(lang)?;
     let slot = SnippetLang::ALL
         .iter()
         .position(|&l| l == lang)
@@ -160,7 +163,7 @@ fn parse_tree_sitter(code: &str, lang: SnippetLang) -> Option<Tree> {
         let mut parsers = parsers.borrow_mut();
         let parser = parsers[slot].get_or_insert_with(|| {
             let mut p = Parser::new();
-            p.set_language(&language(lang))
+            p.set_language(&grammar)
                 .expect("grammar ABI is supported by this tree-sitter");
             p
         });
