@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use apitune::metrics::bleu::{BleuStats, Preprocess, hf_bleu_from_stats, sacrebleu_from_stats, segment_stats};
+use apitune::metrics::bleu::{
+    BleuStats, hf_bleu_from_stats, sacrebleu_from_stats, segment_stats_both,
+};
 use apitune::metrics::pysum::python_mean;
 use apitune::metrics::rouge::rouge_l;
 use apitune::metrics::{Example, score_corpus};
@@ -38,7 +40,10 @@ struct TextScores {
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn script() -> PathBuf {
@@ -59,7 +64,9 @@ fn read_pairs(path: &Path) -> Vec<PairRecord> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1))
+        })
         .collect()
 }
 
@@ -93,9 +100,13 @@ fn rust_text_scores(pairs: &[PairRecord]) -> TextScores {
     let per: Vec<(BleuStats, BleuStats, f64, f64)> = pairs
         .par_iter()
         .map(|p| {
-            let sacre = segment_stats(&p.prediction, &p.reference, Preprocess::SacreBleu);
-            let hf = segment_stats(&p.prediction, &p.reference, Preprocess::HfEvaluate);
-            (sacre, hf, sacrebleu_from_stats(&sacre, true), rouge_l(&p.reference, &p.prediction).fmeasure)
+            let (sacre, hf) = segment_stats_both(&p.prediction, &p.reference);
+            (
+                sacre,
+                hf,
+                sacrebleu_from_stats(&sacre, true),
+                rouge_l(&p.reference, &p.prediction).fmeasure,
+            )
         })
         .collect();
     let (mut sacre, mut hf) = (BleuStats::default(), BleuStats::default());
@@ -152,30 +163,79 @@ fn main() {
     let pairs = match &pairs_path {
         Some(p) => read_pairs(p),
         None => {
-            eprintln!("no Python with sacrebleu and rouge-score (set APITUNE_METRICS_PYTHON): Rust side only");
+            eprintln!(
+                "no Python with sacrebleu and rouge-score (set APITUNE_METRICS_PYTHON): Rust side only"
+            );
             synthetic_pairs(n)
         }
     };
-    println!("pairs: {} ({} threads)", pairs.len(), rayon::current_num_threads());
+    println!(
+        "pairs: {} ({} threads)",
+        pairs.len(),
+        rayon::current_num_threads()
+    );
 
     let (rust_text_time, rust) = time_runs(runs, || rust_text_scores(&pairs));
+    // The Python tools use one core: also time Rust on one thread for a per-core comparison.
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("thread pool");
+    let (rust_text_time_1t, rust_1t) =
+        one_thread.install(|| time_runs(runs, || rust_text_scores(&pairs)));
+    assert_eq!(rust, rust_1t, "thread count must not change any number");
     let examples: Vec<Example> = pairs
         .iter()
-        .map(|p| Example { prediction: &p.prediction, reference: &p.reference, lang: &p.lang, known_endpoints: None })
+        .map(|p| Example {
+            prediction: &p.prediction,
+            reference: &p.reference,
+            lang: &p.lang,
+            known_endpoints: None,
+            nll: None,
+        })
         .collect();
     let (rust_full_time, full) = time_runs(runs, || score_corpus(&examples));
     assert_eq!(full.overall.sacrebleu_corpus, rust.sacrebleu_corpus);
     assert_eq!(full.overall.rouge_l, rust.rouge_l_mean);
-    println!("rust  text metrics (sacreBLEU corpus+sentence, HF BLEU, ROUGE-L): median {:>9.3} s over {runs} runs", rust_text_time.as_secs_f64());
-    println!("rust  all metrics (+ exact, difflib/API match, syntax parse):     median {:>9.3} s over {runs} runs", rust_full_time.as_secs_f64());
+    println!(
+        "rust  text metrics (sacreBLEU corpus+sentence, HF BLEU, ROUGE-L): median {:>9.3} s over {runs} runs",
+        rust_text_time.as_secs_f64()
+    );
+    println!(
+        "rust  text metrics, one thread:                                median {:>9.3} s over {runs} runs",
+        rust_text_time_1t.as_secs_f64()
+    );
+    println!(
+        "rust  all metrics (+ exact, difflib/API match, syntax parse):     median {:>9.3} s over {runs} runs",
+        rust_full_time.as_secs_f64()
+    );
     println!("rust  {rust:?}");
-    println!("rust  syntax valid {:?} of checked {}", full.overall.syntax.rate, full.overall.syntax.checked);
+    println!(
+        "rust  syntax valid {:?} of checked {}",
+        full.overall.syntax.rate, full.overall.syntax.checked
+    );
 
-    let (Some(py), Some(path)) = (python, pairs_path) else { return };
-    let out = Command::new(&py).arg(script()).arg("score").arg(&path).output().expect("run the Python scorer");
-    assert!(out.status.success(), "Python scorer failed: {}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("Python scorer prints JSON");
-    let num = |k: &str| -> f64 { v[k].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{k} in {v}")) };
+    let (Some(py), Some(path)) = (python, pairs_path) else {
+        return;
+    };
+    let out = Command::new(&py)
+        .arg(script())
+        .arg("score")
+        .arg(&path)
+        .output()
+        .expect("run the Python scorer");
+    assert!(
+        out.status.success(),
+        "Python scorer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("Python scorer prints JSON");
+    let num = |k: &str| -> f64 {
+        v[k].as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{k} in {v}"))
+    };
     let python_scores = TextScores {
         sacrebleu_corpus: num("sacrebleu_corpus"),
         sacrebleu_sentence_mean: num("sacrebleu_sentence_mean"),
@@ -183,10 +243,19 @@ fn main() {
         hf_bleu: num("hf_bleu"),
     };
     let python_time = v["seconds"].as_f64().expect("seconds");
-    println!("python same text metrics (sacrebleu {}, rouge-score):        {:>9.3} s (one run, scoring only)", "2.5.1", python_time);
+    println!(
+        "python same text metrics (sacrebleu, rouge-score):            {python_time:>9.3} s (one run, scoring only)"
+    );
     println!("python {python_scores:?}");
     assert_eq!(rust, python_scores, "Rust and Python disagree");
     println!("identical numbers: yes (bit-for-bit)");
-    println!("speed-up, text metrics: {:.1}x", python_time / rust_text_time.as_secs_f64());
-    println!("speed-up, Rust doing all metrics vs Python text metrics: {:.1}x", python_time / rust_full_time.as_secs_f64());
+    println!(
+        "speed-up, text metrics: {:.1}x ({:.1}x on one thread)",
+        python_time / rust_text_time.as_secs_f64(),
+        python_time / rust_text_time_1t.as_secs_f64()
+    );
+    println!(
+        "speed-up, Rust doing all metrics vs Python text metrics: {:.1}x",
+        python_time / rust_full_time.as_secs_f64()
+    );
 }

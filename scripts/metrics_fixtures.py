@@ -10,6 +10,7 @@ metrics_fixtures.requirements.txt). HF `evaluate`'s bleu is a hub script that ne
 access and the `datasets` stack, so `hf_bleu` below re-implements its published algorithm
 (evaluate/metrics/bleu: tokenizer_13a without rstrip, TensorFlow NMT compute_bleu, smooth=False).
 """
+import ast
 import collections
 import difflib
 import json
@@ -94,6 +95,14 @@ def sacre_sentence(pred, ref):
     return sacrebleu.sentence_bleu(pred, [ref]).score
 
 
+def python_valid(text):
+    """What apitune calls valid Python: `ast.parse` succeeds and the module is not empty."""
+    try:
+        return len(ast.parse(text).body) > 0
+    except (SyntaxError, ValueError):
+        return False
+
+
 def pair_record(pred, ref, lang):
     corpus_one = BLEU().corpus_score([pred], [[ref]])
     rl = ROUGE.score(ref, pred)["rougeL"]
@@ -117,6 +126,8 @@ def pair_record(pred, ref, lang):
         "difflib_ratio_swapped": exact_float(difflib.SequenceMatcher(None, ref, pred).ratio()),
         "difflib_blocks": [list(m) for m in sm.get_matching_blocks()],
         "exact_match": pred.strip() == ref.strip(),
+        "python_valid_prediction": python_valid(pred),
+        "python_valid_reference": python_valid(ref),
     }
 
 

@@ -46,6 +46,20 @@ pub enum Preprocess {
     HfEvaluate,
 }
 
+/// sacreBLEU's and HF's statistics of one pair. Without trailing whitespace on either side the
+/// two preprocessings tokenize identically, so the pair is only counted once.
+pub fn segment_stats_both(hypothesis: &str, reference: &str) -> (BleuStats, BleuStats) {
+    let sacre = segment_stats(hypothesis, reference, Preprocess::SacreBleu);
+    let unchanged = python_rstrip(hypothesis).len() == hypothesis.len()
+        && python_rstrip(reference).len() == reference.len();
+    let hf = if unchanged {
+        sacre
+    } else {
+        segment_stats(hypothesis, reference, Preprocess::HfEvaluate)
+    };
+    (sacre, hf)
+}
+
 /// Statistics of one (hypothesis, reference) pair.
 pub fn segment_stats(hypothesis: &str, reference: &str, preprocess: Preprocess) -> BleuStats {
     let (hyp, reference) = match preprocess {
@@ -70,7 +84,11 @@ pub fn segment_stats(hypothesis: &str, reference: &str, preprocess: Preprocess) 
     let mut counts: FxHashMap<u128, (u32, u32)> = FxHashMap::default();
     counts.reserve(hyp_ids.len() * MAX_ORDER);
     for_each_ngram(&ref_ids, |key| counts.entry(key).or_default().1 += 1);
-    let mut stats = BleuStats { hyp_len: hyp_ids.len() as u64, ref_len: ref_ids.len() as u64, ..Default::default() };
+    let mut stats = BleuStats {
+        hyp_len: hyp_ids.len() as u64,
+        ref_len: ref_ids.len() as u64,
+        ..Default::default()
+    };
     for_each_ngram(&hyp_ids, |key| counts.entry(key).or_default().0 += 1);
     for (key, (in_hyp, in_ref)) in counts {
         if in_hyp > 0 {
@@ -93,7 +111,10 @@ fn for_each_ngram(ids: &[u32], mut f: impl FnMut(u128)) {
 }
 
 fn ngram_order(key: u128) -> usize {
-    (0..MAX_ORDER).rev().find(|k| (key >> (32 * k)) as u32 != 0).map_or(0, |k| k + 1)
+    (0..MAX_ORDER)
+        .rev()
+        .find(|k| (key >> (32 * k)) as u32 != 0)
+        .map_or(0, |k| k + 1)
 }
 
 /// sacreBLEU's `my_log`: log, with -9999999999 for a zero precision.
@@ -105,7 +126,11 @@ fn sacrebleu_log(p: f64) -> f64 {
 pub fn sacrebleu_from_stats(stats: &BleuStats, effective_order: bool) -> f64 {
     let mut bp = 1.0;
     if stats.hyp_len < stats.ref_len {
-        bp = if stats.hyp_len > 0 { (1.0 - stats.ref_len as f64 / stats.hyp_len as f64).exp() } else { 0.0 };
+        bp = if stats.hyp_len > 0 {
+            (1.0 - stats.ref_len as f64 / stats.hyp_len as f64).exp()
+        } else {
+            0.0
+        };
     }
     if stats.correct.iter().all(|&c| c == 0) {
         return 0.0;
@@ -134,14 +159,20 @@ pub fn sacrebleu_from_stats(stats: &BleuStats, effective_order: bool) -> f64 {
 
 /// HF `evaluate` bleu (`nmt_bleu.compute_bleu`, `smooth=False`): the score on the 0..1 scale.
 pub fn hf_bleu_from_stats(stats: &BleuStats) -> f64 {
-    let mut precisions = [0.0f64; MAX_ORDER];
-    for i in 0..MAX_ORDER {
+    let precisions: [f64; MAX_ORDER] = std::array::from_fn(|i| {
         if stats.total[i] > 0 {
-            precisions[i] = stats.correct[i] as f64 / stats.total[i] as f64;
+            stats.correct[i] as f64 / stats.total[i] as f64
+        } else {
+            0.0
         }
-    }
+    });
     let geo_mean = if precisions.iter().all(|&p| p > 0.0) {
-        python_sum(precisions.iter().map(|&p| (1.0 / MAX_ORDER as f64) * p.ln())).exp()
+        python_sum(
+            precisions
+                .iter()
+                .map(|&p| (1.0 / MAX_ORDER as f64) * p.ln()),
+        )
+        .exp()
     } else {
         0.0
     };
@@ -149,7 +180,11 @@ pub fn hf_bleu_from_stats(stats: &BleuStats) -> f64 {
         0.0
     } else {
         let ratio = stats.hyp_len as f64 / stats.ref_len as f64;
-        if ratio > 1.0 { 1.0 } else { (1.0 - 1.0 / ratio).exp() }
+        if ratio > 1.0 {
+            1.0
+        } else {
+            (1.0 - 1.0 / ratio).exp()
+        }
     };
     geo_mean * bp
 }
@@ -165,7 +200,10 @@ pub fn sacrebleu_corpus<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>)
 
 /// `sacrebleu.sentence_bleu(hyp, [ref]).score` (its default `use_effective_order=True`).
 pub fn sacrebleu_sentence(hypothesis: &str, reference: &str) -> f64 {
-    sacrebleu_from_stats(&segment_stats(hypothesis, reference, Preprocess::SacreBleu), true)
+    sacrebleu_from_stats(
+        &segment_stats(hypothesis, reference, Preprocess::SacreBleu),
+        true,
+    )
 }
 
 /// `evaluate.load("bleu").compute(predictions=hyps, references=refs)["bleu"]`.

@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 
 use super::api_match::{EndpointSet, SnippetLang, extract_call};
 use super::corpus::{CorpusScores, Example, Scores, lang_key, score_corpus};
+use super::perplexity::TokenNll;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct MetricsArgs {
@@ -55,6 +56,12 @@ pub struct MetricsArgs {
     pub api_field: String,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+    /// Prediction fields with the summed target-token NLL and the token count, for perplexity
+    /// (used when both are present).
+    #[arg(long, default_value = "sum_nll")]
+    pub nll_field: String,
+    #[arg(long, default_value = "n_tokens")]
+    pub tokens_field: String,
     /// Include every example's scores in JSON output.
     #[arg(long)]
     pub per_example: bool,
@@ -77,15 +84,42 @@ impl Record {
         match self.fields.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => bail!("{}: field `{field}` must be a string, found {}", self.origin, kind(other)),
+            Some(other) => bail!(
+                "{}: field `{field}` must be a string, found {}",
+                self.origin,
+                kind(other)
+            ),
         }
     }
 
     fn required_text(&self, field: &str) -> Result<&str> {
         self.text(field)?.ok_or_else(|| {
             let present: Vec<&str> = self.fields.keys().map(String::as_str).collect();
-            anyhow!("{}: no string field `{field}` (fields present: {})", self.origin, present.join(", "))
+            anyhow!(
+                "{}: no string field `{field}` (fields present: {})",
+                self.origin,
+                present.join(", ")
+            )
         })
+    }
+
+    fn nll(&self, nll_field: &str, tokens_field: &str) -> Result<Option<TokenNll>> {
+        match (self.fields.get(nll_field), self.fields.get(tokens_field)) {
+            (None, None) => Ok(None),
+            (Some(nll), Some(tokens)) => match (nll.as_f64(), tokens.as_u64()) {
+                (Some(sum_nll), Some(n_tokens)) if sum_nll.is_finite() && sum_nll >= 0.0 => {
+                    Ok(Some(TokenNll { sum_nll, n_tokens }))
+                }
+                _ => bail!(
+                    "{}: `{nll_field}` must be a finite non-negative number and `{tokens_field}` a non-negative integer",
+                    self.origin
+                ),
+            },
+            _ => bail!(
+                "{}: `{nll_field}` and `{tokens_field}` must be given together",
+                self.origin
+            ),
+        }
     }
 
     fn id(&self, field: &str) -> Option<String> {
@@ -109,15 +143,17 @@ fn kind(v: &Value) -> &'static str {
 }
 
 fn read_jsonl(path: &Path) -> Result<Vec<Record>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut records = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let origin = format!("{}:{}", path.display(), i + 1);
-        let value: Value = serde_json::from_str(line)
-            .with_context(|| format!("{origin}: not valid JSON (each line must be one JSON object)"))?;
+        let value: Value = serde_json::from_str(line).with_context(|| {
+            format!("{origin}: not valid JSON (each line must be one JSON object)")
+        })?;
         let Value::Object(fields) = value else {
             bail!("{origin}: expected a JSON object, found {}", kind(&value));
         };
@@ -127,14 +163,24 @@ fn read_jsonl(path: &Path) -> Result<Vec<Record>> {
 }
 
 /// Pairs each prediction with its reference record (see the module docs for the rules).
-fn pair<'r>(preds: &'r [Record], refs: &'r [Record], args: &MetricsArgs) -> Result<Vec<(&'r Record, &'r Record)>> {
-    let all_have_ids = |rs: &[Record]| !rs.is_empty() && rs.iter().all(|r| r.id(&args.id_field).is_some());
+fn pair<'r>(
+    preds: &'r [Record],
+    refs: &'r [Record],
+    args: &MetricsArgs,
+) -> Result<Vec<(&'r Record, &'r Record)>> {
+    let all_have_ids =
+        |rs: &[Record]| !rs.is_empty() && rs.iter().all(|r| r.id(&args.id_field).is_some());
     if all_have_ids(preds) && all_have_ids(refs) {
         let mut by_id: HashMap<String, &Record> = HashMap::new();
         for r in refs {
             let id = r.id(&args.id_field).expect("checked above");
             if let Some(first) = by_id.insert(id.clone(), r) {
-                bail!("{}: duplicate {} `{id}` (first at {})", r.origin, args.id_field, first.origin);
+                bail!(
+                    "{}: duplicate {} `{id}` (first at {})",
+                    r.origin,
+                    args.id_field,
+                    first.origin
+                );
             }
         }
         let mut seen = HashSet::new();
@@ -142,12 +188,21 @@ fn pair<'r>(preds: &'r [Record], refs: &'r [Record], args: &MetricsArgs) -> Resu
         for p in preds {
             let id = p.id(&args.id_field).expect("checked above");
             if !seen.insert(id.clone()) {
-                bail!("{}: duplicate {} `{id}` among predictions", p.origin, args.id_field);
+                bail!(
+                    "{}: duplicate {} `{id}` among predictions",
+                    p.origin,
+                    args.id_field
+                );
             }
-            let r = by_id.get(&id).ok_or_else(|| anyhow!("{}: no reference has {} `{id}`", p.origin, args.id_field))?;
+            let r = by_id.get(&id).ok_or_else(|| {
+                anyhow!("{}: no reference has {} `{id}`", p.origin, args.id_field)
+            })?;
             pairs.push((p, *r));
         }
-        if let Some(unpaired) = refs.iter().find(|r| !seen.contains(&r.id(&args.id_field).expect("checked above"))) {
+        if let Some(unpaired) = refs
+            .iter()
+            .find(|r| !seen.contains(&r.id(&args.id_field).expect("checked above")))
+        {
             bail!(
                 "{}: reference {} `{}` has no prediction ({} predictions, {} references); score a subset by trimming the references",
                 unpaired.origin,
@@ -171,13 +226,17 @@ fn pair<'r>(preds: &'r [Record], refs: &'r [Record], args: &MetricsArgs) -> Resu
 }
 
 struct Row<'r> {
+    nll: Option<TokenNll>,
     prediction: &'r str,
     reference: &'r str,
     lang: String,
     api: Option<&'r str>,
 }
 
-fn build_rows<'r>(pairs: &[(&'r Record, &'r Record)], args: &'r MetricsArgs) -> Result<Vec<Row<'r>>> {
+fn build_rows<'r>(
+    pairs: &[(&'r Record, &'r Record)],
+    args: &'r MetricsArgs,
+) -> Result<Vec<Row<'r>>> {
     pairs
         .iter()
         .map(|&(p, r)| {
@@ -191,6 +250,7 @@ fn build_rows<'r>(pairs: &[(&'r Record, &'r Record)], args: &'r MetricsArgs) -> 
                 ),
             };
             Ok(Row {
+                nll: p.nll(&args.nll_field, &args.tokens_field)?,
                 prediction: p.required_text(&args.field)?,
                 reference: r.required_text(&args.ref_field)?,
                 lang,
@@ -204,11 +264,20 @@ fn build_rows<'r>(pairs: &[(&'r Record, &'r Record)], args: &'r MetricsArgs) -> 
 fn endpoints_from_references(rows: &[Row]) -> HashMap<(String, String), EndpointSet> {
     let mut sets: HashMap<(String, String), EndpointSet> = HashMap::new();
     for row in rows {
-        let (Some(api), Some(lang)) = (row.api, SnippetLang::from_label(&row.lang)) else { continue };
-        let Some(call) = extract_call(row.reference, lang) else { continue };
+        let (Some(api), Some(lang)) = (row.api, SnippetLang::from_label(&row.lang)) else {
+            continue;
+        };
+        let Some(call) = extract_call(row.reference, lang) else {
+            continue;
+        };
         let Some(method) = call.method else { continue };
-        let set = sets.entry((api.to_owned(), lang.name().to_owned())).or_default();
-        let endpoint = super::api_match::Endpoint { method, path: call.path };
+        let set = sets
+            .entry((api.to_owned(), lang.name().to_owned()))
+            .or_default();
+        let endpoint = super::api_match::Endpoint {
+            method,
+            path: call.path,
+        };
         if !set.endpoints.contains(&endpoint) {
             set.endpoints.push(endpoint);
         }
@@ -245,7 +314,11 @@ pub fn evaluate(args: &MetricsArgs) -> Result<CorpusScores> {
     if preds.is_empty() {
         bail!("{}: no records to score", args.predictions.display());
     }
-    let pairs = if args.references.is_some() { pair(&preds, refs, args)? } else { preds.iter().map(|p| (p, p)).collect() };
+    let pairs = if args.references.is_some() {
+        pair(&preds, refs, args)?
+    } else {
+        preds.iter().map(|p| (p, p)).collect()
+    };
     let rows = build_rows(&pairs, args)?;
     let endpoint_sets = endpoints_from_references(&rows);
     let examples: Vec<Example> = rows
@@ -254,7 +327,10 @@ pub fn evaluate(args: &MetricsArgs) -> Result<CorpusScores> {
             prediction: row.prediction,
             reference: row.reference,
             lang: &row.lang,
-            known_endpoints: row.api.and_then(|api| endpoint_sets.get(&(api.to_owned(), lang_key(&row.lang)))),
+            known_endpoints: row
+                .api
+                .and_then(|api| endpoint_sets.get(&(api.to_owned(), lang_key(&row.lang)))),
+            nll: row.nll,
         })
         .collect();
     Ok(score_corpus(&examples))
@@ -270,7 +346,19 @@ pub fn render_table(scores: &CorpusScores) -> String {
     let _ = writeln!(
         out,
         "{:<12} {:>6} {:>6} {:>6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
-        "lang", "n", "EM%", "EMws%", "sBLEU", "sBLEUsnt", "HFBLEU", "ROUGE-L", "syntax%", "endpt%", "call%", "meth+p%", "halluc%"
+        "lang",
+        "n",
+        "EM%",
+        "EMws%",
+        "sBLEU",
+        "sBLEUsnt",
+        "HFBLEU",
+        "ROUGE-L",
+        "syntax%",
+        "endpt%",
+        "call%",
+        "meth+p%",
+        "halluc%"
     );
     let mut row = |name: &str, s: &Scores| {
         let _ = writeln!(

@@ -12,8 +12,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::api_match::{ApiMatch, EndpointSet, SnippetLang, api_match};
-use super::bleu::{BleuStats, Preprocess, hf_bleu_from_stats, sacrebleu_from_stats, segment_stats};
+use super::bleu::{BleuStats, hf_bleu_from_stats, sacrebleu_from_stats, segment_stats_both};
 use super::exact::{exact_match, exact_match_ignoring_whitespace};
+use super::perplexity::{TokenNll, corpus_perplexity};
 use super::pysum::python_mean;
 use super::rouge::rouge_l;
 use super::syntax::{SyntaxCheck, Verdict, check_label};
@@ -28,6 +29,8 @@ pub struct Example<'a> {
     pub lang: &'a str,
     /// The API's operations, for the hallucinated-endpoint rate.
     pub known_endpoints: Option<&'a EndpointSet>,
+    /// The model's NLL of the reference's target tokens (prompt excluded), for perplexity.
+    pub nll: Option<TokenNll>,
 }
 
 /// Every per-example metric.
@@ -45,6 +48,7 @@ pub struct ExampleScores {
     pub api: ApiMatch,
     pub sacrebleu_stats: BleuStats,
     pub hf_bleu_stats: BleuStats,
+    pub nll: Option<TokenNll>,
 }
 
 /// Hits out of the examples a rate applies to.
@@ -63,7 +67,11 @@ impl Rate {
             n += 1;
             hits += usize::from(f);
         }
-        Self { hits, n, rate: (n > 0).then(|| hits as f64 / n as f64) }
+        Self {
+            hits,
+            n,
+            rate: (n > 0).then(|| hits as f64 / n as f64),
+        }
     }
 }
 
@@ -97,6 +105,10 @@ pub struct Scores {
     pub method_path_match: Rate,
     pub host_match: Rate,
     pub hallucinated_endpoint: Rate,
+    /// Token-weighted perplexity over the examples that carry an NLL; `None` without any.
+    pub perplexity: Option<f64>,
+    /// How many examples carried an NLL.
+    pub perplexity_n: usize,
 }
 
 /// Overall and per-language scores, plus every example's scores in input order.
@@ -110,12 +122,13 @@ pub struct CorpusScores {
 /// The key a `lang` label is grouped under: the snippet family's name when known
 /// (`cURL` -> `curl`, `javascript xhr` -> `javascript`), else the trimmed, lower-cased label.
 pub fn lang_key(label: &str) -> String {
-    SnippetLang::from_label(label).map_or_else(|| label.trim().to_lowercase(), |l| l.name().to_owned())
+    SnippetLang::from_label(label)
+        .map_or_else(|| label.trim().to_lowercase(), |l| l.name().to_owned())
 }
 
 /// Scores one example.
 pub fn score_example(ex: &Example) -> ExampleScores {
-    let sacre = segment_stats(ex.prediction, ex.reference, Preprocess::SacreBleu);
+    let (sacre, hf) = segment_stats_both(ex.prediction, ex.reference);
     let api = match SnippetLang::from_label(ex.lang) {
         Some(lang) => api_match(ex.prediction, ex.reference, lang, ex.known_endpoints),
         None => ApiMatch::default(),
@@ -123,13 +136,17 @@ pub fn score_example(ex: &Example) -> ExampleScores {
     ExampleScores {
         lang: lang_key(ex.lang),
         exact_match: exact_match(ex.prediction, ex.reference),
-        exact_match_ignoring_whitespace: exact_match_ignoring_whitespace(ex.prediction, ex.reference),
+        exact_match_ignoring_whitespace: exact_match_ignoring_whitespace(
+            ex.prediction,
+            ex.reference,
+        ),
         sacrebleu_sentence: sacrebleu_from_stats(&sacre, true),
         rouge_l: rouge_l(ex.reference, ex.prediction).fmeasure,
         syntax: check_label(ex.prediction, ex.lang),
         api,
         sacrebleu_stats: sacre,
-        hf_bleu_stats: segment_stats(ex.prediction, ex.reference, Preprocess::HfEvaluate),
+        hf_bleu_stats: hf,
+        nll: ex.nll,
     }
 }
 
@@ -137,7 +154,11 @@ pub fn score_example(ex: &Example) -> ExampleScores {
 pub fn aggregate(examples: &[&ExampleScores]) -> Scores {
     let n = examples.len();
     let fraction = |f: &dyn Fn(&ExampleScores) -> bool| {
-        if n == 0 { 0.0 } else { examples.iter().filter(|e| f(e)).count() as f64 / n as f64 }
+        if n == 0 {
+            0.0
+        } else {
+            examples.iter().filter(|e| f(e)).count() as f64 / n as f64
+        }
     };
     let mut sacre = BleuStats::default();
     let mut hf = BleuStats::default();
@@ -160,6 +181,7 @@ pub fn aggregate(examples: &[&ExampleScores]) -> Scores {
         syntax.fenced += usize::from(e.syntax.fenced);
     }
     syntax.rate = (syntax.checked > 0).then(|| syntax.valid as f64 / syntax.checked as f64);
+    let nlls: Vec<TokenNll> = examples.iter().filter_map(|e| e.nll).collect();
     Scores {
         n,
         exact_match: fraction(&|e| e.exact_match),
@@ -174,6 +196,8 @@ pub fn aggregate(examples: &[&ExampleScores]) -> Scores {
         method_path_match: Rate::from_flags(examples.iter().map(|e| e.api.method_path_match)),
         host_match: Rate::from_flags(examples.iter().map(|e| e.api.host_match)),
         hallucinated_endpoint: Rate::from_flags(examples.iter().map(|e| e.api.hallucinated)),
+        perplexity: corpus_perplexity(&nlls),
+        perplexity_n: nlls.len(),
     }
 }
 
@@ -185,7 +209,14 @@ pub fn score_corpus(examples: &[Example]) -> CorpusScores {
     for e in &scored {
         by_lang.entry(e.lang.clone()).or_default().push(e);
     }
-    let per_lang = by_lang.into_iter().map(|(k, v)| (k, aggregate(&v))).collect();
+    let per_lang = by_lang
+        .into_iter()
+        .map(|(k, v)| (k, aggregate(&v)))
+        .collect();
     let overall = aggregate(&all);
-    CorpusScores { overall, per_lang, examples: scored }
+    CorpusScores {
+        overall,
+        per_lang,
+        examples: scored,
+    }
 }

@@ -45,7 +45,14 @@ impl SequenceMatcher {
             b2j.retain(|_, idxs| idxs.len() <= ntest);
         }
         let n = b.len();
-        Self { a, b, b2j, run_len: [vec![0; n], vec![0; n]], run_tick: [vec![0; n], vec![0; n]], tick: 0 }
+        Self {
+            a,
+            b,
+            b2j,
+            run_len: [vec![0; n], vec![0; n]],
+            run_tick: [vec![0; n], vec![0; n]],
+            tick: 0,
+        }
     }
 
     /// `find_longest_match(alo, ahi, blo, bhi)` (no junk function, so only the junk-free and
@@ -56,14 +63,19 @@ impl SequenceMatcher {
         for i in alo..ahi {
             self.tick += 1;
             let (cur, prev) = ((self.tick % 2) as usize, ((self.tick + 1) % 2) as usize);
-            let Some(js) = self.b2j.get(&self.a[i]) else { continue };
+            let Some(js) = self.b2j.get(&self.a[i]) else {
+                continue;
+            };
             let start = js.partition_point(|&j| j < blo);
             for &j in &js[start..] {
                 if j >= bhi {
                     break;
                 }
-                let before =
-                    if j > 0 && self.run_tick[prev][j - 1] == self.tick - 1 { self.run_len[prev][j - 1] } else { 0 };
+                let before = if j > 0 && self.run_tick[prev][j - 1] == self.tick - 1 {
+                    self.run_len[prev][j - 1]
+                } else {
+                    0
+                };
                 let k = before + 1;
                 self.run_len[cur][j] = k;
                 self.run_tick[cur][j] = self.tick;
@@ -80,10 +92,17 @@ impl SequenceMatcher {
             bestj -= 1;
             bestsize += 1;
         }
-        while besti + bestsize < ahi && bestj + bestsize < bhi && self.a[besti + bestsize] == self.b[bestj + bestsize] {
+        while besti + bestsize < ahi
+            && bestj + bestsize < bhi
+            && self.a[besti + bestsize] == self.b[bestj + bestsize]
+        {
             bestsize += 1;
         }
-        Match { a: besti, b: bestj, size: bestsize }
+        Match {
+            a: besti,
+            b: bestj,
+            size: bestsize,
+        }
     }
 
     /// `get_matching_blocks()`, including the final `(len(a), len(b), 0)` sentinel.
@@ -111,15 +130,27 @@ impl SequenceMatcher {
                 k1 += m.size;
             } else {
                 if k1 > 0 {
-                    merged.push(Match { a: i1, b: j1, size: k1 });
+                    merged.push(Match {
+                        a: i1,
+                        b: j1,
+                        size: k1,
+                    });
                 }
                 (i1, j1, k1) = (m.a, m.b, m.size);
             }
         }
         if k1 > 0 {
-            merged.push(Match { a: i1, b: j1, size: k1 });
+            merged.push(Match {
+                a: i1,
+                b: j1,
+                size: k1,
+            });
         }
-        merged.push(Match { a: la, b: lb, size: 0 });
+        merged.push(Match {
+            a: la,
+            b: lb,
+            size: 0,
+        });
         merged
     }
 
@@ -127,7 +158,11 @@ impl SequenceMatcher {
     pub fn ratio(&mut self) -> f64 {
         let matches: usize = self.matching_blocks().iter().map(|m| m.size).sum();
         let length = self.a.len() + self.b.len();
-        if length == 0 { 1.0 } else { 2.0 * matches as f64 / length as f64 }
+        if length == 0 {
+            1.0
+        } else {
+            2.0 * matches as f64 / length as f64
+        }
     }
 }
 
@@ -146,9 +181,32 @@ mod tests {
         let mut s = SequenceMatcher::new("abxcd", "abcd");
         assert_eq!(
             s.matching_blocks(),
-            [Match { a: 0, b: 0, size: 2 }, Match { a: 3, b: 2, size: 2 }, Match { a: 5, b: 4, size: 0 }]
+            [
+                Match {
+                    a: 0,
+                    b: 0,
+                    size: 2
+                },
+                Match {
+                    a: 3,
+                    b: 2,
+                    size: 2
+                },
+                Match {
+                    a: 5,
+                    b: 4,
+                    size: 0
+                }
+            ]
         );
-        assert_eq!(SequenceMatcher::new(" abcd", "abcd abcd").find_longest_match(0, 5, 0, 9), Match { a: 0, b: 4, size: 5 });
+        assert_eq!(
+            SequenceMatcher::new(" abcd", "abcd abcd").find_longest_match(0, 5, 0, 9),
+            Match {
+                a: 0,
+                b: 4,
+                size: 5
+            }
+        );
         assert_eq!(ratio("", ""), 1.0);
         assert_eq!(ratio("abc", ""), 0.0);
     }

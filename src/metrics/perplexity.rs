@@ -19,8 +19,13 @@ pub fn corpus_perplexity(examples: &[TokenNll]) -> Option<f64> {
 
 /// The study's variant for comparison: the mean of per-example perplexities.
 pub fn mean_example_perplexity(examples: &[TokenNll]) -> Option<f64> {
-    let per: Vec<f64> = examples.iter().filter(|e| e.n_tokens > 0).map(|e| (e.sum_nll / e.n_tokens as f64).exp()).collect();
-    (!per.is_empty() && per.iter().all(|p| p.is_finite())).then(|| per.iter().sum::<f64>() / per.len() as f64)
+    let per: Vec<f64> = examples
+        .iter()
+        .filter(|e| e.n_tokens > 0)
+        .map(|e| (e.sum_nll / e.n_tokens as f64).exp())
+        .collect();
+    (!per.is_empty() && per.iter().all(|p| p.is_finite()))
+        .then(|| per.iter().sum::<f64>() / per.len() as f64)
 }
 
 #[cfg(test)]
@@ -29,10 +34,25 @@ mod tests {
 
     #[test]
     fn token_weighted_not_example_weighted() {
-        let ex = [TokenNll { sum_nll: 2.0, n_tokens: 1 }, TokenNll { sum_nll: 0.0, n_tokens: 3 }];
+        let ex = [
+            TokenNll {
+                sum_nll: 2.0,
+                n_tokens: 1,
+            },
+            TokenNll {
+                sum_nll: 0.0,
+                n_tokens: 3,
+            },
+        ];
         assert!((corpus_perplexity(&ex).unwrap() - (0.5f64).exp()).abs() < 1e-15);
         assert!((mean_example_perplexity(&ex).unwrap() - (2f64.exp() + 1.0) / 2.0).abs() < 1e-15);
         assert_eq!(corpus_perplexity(&[]), None);
-        assert_eq!(corpus_perplexity(&[TokenNll { sum_nll: 1.0, n_tokens: 0 }]), None);
+        assert_eq!(
+            corpus_perplexity(&[TokenNll {
+                sum_nll: 1.0,
+                n_tokens: 0
+            }]),
+            None
+        );
     }
 }

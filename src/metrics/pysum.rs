@@ -45,7 +45,10 @@ mod tests {
 
     #[test]
     fn separators_are_python_whitespace() {
-        assert_eq!(python_split("a\u{1c}b\u{a0}c\u{85}d").collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+        assert_eq!(
+            python_split("a\u{1c}b\u{a0}c\u{85}d").collect::<Vec<_>>(),
+            ["a", "b", "c", "d"]
+        );
         assert_eq!(python_strip("\u{1f} x \u{3000}"), "x");
         assert!(!is_python_space('\u{200b}'));
     }

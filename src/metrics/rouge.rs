@@ -15,44 +15,56 @@ pub struct RougeL {
 
 /// `rouge_score.tokenize.tokenize(text, stemmer=None)`.
 pub fn rouge_tokens(text: &str) -> Vec<String> {
-    let mut tokens = Vec::new();
-    let mut current = String::new();
-    let push_char = |c: char, current: &mut String, tokens: &mut Vec<String>| {
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            current.push(c);
-        } else if !current.is_empty() {
-            tokens.push(std::mem::take(current));
-        }
+    normalize(text)
+        .split_ascii_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The text lower-cased with every character outside `[a-z0-9]` replaced by a space, so that
+/// its whitespace-separated parts are rouge-score's tokens.
+fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut push = |c: char| {
+        out.push(if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            c
+        } else {
+            ' '
+        })
     };
     for c in text.chars() {
         if c.is_ascii() {
-            push_char(c.to_ascii_lowercase(), &mut current, &mut tokens);
+            push(c.to_ascii_lowercase());
         } else {
             // Lowercasing can turn a non-ASCII letter into ASCII (KELVIN SIGN -> 'k',
             // U+0130 -> "i\u{307}").
-            for l in c.to_lowercase() {
-                push_char(l, &mut current, &mut tokens);
-            }
+            c.to_lowercase().for_each(&mut push);
         }
     }
-    if !current.is_empty() {
-        tokens.push(current);
-    }
-    tokens
+    out
 }
 
 /// `RougeScorer(["rougeL"]).score(target, prediction)["rougeL"]`. Note the argument order.
 pub fn rouge_l(target: &str, prediction: &str) -> RougeL {
-    let target_tokens = rouge_tokens(target);
-    let prediction_tokens = rouge_tokens(prediction);
+    let (target_text, prediction_text) = (normalize(target), normalize(prediction));
+    let target_tokens: Vec<&str> = target_text.split_ascii_whitespace().collect();
+    let prediction_tokens: Vec<&str> = prediction_text.split_ascii_whitespace().collect();
     if target_tokens.is_empty() || prediction_tokens.is_empty() {
         return RougeL::default();
     }
     let lcs = lcs_len(&target_tokens, &prediction_tokens);
     let precision = lcs as f64 / prediction_tokens.len() as f64;
     let recall = lcs as f64 / target_tokens.len() as f64;
-    let fmeasure = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-    RougeL { precision, recall, fmeasure }
+    let fmeasure = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
+    RougeL {
+        precision,
+        recall,
+        fmeasure,
+    }
 }
 
 /// Length of the longest common subsequence of two token lists, by the bit-parallel algorithm of
@@ -104,7 +116,11 @@ mod tests {
         let mut t = vec![vec![0usize; b.len() + 1]; a.len() + 1];
         for i in 1..=a.len() {
             for j in 1..=b.len() {
-                t[i][j] = if a[i - 1] == b[j - 1] { t[i - 1][j - 1] + 1 } else { t[i - 1][j].max(t[i][j - 1]) };
+                t[i][j] = if a[i - 1] == b[j - 1] {
+                    t[i - 1][j - 1] + 1
+                } else {
+                    t[i - 1][j].max(t[i][j - 1])
+                };
             }
         }
         t[a.len()][b.len()]
@@ -112,7 +128,10 @@ mod tests {
 
     #[test]
     fn tokenizer_matches_rouge_score() {
-        assert_eq!(rouge_tokens("Hello, World! it's 3.14 Ünïcode"), ["hello", "world", "it", "s", "3", "14", "n", "code"]);
+        assert_eq!(
+            rouge_tokens("Hello, World! it's 3.14 Ünïcode"),
+            ["hello", "world", "it", "s", "3", "14", "n", "code"]
+        );
         assert_eq!(rouge_tokens("\u{212a}elvin"), ["kelvin"]);
     }
 

@@ -53,10 +53,18 @@ pub struct SyntaxCheck {
 
 impl SyntaxCheck {
     fn valid(fenced: bool) -> Self {
-        Self { verdict: Verdict::Valid, failure: None, fenced }
+        Self {
+            verdict: Verdict::Valid,
+            failure: None,
+            fenced,
+        }
     }
     fn invalid(failure: Failure, fenced: bool) -> Self {
-        Self { verdict: Verdict::Invalid, failure: Some(failure), fenced }
+        Self {
+            verdict: Verdict::Invalid,
+            failure: Some(failure),
+            fenced,
+        }
     }
     pub fn is_valid(&self) -> bool {
         self.verdict == Verdict::Valid
@@ -115,16 +123,20 @@ pub fn check(code: &str, lang: SnippetLang) -> SyntaxCheck {
 
 fn check_python(code: &str) -> SyntaxCheck {
     match ruff_python_parser::parse_module(code) {
-        Ok(parsed) if parsed.syntax().body.is_empty() => SyntaxCheck::invalid(Failure::NoStatement, false),
+        Ok(parsed) if parsed.syntax().body.is_empty() => {
+            SyntaxCheck::invalid(Failure::NoStatement, false)
+        }
         Ok(_) => SyntaxCheck::valid(false),
         Err(_) => SyntaxCheck::invalid(Failure::ParseError, false),
     }
 }
 
-fn language(lang: SnippetLang) -> Language {
-    match lang {
+/// The tree-sitter grammar of a language; Python has none here because tree-sitter-python
+/// accepts code CPython rejects (it is checked with ruff's parser instead).
+fn language(lang: SnippetLang) -> Option<Language> {
+    Some(match lang {
         SnippetLang::Curl => tree_sitter_bash::LANGUAGE.into(),
-        SnippetLang::Python => tree_sitter_python::LANGUAGE.into(),
+        SnippetLang::Python => return None,
         SnippetLang::Java => tree_sitter_java::LANGUAGE.into(),
         SnippetLang::Go => tree_sitter_go::LANGUAGE.into(),
         SnippetLang::JavaScript | SnippetLang::Node => tree_sitter_javascript::LANGUAGE.into(),
@@ -132,7 +144,7 @@ fn language(lang: SnippetLang) -> Language {
         SnippetLang::Php => tree_sitter_php::LANGUAGE_PHP.into(),
         SnippetLang::Swift => tree_sitter_swift::LANGUAGE.into(),
         SnippetLang::Libcurl => tree_sitter_c::LANGUAGE.into(),
-    }
+    })
 }
 
 thread_local! {
@@ -142,12 +154,17 @@ thread_local! {
 }
 
 fn parse_tree_sitter(code: &str, lang: SnippetLang) -> Option<Tree> {
-    let slot = SnippetLang::ALL.iter().position(|&l| l == lang).expect("every language is in ALL");
+    let grammar = language(lang)?;
+    let slot = SnippetLang::ALL
+        .iter()
+        .position(|&l| l == lang)
+        .expect("every language is in ALL");
     PARSERS.with(|parsers| {
         let mut parsers = parsers.borrow_mut();
         let parser = parsers[slot].get_or_insert_with(|| {
             let mut p = Parser::new();
-            p.set_language(&language(lang)).expect("grammar ABI is supported by this tree-sitter");
+            p.set_language(&grammar)
+                .expect("grammar ABI is supported by this tree-sitter");
             p
         });
         parser.parse(code, None)
@@ -214,14 +231,18 @@ fn passes_guard(code: &str, root: Node, statements: &[Node], lang: SnippetLang) 
         SnippetLang::Curl => first_node(root, "command_name")
             .and_then(|n| n.utf8_text(code.as_bytes()).ok())
             .is_some_and(|name| name == "curl"),
-        SnippetLang::Go => statements.first().is_some_and(|n| n.kind() == "package_clause"),
+        SnippetLang::Go => statements
+            .first()
+            .is_some_and(|n| n.kind() == "package_clause"),
         SnippetLang::Ruby => any_node(root, |n| match n.kind() {
             "assignment" | "scope_resolution" | "do_block" | "block" => true,
             "call" => n.child_by_field_name("receiver").is_some(),
             _ => false,
         }),
         SnippetLang::Java => has_kind(&["method_invocation", "object_creation_expression"]),
-        SnippetLang::JavaScript | SnippetLang::Node => has_kind(&["call_expression", "new_expression"]),
+        SnippetLang::JavaScript | SnippetLang::Node => {
+            has_kind(&["call_expression", "new_expression"])
+        }
         SnippetLang::Swift => has_kind(&["call_expression", "constructor_expression"]),
         SnippetLang::Libcurl => has_kind(&["call_expression"]),
         SnippetLang::Php => true,

@@ -7,6 +7,8 @@
 //! points here because the only classes a non-ASCII character can satisfy are the negated
 //! `[^0-9]` ones, and spaces are only ever inserted next to ASCII bytes.
 
+use std::borrow::Cow;
+
 use super::pysum::python_split;
 
 /// Characters sacreBLEU pads with spaces: `[\{-\~\[-\` -\&\(-\+\:-\@\/]`.
@@ -29,8 +31,7 @@ pub fn tokenize_13a(line: &str) -> Vec<String> {
     out
 }
 
-/// Like [`tokenize_13a`], reusing `scratch` and appending tokens to `tokens` (borrowing from
-/// nothing, so results can outlive the scratch buffer).
+/// Like [`tokenize_13a`], reusing `scratch` and appending owned tokens to `tokens`.
 pub fn tokenize_13a_into(line: &str, scratch: &mut String, tokens: &mut Vec<String>) {
     let normalized = normalize(line);
     let padded = apply_rules(&normalized, scratch);
@@ -44,8 +45,14 @@ pub fn tokenize_13a_spaced<'s>(line: &str, scratch: &'s mut String) -> &'s str {
     apply_rules(&normalized, scratch)
 }
 
-fn normalize(line: &str) -> String {
-    let mut text = line.replace("<skipped>", "").replace("-\n", "").replace('\n', " ");
+fn normalize(line: &str) -> Cow<'_, str> {
+    if !line.contains(['<', '\n', '&']) {
+        return Cow::Borrowed(line);
+    }
+    let mut text = line
+        .replace("<skipped>", "")
+        .replace("-\n", "")
+        .replace('\n', " ");
     if text.contains('&') {
         text = text
             .replace("&quot;", "\"")
@@ -53,7 +60,7 @@ fn normalize(line: &str) -> String {
             .replace("&lt;", "<")
             .replace("&gt;", ">");
     }
-    text
+    Cow::Owned(text)
 }
 
 fn apply_rules<'s>(text: &str, scratch: &'s mut String) -> &'s str {
@@ -68,17 +75,29 @@ fn apply_rules<'s>(text: &str, scratch: &'s mut String) -> &'s str {
     }
     a.push(b' ');
     // ([^0-9])([\.,]) -> "\1 \2 "
-    let b = scan_pairs(&a, |x, y| !x.is_ascii_digit() && is_period_or_comma(y), |out, x, y| {
-        out.extend_from_slice(&[x, b' ', y, b' ']);
-    });
+    let b = scan_pairs(
+        &a,
+        |x, y| !x.is_ascii_digit() && is_period_or_comma(y),
+        |out, x, y| {
+            out.extend_from_slice(&[x, b' ', y, b' ']);
+        },
+    );
     // ([\.,])([^0-9]) -> " \1 \2"
-    let c = scan_pairs(&b, |x, y| is_period_or_comma(x) && !y.is_ascii_digit(), |out, x, y| {
-        out.extend_from_slice(&[b' ', x, b' ', y]);
-    });
+    let c = scan_pairs(
+        &b,
+        |x, y| is_period_or_comma(x) && !y.is_ascii_digit(),
+        |out, x, y| {
+            out.extend_from_slice(&[b' ', x, b' ', y]);
+        },
+    );
     // ([0-9])(-) -> "\1 \2 "
-    let d = scan_pairs(&c, |x, y| x.is_ascii_digit() && y == b'-', |out, x, y| {
-        out.extend_from_slice(&[x, b' ', y, b' ']);
-    });
+    let d = scan_pairs(
+        &c,
+        |x, y| x.is_ascii_digit() && y == b'-',
+        |out, x, y| {
+            out.extend_from_slice(&[x, b' ', y, b' ']);
+        },
+    );
     scratch.clear();
     // The rules only insert ASCII spaces at character boundaries (see module docs).
     scratch.push_str(std::str::from_utf8(&d).expect("13a rules keep UTF-8 boundaries"));
@@ -112,13 +131,19 @@ mod tests {
     fn splits_punctuation_but_keeps_numbers() {
         assert_eq!(
             tokenize_13a("Hello, world. 3.14 and 1,000 -- 5-6 x-y a.b"),
-            ["Hello", ",", "world", ".", "3.14", "and", "1,000", "--", "5", "-", "6", "x-y", "a", ".", "b"]
+            [
+                "Hello", ",", "world", ".", "3.14", "and", "1,000", "--", "5", "-", "6", "x-y",
+                "a", ".", "b"
+            ]
         );
     }
 
     #[test]
     fn unescapes_entities_and_joins_hyphenated_line_breaks() {
-        assert_eq!(tokenize_13a("a &amp; b &quot;c&quot; hy-\nphen\nx"), ["a", "&", "b", "\"", "c", "\"", "hyphen", "x"]);
+        assert_eq!(
+            tokenize_13a("a &amp; b &quot;c&quot; hy-\nphen\nx"),
+            ["a", "&", "b", "\"", "c", "\"", "hyphen", "x"]
+        );
     }
 
     #[test]
