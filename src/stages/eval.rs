@@ -20,6 +20,7 @@ use super::{PlanContext, RunContext, StageKind};
 use crate::data::{self, ApiRecord};
 use crate::metrics::api_match::EndpointSet;
 use crate::metrics::corpus::{Example, score_corpus};
+use crate::metrics::perplexity::TokenNll;
 use crate::model::{self, GenerationConfig, Model, Sampling};
 
 pub struct Eval;
@@ -133,33 +134,20 @@ impl StageKind for Eval {
 
         let mut levels = BTreeMap::new();
         let mut samples = Vec::new();
-        let mut all_examples: Vec<(String, ApiRecord, Generated)> = Vec::new();
-        let mut nll = (0.0f64, 0usize);
+        let mut all: Vec<(ApiRecord, Generated, Option<TokenNll>)> = Vec::new();
         for level in &params.levels {
             let records = level_records(&split.dir, level, params)?;
             let prompts: Vec<String> = records.iter().map(|r| data::prompt(r, &r.lang)).collect();
-            let generated = generate_memoized(ctx, &model, &model_dir, params, level, &prompts)?;
-            if params.perplexity {
-                for chunk in records.chunks(params.batch_size).zip(prompts.chunks(params.batch_size)) {
-                    let pairs: Vec<(&str, &str)> = chunk.1.iter().map(String::as_str).zip(chunk.0.iter().map(|r| r.code.as_str())).collect();
-                    for s in model::score(&model, &pairs)? {
-                        nll.0 += s.total_nll();
-                        nll.1 += s.logprobs.len();
-                    }
-                }
-            }
-            let examples: Vec<Example> = records
-                .iter()
-                .zip(&generated)
-                .map(|(r, g)| Example {
-                    prediction: &g.prediction,
-                    reference: &r.code,
-                    lang: &r.lang,
-                    known_endpoints: endpoints.get(&r.api_name),
-                })
-                .collect();
-            let scores = score_corpus(&examples);
-            for ((r, g), s) in records.iter().zip(&generated).zip(&scores.examples) {
+            let generated = generate_memoized(ctx, &model, params, level, &prompts)?;
+            let nlls: Vec<Option<TokenNll>> = if params.perplexity {
+                reference_nll(&model, &records, &prompts, params.batch_size)?.into_iter().map(Some).collect()
+            } else {
+                vec![None; records.len()]
+            };
+            let level_examples: Vec<(ApiRecord, Generated, Option<TokenNll>)> =
+                records.into_iter().zip(generated).zip(nlls).map(|((r, g), n)| (r, g, n)).collect();
+            let scores = score_corpus(&examples_of(&level_examples, &endpoints));
+            for ((r, g, _), s) in level_examples.iter().zip(&scores.examples) {
                 samples.push(json!({
                     "level": level, "id": r.unique_id, "api": r.api_name, "lang": r.lang,
                     "prompt_hash": g.prompt_hash, "prediction": g.prediction, "reference": r.code,
@@ -167,14 +155,9 @@ impl StageKind for Eval {
                 }));
             }
             levels.insert(level.clone(), json!({ "overall": scores.overall, "per_lang": scores.per_lang }));
-            all_examples.extend(records.into_iter().zip(generated).map(|(r, g)| (level.clone(), r, g)));
+            all.extend(level_examples);
         }
-        let examples: Vec<Example> = all_examples
-            .iter()
-            .map(|(_, r, g)| Example { prediction: &g.prediction, reference: &r.code, lang: &r.lang, known_endpoints: endpoints.get(&r.api_name) })
-            .collect();
-        let overall = score_corpus(&examples);
-        let perplexity = (params.perplexity && nll.1 > 0).then(|| (nll.0 / nll.1 as f64).exp());
+        let overall = score_corpus(&examples_of(&all, &endpoints));
         let results = json!({
             "arm": ctx.arm,
             "model": params.model,
@@ -185,7 +168,7 @@ impl StageKind for Eval {
             "overall": overall.overall,
             "per_lang": overall.per_lang,
             "levels": levels,
-            "perplexity": perplexity,
+            "perplexity": overall.overall.perplexity,
         });
         write_json(&ctx.out_dir.join("results.json"), &results)?;
         let mut out = std::io::BufWriter::new(std::fs::File::create(ctx.out_dir.join("samples.jsonl"))?);
@@ -202,7 +185,7 @@ impl StageKind for Eval {
             "sacrebleu_sentence_mean": o.sacrebleu_sentence_mean,
             "rouge_l": o.rouge_l,
             "syntax": o.syntax.rate,
-            "perplexity": perplexity,
+            "perplexity": o.perplexity,
         });
         let headline = format!(
             "{} examples · SacreBLEU {:.2} · syntax {} · EM {:.3}",
@@ -219,6 +202,31 @@ impl StageKind for Eval {
 fn device_for(backend: &str) -> anyhow::Result<burn::tensor::Device> {
     let backend = <model::Backend as clap::ValueEnum>::from_str(backend, true).map_err(|e| anyhow::anyhow!(e))?;
     Ok(backend.device()?)
+}
+
+fn examples_of<'a>(items: &'a [(ApiRecord, Generated, Option<TokenNll>)], endpoints: &'a HashMap<String, EndpointSet>) -> Vec<Example<'a>> {
+    items
+        .iter()
+        .map(|(r, g, nll)| Example {
+            prediction: &g.prediction,
+            reference: &r.code,
+            lang: &r.lang,
+            known_endpoints: endpoints.get(&r.api_name),
+            nll: *nll,
+        })
+        .collect()
+}
+
+/// NLL of each reference given its prompt: the target-only perplexity of the study, done right.
+fn reference_nll(model: &Model, records: &[ApiRecord], prompts: &[String], batch: usize) -> anyhow::Result<Vec<TokenNll>> {
+    let mut out = Vec::with_capacity(records.len());
+    for (recs, prompts) in records.chunks(batch).zip(prompts.chunks(batch)) {
+        let pairs: Vec<(&str, &str)> = prompts.iter().map(String::as_str).zip(recs.iter().map(|r| r.code.as_str())).collect();
+        for s in model::score(model, &pairs)? {
+            out.push(TokenNll { sum_nll: s.total_nll(), n_tokens: s.logprobs.len() as u64 });
+        }
+    }
+    Ok(out)
 }
 
 fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
@@ -264,7 +272,6 @@ fn known_endpoints(path: &Path) -> anyhow::Result<HashMap<String, EndpointSet>> 
 fn generate_memoized(
     ctx: &RunContext,
     model: &Model,
-    model_dir: &Path,
     params: &EvalParams,
     level: &str,
     prompts: &[String],
@@ -272,8 +279,9 @@ fn generate_memoized(
     let prompt_hashes: Vec<String> = prompts.iter().map(|p| blake3::hash(p.as_bytes()).to_hex().to_string()).collect();
     let material = json!({
         "what": "eval generations",
-        "model_files": ctx.model_dir_digest(model_dir)?,
+        "model_files": ctx.file_hashes,
         "decoding": params.decoding,
+        "batch_size": params.batch_size,
         "seed": ctx.seed,
         "backend": ctx.backend,
         "prompts": blake3::hash(prompt_hashes.join("\n").as_bytes()).to_hex().to_string(),

@@ -74,11 +74,6 @@ impl RunContext<'_> {
         model_path(self.models, self.base_dir, name)
     }
 
-    /// Content digest of the model files this stage declared, for memo material.
-    pub fn model_dir_digest(&self, _dir: &Path) -> anyhow::Result<serde_json::Value> {
-        Ok(self.file_hashes.clone())
-    }
-
     /// The single input produced by a stage of `kind`; an error names the arm if there is none or several.
     pub fn input_of_kind(&self, kind: &str) -> anyhow::Result<&Input> {
         let mut found = self.inputs.iter().filter(|i| i.kind == kind);
