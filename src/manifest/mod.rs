@@ -1,1 +1,411 @@
-//! (placeholder)
+//! The experiment manifest: typed TOML with located errors, `-S` overrides and stage matrices.
+//!
+//! Loading reports every problem at once ([`ManifestErrors`]); each names `file:line:col` (or the
+//! `-S` argument at fault) and suggests the closest valid name for a misspelt one.
+
+mod diagnostics;
+mod overrides;
+pub mod schema;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use diagnostics::{Diagnostic, ManifestErrors, Origin, SourceMap, did_you_mean, hint_for_serde_message};
+
+use crate::stages::{self, DynStage};
+
+/// Keys of a stage table that are the pipeline's, not the stage kind's params.
+pub const STAGE_KEYS: [&str; 3] = ["kind", "needs", "matrix"];
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Short name of the study; shown in reports.
+    pub name: String,
+    /// Seeds every random choice (splits, shuffling, initialisation, sampling).
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A model: an HF checkpoint directory, or a random initialisation for small studies.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// HF-layout directory: config.json, *.safetensors (+ index), tokenizer.json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `gpt2`, `gpt_bigcode` or `qwen2` (HF `model_type`), for random initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    /// `random` initialises weights from `config` instead of loading `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+    /// HF config.json fields for a random initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Tokenizer: `{ path = "tokenizer.json" }` or `{ train_bpe = { vocab_size = N } }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A bound on one metric that `check` enforces.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// Expected value; needs `tol`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Allowed absolute distance from `value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tol: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// One `[stages.NAME]` table, checked structurally; params are type-checked per arm by the DAG.
+#[derive(Clone)]
+pub struct StageDecl {
+    pub name: String,
+    pub kind: &'static dyn DynStage,
+    pub needs: Vec<String>,
+    /// Axis (a dotted param path) -> values, in declaration order.
+    pub matrix: IndexMap<String, Vec<toml::Value>>,
+    /// The stage table without `kind`, `needs` and `matrix`.
+    pub params: toml::Table,
+}
+
+impl std::fmt::Debug for StageDecl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageDecl")
+            .field("name", &self.name)
+            .field("kind", &self.kind.kind())
+            .field("needs", &self.needs)
+            .field("matrix", &self.matrix)
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+pub struct Manifest {
+    pub path: PathBuf,
+    /// Relative paths inside the manifest resolve against this directory.
+    pub base_dir: PathBuf,
+    pub experiment: Experiment,
+    pub models: IndexMap<String, ModelSpec>,
+    pub stages: IndexMap<String, StageDecl>,
+    pub expect: IndexMap<String, Expectation>,
+    source: SourceMap,
+    overridden: Vec<(Vec<String>, String)>,
+    /// Stages declared but unusable (bad kind or shape); their dependents are not checked further.
+    pub(crate) broken: BTreeSet<String>,
+}
+
+impl Manifest {
+    /// Reads and checks a manifest file, applying `-S path=value` overrides.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Manifest, ManifestErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ManifestErrors(vec![Diagnostic {
+                origin: Origin::Whole(path.to_path_buf()),
+                message: format!("cannot read the manifest: {e}"),
+                help: Some("pass the path of a TOML manifest, e.g. `apitune run experiments/quickstart.toml`".into()),
+            }])
+        })?;
+        Manifest::parse(path, &text, overrides)
+    }
+
+    /// Checks manifest `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str, overrides: &[String]) -> Result<Manifest, ManifestErrors> {
+        let (manifest, errors) = Manifest::parse_partial(path, text, overrides)?;
+        if errors.is_empty() { Ok(manifest) } else { Err(ManifestErrors(errors)) }
+    }
+
+    /// Like [`Manifest::parse`], but returns what could be read alongside the errors, so that
+    /// later checks (the DAG) can report their problems in the same pass. Fails outright only on
+    /// unparsable TOML.
+    pub fn parse_partial(path: &Path, text: &str, overrides: &[String]) -> Result<(Manifest, Vec<Diagnostic>), ManifestErrors> {
+        let source = SourceMap::new(path, text);
+        let mut root: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                let e: toml::de::Error = e;
+                let origin = e.span().map_or(Origin::Whole(path.to_path_buf()), |s| source.at_offset(s.start));
+                let message = format!("invalid TOML: {}", e.message());
+                return Err(ManifestErrors(vec![Diagnostic { origin, message, help: None }]));
+            }
+        };
+        let mut errors = Vec::new();
+        let mut overridden = Vec::new();
+        for arg in overrides {
+            match overrides::apply(&mut root, arg) {
+                Ok(path) => overridden.push((path, arg.clone())),
+                Err(d) => errors.push(d),
+            }
+        }
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
+        let mut manifest = Manifest {
+            path: path.to_path_buf(),
+            base_dir,
+            experiment: Experiment { name: String::new(), seed: 0, description: None },
+            models: IndexMap::new(),
+            stages: IndexMap::new(),
+            expect: IndexMap::new(),
+            source,
+            overridden,
+            broken: BTreeSet::new(),
+        };
+        manifest.read_sections(root, &mut errors);
+        Ok((manifest, errors))
+    }
+
+    /// Reads a manifest, then builds its DAG, reporting the problems of both at once.
+    pub fn load_with_dag(path: &Path, overrides: &[String]) -> Result<(Manifest, crate::pipeline::Dag), ManifestErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ManifestErrors(vec![Diagnostic {
+                origin: Origin::Whole(path.to_path_buf()),
+                message: format!("cannot read the manifest: {e}"),
+                help: Some("pass the path of a TOML manifest, e.g. `apitune run experiments/quickstart.toml`".into()),
+            }])
+        })?;
+        let (manifest, mut errors) = Manifest::parse_partial(path, &text, overrides)?;
+        match crate::pipeline::Dag::build(&manifest) {
+            Ok(dag) if errors.is_empty() => Ok((manifest, dag)),
+            Ok(_) => Err(ManifestErrors(errors)),
+            Err(ManifestErrors(more)) => {
+                errors.extend(more);
+                Err(ManifestErrors(errors))
+            }
+        }
+    }
+
+    fn read_sections(&mut self, root: toml::Table, errors: &mut Vec<Diagnostic>) {
+        const SECTIONS: [&str; 4] = ["experiment", "models", "stages", "expect"];
+        let mut seen_experiment = false;
+        for (key, value) in root {
+            let at = vec![key.clone()];
+            match key.as_str() {
+                "experiment" => {
+                    seen_experiment = true;
+                    match self.typed::<Experiment>(value, &at) {
+                        Ok(e) => self.experiment = e,
+                        Err(d) => errors.push(d),
+                    }
+                }
+                "models" => match self.typed::<IndexMap<String, ModelSpec>>(value, &at) {
+                    Ok(m) => self.models = m,
+                    Err(d) => errors.push(d),
+                },
+                "stages" => self.read_stages(value, errors),
+                "expect" => match self.typed::<IndexMap<String, Expectation>>(value, &at) {
+                    Ok(e) => {
+                        for (name, exp) in &e {
+                            if let Some(msg) = expectation_problem(exp) {
+                                errors.push(self.error(&["expect".into(), name.clone()], false, msg, None));
+                            }
+                        }
+                        self.expect = e;
+                    }
+                    Err(d) => errors.push(d),
+                },
+                other => {
+                    let help = did_you_mean(other, SECTIONS).map(|s| format!("did you mean `[{s}]`?"));
+                    let help = help.or_else(|| Some(format!("a manifest has the sections {}", SECTIONS.join(", "))));
+                    errors.push(self.error(&at, true, format!("unknown section `{other}`"), help));
+                }
+            }
+        }
+        if !seen_experiment {
+            errors.push(Diagnostic {
+                origin: Origin::Whole(self.path.clone()),
+                message: "missing `[experiment]` section".into(),
+                help: Some("add `[experiment]` with `name = \"...\"` and `seed = N`".into()),
+            });
+        }
+        if self.stages.is_empty() && errors.is_empty() {
+            errors.push(Diagnostic {
+                origin: Origin::Whole(self.path.clone()),
+                message: "the manifest declares no stages".into(),
+                help: Some("add a `[stages.NAME]` table with a `kind`, e.g. kind = \"ingest\"".into()),
+            });
+        }
+    }
+
+    fn read_stages(&mut self, value: toml::Value, errors: &mut Vec<Diagnostic>) {
+        let toml::Value::Table(stages) = value else {
+            errors.push(self.error(&["stages".into()], false, "`stages` must be a table of stage tables".into(), None));
+            return;
+        };
+        for (name, table) in stages {
+            let at = vec!["stages".to_string(), name.clone()];
+            if let Some(bad) = name.chars().find(|c| !(c.is_alphanumeric() || *c == '-' || *c == '_')) {
+                errors.push(self.error(&at, true, format!("stage name `{name}` contains `{bad}`"), Some("use letters, digits, `-` and `_`".into())));
+                self.broken.insert(name);
+                continue;
+            }
+            let toml::Value::Table(mut table) = table else {
+                errors.push(self.error(&at, false, format!("stage `{name}` must be a table"), None));
+                self.broken.insert(name);
+                continue;
+            };
+            let kind = match table.remove("kind") {
+                Some(toml::Value::String(k)) => match stages::lookup(&k) {
+                    Some(kind) => Some(kind),
+                    None => {
+                        let kinds: Vec<&str> = stages::registry().iter().map(|s| s.kind()).collect();
+                        let help = match did_you_mean(&k, kinds.iter().copied()) {
+                            Some(best) => format!("did you mean `{best}`?"),
+                            None => format!("known kinds: {}", kinds.join(", ")),
+                        };
+                        errors.push(self.error(&[at.clone(), vec!["kind".into()]].concat(), false, format!("unknown stage kind `{k}`"), Some(help)));
+                        None
+                    }
+                },
+                Some(_) => {
+                    errors.push(self.error(&[at.clone(), vec!["kind".into()]].concat(), false, "`kind` must be a string".into(), None));
+                    None
+                }
+                None => {
+                    errors.push(self.error(&at, true, format!("stage `{name}` has no `kind`"), Some("add e.g. `kind = \"ingest\"`".into())));
+                    None
+                }
+            };
+            let needs = match table.remove("needs") {
+                None => Vec::new(),
+                Some(toml::Value::String(s)) => vec![s],
+                Some(v) => match self.typed::<Vec<String>>(v, &[at.clone(), vec!["needs".into()]].concat()) {
+                    Ok(n) => n,
+                    Err(d) => {
+                        errors.push(d);
+                        Vec::new()
+                    }
+                },
+            };
+            let mut matrix = IndexMap::new();
+            if let Some(m) = table.remove("matrix") {
+                let mat_at = [at.clone(), vec!["matrix".into()]].concat();
+                match m {
+                    toml::Value::Table(axes) => {
+                        for (axis, values) in axes {
+                            let axis_at = [mat_at.clone(), vec![axis.clone()]].concat();
+                            match check_axis(&axis, values) {
+                                Ok(values) => {
+                                    matrix.insert(axis, values);
+                                }
+                                Err(msg) => errors.push(self.error(&axis_at, false, msg, None)),
+                            }
+                        }
+                    }
+                    _ => errors.push(self.error(&mat_at, false, "`matrix` must be a table of arrays, e.g. matrix = { samples = [1000, 10000] }".into(), None)),
+                }
+            }
+            match kind {
+                Some(kind) => {
+                    self.stages.insert(name.clone(), StageDecl { name, kind, needs, matrix, params: table });
+                }
+                None => {
+                    self.broken.insert(name);
+                }
+            }
+        }
+    }
+
+    fn typed<T: serde::de::DeserializeOwned>(&self, value: toml::Value, at: &[String]) -> Result<T, Diagnostic> {
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = [at.to_vec(), path_segments(e.path())].concat();
+            let message = e.inner().message().to_string();
+            let help = hint_for_serde_message(&message);
+            let is_key = message.starts_with("unknown field");
+            self.error(&path, is_key, message, help)
+        })
+    }
+
+    /// A diagnostic located at a key path of the manifest (or at the `-S` that set it).
+    pub fn error(&self, path: &[String], at_key: bool, message: String, help: Option<String>) -> Diagnostic {
+        let origin = match self.overridden.iter().find(|(p, _)| path.starts_with(p)) {
+            Some((_, arg)) if !path.is_empty() => Origin::Override(arg.clone()),
+            _ => self.source.locate(path, at_key),
+        };
+        Diagnostic { origin, message, help }
+    }
+
+    /// Names of all stages (usable or not), for suggestions.
+    pub fn stage_names(&self) -> impl Iterator<Item = &str> {
+        self.stages.keys().map(String::as_str).chain(self.broken.iter().map(String::as_str))
+    }
+}
+
+fn expectation_problem(e: &Expectation) -> Option<String> {
+    match (e.value, e.tol, e.min, e.max) {
+        (None, None, None, None) => Some("an expectation needs `value` and `tol`, or `min` and/or `max`".into()),
+        (Some(_), None, _, _) => Some("`value` needs a `tol` (allowed absolute distance)".into()),
+        (None, Some(_), _, _) => Some("`tol` needs a `value`".into()),
+        (_, Some(t), _, _) if t < 0.0 => Some("`tol` must not be negative".into()),
+        (_, _, Some(lo), Some(hi)) if lo > hi => Some(format!("`min` ({lo}) is above `max` ({hi})")),
+        _ => None,
+    }
+}
+
+fn check_axis(axis: &str, values: toml::Value) -> Result<Vec<toml::Value>, String> {
+    let toml::Value::Array(values) = values else {
+        return Err(format!("matrix axis `{axis}` must be an array of values, e.g. {axis} = [1, 2]"));
+    };
+    if values.is_empty() {
+        return Err(format!("matrix axis `{axis}` has no values"));
+    }
+    if axis.split('.').any(|s| s.is_empty() || STAGE_KEYS.contains(&s)) {
+        return Err(format!("`{axis}` cannot be a matrix axis: name a param of the stage"));
+    }
+    let mut seen = BTreeSet::new();
+    for v in &values {
+        if matches!(v, toml::Value::Table(_) | toml::Value::Array(_)) {
+            return Err(format!("matrix axis `{axis}` takes plain values (numbers, strings, booleans), not tables or arrays"));
+        }
+        if !seen.insert(label_value(v)) {
+            return Err(format!("matrix axis `{axis}` lists `{}` twice", label_value(v)));
+        }
+    }
+    Ok(values)
+}
+
+/// How a matrix value appears in an arm name: `lora[samples=1000]`, `eval[model=tiny]`.
+pub fn label_value(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Path segments of a serde error, as manifest keys.
+pub fn path_segments(path: &serde_path_to_error::Path) -> Vec<String> {
+    path.iter()
+        .filter_map(|seg| match seg {
+            serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+            serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+            serde_path_to_error::Segment::Enum { variant } => Some(variant.clone()),
+            serde_path_to_error::Segment::Unknown => None,
+        })
+        .collect()
+}
+
+/// Sets `value` at a dotted `path` inside `table`, creating intermediate tables.
+pub fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key path")?;
+    let mut cur = table;
+    for (i, seg) in parents.iter().enumerate() {
+        let entry = cur.entry(seg.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            _ => return Err(format!("`{}` is not a table", parents[..=i].join("."))),
+        };
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}

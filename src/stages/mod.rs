@@ -1,1 +1,163 @@
-//! (placeholder)
+//! Stage kinds. Each kind is one type implementing [`StageKind`]: its params (which are the manifest
+//! table of the stage), a `VERSION` that enters the cache key, the files it reads besides its input
+//! artifacts, and `run`. Stages never call each other; they exchange artifact directories only.
+
+mod command;
+mod ingest;
+mod normalize;
+
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Serialize, de::DeserializeOwned};
+
+pub use command::Command;
+pub use ingest::Ingest;
+pub use normalize::Normalize;
+
+
+/// An upstream artifact handed to a running stage.
+#[derive(Clone, Debug)]
+pub struct Input {
+    /// Stage name in the manifest (`lora`).
+    pub stage: String,
+    /// Arm name (`lora[samples=1000]`).
+    pub arm: String,
+    /// Kind of the producing stage (`lora-train`).
+    pub kind: String,
+    pub dir: PathBuf,
+}
+
+/// What a running stage may use.
+pub struct RunContext<'a> {
+    /// Arm name of the running stage.
+    pub arm: &'a str,
+    /// Directory relative paths of the manifest resolve against.
+    pub base_dir: &'a Path,
+    /// The experiment seed.
+    pub seed: u64,
+    pub inputs: &'a [Input],
+    /// Fresh, empty directory: everything written here becomes the artifact.
+    pub out_dir: &'a Path,
+    /// Survives interruption, for checkpoints of long stages; removed once the artifact is published.
+    pub work_dir: &'a Path,
+    /// Reports progress (`done` of `total` units, unit name); cheap to call often.
+    pub progress: &'a (dyn Fn(u64, Option<u64>, &str) + Sync),
+}
+
+impl RunContext<'_> {
+    /// The single input produced by a stage of `kind`; an error names the arm if there is none or several.
+    pub fn input_of_kind(&self, kind: &str) -> anyhow::Result<&Input> {
+        let mut found = self.inputs.iter().filter(|i| i.kind == kind);
+        let first = found.next().ok_or_else(|| {
+            anyhow::anyhow!("stage `{}` needs an input of kind `{kind}`; add such a stage to its `needs`", self.arm)
+        })?;
+        if let Some(second) = found.next() {
+            anyhow::bail!(
+                "stage `{}` has several `{kind}` inputs (`{}`, `{}`); it takes exactly one",
+                self.arm,
+                first.arm,
+                second.arm
+            );
+        }
+        Ok(first)
+    }
+}
+
+/// Facts known while planning, before anything runs.
+pub struct PlanContext<'a> {
+    pub base_dir: &'a Path,
+    pub seed: u64,
+}
+
+/// A kind of stage.
+pub trait StageKind: Send + Sync + 'static {
+    /// Name used in manifests (`kind = "ingest"`).
+    const KIND: &'static str;
+    /// Bump when the stage's output for the same inputs changes; it enters the cache key.
+    const VERSION: u32;
+    /// Whether the stage consumes every arm of its needs at once (a report) instead of fanning out.
+    const AGGREGATES: bool = false;
+    type Params: Serialize + DeserializeOwned + JsonSchema + Send + Sync;
+
+    /// Files (or directories) read besides input artifacts; hashed by content into the key.
+    fn input_files(_params: &Self::Params, _ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>> {
+        Ok(Vec::new())
+    }
+    /// Facts of the run that change the output (seed, backend, dtype); they enter the key.
+    fn runtime_facts(_params: &Self::Params, _ctx: &PlanContext) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    /// Does the work, writing the artifact into `ctx.out_dir`; returns a JSON summary.
+    fn run(params: &Self::Params, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
+}
+
+/// Object-safe view of a [`StageKind`] over JSON params, so the pipeline can hold any kind.
+pub trait DynStage: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn version(&self) -> u32;
+    fn aggregates(&self) -> bool;
+    /// Type-checks params and returns them with defaults filled in (what enters the key).
+    fn resolve(&self, params: toml::Value) -> Result<serde_json::Value, ParamError>;
+    fn input_files(&self, params: &serde_json::Value, ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>>;
+    fn runtime_facts(&self, params: &serde_json::Value, ctx: &PlanContext) -> serde_json::Value;
+    fn run(&self, params: &serde_json::Value, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
+    fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema;
+}
+
+/// A params type error, with the path inside the stage table where it happened.
+#[derive(Debug)]
+pub struct ParamError {
+    pub path: Vec<String>,
+    pub message: String,
+}
+
+struct Registered<K>(std::marker::PhantomData<K>);
+
+fn typed<K: StageKind>(params: &serde_json::Value) -> anyhow::Result<K::Params> {
+    Ok(serde_json::from_value(params.clone())?)
+}
+
+impl<K: StageKind> DynStage for Registered<K> {
+    fn kind(&self) -> &'static str {
+        K::KIND
+    }
+    fn version(&self) -> u32 {
+        K::VERSION
+    }
+    fn aggregates(&self) -> bool {
+        K::AGGREGATES
+    }
+    fn resolve(&self, params: toml::Value) -> Result<serde_json::Value, ParamError> {
+        let typed: K::Params = serde_path_to_error::deserialize(params).map_err(|e| ParamError {
+            path: crate::manifest::path_segments(e.path()),
+            message: e.inner().message().to_string(),
+        })?;
+        serde_json::to_value(&typed).map_err(|e| ParamError { path: Vec::new(), message: e.to_string() })
+    }
+    fn input_files(&self, params: &serde_json::Value, ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>> {
+        K::input_files(&typed::<K>(params)?, ctx)
+    }
+    fn runtime_facts(&self, params: &serde_json::Value, ctx: &PlanContext) -> serde_json::Value {
+        typed::<K>(params).map(|p| K::runtime_facts(&p, ctx)).unwrap_or(serde_json::Value::Null)
+    }
+    fn run(&self, params: &serde_json::Value, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
+        K::run(&typed::<K>(params)?, ctx)
+    }
+    fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        K::Params::json_schema(generator)
+    }
+}
+
+static COMMAND: Registered<Command> = Registered(std::marker::PhantomData);
+static INGEST: Registered<Ingest> = Registered(std::marker::PhantomData);
+static NORMALIZE: Registered<Normalize> = Registered(std::marker::PhantomData);
+
+/// Every stage kind this build knows, in manifest order of a typical study.
+pub fn registry() -> [&'static dyn DynStage; 3] {
+    [&INGEST, &NORMALIZE, &COMMAND]
+}
+
+pub fn lookup(kind: &str) -> Option<&'static dyn DynStage> {
+    registry().into_iter().find(|s| s.kind() == kind)
+}

@@ -1,0 +1,192 @@
+//! Content hashes of files and directories (the Merkle encoding is documented on [`digest_dir`]).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::error::CacheError;
+use super::ids::Digest;
+
+/// Name of the metadata file every artifact directory carries; excluded from its digest.
+pub const ENTRY_FILE: &str = ".apitune-entry.json";
+
+const DIR_CONTEXT: &str = "apitune directory digest v1";
+
+/// Guards against symlink cycles when following links through input directories.
+const MAX_DEPTH: usize = 64;
+
+/// A regular file under a directory being hashed.
+#[derive(Debug, Clone)]
+pub(crate) struct FoundFile {
+    /// Relative path with `/` separators.
+    pub rel: String,
+    pub abs: PathBuf,
+    pub size: u64,
+}
+
+/// How [`list_files`] treats symbolic links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Links {
+    /// Input directories (e.g. Hugging Face snapshots are symlinks into a blob store): hash
+    /// what the link points at.
+    Follow,
+    /// Artifact directories must be self-contained: a link is an error.
+    Reject,
+}
+
+/// All regular files under `dir`, sorted by relative path. `skip_top_level` names a file directly
+/// in `dir` to leave out (the entry metadata file).
+pub(crate) fn list_files(
+    dir: &Path,
+    links: Links,
+    skip_top_level: Option<&str>,
+) -> Result<Vec<FoundFile>, CacheError> {
+    let mut files = Vec::new();
+    walk(dir, "", links, skip_top_level, 0, &mut files)?;
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(files)
+}
+
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    links: Links,
+    skip_top_level: Option<&str>,
+    depth: usize,
+    files: &mut Vec<FoundFile>,
+) -> Result<(), CacheError> {
+    if depth > MAX_DEPTH {
+        return Err(CacheError::InvalidArtifact {
+            path: dir.to_path_buf(),
+            reason: format!("nested more than {MAX_DEPTH} directories deep (a symlink cycle?)"),
+        });
+    }
+    let reader = fs::read_dir(dir).map_err(CacheError::io("list directory", dir))?;
+    for item in reader {
+        let item = item.map_err(CacheError::io("list directory", dir))?;
+        let abs = item.path();
+        let name = item.file_name();
+        let Some(name) = name.to_str() else {
+            return Err(CacheError::InvalidArtifact {
+                path: abs,
+                reason: "the file name is not valid UTF-8".to_string(),
+            });
+        };
+        if depth == 0 && skip_top_level == Some(name) {
+            continue;
+        }
+        let rel = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let mut meta =
+            fs::symlink_metadata(&abs).map_err(CacheError::io("read metadata of", &abs))?;
+        if meta.file_type().is_symlink() {
+            if links == Links::Reject {
+                return Err(CacheError::InvalidArtifact {
+                    path: abs,
+                    reason: "it is a symbolic link".to_string(),
+                });
+            }
+            meta = fs::metadata(&abs).map_err(CacheError::io("follow symbolic link", &abs))?;
+        }
+        if meta.is_dir() {
+            walk(&abs, &rel, links, None, depth + 1, files)?;
+        } else if meta.is_file() {
+            files.push(FoundFile {
+                rel,
+                abs,
+                size: meta.len(),
+            });
+        } else {
+            return Err(CacheError::InvalidArtifact {
+                path: abs,
+                reason: "it is neither a regular file nor a directory".to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// blake3 of a file's bytes. Memory-maps large files and hashes them on all cores.
+pub fn hash_file_contents(path: &Path) -> Result<blake3::Hash, CacheError> {
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_mmap_rayon(path)
+        .map_err(CacheError::io("hash", path))?;
+    Ok(hasher.finalize())
+}
+
+/// Merkle root over `(relative path, file hash)` pairs, which must be sorted by path.
+pub(crate) fn merkle<'a>(files: impl IntoIterator<Item = (&'a str, blake3::Hash)>) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new_derive_key(DIR_CONTEXT);
+    for (rel, hash) in files {
+        hasher.update(&(rel.len() as u64).to_le_bytes());
+        hasher.update(rel.as_bytes());
+        hasher.update(hash.as_bytes());
+    }
+    hasher.finalize()
+}
+
+/// Digest of an artifact directory: the Merkle hash of its files, leaving out [`ENTRY_FILE`].
+/// Symbolic links and special files are errors (artifacts must be self-contained).
+///
+/// The Merkle hash: blake3 in derive-key mode with context `"apitune directory digest v1"`
+/// over, for every regular file in byte order of its relative path (components joined by `/`),
+/// the path's length as a little-endian u64, the path's UTF-8 bytes, and the file's 32-byte
+/// blake3. Empty directories contribute nothing; mtimes and modes never matter.
+pub fn digest_dir(dir: &Path) -> Result<Digest, CacheError> {
+    let files = list_files(dir, Links::Reject, Some(ENTRY_FILE))?;
+    let mut hashed = Vec::with_capacity(files.len());
+    for file in &files {
+        hashed.push((file.rel.as_str(), hash_file_contents(&file.abs)?));
+    }
+    Ok(Digest::from(merkle(hashed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_depends_on_paths_and_contents_only() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        for root in [a.path(), b.path()] {
+            fs::create_dir_all(root.join("sub/deeper")).unwrap();
+            fs::create_dir_all(root.join("empty")).unwrap();
+            fs::write(root.join("x.txt"), "x").unwrap();
+            fs::write(root.join("sub/deeper/y.bin"), [0u8, 1, 2]).unwrap();
+        }
+        fs::write(a.path().join(ENTRY_FILE), "ignored").unwrap();
+        fs::remove_dir(b.path().join("empty")).unwrap();
+        assert_eq!(digest_dir(a.path()).unwrap(), digest_dir(b.path()).unwrap());
+
+        fs::write(b.path().join("sub/deeper/y.bin"), [0u8, 1, 3]).unwrap();
+        assert_ne!(digest_dir(a.path()).unwrap(), digest_dir(b.path()).unwrap());
+        fs::write(b.path().join("sub/deeper/y.bin"), [0u8, 1, 2]).unwrap();
+        fs::rename(b.path().join("x.txt"), b.path().join("z.txt")).unwrap();
+        assert_ne!(digest_dir(a.path()).unwrap(), digest_dir(b.path()).unwrap());
+    }
+
+    #[test]
+    fn merkle_paths_are_length_prefixed() {
+        let h = blake3::hash(b"");
+        assert_ne!(merkle([("ab", h), ("c", h)]), merkle([("a", h), ("bc", h)]));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn artifact_symlinks_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("real"), "r").unwrap();
+        std::os::unix::fs::symlink("real", dir.path().join("link")).unwrap();
+        let err = digest_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        let followed = list_files(dir.path(), Links::Follow, None).unwrap();
+        assert_eq!(
+            followed.iter().map(|f| f.rel.as_str()).collect::<Vec<_>>(),
+            ["link", "real"]
+        );
+    }
+}

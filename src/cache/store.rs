@@ -1,0 +1,499 @@
+//! The cache directory and its entries: open, lookup, hashing inputs, staging and publish.
+//! The layout and crash-safety argument are in the parent module's docs.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::digest::{ENTRY_FILE, Links, hash_file_contents, list_files, merkle};
+use super::entry::{
+    Entry, EntryFile, EntryMeta, EntryRecord, ReadRecord, check_file_sizes, entry_file_path,
+    read_record, write_record,
+};
+use super::error::CacheError;
+use super::ids::Key;
+use super::index::{FileStamp, Index, IndexedEntry, now_ns};
+use super::lock::CacheLock;
+
+/// Files modified this recently are hashed but not stat-cached: a write landing in the same
+/// timestamp tick as our `stat` would otherwise go unnoticed (git's "racy clean" problem).
+const RACY_WINDOW_NS: i128 = 2_000_000_000;
+
+pub(crate) const ARTIFACTS: &str = "artifacts";
+pub(crate) const TMP: &str = "tmp";
+pub(crate) const WORK: &str = "work";
+pub(crate) const QUARANTINE: &str = "quarantine";
+const INDEX: &str = "index.sled";
+/// A damaged index is renamed to `index.sled.broken-<unix ms>`, kept for inspection until gc.
+pub(crate) const BROKEN_INDEX_PREFIX: &str = "index.sled.broken-";
+/// How sled 0.34 reports that another process has its database open.
+const SLED_LOCKED: &str = "could not acquire lock";
+const LOCK: &str = "lock";
+
+/// A content-addressed store of stage outputs. [`Cache::open`] gives the single writer;
+/// [`Cache::open_read_only`] gives any number of readers that never write.
+pub struct Cache {
+    pub(crate) root: PathBuf,
+    pub(crate) writer: Option<Writer>,
+    hashes: HashCounters,
+}
+
+pub(crate) struct Writer {
+    pub index: Index,
+    _lock: CacheLock,
+}
+
+#[derive(Default)]
+struct HashCounters {
+    stat_cache_hits: AtomicU64,
+    files_hashed: AtomicU64,
+}
+
+/// How [`Cache::hash_file`] calls were answered since the cache was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HashStats {
+    /// Answered from the stat cache without reading the file.
+    pub stat_cache_hits: u64,
+    /// Read and hashed.
+    pub files_hashed: u64,
+}
+
+/// A fresh directory a stage writes its output into, then hands to [`Cache::publish`]. Dropping
+/// it unpublished (a failed stage) deletes the directory.
+#[derive(Debug)]
+pub struct Staging {
+    pub dir: PathBuf,
+    pub key: Key,
+    published: bool,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Cache {
+    /// Opens (creating if needed) the cache at `root` for writing: takes the single-writer lock,
+    /// removes leftovers of interrupted runs from `tmp/`, and opens the index, moving a damaged
+    /// one aside and rebuilding it from the artifact directories.
+    pub fn open(root: &Path) -> Result<Cache, CacheError> {
+        fs::create_dir_all(root).map_err(CacheError::io("create the cache directory", root))?;
+        let lock = CacheLock::acquire(&root.join(LOCK))?;
+        for sub in [ARTIFACTS, TMP, WORK, QUARANTINE] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(CacheError::io("create", &dir))?;
+        }
+        write_cachedir_tag(root);
+        empty_dir(&root.join(TMP))?;
+
+        let index_path = root.join(INDEX);
+        let (index, rebuild) = match Index::open(&index_path) {
+            Ok(index) => (index, false),
+            // Held by some other process that ignored our lock: not damage, so leave it be.
+            Err(e @ CacheError::Index { .. }) if e.to_string().contains(SLED_LOCKED) => {
+                return Err(e);
+            }
+            Err(_) => {
+                let aside = root.join(format!("{BROKEN_INDEX_PREFIX}{}", unix_ms()));
+                fs::rename(&index_path, &aside)
+                    .map_err(CacheError::io("move the damaged index aside", &index_path))?;
+                (Index::open(&index_path)?, true)
+            }
+        };
+        let cache = Cache {
+            root: root.to_path_buf(),
+            writer: Some(Writer { index, _lock: lock }),
+            hashes: HashCounters::default(),
+        };
+        if rebuild {
+            cache.entries()?;
+        }
+        Ok(cache)
+    }
+
+    /// Opens the cache at `root` for reading only: no lock, no writes, no index (sled has no
+    /// read-only mode: opening it takes its own lock and may write), so entries are read from
+    /// the artifact directories' metadata files. A missing cache directory is an empty cache.
+    pub fn open_read_only(root: &Path) -> Result<Cache, CacheError> {
+        Ok(Cache {
+            root: root.to_path_buf(),
+            writer: None,
+            hashes: HashCounters::default(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.writer.is_none()
+    }
+
+    pub(crate) fn writer(&self, operation: &'static str) -> Result<&Writer, CacheError> {
+        self.writer
+            .as_ref()
+            .ok_or(CacheError::ReadOnly { operation })
+    }
+
+    pub(crate) fn artifact_dir(&self, key: &Key) -> PathBuf {
+        self.root.join(ARTIFACTS).join(key.to_string())
+    }
+
+    /// The published entry for `key`, if its directory holds a consistent metadata file and
+    /// every listed file with its recorded size. (Contents are re-hashed only by
+    /// [`Cache::verify`].) A writer indexes a valid directory it finds unindexed.
+    pub fn lookup(&self, key: &Key) -> Result<Option<Entry>, CacheError> {
+        let dir = self.artifact_dir(key);
+        let record = match self.indexed_or_read(key, &dir)? {
+            Ok(record) => record,
+            Err(_) => return Ok(None),
+        };
+        if check_file_sizes(&dir, &record.files)?.is_err() {
+            return Ok(None);
+        }
+        Ok(Some(record.into_entry(dir)))
+    }
+
+    /// The entry record for `dir`: from the index when its record was read from the metadata
+    /// file as it is now, else from the file (and then re-indexed). `Err(reason)` when the
+    /// directory is missing or its metadata is unusable.
+    pub(crate) fn indexed_or_read(
+        &self,
+        key: &Key,
+        dir: &Path,
+    ) -> Result<Result<EntryRecord, String>, CacheError> {
+        let stamp = match fs::metadata(entry_file_path(dir)) {
+            Ok(meta) => FileStamp::of(&meta),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(Err(format!("no {ENTRY_FILE}")));
+            }
+            Err(source) => {
+                return Err(CacheError::Io {
+                    action: "read metadata of",
+                    path: entry_file_path(dir),
+                    source,
+                });
+            }
+        };
+        if let Some(writer) = &self.writer
+            && let Some(indexed) = writer.index.entry(key)?
+            && indexed.entry_file == stamp
+            && indexed.record.key == *key
+        {
+            return Ok(Ok(indexed.record));
+        }
+        let record = match read_record(dir)? {
+            ReadRecord::Found(record) => *record,
+            ReadRecord::Missing => return Ok(Err(format!("no {ENTRY_FILE}"))),
+            ReadRecord::Invalid(reason) => return Ok(Err(reason)),
+        };
+        if let Err(reason) = record.check_consistent(key) {
+            return Ok(Err(reason));
+        }
+        if let Some(writer) = &self.writer {
+            writer.index.put_entry(&IndexedEntry {
+                record: record.clone(),
+                entry_file: stamp,
+            })?;
+        }
+        Ok(Ok(record))
+    }
+
+    /// All live entries (valid metadata, files present with their sizes), oldest first.
+    pub fn entries(&self) -> Result<Vec<Entry>, CacheError> {
+        let mut entries = Vec::new();
+        for (name, _) in list_children(&self.root.join(ARTIFACTS))? {
+            let Ok(key) = name.parse::<Key>() else {
+                continue;
+            };
+            if let Some(entry) = self.lookup(&key)? {
+                entries.push(entry);
+            }
+        }
+        entries.sort_by_key(|e| (e.created_unix_ms, e.key));
+        Ok(entries)
+    }
+
+    /// The most recently created live entry of a stage arm (e.g. `lora[samples=1000]`): what
+    /// `explain` diffs a missing key's manifest against.
+    pub fn latest_entry_for_stage(&self, stage: &str) -> Result<Option<Entry>, CacheError> {
+        Ok(self.entries()?.into_iter().rfind(|e| e.meta.stage == stage))
+    }
+
+    /// blake3 of an input file's contents. A writer remembers it against the file's stat
+    /// (size, mtime, ctime, inode, device), so an unchanged multi-GB weights file is read once;
+    /// a read-only cache always reads the file.
+    pub fn hash_file(&self, path: &Path) -> Result<blake3::Hash, CacheError> {
+        let meta = fs::metadata(path).map_err(CacheError::io("read metadata of", path))?;
+        if !meta.is_file() {
+            return Err(CacheError::Io {
+                action: "hash",
+                path: path.to_path_buf(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            });
+        }
+        let stamp = FileStamp::of(&meta);
+        let abs = std::path::absolute(path).map_err(CacheError::io("resolve", path))?;
+        if let Some(writer) = &self.writer
+            && let Some(hash) = writer.index.cached_hash(&abs, &stamp)?
+        {
+            self.hashes.stat_cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hash);
+        }
+        let started_ns = now_ns();
+        let hash = hash_file_contents(path)?;
+        self.hashes.files_hashed.fetch_add(1, Ordering::Relaxed);
+        let unchanged = FileStamp::of_path(path)? == stamp;
+        if let Some(writer) = &self.writer
+            && unchanged
+            && stamp.mtime_ns < started_ns - RACY_WINDOW_NS
+        {
+            writer.index.put_cached_hash(&abs, &stamp, &hash)?;
+        }
+        Ok(hash)
+    }
+
+    /// Content hash of an input path: a file's blake3 ([`Cache::hash_file`]), or for a directory
+    /// the Merkle hash over all its files (same encoding as [`digest_dir`](super::digest_dir),
+    /// but nothing is left out and symbolic links are followed).
+    pub fn hash_path(&self, path: &Path) -> Result<blake3::Hash, CacheError> {
+        let meta = fs::metadata(path).map_err(CacheError::io("read metadata of", path))?;
+        if !meta.is_dir() {
+            return self.hash_file(path);
+        }
+        let files = list_files(path, Links::Follow, None)?;
+        let mut hashed = Vec::with_capacity(files.len());
+        for file in &files {
+            hashed.push((file.rel.as_str(), self.hash_file(&file.abs)?));
+        }
+        Ok(merkle(hashed))
+    }
+
+    pub fn hash_stats(&self) -> HashStats {
+        HashStats {
+            stat_cache_hits: self.hashes.stat_cache_hits.load(Ordering::Relaxed),
+            files_hashed: self.hashes.files_hashed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A fresh, empty staging directory `tmp/<key>.<pid>.<nonce>` for a stage's output.
+    pub fn staging(&self, key: &Key) -> Result<Staging, CacheError> {
+        self.writer("create a staging directory")?;
+        let nonce = NONCE.fetch_add(1, Ordering::Relaxed);
+        let dir = self
+            .root
+            .join(TMP)
+            .join(format!("{key}.{}.{nonce}", std::process::id()));
+        fs::create_dir(&dir).map_err(CacheError::io("create the staging directory", &dir))?;
+        Ok(Staging {
+            dir,
+            key: *key,
+            published: false,
+        })
+    }
+
+    /// `work/<key>/`, created if needed: where a long stage keeps checkpoints so an interrupted
+    /// run resumes. Not atomic, unlike staging; the stage must cope with partial contents.
+    /// Removed when `<key>` is published.
+    pub fn work_dir(&self, key: &Key) -> Result<PathBuf, CacheError> {
+        self.writer("create a work directory")?;
+        let dir = self.root.join(WORK).join(key.to_string());
+        fs::create_dir_all(&dir).map_err(CacheError::io("create the work directory", &dir))?;
+        Ok(dir)
+    }
+
+    /// Publishes a staging directory as the entry for its key: hashes and fsyncs every file,
+    /// writes the metadata file, fsyncs, renames the directory to `artifacts/<key>` and indexes
+    /// it. If a valid entry for the key exists already (the same stage finished twice), that
+    /// one is kept and returned and the staging directory is discarded.
+    pub fn publish(&self, mut staging: Staging, meta: EntryMeta) -> Result<Entry, CacheError> {
+        let writer = self.writer("publish")?;
+        let from_manifest = meta.key_manifest.key();
+        if from_manifest != staging.key {
+            return Err(CacheError::KeyMismatch {
+                staged: staging.key,
+                from_manifest,
+            });
+        }
+        let key = staging.key;
+        let reserved = staging.dir.join(ENTRY_FILE);
+        if fs::symlink_metadata(&reserved).is_ok() {
+            return Err(CacheError::InvalidArtifact {
+                path: reserved,
+                reason: format!("`{ENTRY_FILE}` is reserved for the cache's own metadata"),
+            });
+        }
+
+        let found = list_files(&staging.dir, Links::Reject, None)?;
+        let mut files = Vec::with_capacity(found.len());
+        for file in &found {
+            let hash = hash_file_contents(&file.abs)?;
+            fsync_file(&file.abs)?;
+            files.push(EntryFile {
+                path: file.rel.clone(),
+                size: file.size,
+                blake3: hash.to_hex().to_string(),
+            });
+        }
+        let record = EntryRecord::new(key, files, unix_ms(), meta);
+        write_record(&staging.dir, &record)?;
+        fsync_dirs_under(&staging.dir)?;
+
+        let target = self.artifact_dir(&key);
+        if let Err(source) = fs::rename(&staging.dir, &target) {
+            if !target.exists() {
+                return Err(CacheError::Io {
+                    action: "publish into",
+                    path: target,
+                    source,
+                });
+            }
+            if let Some(existing) = self.lookup(&key)? {
+                remove_if_exists(&self.root.join(WORK).join(key.to_string()))?;
+                return Ok(existing); // `staging` drops and deletes itself
+            }
+            self.quarantine_dir(
+                &target,
+                &key.to_string(),
+                "replaced by a new publish: it was invalid",
+            )?;
+            fs::rename(&staging.dir, &target).map_err(CacheError::io("publish into", &target))?;
+        }
+        staging.published = true;
+        fsync_dir(&self.root.join(ARTIFACTS))?;
+
+        let stamp = FileStamp::of_path(&entry_file_path(&target))?;
+        writer.index.put_entry(&IndexedEntry {
+            record: record.clone(),
+            entry_file: stamp,
+        })?;
+        remove_if_exists(&self.root.join(WORK).join(key.to_string()))?;
+        Ok(record.into_entry(target))
+    }
+
+    /// Moves `path` (an artifact directory or stray file) into `quarantine/`, with a sibling
+    /// `.reason` file saying why, after dropping its index record.
+    pub(crate) fn quarantine_dir(
+        &self,
+        path: &Path,
+        name: &str,
+        reason: &str,
+    ) -> Result<(), CacheError> {
+        let writer = self.writer("quarantine an entry")?;
+        if let Ok(key) = name.parse::<Key>() {
+            writer.index.remove_entry(&key)?;
+        }
+        let quarantine = self.root.join(QUARANTINE);
+        let stem = format!("{name}.{}", unique_suffix());
+        let target = quarantine.join(&stem);
+        fs::rename(path, &target).map_err(CacheError::io("move into quarantine", path))?;
+        fsync_dir(&self.root.join(ARTIFACTS))?;
+        let _ = fs::write(
+            quarantine.join(format!("{stem}.reason")),
+            format!("{reason}\n"),
+        );
+        Ok(())
+    }
+}
+
+/// Distinguishes names created in this process (staging dirs, quarantine and trash names).
+static NONCE: AtomicU64 = AtomicU64::new(0);
+
+/// `<unix ms>-<nonce>`: unique within this process, and readable as a time.
+pub(crate) fn unique_suffix() -> String {
+    format!("{}-{}", unix_ms(), NONCE.fetch_add(1, Ordering::Relaxed))
+}
+
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Children of `dir` as (name, path); a missing directory has none. Non-UTF-8 names are
+/// returned lossily (they never match a key, so they are only ever cleaned up).
+pub(crate) fn list_children(dir: &Path) -> Result<Vec<(String, PathBuf)>, CacheError> {
+    let reader = match fs::read_dir(dir) {
+        Ok(reader) => reader,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(CacheError::Io {
+                action: "list directory",
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut children = Vec::new();
+    for item in reader {
+        let item = item.map_err(CacheError::io("list directory", dir))?;
+        children.push((item.file_name().to_string_lossy().into_owned(), item.path()));
+    }
+    children.sort();
+    Ok(children)
+}
+
+pub(crate) fn remove_if_exists(path: &Path) -> Result<(), CacheError> {
+    let result = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => Err(e),
+    };
+    result.map_err(CacheError::io("remove", path))
+}
+
+fn empty_dir(dir: &Path) -> Result<(), CacheError> {
+    for (_, path) in list_children(dir)? {
+        remove_if_exists(&path)?;
+    }
+    Ok(())
+}
+
+fn fsync_file(path: &Path) -> Result<(), CacheError> {
+    let file = fs::File::open(path).map_err(CacheError::io("open for fsync", path))?;
+    file.sync_all().map_err(CacheError::io("fsync", path))
+}
+
+/// fsync of a directory makes its entries (new names, renames) durable. Unix only: elsewhere
+/// directories cannot be opened as files.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), CacheError> {
+    if cfg!(unix) {
+        fsync_file(dir)?;
+    }
+    Ok(())
+}
+
+fn fsync_dirs_under(dir: &Path) -> Result<(), CacheError> {
+    for (_, path) in list_children(dir)? {
+        if fs::symlink_metadata(&path)
+            .map_err(CacheError::io("read metadata of", &path))?
+            .is_dir()
+        {
+            fsync_dirs_under(&path)?;
+        }
+    }
+    fsync_dir(dir)
+}
+
+/// Marks the directory as a cache for backup tools (https://bford.info/cachedir/).
+fn write_cachedir_tag(root: &Path) {
+    let tag = root.join("CACHEDIR.TAG");
+    if !tag.exists() {
+        let _ = fs::write(
+            tag,
+            "Signature: 8a477f597d28d172789f06886806bc55\n# apitune stage cache: safe to delete; see `apitune gc`.\n",
+        );
+    }
+}

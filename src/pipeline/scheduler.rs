@@ -1,0 +1,232 @@
+//! Runs the selected arms: independent arms in parallel on up to `jobs` threads, each arm once all
+//! its inputs are published. A failure stops new work (or, with `keep_going`, only the arms that
+//! depend on it); arms already running finish and publish.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::mpsc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::plan::Keyer;
+use crate::cache::{Digest, EntryMeta, Key};
+use crate::stages::{Input, RunContext};
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub jobs: usize,
+    pub keep_going: bool,
+    /// Arms to re-run even when cached.
+    pub forced: BTreeSet<usize>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(tag = "status", content = "detail", rename_all = "lowercase")]
+pub enum Outcome {
+    /// Taken from the cache.
+    Hit,
+    Ran,
+    Failed(String),
+    /// Not run because an upstream arm failed (or the run stopped at a failure).
+    Skipped(String),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ArmResult {
+    pub arm: String,
+    pub kind: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub key: Option<String>,
+    pub digest: Option<String>,
+    /// Wall-clock start and end of the stage's own work (absent for hits and skips).
+    pub started_unix_ms: Option<u64>,
+    pub finished_unix_ms: Option<u64>,
+    pub summary: Value,
+}
+
+/// What the scheduler tells its caller as arms progress.
+pub trait Events: Sync {
+    fn started(&self, _arm: &str) {}
+    fn progress(&self, _arm: &str, _done: u64, _total: Option<u64>, _unit: &str) {}
+    fn finished(&self, _result: &ArmResult) {}
+}
+
+pub struct Quiet;
+impl Events for Quiet {}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+pub fn run(keyer: &Keyer, selected: &BTreeSet<usize>, opts: &RunOptions, events: &dyn Events) -> Vec<ArmResult> {
+    let dag = keyer.dag;
+    let order: Vec<usize> = dag.order.iter().copied().filter(|id| selected.contains(id)).collect();
+    let mut done: HashMap<usize, (Key, Digest)> = HashMap::new();
+    let mut results: HashMap<usize, ArmResult> = HashMap::new();
+    let mut running = BTreeSet::new();
+    let mut stop = false;
+    let (tx, rx) = mpsc::channel::<(usize, ArmResult, Option<(Key, Digest)>)>();
+    std::thread::scope(|scope| {
+        loop {
+            if !stop {
+                for &id in &order {
+                    if running.len() >= opts.jobs.max(1) {
+                        break;
+                    }
+                    if results.contains_key(&id) || running.contains(&id) {
+                        continue;
+                    }
+                    let arm = &dag.arms[id];
+                    if let Some(bad) = arm.inputs.iter().find(|i| matches!(results.get(i), Some(r) if r.outcome != Outcome::Hit && r.outcome != Outcome::Ran)) {
+                        let why = format!("upstream `{}` did not complete", dag.arms[*bad].name);
+                        let result = skipped(keyer, id, why);
+                        events.finished(&result);
+                        results.insert(id, result);
+                        continue;
+                    }
+                    if !arm.inputs.iter().all(|i| done.contains_key(i)) {
+                        continue;
+                    }
+                    let inputs: HashMap<usize, (Key, Digest)> = arm.inputs.iter().map(|i| (*i, done[i].clone())).collect();
+                    running.insert(id);
+                    let tx = tx.clone();
+                    let forced = opts.forced.contains(&id);
+                    scope.spawn(move || {
+                        let (result, digest) = run_arm(keyer, id, &inputs, forced, events);
+                        let _ = tx.send((id, result, digest));
+                    });
+                }
+            }
+            if running.is_empty() {
+                break;
+            }
+            let Ok((id, result, digest)) = rx.recv() else { break };
+            running.remove(&id);
+            if let Some(d) = digest {
+                done.insert(id, d);
+            }
+            if matches!(result.outcome, Outcome::Failed(_)) && !opts.keep_going {
+                stop = true;
+            }
+            events.finished(&result);
+            results.insert(id, result);
+        }
+    });
+    order
+        .iter()
+        .map(|id| {
+            results.remove(id).unwrap_or_else(|| {
+                let result = skipped(keyer, *id, "not started: the run stopped at a failure (use -k to keep going)".into());
+                events.finished(&result);
+                result
+            })
+        })
+        .collect()
+}
+
+fn skipped(keyer: &Keyer, id: usize, why: String) -> ArmResult {
+    let arm = &keyer.dag.arms[id];
+    ArmResult {
+        arm: arm.name.clone(),
+        kind: arm.kind.kind().to_string(),
+        outcome: Outcome::Skipped(why),
+        key: None,
+        digest: None,
+        started_unix_ms: None,
+        finished_unix_ms: None,
+        summary: Value::Null,
+    }
+}
+
+fn run_arm(
+    keyer: &Keyer,
+    id: usize,
+    upstream: &HashMap<usize, (Key, Digest)>,
+    forced: bool,
+    events: &dyn Events,
+) -> (ArmResult, Option<(Key, Digest)>) {
+    let input_digests: HashMap<usize, Digest> = upstream.iter().map(|(i, (_, d))| (*i, d.clone())).collect();
+    let arm = &keyer.dag.arms[id];
+    let mut result = skipped(keyer, id, String::new());
+    let fail = |mut result: ArmResult, e: anyhow::Error| {
+        result.outcome = Outcome::Failed(format!("{e:#}"));
+        (result, None)
+    };
+    let km = match keyer.key_manifest(id, &input_digests) {
+        Ok(km) => km,
+        Err(e) => return fail(result, e),
+    };
+    let key = km.key();
+    result.key = Some(key.to_string());
+    if !forced {
+        match keyer.cache.lookup(&key) {
+            Ok(Some(entry)) => {
+                result.outcome = Outcome::Hit;
+                result.digest = Some(entry.digest.to_string());
+                result.summary = entry.meta.summary.clone();
+                return (result, Some((key, entry.digest)));
+            }
+            Ok(None) => {}
+            Err(e) => return fail(result, e.into()),
+        }
+    }
+    events.started(&arm.name);
+    let work = || -> anyhow::Result<(crate::cache::Entry, u64, u64)> {
+        let staging = keyer.cache.staging(&key)?;
+        let work_dir = keyer.cache.work_dir(&key)?;
+        let inputs: Vec<Input> = arm
+            .inputs
+            .iter()
+            .map(|i| {
+                let up = &keyer.dag.arms[*i];
+                let dir = keyer.cache.artifact_dir(&upstream[i].0);
+                Input { stage: up.stage.clone(), arm: up.name.clone(), kind: up.kind.kind().to_string(), dir }
+            })
+            .collect();
+        let progress = |done: u64, total: Option<u64>, unit: &str| events.progress(&arm.name, done, total, unit);
+        let ctx = RunContext {
+            arm: &arm.name,
+            base_dir: &keyer.manifest.base_dir,
+            seed: keyer.manifest.experiment.seed,
+            inputs: &inputs,
+            out_dir: &staging.dir,
+            work_dir: &work_dir,
+            progress: &progress,
+        };
+        let started_ms = now_ms();
+        let clock = Instant::now();
+        let summary = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| arm.kind.run(&arm.params, &ctx)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(anyhow::anyhow!("internal error (a bug in apitune, please report it): {what}"))
+            })?;
+        let duration_s = clock.elapsed().as_secs_f64();
+        let finished_ms = now_ms();
+        let meta = EntryMeta {
+            stage: arm.name.clone(),
+            kind: arm.kind.kind().to_string(),
+            key_manifest: km.clone(),
+            started_unix_ms: started_ms,
+            duration_s,
+            summary,
+        };
+        Ok((keyer.cache.publish(staging, meta)?, started_ms, finished_ms))
+    };
+    match work() {
+        Ok((entry, started, finished)) => {
+            result.outcome = Outcome::Ran;
+            result.digest = Some(entry.digest.to_string());
+            result.summary = entry.meta.summary.clone();
+            result.started_unix_ms = Some(started);
+            result.finished_unix_ms = Some(finished);
+            (result, Some((key.clone(), entry.digest)))
+        }
+        Err(e) => fail(result, e.context(format!("stage `{}` failed", arm.name))),
+    }
+}

@@ -1,0 +1,238 @@
+//! Crash safety: a writer killed with SIGKILL at random moments (mid-write, mid-publish,
+//! mid-gc, mid-verify) never leaves a corrupt or partial entry visible, loses no entry whose
+//! publish returned, and the next writer cleans up and carries on.
+
+#![cfg(unix)]
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use apitune::cache::{Cache, EntryMeta, Key, KeyManifest, digest_dir};
+use serde_json::json;
+
+const ROOT_ENV: &str = "APITUNE_TEST_CRASH_CACHE";
+const SEED_ENV: &str = "APITUNE_TEST_CRASH_SEED";
+
+/// xorshift64*: enough randomness for sizes and timings without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Not a test on its own: the writer process that `kill_9_never_leaves_a_corrupt_entry` kills.
+/// Publishes entries forever, with checkpoints in work dirs, periodic gc and verify.
+#[test]
+fn helper_publish_until_killed() {
+    let Some(root) = std::env::var_os(ROOT_ENV) else {
+        return;
+    };
+    let seed: u64 = std::env::var(SEED_ENV).unwrap().parse().unwrap();
+    let cache = Cache::open(Path::new(&root)).unwrap();
+    println!("\nCHILD-READY");
+    let mut rng = Rng(seed | 1);
+    let mut mine: Vec<Key> = Vec::new();
+    for i in 0u64.. {
+        let manifest = KeyManifest::new()
+            .with("kind", "crash-test")
+            .with("seed", seed)
+            .with("i", i);
+        let key = manifest.key();
+        let work = cache.work_dir(&key).unwrap();
+        fs::write(
+            work.join("checkpoint.bin"),
+            vec![7u8; rng.below(200_000) as usize],
+        )
+        .unwrap();
+
+        let staging = cache.staging(&key).unwrap();
+        for f in 0..1 + rng.below(4) {
+            let dir = if f % 2 == 0 {
+                staging.dir.clone()
+            } else {
+                staging.dir.join(format!("d{f}"))
+            };
+            fs::create_dir_all(&dir).unwrap();
+            let len = rng.below(600_000) as usize;
+            let fill = (rng.next() & 0xff) as u8;
+            fs::write(dir.join(format!("f{f}.bin")), vec![fill; len]).unwrap();
+        }
+        let meta = EntryMeta {
+            stage: format!("crash[i={i}]"),
+            kind: "crash-test".into(),
+            key_manifest: manifest,
+            started_unix_ms: 0,
+            duration_s: 0.0,
+            summary: json!({"i": i}),
+        };
+        cache.publish(staging, meta).unwrap();
+        println!("PUBLISHED {key}");
+        mine.push(key);
+
+        if i % 7 == 6 {
+            let keep: HashSet<Key> = mine.iter().rev().take(4).copied().collect();
+            for entry in cache.entries().unwrap() {
+                if !keep.contains(&entry.key) {
+                    println!("GC-ELIGIBLE {}", entry.key);
+                }
+            }
+            cache.gc(&keep, false).unwrap();
+        }
+        if i % 11 == 10 {
+            let report = cache.verify(true).unwrap();
+            assert!(report.quarantined.is_empty(), "{report:?}");
+        }
+    }
+}
+
+/// `artifacts/` holds only complete entries (nothing that lookup would have to hide), and
+/// every entry's files re-hash to its digest.
+fn assert_all_visible_entries_intact(root: &Path) -> usize {
+    let reader = Cache::open_read_only(root).unwrap();
+    let entries = reader.entries().unwrap();
+    let dirs = fs::read_dir(root.join("artifacts")).unwrap().count();
+    assert_eq!(
+        dirs,
+        entries.len(),
+        "artifacts/ holds a directory that is not a valid entry"
+    );
+    for entry in &entries {
+        assert_eq!(
+            digest_dir(&entry.dir).unwrap(),
+            entry.digest,
+            "entry {} is corrupt",
+            entry.key
+        );
+        assert_eq!(
+            reader.lookup(&entry.key).unwrap().unwrap().digest,
+            entry.digest
+        );
+    }
+    entries.len()
+}
+
+#[test]
+fn kill_9_never_leaves_a_corrupt_entry() {
+    let root = tempfile::tempdir().unwrap();
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("crash test seed {seed}");
+    let mut rng = Rng(seed | 1);
+    let mut published = HashSet::new();
+    let mut gc_eligible = HashSet::new();
+    let mut kills_mid_write = 0;
+    let mut rounds = 0;
+
+    while rounds < 8 || (kills_mid_write < 3 && rounds < 30) {
+        rounds += 1;
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "helper_publish_until_killed",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ROOT_ENV, root.path())
+            .env(SEED_ENV, (seed.wrapping_add(rounds)).to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let (lines_tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("child did not open the cache");
+            if line.contains("CHILD-READY") {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(400)));
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        assert!(
+            status.code().is_none(),
+            "child ended by itself ({status}); it must run until killed"
+        );
+        reader.join().unwrap();
+        for line in lines.try_iter() {
+            if let Some(key) = line.strip_prefix("PUBLISHED ") {
+                published.insert(key.parse::<Key>().unwrap());
+            } else if let Some(key) = line.strip_prefix("GC-ELIGIBLE ") {
+                gc_eligible.insert(key.parse::<Key>().unwrap());
+            }
+        }
+        if fs::read_dir(root.path().join("tmp"))
+            .unwrap()
+            .next()
+            .is_some()
+        {
+            kills_mid_write += 1;
+        }
+        // Before any writer cleans up: what a reader sees is whole.
+        assert_all_visible_entries_intact(root.path());
+    }
+    eprintln!(
+        "{rounds} kills, {kills_mid_write} left staging/trash behind; {} entries published, {} gc-eligible",
+        published.len(),
+        gc_eligible.len()
+    );
+    assert!(
+        kills_mid_write >= 1,
+        "no kill landed mid-publish; the test exercised nothing"
+    );
+    assert!(
+        published.len() >= rounds as usize,
+        "children published too little to be meaningful"
+    );
+
+    let cache = Cache::open(root.path()).unwrap();
+    assert!(
+        fs::read_dir(root.path().join("tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "open empties tmp/"
+    );
+    let report = cache.verify(true).unwrap();
+    assert!(
+        report.quarantined.is_empty() && report.quarantined_names.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(report.ok, report.checked);
+    for key in published.difference(&gc_eligible) {
+        let entry = cache
+            .lookup(key)
+            .unwrap()
+            .unwrap_or_else(|| panic!("published entry {key} was lost"));
+        assert_eq!(digest_dir(&entry.dir).unwrap(), entry.digest);
+    }
+    let live = assert_all_visible_entries_intact(root.path());
+    assert_eq!(live, cache.entries().unwrap().len());
+    assert_eq!(live, report.ok);
+}

@@ -1,0 +1,314 @@
+//! Running manifests: cache hits and misses, explain, parallelism, failures, tampering, crashes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Project, statuses};
+
+const CHAIN: &str = r#"
+[experiment]
+name = "chain"
+seed = 1
+
+[stages.a]
+kind = "command"
+run = "cat input.txt > $APITUNE_OUT/a.txt"
+deps = ["input.txt"]
+
+[stages.b]
+kind = "command"
+needs = ["a"]
+run = "cat $APITUNE_INPUT_A/a.txt > $APITUNE_OUT/b.txt; echo $TAG >> $APITUNE_OUT/b.txt"
+env = { TAG = "one" }
+
+[stages.c]
+kind = "command"
+needs = ["b"]
+run = "wc -l < $APITUNE_INPUT_B/b.txt > $APITUNE_OUT/c.txt"
+
+[stages.side]
+kind = "command"
+run = "echo side > $APITUNE_OUT/s.txt"
+"#;
+
+fn chain() -> Project {
+    let p = Project::new();
+    p.write("m.toml", CHAIN);
+    p.write("input.txt", "hello\n");
+    p
+}
+
+fn run_json(p: &Project, args: &[&str]) -> Vec<(String, String)> {
+    let mut all = vec!["run", "m.toml", "--format", "json"];
+    all.extend(args);
+    let out = p.run(&all);
+    out.expect_code(0);
+    statuses(&out.json())
+}
+
+fn names_with(status: &[(String, String)], wanted: &str) -> Vec<String> {
+    status.iter().filter(|(_, s)| s == wanted).map(|(a, _)| a.clone()).collect()
+}
+
+#[test]
+fn rerun_with_no_change_runs_nothing() {
+    let p = chain();
+    assert_eq!(names_with(&run_json(&p, &[]), "ran"), ["a", "b", "c", "side"]);
+    let second = run_json(&p, &[]);
+    assert_eq!(names_with(&second, "hit"), ["a", "b", "c", "side"]);
+    p.run(&["status", "m.toml", "--exit-code"]).expect_code(0);
+}
+
+#[test]
+fn param_change_reruns_exactly_that_stage_and_downstream() {
+    let p = chain();
+    run_json(&p, &[]);
+    let out = p.run(&["status", "m.toml", "--exit-code", "-S", "stages.b.env.TAG=two"]);
+    out.expect_code(1);
+    assert!(out.stdout().contains("params.env.TAG \"one\" → \"two\""), "{}", out.stdout());
+    let second = run_json(&p, &["-S", "stages.b.env.TAG=two"]);
+    assert_eq!(names_with(&second, "ran"), ["b", "c"]);
+    assert_eq!(names_with(&second, "hit"), ["a", "side"]);
+}
+
+#[test]
+fn early_cutoff_when_upstream_output_is_unchanged() {
+    let p = chain();
+    run_json(&p, &[]);
+    // `b` re-runs with a different command but writes the same bytes: `c` stays cached.
+    let second = run_json(&p, &["-S", "stages.b.run=cat $APITUNE_INPUT_A/a.txt > $APITUNE_OUT/b.txt && echo $TAG >> $APITUNE_OUT/b.txt"]);
+    assert_eq!(names_with(&second, "ran"), ["b"]);
+    assert_eq!(names_with(&second, "hit"), ["a", "c", "side"]);
+}
+
+#[test]
+fn file_input_is_keyed_by_content() {
+    let p = chain();
+    run_json(&p, &[]);
+    p.write("input.txt", "hello\n"); // rewritten, same content: still cached
+    assert!(names_with(&run_json(&p, &[]), "ran").is_empty());
+    p.write("input.txt", "world\n");
+    let plan = p.run(&["plan", "m.toml"]);
+    assert!(plan.expect_code(0).stdout().contains("file `input.txt` changed"), "{}", plan.stdout());
+    assert_eq!(names_with(&run_json(&p, &[]), "ran"), ["a", "b", "c"]);
+}
+
+#[test]
+fn explain_lists_field_level_differences() {
+    let p = chain();
+    run_json(&p, &[]);
+    let out = p.run(&["explain", "m.toml", "b", "-S", "stages.b.env.TAG=two"]);
+    out.expect_code(0);
+    let text = out.stdout();
+    assert!(text.contains("b: miss"), "{text}");
+    assert!(text.contains("params.env.TAG: \"one\" → \"two\""), "{text}");
+    let json = p.run(&["explain", "m.toml", "b", "--format", "json", "-S", "stages.b.env.TAG=two"]).json();
+    assert_eq!(json["arms"][0]["nearest"]["differences"][0]["field"], "params.env.TAG");
+    let downstream = p.run(&["explain", "m.toml", "c", "-S", "stages.b.env.TAG=two"]);
+    assert!(downstream.stdout().contains("c: runs after b"), "{}", downstream.stdout());
+}
+
+#[test]
+fn plan_json_reports_hit_miss_and_pending() {
+    let p = chain();
+    let out = p.run(&["plan", "m.toml", "--format", "json"]);
+    let s = statuses(&out.expect_code(0).json());
+    assert_eq!(s, [("a".into(), "miss".into()), ("b".into(), "pending".into()), ("c".into(), "pending".into()), ("side".into(), "miss".into())]);
+    assert_eq!(out.json()["arms"][0]["reason"], "never ran");
+    // --dry-run is the same and runs nothing
+    p.run(&["run", "m.toml", "--dry-run"]).expect_code(0);
+    assert!(!p.path().join("cache/artifacts").exists() || std::fs::read_dir(p.path().join("cache/artifacts")).unwrap().next().is_none());
+}
+
+#[test]
+fn targets_select_a_subgraph_with_upstream() {
+    let p = chain();
+    let ran = run_json(&p, &["b"]);
+    assert_eq!(ran.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+}
+
+#[test]
+fn force_reruns_targets() {
+    let p = chain();
+    run_json(&p, &[]);
+    let again = run_json(&p, &["-f", "b"]);
+    assert_eq!(names_with(&again, "ran"), ["b"]);
+}
+
+const PARALLEL: &str = r#"
+[experiment]
+name = "par"
+
+[stages.left]
+kind = "command"
+run = "sleep 1; echo l > $APITUNE_OUT/x"
+
+[stages.right]
+kind = "command"
+run = "sleep 1; echo r > $APITUNE_OUT/x"
+
+[stages.join]
+kind = "command"
+needs = ["left", "right"]
+run = "cat $APITUNE_INPUT_LEFT/x $APITUNE_INPUT_RIGHT/x > $APITUNE_OUT/x"
+"#;
+
+#[test]
+fn independent_stages_overlap_in_time() {
+    let p = Project::new();
+    p.write("m.toml", PARALLEL);
+    let out = p.run(&["run", "m.toml", "-j", "2", "--format", "json"]);
+    let json = out.expect_code(0).json();
+    let span = |name: &str| {
+        let arm = json["arms"].as_array().unwrap().iter().find(|a| a["arm"] == name).unwrap();
+        (arm["started_unix_ms"].as_u64().unwrap(), arm["finished_unix_ms"].as_u64().unwrap())
+    };
+    let (l0, l1) = span("left");
+    let (r0, r1) = span("right");
+    let (j0, _) = span("join");
+    assert!(l0 < r1 && r0 < l1, "left {l0}..{l1} and right {r0}..{r1} did not overlap");
+    assert!(j0 >= l1.max(r1), "join started before its inputs finished");
+    // with one job they must not overlap
+    let q = Project::new();
+    q.write("m.toml", PARALLEL);
+    let json = q.run(&["run", "m.toml", "-j", "1", "--format", "json"]).json();
+    let arms = json["arms"].as_array().unwrap();
+    let (a, b) = (&arms[0], &arms[1]);
+    assert!(a["finished_unix_ms"].as_u64() <= b["started_unix_ms"].as_u64() || b["finished_unix_ms"].as_u64() <= a["started_unix_ms"].as_u64());
+}
+
+const FAILING: &str = r#"
+[experiment]
+name = "fail"
+
+[stages.bad]
+kind = "command"
+run = "echo doomed; exit 7"
+
+[stages.after_bad]
+kind = "command"
+needs = ["bad"]
+run = "true"
+
+[stages.good]
+kind = "command"
+needs = ["slow"]
+run = "echo ok > $APITUNE_OUT/x"
+
+[stages.slow]
+kind = "command"
+run = "sleep 0.5; echo s > $APITUNE_OUT/x"
+"#;
+
+#[test]
+fn failure_exits_3_and_keep_going_runs_independent_branches() {
+    let p = Project::new();
+    p.write("m.toml", FAILING);
+    let out = p.run(&["run", "m.toml", "-j", "2", "-k", "--format", "json"]);
+    out.expect_code(3);
+    let s = statuses(&out.json());
+    let get = |n: &str| s.iter().find(|(a, _)| a == n).unwrap().1.clone();
+    assert_eq!(get("bad"), "failed");
+    assert_eq!(get("after_bad"), "skipped");
+    assert_eq!(get("good"), "ran");
+    assert!(out.stderr().contains("doomed"), "the failing command's output is shown: {}", out.stderr());
+    // without -k, nothing new starts after the failure
+    let q = Project::new();
+    q.write("m.toml", FAILING);
+    let out = q.run(&["run", "m.toml", "-j", "1", "--format", "json"]);
+    out.expect_code(3);
+    let s = statuses(&out.json());
+    assert_eq!(s.iter().find(|(a, _)| a == "good").unwrap().1, "skipped");
+}
+
+#[test]
+fn tampered_artifact_is_quarantined_and_rebuilt() {
+    let p = chain();
+    run_json(&p, &[]);
+    let artifacts = p.path().join("cache/artifacts");
+    let victim = std::fs::read_dir(&artifacts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| d.join("b.txt").exists())
+        .expect("artifact of b");
+    std::fs::write(victim.join("b.txt"), "tampered\n").unwrap();
+    let out = p.run(&["verify"]);
+    out.expect_code(1);
+    assert!(out.stdout().contains("quarantined"), "{}", out.stdout());
+    let rerun = run_json(&p, &[]);
+    assert_eq!(names_with(&rerun, "ran"), ["b"]);
+    p.run(&["verify"]).expect_code(0);
+}
+
+#[test]
+fn gc_dry_run_lists_unreachable_entries_with_sizes() {
+    let p = chain();
+    run_json(&p, &[]);
+    run_json(&p, &["-S", "stages.side.run=echo other > $APITUNE_OUT/s.txt"]);
+    let out = p.run(&["gc", "m.toml", "--dry-run"]);
+    out.expect_code(0);
+    assert!(out.stdout().contains("would remove"), "{}", out.stdout());
+    assert!(out.stdout().contains(" B)"), "sizes are listed: {}", out.stdout());
+    // nothing was removed: the other variant is still cached
+    let s = run_json(&p, &["-S", "stages.side.run=echo other > $APITUNE_OUT/s.txt"]);
+    assert!(names_with(&s, "ran").is_empty());
+    p.run(&["gc", "m.toml"]).expect_code(0);
+    let s = run_json(&p, &["-S", "stages.side.run=echo other > $APITUNE_OUT/s.txt"]);
+    assert_eq!(names_with(&s, "ran"), ["side"]);
+}
+
+const SLOW: &str = r#"
+[experiment]
+name = "crash"
+
+[stages.first]
+kind = "command"
+run = "echo 1 > $APITUNE_OUT/one"
+
+[stages.slow]
+kind = "command"
+needs = ["first"]
+run = "head -c 100000 /dev/zero > $APITUNE_OUT/big; sleep 3; echo done > $APITUNE_OUT/done"
+"#;
+
+#[test]
+fn kill_during_a_stage_leaves_no_corrupt_entry_and_rerun_completes() {
+    let p = Project::new();
+    p.write("m.toml", SLOW);
+    let mut child = p.command(&["run", "m.toml", "--format", "json"]).spawn().unwrap();
+    // wait until the slow stage has started writing
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let tmp = p.path().join("cache/tmp");
+        let writing = std::fs::read_dir(&tmp).map(|d| d.flatten().any(|e| e.path().join("big").exists())).unwrap_or(false);
+        if writing {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "slow stage never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // the interrupted arm is not cached; the finished one is
+    let plan = p.run(&["plan", "m.toml", "--format", "json"]);
+    assert_eq!(statuses(&plan.expect_code(0).json()), [("first".into(), "hit".into()), ("slow".into(), "miss".into())]);
+    let out = p.run(&["run", "m.toml", "--format", "json"]);
+    assert_eq!(statuses(&out.expect_code(0).json()), [("first".into(), "hit".into()), ("slow".into(), "ran".into())]);
+    p.run(&["verify"]).expect_code(0);
+    let tmp_left = std::fs::read_dir(p.path().join("cache/tmp")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(tmp_left, 0, "leftovers of the killed run were cleaned");
+}
+
+#[test]
+fn second_writer_is_refused_while_first_runs() {
+    let p = Project::new();
+    p.write("m.toml", SLOW);
+    let mut child = p.command(&["run", "m.toml"]).stderr(std::process::Stdio::null()).stdout(std::process::Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let out = p.run(&["run", "m.toml"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_ne!(out.code(), 0);
+    assert!(out.stderr().to_lowercase().contains("lock"), "{}", out.stderr());
+}
