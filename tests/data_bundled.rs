@@ -27,8 +27,10 @@ fn bundled_corpus_yields_1k_to_3k_records_in_every_target_language() {
     let params = bundled_params();
     let files = ingest_input_files(&params, manifest_dir()).unwrap();
     assert!((6..=10).contains(&files.len()), "{files:?}");
-    let summary = run_ingest(&params, manifest_dir(), out.path(), &|_| {}).unwrap();
+    let last_progress = std::cell::Cell::new(0u64);
+    let summary = run_ingest(&params, manifest_dir(), out.path(), &|n| last_progress.set(n)).unwrap();
     let total = summary["records"].as_u64().unwrap();
+    assert_eq!(last_progress.get(), total);
     assert!((1000..=3000).contains(&total), "{summary:#}");
     assert_eq!(summary["skipped_total"], 0, "{summary:#}");
     assert_eq!(summary["openapi"]["unresolved_refs"], 0, "{summary:#}");

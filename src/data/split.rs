@@ -297,13 +297,21 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
         let (method, path) = record.endpoint();
         let endpoint_key = format!("{}\u{0}{method}\u{0}{path}", record.api_name);
         let endpoint = endpoints.id(&endpoint_key);
-        if endpoint as usize == endpoint_api.len() {
+        let new_endpoint = endpoint as usize == endpoint_api.len();
+        if new_endpoint {
             endpoint_api.push(api);
         }
-        let entry = catalogue.entry(record.api_name.clone()).or_default();
-        entry.endpoints.insert((record.method.clone(), record.path.clone()));
+        if !catalogue.contains_key(&record.api_name) {
+            catalogue.insert(record.api_name.clone(), ApiEndpoints::default());
+        }
+        let entry = catalogue.get_mut(&record.api_name).expect("inserted above");
+        if new_endpoint {
+            entry.endpoints.insert((record.method.clone(), record.path.clone()));
+        }
         if let Some(host) = &record.host {
-            entry.hosts.insert(host.clone());
+            if !entry.hosts.contains(host) {
+                entry.hosts.insert(host.clone());
+            }
         }
         let distinct_test = !record.instruction_test.is_empty() && record.instruction_test != record.instruction;
         metas.push(Meta {

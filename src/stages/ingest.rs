@@ -10,7 +10,7 @@ pub struct Ingest;
 
 impl StageKind for Ingest {
     const KIND: &'static str = "ingest";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     type Params = IngestParams;
 
     fn input_files(params: &IngestParams, ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>> {
