@@ -239,13 +239,10 @@ fn level_records(split_dir: &Path, level: &str, params: &EvalParams) -> anyhow::
     let path = split_dir.join(format!("{level}.jsonl"));
     let mut out = Vec::new();
     for record in data::read_records(&path) {
-        let mut record = record?;
+        // The level files already carry the test phrasing as `instruction`.
+        let record = record?;
         if params.langs.as_ref().is_some_and(|l| !l.contains(&record.lang)) {
             continue;
-        }
-        // Level 1 asks the seen endpoint in new words: the test phrasing is the instruction.
-        if level == "level1" && !record.instruction_test.trim().is_empty() {
-            record.instruction = record.instruction_test.clone();
         }
         out.push(record);
         if params.limit.is_some_and(|n| out.len() >= n) {
