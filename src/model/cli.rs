@@ -148,7 +148,8 @@ pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
         .map(|(&id, &logprob)| {
             json!({
                 "id": id,
-                "text": model.tokenizer.id_to_token(id),
+                "token": model.tokenizer.id_to_token(id),
+                "text": super::tokenizer::decode(&model.tokenizer, &[id]).unwrap_or_default(),
                 "logprob": logprob,
                 "nll": -logprob,
             })
