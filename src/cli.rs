@@ -53,6 +53,10 @@ pub enum Command {
     Gc(GcArgs),
     /// Score a predictions file against references (BLEU, ROUGE-L, syntax, API match, ...)
     Metrics(crate::metrics::cli::MetricsArgs),
+    /// Generate a completion with a model (and adapter) by hand
+    Generate(crate::model::cli::GenerateArgs),
+    /// Per-token and mean NLL of a target given a prompt, as JSON
+    Score(crate::model::cli::ScoreArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -63,6 +67,9 @@ pub struct ManifestArgs {
     /// Override a manifest value: -S stages.lora.train.lr=1e-4
     #[arg(short = 'S', long = "set", value_name = "PATH=VALUE")]
     pub set: Vec<String>,
+    /// Where models run [default: the manifest's experiment.backend, else auto]
+    #[arg(long, value_enum)]
+    pub backend: Option<crate::model::Backend>,
 }
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq)]
@@ -263,6 +270,8 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
             // Bad input files are the user's to fix: a usage error.
             Err(e) => Err(Failure::Usage(format!("{e:#}"))),
         },
+        Command::Generate(args) => crate::model::cli::generate(args).map_err(|e| Failure::Usage(format!("{e:#}"))),
+        Command::Score(args) => crate::model::cli::score(args).map_err(|e| Failure::Usage(format!("{e:#}"))),
     }
 }
 
@@ -271,12 +280,15 @@ struct Loaded {
     manifest: Manifest,
     dag: Dag,
     targets: Vec<String>,
+    backend_choice: Option<crate::model::Backend>,
 }
 
 impl Loaded {
     fn new(args: &ManifestArgs) -> Result<Loaded, Failure> {
         let (path, targets) = split_manifest_arg(&args.args);
-        Loaded::from_path(&path, &args.set, targets)
+        let mut loaded = Loaded::from_path(&path, &args.set, targets)?;
+        loaded.backend_choice = args.backend;
+        Ok(loaded)
     }
 
     fn from_path(path: &Path, set: &[String], targets: Vec<String>) -> Result<Loaded, Failure> {
@@ -289,7 +301,19 @@ impl Loaded {
             return Err(Failure::Usage(format!("manifest `{}` not found: {hint}", path.display())));
         }
         let (manifest, dag) = Manifest::load_with_dag(path, set).map_err(Failure::Manifest)?;
-        Ok(Loaded { manifest, dag, targets })
+        Ok(Loaded { manifest, dag, targets, backend_choice: None })
+    }
+
+    /// The resolved backend (`auto` becomes what this machine has), as it enters keys.
+    fn backend(&self) -> Result<String, Failure> {
+        let choice = self.backend_choice.unwrap_or(self.manifest.experiment.backend);
+        choice.resolve().map(|b| b.to_string()).map_err(|e| Failure::Usage(format!("{e}")))
+    }
+
+    fn keyer<'a>(&'a self, cache: &'a Cache) -> Result<Keyer<'a>, Failure> {
+        let mut keyer = Keyer::new(&self.manifest, &self.dag, cache);
+        keyer.backend = self.backend()?;
+        Ok(keyer)
     }
 
     fn selected(&self) -> Result<BTreeSet<usize>, Failure> {
@@ -307,7 +331,7 @@ fn split_manifest_arg(args: &[String]) -> (PathBuf, Vec<String>) {
 
 fn plans_for(cache_dir: &Path, loaded: &Loaded, forced: &BTreeSet<usize>) -> Result<Vec<ArmPlan>, Failure> {
     let cache = Cache::open_read_only(cache_dir)?;
-    let keyer = Keyer::new(&loaded.manifest, &loaded.dag, &cache);
+    let keyer = loaded.keyer(&cache)?;
     Ok(plan::plan(&keyer, &loaded.selected()?, forced)?)
 }
 
@@ -370,7 +394,7 @@ fn check_command(cache_dir: &Path, args: &StatusArgs) -> Result<(), Failure> {
         return Err(Failure::Usage("check takes the whole manifest; it accepts no targets".into()));
     }
     let cache = Cache::open_read_only(cache_dir)?;
-    let keyer = Keyer::new(&loaded.manifest, &loaded.dag, &cache);
+    let keyer = loaded.keyer(&cache)?;
     let report = crate::pipeline::check::check(&keyer)?;
     invalid_plans(&report.stale)?;
     if args.format == Format::Json {
@@ -408,7 +432,7 @@ fn explain_command(cache_dir: &Path, args: &ExplainArgs) -> Result<(), Failure> 
         return Err(Failure::Usage("name the stage or arm to explain: apitune explain [MANIFEST] STAGE".into()));
     }
     let cache = Cache::open_read_only(cache_dir)?;
-    let keyer = Keyer::new(&loaded.manifest, &loaded.dag, &cache);
+    let keyer = loaded.keyer(&cache)?;
     let plans = plan::plan(&keyer, &loaded.selected()?, &BTreeSet::new())?;
     let history = History::load(&cache)?;
     let wanted: BTreeSet<usize> = loaded
@@ -482,7 +506,7 @@ fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failure> {
         }).collect()
     };
     let cache = Cache::open(cache_dir)?;
-    let keyer = Keyer::new(&loaded.manifest, &loaded.dag, &cache);
+    let keyer = loaded.keyer(&cache)?;
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let opts = RunOptions { jobs, keep_going: args.keep_going, forced };
     let reporter = Reporter::new(args.format == Format::Json);
@@ -640,7 +664,7 @@ fn gc_command(cache_dir: &Path, args: &GcArgs) -> Result<(), Failure> {
     let mut keep = std::collections::HashSet::new();
     for path in &manifests {
         let loaded = Loaded::from_path(path, &args.set, Vec::new())?;
-        let keyer = Keyer::new(&loaded.manifest, &loaded.dag, &cache);
+        let keyer = loaded.keyer(&cache)?;
         for p in plan::plan(&keyer, &loaded.selected()?, &BTreeSet::new())? {
             if let Decision::Hit { key, .. } = p.decision {
                 keep.insert(key);

@@ -31,6 +31,10 @@ pub struct Experiment {
     pub seed: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Where models run: `cpu`, `wgpu`, `cuda` or `auto` (the best one built in and present).
+    /// `--backend` overrides it. The resolved backend enters the keys of model stages.
+    #[serde(default)]
+    pub backend: crate::model::Backend,
 }
 
 /// A model: an HF checkpoint directory, or a random initialisation for small studies.
@@ -154,7 +158,7 @@ impl Manifest {
         let mut manifest = Manifest {
             path: path.to_path_buf(),
             base_dir,
-            experiment: Experiment { name: String::new(), seed: 0, description: None },
+            experiment: Experiment { name: String::new(), seed: 0, description: None, backend: Default::default() },
             models: IndexMap::new(),
             stages: IndexMap::new(),
             expect: IndexMap::new(),

@@ -310,7 +310,7 @@ fn generate_memoized(
     let config = GenerationConfig {
         max_new_tokens: params.decoding.max_new_tokens,
         sampling,
-        eos_token_ids: model.special_tokens.eos_token_ids(),
+        eos_token_ids: model.special_tokens.eos_token_id.clone(),
         stop_strings: params.decoding.stop.clone(),
     };
     let total = prompts.len() as u64;

@@ -3,6 +3,7 @@
 //! artifacts, and `run`. Stages never call each other; they exchange artifact directories only.
 
 mod command;
+mod eval;
 mod ingest;
 mod normalize;
 
@@ -15,6 +16,7 @@ use crate::manifest::ModelSpec;
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use command::Command;
+pub use eval::Eval;
 pub use ingest::Ingest;
 pub use normalize::Normalize;
 
@@ -248,12 +250,13 @@ pub fn headline(summary: &serde_json::Value) -> String {
 }
 
 static COMMAND: Registered<Command> = Registered(std::marker::PhantomData);
+static EVAL: Registered<Eval> = Registered(std::marker::PhantomData);
 static INGEST: Registered<Ingest> = Registered(std::marker::PhantomData);
 static NORMALIZE: Registered<Normalize> = Registered(std::marker::PhantomData);
 
 /// Every stage kind this build knows, in manifest order of a typical study.
-pub fn registry() -> [&'static dyn DynStage; 3] {
-    [&INGEST, &NORMALIZE, &COMMAND]
+pub fn registry() -> [&'static dyn DynStage; 4] {
+    [&INGEST, &NORMALIZE, &EVAL, &COMMAND]
 }
 
 pub fn lookup(kind: &str) -> Option<&'static dyn DynStage> {

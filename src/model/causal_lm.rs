@@ -1,0 +1,122 @@
+//! One type over the supported architectures, and loading a model directory into it.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use tokenizers::Tokenizer;
+
+use super::bigcode::GptBigCodeForCausalLM;
+use super::checkpoint::{Checkpoint, WeightSource};
+use super::config::{ModelConfig, SpecialTokens};
+use super::error::Result;
+use super::gpt2::Gpt2ForCausalLM;
+use super::layers::{ForwardInput, KvCache};
+use super::qwen2::Qwen2ForCausalLM;
+use super::tokenizer::load_tokenizer;
+
+/// A causal language model of any supported architecture.
+#[derive(Module, Debug)]
+pub enum CausalLm {
+    Gpt2(Gpt2ForCausalLM),
+    GptBigCode(GptBigCodeForCausalLM),
+    Qwen2(Qwen2ForCausalLM),
+}
+
+impl CausalLm {
+    /// Builds the architecture `config` names, with weights from `source`.
+    pub fn build(config: &ModelConfig, source: &mut WeightSource) -> Result<Self> {
+        Ok(match config {
+            ModelConfig::Gpt2(c) => Self::Gpt2(Gpt2ForCausalLM::build(c, source)?),
+            ModelConfig::GptBigCode(c) => Self::GptBigCode(GptBigCodeForCausalLM::build(c, source)?),
+            ModelConfig::Qwen2(c) => Self::Qwen2(Qwen2ForCausalLM::build(c, source)?),
+        })
+    }
+
+    /// A randomly initialised model; the same seed gives the same weights on every backend.
+    pub fn init(config: &ModelConfig, device: &Device, seed: u64) -> Self {
+        Self::build(config, &mut WeightSource::random(device, seed))
+            .expect("random initialisation reads no file and cannot fail")
+    }
+
+    /// The prefix of body tensors in HF checkpoints of this architecture.
+    pub fn body_prefix(config: &ModelConfig) -> &'static str {
+        match config {
+            ModelConfig::Gpt2(_) | ModelConfig::GptBigCode(_) => "transformer.",
+            ModelConfig::Qwen2(_) => "model.",
+        }
+    }
+
+    pub fn num_layers(&self) -> usize {
+        match self {
+            Self::Gpt2(m) => m.num_layers(),
+            Self::GptBigCode(m) => m.num_layers(),
+            Self::Qwen2(m) => m.num_layers(),
+        }
+    }
+
+    /// An empty KV cache for this model.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.num_layers())
+    }
+
+    /// Final hidden states `[B, T, d]`; with a cache, the input continues the cached sequence
+    /// and its keys/values are appended.
+    pub fn forward_hidden(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> Tensor<3> {
+        match self {
+            Self::Gpt2(m) => m.forward_hidden(input, cache),
+            Self::GptBigCode(m) => m.forward_hidden(input, cache),
+            Self::Qwen2(m) => m.forward_hidden(input, cache),
+        }
+    }
+
+    /// Vocabulary logits `[B, T, vocab]` of hidden states.
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        match self {
+            Self::Gpt2(m) => m.logits(hidden),
+            Self::GptBigCode(m) => m.logits(hidden),
+            Self::Qwen2(m) => m.logits(hidden),
+        }
+    }
+
+    /// Logits `[B, T, vocab]` for every input position.
+    pub fn forward(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> Tensor<3> {
+        self.logits(self.forward_hidden(input, cache))
+    }
+}
+
+/// A model directory loaded for inference: network, tokenizer and special tokens.
+pub struct Model {
+    pub dir: PathBuf,
+    pub config: ModelConfig,
+    pub network: CausalLm,
+    pub tokenizer: Tokenizer,
+    pub special_tokens: SpecialTokens,
+    pub device: Device,
+    /// Checkpoint tensors the architecture did not use (worth a warning: a config that does
+    /// not match its weights usually shows here first).
+    pub unused_tensors: Vec<String>,
+}
+
+impl Model {
+    /// Loads `dir`: `config.json`, `model.safetensors` (or the shards its index lists),
+    /// `tokenizer.json`, and `generation_config.json` when present.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let config = ModelConfig::from_dir(dir)?;
+        let special_tokens = SpecialTokens::from_dir(dir)?;
+        let tokenizer = load_tokenizer(&dir.join("tokenizer.json"))?;
+        let checkpoint = Checkpoint::open(dir)?;
+        let mut source = WeightSource::checkpoint(&checkpoint, CausalLm::body_prefix(&config), device);
+        let network = CausalLm::build(&config, &mut source)?;
+        let unused_tensors = source.unused();
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            network,
+            tokenizer,
+            special_tokens,
+            device: device.clone(),
+            unused_tensors,
+        })
+    }
+}

@@ -1,0 +1,208 @@
+//! Reads an HF `config.json` into the typed config of its architecture (`model_type`).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::bigcode::GptBigCodeConfig;
+use super::error::{ModelError, Result};
+use super::gpt2::Gpt2Config;
+use super::qwen2::Qwen2Config;
+
+/// The config of one supported architecture, as HF writes it in `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "model_type")]
+pub enum ModelConfig {
+    #[serde(rename = "gpt2")]
+    Gpt2(Gpt2Config),
+    #[serde(rename = "gpt_bigcode")]
+    GptBigCode(GptBigCodeConfig),
+    #[serde(rename = "qwen2")]
+    Qwen2(Qwen2Config),
+}
+
+/// Special token ids from `config.json` (and `generation_config.json`, which HF prefers when
+/// both exist).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpecialTokens {
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub eos_token_id: Vec<u32>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub bos_token_id: Vec<u32>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub pad_token_id: Vec<u32>,
+}
+
+/// HF writes token ids as a number, a list of numbers, or null.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<u32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(u32),
+        Many(Vec<u32>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(de)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(id)) => vec![id],
+        Some(OneOrMany::Many(ids)) => ids,
+    })
+}
+
+pub const SUPPORTED_ARCHITECTURES: [&str; 3] = ["gpt2", "gpt_bigcode", "qwen2"];
+
+impl ModelConfig {
+    /// Reads `dir/config.json`.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        Self::from_file(&dir.join("config.json"))
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parses config JSON; `path` only names the source in errors.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|source| ModelError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let model_type = match value.get("model_type") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => {
+                return Err(ModelError::config(
+                    path,
+                    "model_type",
+                    "missing; expected one of gpt2, gpt_bigcode, qwen2",
+                ));
+            }
+        };
+        if !SUPPORTED_ARCHITECTURES.contains(&model_type.as_str()) {
+            return Err(ModelError::UnknownArchitecture {
+                path: path.to_path_buf(),
+                found: model_type,
+            });
+        }
+        let config: Self = serde_json::from_value(value).map_err(|source| ModelError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    pub fn model_type(&self) -> &'static str {
+        match self {
+            Self::Gpt2(_) => "gpt2",
+            Self::GptBigCode(_) => "gpt_bigcode",
+            Self::Qwen2(_) => "qwen2",
+        }
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Self::Gpt2(c) => c.vocab_size,
+            Self::GptBigCode(c) => c.vocab_size,
+            Self::Qwen2(c) => c.vocab_size,
+        }
+    }
+
+    /// The longest sequence (prompt + generated tokens) the model can position.
+    pub fn max_positions(&self) -> usize {
+        match self {
+            Self::Gpt2(c) => c.n_positions,
+            Self::GptBigCode(c) => c.n_positions,
+            Self::Qwen2(c) => c.max_position_embeddings,
+        }
+    }
+
+    pub fn tie_word_embeddings(&self) -> bool {
+        match self {
+            Self::Gpt2(c) => c.tie_word_embeddings,
+            Self::GptBigCode(c) => c.tie_word_embeddings,
+            Self::Qwen2(c) => c.tie_word_embeddings,
+        }
+    }
+
+    /// Checks what serde cannot: divisibility of heads, supported activations and options.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        match self {
+            Self::Gpt2(c) => c.validate(path),
+            Self::GptBigCode(c) => c.validate(path),
+            Self::Qwen2(c) => c.validate(path),
+        }
+    }
+}
+
+impl SpecialTokens {
+    /// Reads token ids from `config.json`, overridden field by field by `generation_config.json`.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let mut tokens = Self::from_file(&dir.join("config.json"))?;
+        let generation = dir.join("generation_config.json");
+        if generation.is_file() {
+            let overrides = Self::from_file(&generation)?;
+            if !overrides.eos_token_id.is_empty() {
+                tokens.eos_token_id = overrides.eos_token_id;
+            }
+            if !overrides.bos_token_id.is_empty() {
+                tokens.bos_token_id = overrides.bos_token_id;
+            }
+            if !overrides.pad_token_id.is_empty() {
+                tokens.pad_token_id = overrides.pad_token_id;
+            }
+        }
+        Ok(tokens)
+    }
+
+    fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        serde_json::from_str(&text).map_err(|source| ModelError::Json {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Activation functions named in HF configs (`activation_function` / `hidden_act`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    /// tanh approximation of GELU (HF `gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`).
+    #[serde(rename = "gelu_new", alias = "gelu_pytorch_tanh", alias = "gelu_fast")]
+    GeluTanh,
+    /// erf GELU (HF `gelu`).
+    #[serde(rename = "gelu")]
+    Gelu,
+    #[serde(rename = "relu")]
+    Relu,
+    #[serde(rename = "silu", alias = "swish")]
+    Silu,
+}
+
+impl Activation {
+    pub fn apply<const D: usize>(self, x: burn::tensor::Tensor<D>) -> burn::tensor::Tensor<D> {
+        use burn::tensor::activation;
+        match self {
+            Self::GeluTanh => activation::gelu_approximate(x),
+            Self::Gelu => activation::gelu(x),
+            Self::Relu => activation::relu(x),
+            Self::Silu => activation::silu(x),
+        }
+    }
+}
+
+pub(crate) fn check_heads(
+    path: &Path,
+    field: &'static str,
+    hidden: usize,
+    heads: usize,
+) -> Result<()> {
+    if heads == 0 || hidden % heads != 0 {
+        return Err(ModelError::config(
+            path,
+            field,
+            format!("{heads} attention heads do not divide the hidden size {hidden}"),
+        ));
+    }
+    Ok(())
+}

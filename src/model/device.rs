@@ -1,0 +1,91 @@
+//! Choosing where the model runs, at run time.
+
+use std::fmt;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::error::{ModelError, Result};
+
+/// The compute backend for a model, picked on the command line or in a manifest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// flex, burn's pure-Rust CPU backend (always built).
+    Cpu,
+    /// wgpu (Vulkan/Metal/DX12); needs the `wgpu` cargo feature.
+    Wgpu,
+    /// CUDA; needs the `cuda` cargo feature and an NVIDIA driver.
+    Cuda,
+    /// CUDA when built in and a GPU answers, else the CPU. wgpu is never picked automatically:
+    /// on a machine without a GPU it runs on a software rasteriser, far slower than the CPU
+    /// backend.
+    #[default]
+    Auto,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Cpu => "cpu",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+            Self::Auto => "auto",
+        })
+    }
+}
+
+impl Backend {
+    /// The device to run on, or an error saying how to get the requested backend.
+    pub fn device(self) -> Result<Device> {
+        match self {
+            Self::Cpu => Ok(Device::flex()),
+            Self::Wgpu => wgpu_device(),
+            Self::Cuda => cuda_device(),
+            Self::Auto => Ok(cuda_device().unwrap_or_else(|_| Device::flex())),
+        }
+    }
+
+    /// The backend [`Backend::device`] resolves `self` to (`auto` becomes `cpu` or `cuda`).
+    pub fn resolve(self) -> Result<Self> {
+        match self {
+            Self::Auto => Ok(if cuda_device().is_ok() { Self::Cuda } else { Self::Cpu }),
+            other => other.device().map(|_| other),
+        }
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_device() -> Result<Device> {
+    Ok(Device::wgpu(Default::default()))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_device() -> Result<Device> {
+    Err(ModelError::Backend {
+        backend: "wgpu",
+        message: "this binary was built without it; rebuild with `--features wgpu`".into(),
+    })
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device() -> Result<Device> {
+    // cudarc panics at first use when no driver is present: probe inside catch_unwind.
+    let probe = std::panic::catch_unwind(|| {
+        let device = Device::cuda(0);
+        let _ = burn::tensor::Tensor::<1>::zeros([1], &device).into_data();
+        device
+    });
+    probe.map_err(|_| ModelError::Backend {
+        backend: "cuda",
+        message: "no usable CUDA device (is the NVIDIA driver installed?)".into(),
+    })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device() -> Result<Device> {
+    Err(ModelError::Backend {
+        backend: "cuda",
+        message: "this binary was built without it; rebuild with `--features cuda`".into(),
+    })
+}

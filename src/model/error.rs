@@ -1,0 +1,98 @@
+//! Errors of model loading, generation and scoring. Each names the file (and tensor or field) at
+//! fault and, where there is one, what the user can do about it.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong between a model directory on disk and generated text.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path}: invalid JSON: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error(
+        "{path}: unknown model_type {found:?}; supported architectures: gpt2, gpt_bigcode, qwen2"
+    )]
+    UnknownArchitecture { path: PathBuf, found: String },
+
+    #[error("{path}: {field}: {message}")]
+    InvalidConfig {
+        path: PathBuf,
+        field: &'static str,
+        message: String,
+    },
+
+    #[error(
+        "{dir}: no model.safetensors or model.safetensors.index.json found \
+         (PyTorch .bin checkpoints are not supported: convert them to safetensors first)"
+    )]
+    NoWeights { dir: PathBuf },
+
+    #[error("{path}: not a valid safetensors file ({detail}); the file may be truncated or corrupt")]
+    CorruptWeights { path: PathBuf, detail: String },
+
+    #[error("{path}: tensor {name:?}: expected shape {expected:?}, found {found:?}")]
+    ShapeMismatch {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+
+    #[error("tensor {name:?} not found in {searched}")]
+    MissingTensor { name: String, searched: String },
+
+    #[error(
+        "{path}: tensor {name:?} has dtype {dtype}; only F32, F16, BF16 and F64 weights can be loaded"
+    )]
+    UnsupportedDtype {
+        path: PathBuf,
+        name: String,
+        dtype: String,
+    },
+
+    #[error("{path}: tokenizer: {message}")]
+    Tokenizer { path: PathBuf, message: String },
+
+    #[error("backend {backend}: {message}")]
+    Backend {
+        backend: &'static str,
+        message: String,
+    },
+
+    #[error("{0}")]
+    InvalidInput(String),
+}
+
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+impl ModelError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn config(
+        path: impl Into<PathBuf>,
+        field: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::InvalidConfig {
+            path: path.into(),
+            field,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Autoregressive generation for a batch of prompts with a KV cache.
+//!
+//! Prompts of different lengths are left-padded: pad positions are masked out of attention and
+//! every row counts positions from its own first real token, so a prompt continues exactly as it
+//! would alone. Rows that finish leave the batch (their cache rows are dropped).
+
+use serde::{Deserialize, Serialize};
+
+use super::causal_lm::{CausalLm, Model};
+use super::error::{ModelError, Result};
+use super::layers::ForwardInput;
+use super::sampling::{Sampler, Sampling};
+use super::tokenizer;
+
+use burn::tensor::{Device, Tensor};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationConfig {
+    pub max_new_tokens: usize,
+    pub sampling: Sampling,
+    /// Generation of a row stops after any of these tokens (it is kept in `tokens`).
+    pub eos_token_ids: Vec<u32>,
+    /// Generation stops once the decoded continuation contains one of these; the text is cut
+    /// before it.
+    pub stop_strings: Vec<String>,
+}
+
+impl GenerationConfig {
+    pub fn greedy(max_new_tokens: usize) -> Self {
+        Self {
+            max_new_tokens,
+            sampling: Sampling::Greedy,
+            eos_token_ids: Vec::new(),
+            stop_strings: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// An end-of-sequence token.
+    Eos,
+    /// A stop string appeared in the text.
+    StopString,
+    /// `max_new_tokens` reached.
+    MaxNewTokens,
+    /// The model's position limit (context length) reached.
+    ContextLength,
+}
+
+/// The continuation of one prompt, as token ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenGeneration {
+    pub tokens: Vec<u32>,
+    pub finish_reason: FinishReason,
+}
+
+/// The continuation of one prompt, as text and token ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub prompt_token_ids: Vec<u32>,
+    pub token_ids: Vec<u32>,
+    pub text: String,
+    pub finish_reason: FinishReason,
+}
+
+/// Decides, after each new token of row `prompt_index`, whether that row is done.
+pub type StopCheck<'a> = dyn FnMut(usize, &[u32]) -> bool + 'a;
+
+/// Generates continuations of token-id `prompts` (any lengths, at least one token each).
+/// `max_positions` is the model's context length. `stop` is asked after every new token whether
+/// that row is done (for stop strings); EOS and the token limits are handled here.
+pub fn generate_tokens(
+    model: &CausalLm,
+    prompts: &[Vec<u32>],
+    config: &GenerationConfig,
+    max_positions: usize,
+    device: &Device,
+    stop: &mut StopCheck,
+) -> Result<Vec<TokenGeneration>> {
+    for (i, prompt) in prompts.iter().enumerate() {
+        if prompt.is_empty() {
+            return Err(ModelError::InvalidInput(format!("prompt {i} is empty: nothing to continue")));
+        }
+        if prompt.len() > max_positions {
+            return Err(ModelError::InvalidInput(format!(
+                "prompt {i} has {} tokens, more than the model's context length {max_positions}",
+                prompt.len()
+            )));
+        }
+    }
+    let mut results: Vec<Option<TokenGeneration>> = vec![None; prompts.len()];
+    let mut generated: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+    if prompts.is_empty() {
+        return Ok(Vec::new());
+    }
+    if config.max_new_tokens == 0 {
+        return Ok(prompts
+            .iter()
+            .map(|_| TokenGeneration {
+                tokens: Vec::new(),
+                finish_reason: FinishReason::MaxNewTokens,
+            })
+            .collect());
+    }
+    let mut samplers: Vec<Sampler> = (0..prompts.len()).map(|i| Sampler::new(&config.sampling, i)).collect();
+
+    // Left-pad the prompts to one length.
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let pad = config.eos_token_ids.first().copied().unwrap_or(0);
+    let mut rows: Vec<usize> = (0..prompts.len()).collect();
+    let mut key_valid: Vec<Vec<bool>> = Vec::with_capacity(prompts.len());
+    let mut step_tokens: Vec<Vec<u32>> = Vec::with_capacity(prompts.len());
+    for prompt in prompts {
+        let padding = longest - prompt.len();
+        let mut tokens = vec![pad; padding];
+        tokens.extend_from_slice(prompt);
+        step_tokens.push(tokens);
+        let mut valid = vec![false; padding];
+        valid.resize(longest, true);
+        key_valid.push(valid);
+    }
+
+    let mut cache = model.new_cache();
+    loop {
+        let past = cache.len();
+        let input = ForwardInput::new(&step_tokens, &key_valid, past, device);
+        let hidden = model.forward_hidden(&input, Some(&mut cache));
+        let [b, t, d] = hidden.dims();
+        let last = hidden.slice([0..b, t - 1..t, 0..d]);
+        let logits = model.logits(last);
+        let vocab = logits.dims()[2];
+        let logits: Vec<f32> = logits
+            .reshape([b * vocab])
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| ModelError::InvalidInput(format!("reading logits: {e:?}")))?;
+
+        let mut still_running = Vec::with_capacity(rows.len());
+        for (batch_row, &prompt_index) in rows.iter().enumerate() {
+            let token = samplers[prompt_index].next_token(&logits[batch_row * vocab..(batch_row + 1) * vocab]);
+            let tokens = &mut generated[prompt_index];
+            tokens.push(token);
+            let length = prompts[prompt_index].len() + tokens.len();
+            let finish = if config.eos_token_ids.contains(&token) {
+                Some(FinishReason::Eos)
+            } else if stop(prompt_index, tokens) {
+                Some(FinishReason::StopString)
+            } else if tokens.len() >= config.max_new_tokens {
+                Some(FinishReason::MaxNewTokens)
+            } else if length >= max_positions {
+                Some(FinishReason::ContextLength)
+            } else {
+                None
+            };
+            match finish {
+                Some(reason) => {
+                    results[prompt_index] = Some(TokenGeneration {
+                        tokens: std::mem::take(tokens),
+                        finish_reason: reason,
+                    });
+                }
+                None => still_running.push(batch_row),
+            }
+        }
+        if still_running.is_empty() {
+            break;
+        }
+        if still_running.len() < rows.len() {
+            cache.select_rows(&still_running);
+            rows = still_running.iter().map(|&r| rows[r]).collect();
+            key_valid = still_running.iter().map(|&r| key_valid[r].clone()).collect();
+        }
+        step_tokens = rows.iter().map(|&p| vec![*generated[p].last().expect("one token per step")]).collect();
+        for valid in &mut key_valid {
+            valid.push(true);
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every row finishes before the loop ends"))
+        .collect())
+}
+
+/// Tokenizes `prompts`, generates, and decodes; EOS defaults to the model's own.
+pub fn generate(model: &Model, prompts: &[&str], config: &GenerationConfig) -> Result<Vec<Generation>> {
+    let mut config = config.clone();
+    if config.eos_token_ids.is_empty() {
+        config.eos_token_ids = model.special_tokens.eos_token_id.clone();
+    }
+    let prompt_ids = prompts
+        .iter()
+        .map(|p| tokenizer::encode(&model.tokenizer, p))
+        .collect::<Result<Vec<_>>>()?;
+    let stop_strings = config.stop_strings.clone();
+    let tokenizer = &model.tokenizer;
+    let mut stop = |_: usize, tokens: &[u32]| {
+        !stop_strings.is_empty()
+            && tokenizer::decode(tokenizer, tokens).is_ok_and(|text| stop_strings.iter().any(|s| text.contains(s.as_str())))
+    };
+    let generations = generate_tokens(
+        &model.network,
+        &prompt_ids,
+        &config,
+        model.config.max_positions(),
+        &model.device,
+        &mut stop,
+    )?;
+    prompt_ids
+        .into_iter()
+        .zip(generations)
+        .map(|(prompt_token_ids, g)| {
+            let mut text = tokenizer::decode(&model.tokenizer, &g.tokens)?;
+            if let Some(cut) = stop_strings.iter().filter_map(|s| text.find(s.as_str())).min() {
+                text.truncate(cut);
+            }
+            Ok(Generation {
+                prompt_token_ids,
+                token_ids: g.tokens,
+                text,
+                finish_reason: g.finish_reason,
+            })
+        })
+        .collect()
+}
+
+/// Logits `[T, vocab]` of one unpadded sequence, computed without a cache.
+pub fn sequence_logits(model: &CausalLm, tokens: &[u32], device: &Device) -> Tensor<2> {
+    let input = ForwardInput::causal(&[tokens.to_vec()], device);
+    let logits = model.forward(&input, None);
+    let [_, t, v] = logits.dims();
+    logits.reshape([t, v])
+}

@@ -1,0 +1,271 @@
+//! Building blocks shared by the architectures: parameter constructors over a [`WeightSource`],
+//! the KV cache, attention masks, scaled dot-product attention with grouped KV heads, and HF's
+//! rotary position embedding.
+
+use burn::module::Param;
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+use super::checkpoint::{Init, WeightLayout, WeightSource};
+use super::error::Result;
+
+/// A projection `y = x W + b` named `{name}.weight` / `{name}.bias` in the checkpoint.
+pub fn linear(
+    source: &mut WeightSource,
+    name: &str,
+    d_in: usize,
+    d_out: usize,
+    bias: bool,
+    layout: WeightLayout,
+    std: f64,
+) -> Result<Linear> {
+    let mut module = LinearConfig::new(d_in, d_out)
+        .with_bias(bias)
+        .init(source.device());
+    module.weight = Param::from_tensor(source.matrix(&format!("{name}.weight"), d_in, d_out, layout, std)?);
+    module.bias = if bias {
+        Some(Param::from_tensor(source.tensor(&format!("{name}.bias"), [d_out], Init::Zeros)?))
+    } else {
+        None
+    };
+    Ok(module)
+}
+
+pub fn layer_norm(source: &mut WeightSource, name: &str, d: usize, epsilon: f64) -> Result<LayerNorm> {
+    let mut module = LayerNormConfig::new(d).with_epsilon(epsilon).init(source.device());
+    module.gamma = Param::from_tensor(source.tensor(&format!("{name}.weight"), [d], Init::Ones)?);
+    module.beta = Some(Param::from_tensor(source.tensor(&format!("{name}.bias"), [d], Init::Zeros)?));
+    Ok(module)
+}
+
+pub fn rms_norm(source: &mut WeightSource, name: &str, d: usize, epsilon: f64) -> Result<RmsNorm> {
+    let mut module = RmsNormConfig::new(d).with_epsilon(epsilon).init(source.device());
+    module.gamma = Param::from_tensor(source.tensor(&format!("{name}.weight"), [d], Init::Ones)?);
+    Ok(module)
+}
+
+pub fn embedding(source: &mut WeightSource, name: &str, n: usize, d: usize, std: f64) -> Result<Embedding> {
+    let mut module = EmbeddingConfig::new(n, d).init(source.device());
+    module.weight = Param::from_tensor(source.tensor(&format!("{name}.weight"), [n, d], Init::Normal { std })?);
+    Ok(module)
+}
+
+/// The output projection: its own `lm_head.weight` `[vocab, d]`, or the token embedding when
+/// the config ties them (then the file has no `lm_head.weight`).
+pub fn lm_head(
+    source: &mut WeightSource,
+    tie_word_embeddings: bool,
+    vocab: usize,
+    d: usize,
+    std: f64,
+) -> Result<Option<Param<Tensor<2>>>> {
+    if tie_word_embeddings {
+        return Ok(None);
+    }
+    Ok(Some(Param::from_tensor(source.tensor("lm_head.weight", [vocab, d], Init::Normal { std })?)))
+}
+
+/// `hidden [B, T, d]` times the `[vocab, d]` output matrix, transposed: logits `[B, T, vocab]`.
+pub fn project_to_vocab(hidden: Tensor<3>, vocab_matrix: Tensor<2>) -> Tensor<3> {
+    burn::tensor::module::linear(hidden, vocab_matrix.transpose(), None)
+}
+
+/// Keys and values of the tokens seen so far, one entry per layer, each `[B, kv_heads, S, hd]`.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+}
+
+impl KvCache {
+    pub fn new(n_layers: usize) -> Self {
+        Self {
+            layers: vec![None; n_layers],
+        }
+    }
+
+    /// Number of positions cached (the same in every layer).
+    pub fn len(&self) -> usize {
+        match self.layers.first() {
+            Some(Some((k, _))) => k.dims()[2],
+            _ => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends this step's keys and values to layer `layer` and returns all of them.
+    pub fn append(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let (k, v) = match self.layers[layer].take() {
+            Some((past_k, past_v)) => (Tensor::cat(vec![past_k, k], 2), Tensor::cat(vec![past_v, v], 2)),
+            None => (k, v),
+        };
+        self.layers[layer] = Some((k.clone(), v.clone()));
+        (k, v)
+    }
+
+    /// Keeps only the batch rows in `rows` (in that order), e.g. after some sequences finished.
+    pub fn select_rows(&mut self, rows: &[usize]) {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            let index = Tensor::<1, Int>::from_data(
+                TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]),
+                &k.device(),
+            );
+            *k = k.clone().select(0, index.clone());
+            *v = v.clone().select(0, index);
+        }
+    }
+}
+
+/// What one forward pass sees of the batch: token ids, their positions, and which earlier
+/// positions each may attend to.
+#[derive(Debug, Clone)]
+pub struct ForwardInput {
+    /// `[B, T]`
+    pub input_ids: Tensor<2, Int>,
+    /// `[B, T]`: position of each token within its own sequence (left padding excluded).
+    pub positions: Tensor<2, Int>,
+    /// `[B, 1, T, past + T]`, `true` where attention is blocked; `None` when nothing is blocked
+    /// (a single new token per row and no padding).
+    pub mask: Option<Tensor<4, Bool>>,
+}
+
+impl ForwardInput {
+    /// Inputs for rows of `tokens` (equal lengths), each preceded by `past` cached positions.
+    /// `key_valid[b][j]` tells whether key position `j` (over `past + T`) of row `b` is a real
+    /// token rather than padding; positions count only real tokens.
+    pub fn new(tokens: &[Vec<u32>], key_valid: &[Vec<bool>], past: usize, device: &Device) -> Self {
+        let batch = tokens.len();
+        let new = tokens.first().map_or(0, Vec::len);
+        let total = past + new;
+        let mut ids = Vec::with_capacity(batch * new);
+        let mut positions = Vec::with_capacity(batch * new);
+        let mut mask = Vec::with_capacity(batch * new * total);
+        let mut any_masked = false;
+        for (row, valid) in tokens.iter().zip(key_valid) {
+            debug_assert_eq!(row.len(), new);
+            debug_assert_eq!(valid.len(), total);
+            ids.extend(row.iter().map(|&t| t as i64));
+            let real_before = valid[..past].iter().filter(|&&v| v).count() as i64;
+            let mut position = real_before;
+            for i in 0..new {
+                // A pad token gets a dummy position; nothing attends to it.
+                positions.push(if valid[past + i] { position } else { 0 });
+                if valid[past + i] {
+                    position += 1;
+                }
+                for (j, &key_ok) in valid.iter().enumerate() {
+                    let blocked = !key_ok || j > past + i;
+                    any_masked |= blocked;
+                    mask.push(blocked);
+                }
+            }
+        }
+        Self {
+            input_ids: Tensor::from_data(TensorData::new(ids, [batch, new]), device),
+            positions: Tensor::from_data(TensorData::new(positions, [batch, new]), device),
+            mask: any_masked.then(|| Tensor::from_data(TensorData::new(mask, [batch, 1, new, total]), device)),
+        }
+    }
+
+    /// Inputs for unpadded rows with no cache: plain causal attention.
+    pub fn causal(tokens: &[Vec<u32>], device: &Device) -> Self {
+        let valid: Vec<Vec<bool>> = tokens.iter().map(|row| vec![true; row.len()]).collect();
+        Self::new(tokens, &valid, 0, device)
+    }
+}
+
+/// Splits `[B, T, heads * hd]` into `[B, heads, T, hd]`.
+pub fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
+    let [b, t, d] = x.dims();
+    x.reshape([b, t, heads, d / heads]).swap_dims(1, 2)
+}
+
+/// Merges `[B, heads, T, hd]` back into `[B, T, heads * hd]`.
+pub fn merge_heads(x: Tensor<4>) -> Tensor<3> {
+    let [b, h, t, hd] = x.dims();
+    x.swap_dims(1, 2).reshape([b, t, h * hd])
+}
+
+/// softmax(q kᵀ · scale + mask) v, where k and v may have fewer heads than q (each shared by
+/// `q_heads / kv_heads` consecutive query heads, as in HF's `repeat_kv`).
+pub fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>, scale: f64) -> Tensor<4> {
+    let q_heads = q.dims()[1];
+    let kv_heads = k.dims()[1];
+    let (k, v) = if kv_heads == q_heads || kernel_broadcasts_heads(&q.device()) {
+        (k, v)
+    } else {
+        (repeat_kv(k, q_heads / kv_heads), repeat_kv(v, q_heads / kv_heads))
+    };
+    let mask = mask.map(|m| {
+        let [b, _, t, s] = m.dims();
+        // flex broadcasts a mask over heads itself; the generic kernels want one per head.
+        if kernel_broadcasts_heads(&q.device()) { m } else { m.expand([b, q_heads, t, s]) }
+    });
+    burn::tensor::module::attention(
+        q,
+        k,
+        v,
+        mask,
+        None,
+        AttentionModuleOptions {
+            scale: Some(scale),
+            softcap: None,
+            is_causal: false,
+        },
+    )
+}
+
+/// flex's attention kernel maps each query head to its shared K/V head and broadcasts the mask
+/// itself; the generic fallback of the other backends (and autodiff) needs equal head counts.
+fn kernel_broadcasts_heads(device: &Device) -> bool {
+    matches!(device.as_dispatch(), burn_dispatch::DispatchDevice::Flex(_))
+}
+
+fn repeat_kv(x: Tensor<4>, times: usize) -> Tensor<4> {
+    if times == 1 {
+        return x;
+    }
+    let [b, kv, s, hd] = x.dims();
+    x.unsqueeze_dim::<5>(2).expand([b, kv, times, s, hd]).reshape([b, kv * times, s, hd])
+}
+
+/// HF's rotary embedding (`rotate_half` form: the first and second half of each head are the
+/// real and imaginary parts), applied to `[B, heads, T, hd]`.
+#[derive(Debug, Clone)]
+pub struct Rotary {
+    inv_freq: Vec<f32>,
+}
+
+impl Rotary {
+    pub fn new(head_dim: usize, theta: f64) -> Self {
+        // Computed as HF does: in f32, from an integer arange.
+        let inv_freq = (0..head_dim)
+            .step_by(2)
+            .map(|i| 1.0 / (theta as f32).powf(i as f32 / head_dim as f32))
+            .collect();
+        Self { inv_freq }
+    }
+
+    /// cos and sin tables `[B, 1, T, hd]` for `positions [B, T]`.
+    pub fn tables(&self, positions: Tensor<2, Int>) -> (Tensor<4>, Tensor<4>) {
+        let device = positions.device();
+        let [b, t] = positions.dims();
+        let half = self.inv_freq.len();
+        let inv_freq = Tensor::<1>::from_data(TensorData::new(self.inv_freq.clone(), [half]), &device)
+            .reshape([1, 1, half]);
+        let freqs = positions.float().reshape([b, t, 1]) * inv_freq;
+        let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).unsqueeze_dim::<4>(1);
+        (emb.clone().cos(), emb.sin())
+    }
+
+    pub fn apply(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+        let [b, h, t, hd] = x.dims();
+        let x1 = x.clone().slice([0..b, 0..h, 0..t, 0..hd / 2]);
+        let x2 = x.clone().slice([0..b, 0..h, 0..t, hd / 2..hd]);
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+        x * cos.clone() + rotated * sin.clone()
+    }
+}

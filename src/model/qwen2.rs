@@ -1,0 +1,300 @@
+//! Qwen2 (`model_type: qwen2`, also Qwen2.5): RMSNorm, rotary positions (HF `rotate_half`),
+//! grouped-query attention with q/k/v biases, SwiGLU MLP. Field names mirror HF
+//! `Qwen2ForCausalLM`'s tensor names.
+
+use std::path::Path;
+
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{WeightLayout, WeightSource};
+use super::config::{Activation, check_heads};
+use super::error::{ModelError, Result};
+use super::layers::{self, ForwardInput, KvCache, Rotary};
+
+/// HF `Qwen2Config` (the fields that shape the computation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Qwen2Config {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    /// Defaults to `num_attention_heads` (no grouping).
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    #[serde(default = "default_max_positions")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_rms_norm_eps")]
+    pub rms_norm_eps: f64,
+    /// transformers < 5 writes `rope_theta` at the top level…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_theta: Option<f64>,
+    /// …transformers ≥ 5 inside `rope_parameters`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_parameters: Option<RopeParameters>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_scaling: Option<serde_json::Value>,
+    #[serde(default = "default_activation")]
+    pub hidden_act: Activation,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub use_sliding_window: bool,
+    #[serde(default = "default_initializer_range")]
+    pub initializer_range: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RopeParameters {
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    #[serde(default)]
+    pub rope_type: Option<String>,
+}
+
+fn default_max_positions() -> usize {
+    32768
+}
+fn default_rms_norm_eps() -> f64 {
+    1e-6
+}
+fn default_activation() -> Activation {
+    Activation::Silu
+}
+fn default_initializer_range() -> f64 {
+    0.02
+}
+
+impl Qwen2Config {
+    pub fn new(
+        vocab_size: usize,
+        hidden_size: usize,
+        intermediate_size: usize,
+        num_hidden_layers: usize,
+        num_attention_heads: usize,
+        num_key_value_heads: usize,
+    ) -> Self {
+        Self {
+            vocab_size,
+            hidden_size,
+            intermediate_size,
+            num_hidden_layers,
+            num_attention_heads,
+            num_key_value_heads: Some(num_key_value_heads),
+            max_position_embeddings: default_max_positions(),
+            rms_norm_eps: default_rms_norm_eps(),
+            rope_theta: Some(10_000.0),
+            rope_parameters: None,
+            rope_scaling: None,
+            hidden_act: Activation::Silu,
+            tie_word_embeddings: false,
+            use_sliding_window: false,
+            initializer_range: default_initializer_range(),
+        }
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    pub fn rope_theta(&self) -> f64 {
+        self.rope_parameters
+            .as_ref()
+            .and_then(|p| p.rope_theta)
+            .or(self.rope_theta)
+            .unwrap_or(10_000.0)
+    }
+
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        check_heads(path, "num_attention_heads", self.hidden_size, self.num_attention_heads)?;
+        let kv = self.kv_heads();
+        if kv == 0 || self.num_attention_heads % kv != 0 {
+            return Err(ModelError::config(
+                path,
+                "num_key_value_heads",
+                format!("{kv} does not divide num_attention_heads {}", self.num_attention_heads),
+            ));
+        }
+        if self.head_dim() % 2 != 0 {
+            return Err(ModelError::config(path, "hidden_size", "rotary embedding needs an even head size"));
+        }
+        let rope_type = self.rope_parameters.as_ref().and_then(|p| p.rope_type.as_deref());
+        if rope_type.is_some_and(|t| t != "default") {
+            return Err(ModelError::config(
+                path,
+                "rope_parameters.rope_type",
+                format!("{:?} is not supported (only \"default\")", rope_type.unwrap_or_default()),
+            ));
+        }
+        let scaling_is_default = match &self.rope_scaling {
+            None | Some(serde_json::Value::Null) => true,
+            Some(v) => ["type", "rope_type"].iter().any(|k| v.get(k).and_then(|t| t.as_str()) == Some("default")),
+        };
+        if !scaling_is_default {
+            return Err(ModelError::config(path, "rope_scaling", "RoPE scaling is not supported"));
+        }
+        if self.use_sliding_window {
+            return Err(ModelError::config(path, "use_sliding_window", "sliding-window attention is not supported"));
+        }
+        Ok(())
+    }
+
+    pub fn init(&self, device: &burn::tensor::Device, seed: u64) -> Qwen2ForCausalLM {
+        Qwen2ForCausalLM::build(self, &mut WeightSource::random(device, seed))
+            .expect("random initialisation reads no file and cannot fail")
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Qwen2Attention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    #[module(skip)]
+    n_head: usize,
+    #[module(skip)]
+    n_kv_head: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct Qwen2Mlp {
+    pub gate_proj: Linear,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+    #[module(skip)]
+    activation: Activation,
+}
+
+#[derive(Module, Debug)]
+pub struct Qwen2DecoderLayer {
+    pub input_layernorm: RmsNorm,
+    pub self_attn: Qwen2Attention,
+    pub post_attention_layernorm: RmsNorm,
+    pub mlp: Qwen2Mlp,
+}
+
+/// HF `Qwen2Model`: the body, `model.*` in a checkpoint.
+#[derive(Module, Debug)]
+pub struct Qwen2Model {
+    pub embed_tokens: Embedding,
+    pub layers: Vec<Qwen2DecoderLayer>,
+    pub norm: RmsNorm,
+    #[module(skip)]
+    rotary: Rotary,
+}
+
+/// HF `Qwen2ForCausalLM`.
+#[derive(Module, Debug)]
+pub struct Qwen2ForCausalLM {
+    pub model: Qwen2Model,
+    pub lm_head: Option<Param<Tensor<2>>>,
+}
+
+impl Qwen2ForCausalLM {
+    pub fn build(config: &Qwen2Config, source: &mut WeightSource) -> Result<Self> {
+        let d = config.hidden_size;
+        let std = config.initializer_range;
+        let eps = config.rms_norm_eps;
+        let kv_dim = config.kv_heads() * config.head_dim();
+        let inner = config.intermediate_size;
+        let l = WeightLayout::OutIn;
+        let mut layers_ = Vec::with_capacity(config.num_hidden_layers);
+        for i in 0..config.num_hidden_layers {
+            let p = format!("layers.{i}");
+            layers_.push(Qwen2DecoderLayer {
+                input_layernorm: layers::rms_norm(source, &format!("{p}.input_layernorm"), d, eps)?,
+                self_attn: Qwen2Attention {
+                    q_proj: layers::linear(source, &format!("{p}.self_attn.q_proj"), d, d, true, l, std)?,
+                    k_proj: layers::linear(source, &format!("{p}.self_attn.k_proj"), d, kv_dim, true, l, std)?,
+                    v_proj: layers::linear(source, &format!("{p}.self_attn.v_proj"), d, kv_dim, true, l, std)?,
+                    o_proj: layers::linear(source, &format!("{p}.self_attn.o_proj"), d, d, false, l, std)?,
+                    n_head: config.num_attention_heads,
+                    n_kv_head: config.kv_heads(),
+                },
+                post_attention_layernorm: layers::rms_norm(source, &format!("{p}.post_attention_layernorm"), d, eps)?,
+                mlp: Qwen2Mlp {
+                    gate_proj: layers::linear(source, &format!("{p}.mlp.gate_proj"), d, inner, false, l, std)?,
+                    up_proj: layers::linear(source, &format!("{p}.mlp.up_proj"), d, inner, false, l, std)?,
+                    down_proj: layers::linear(source, &format!("{p}.mlp.down_proj"), inner, d, false, l, std)?,
+                    activation: config.hidden_act,
+                },
+            });
+        }
+        let model = Qwen2Model {
+            embed_tokens: layers::embedding(source, "embed_tokens", config.vocab_size, d, std)?,
+            layers: layers_,
+            norm: layers::rms_norm(source, "norm", d, eps)?,
+            rotary: Rotary::new(config.head_dim(), config.rope_theta()),
+        };
+        let lm_head = layers::lm_head(source, config.tie_word_embeddings, config.vocab_size, d, std)?;
+        Ok(Self { model, lm_head })
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.model.layers.len()
+    }
+
+    pub fn forward_hidden(&self, input: &ForwardInput, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+        let m = &self.model;
+        let (cos, sin) = m.rotary.tables(input.positions.clone());
+        let mut x = m.embed_tokens.forward(input.input_ids.clone());
+        for (i, layer) in m.layers.iter().enumerate() {
+            let attn = layer.self_attn.forward(
+                layer.input_layernorm.forward(x.clone()),
+                input,
+                (&cos, &sin),
+                i,
+                cache.as_deref_mut(),
+            );
+            x = x + attn;
+            x = x.clone() + layer.mlp.forward(layer.post_attention_layernorm.forward(x));
+        }
+        m.norm.forward(x)
+    }
+
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        let matrix = match &self.lm_head {
+            Some(head) => head.val(),
+            None => self.model.embed_tokens.weight.val(),
+        };
+        layers::project_to_vocab(hidden, matrix)
+    }
+}
+
+impl Qwen2Attention {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        input: &ForwardInput,
+        (cos, sin): (&Tensor<4>, &Tensor<4>),
+        layer: usize,
+        cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
+        let head_dim = x.dims()[2] / self.n_head;
+        let q = layers::split_heads(self.q_proj.forward(x.clone()), self.n_head);
+        let k = layers::split_heads(self.k_proj.forward(x.clone()), self.n_kv_head);
+        let mut v = layers::split_heads(self.v_proj.forward(x), self.n_kv_head);
+        let q = Rotary::apply(q, cos, sin);
+        let mut k = Rotary::apply(k, cos, sin);
+        if let Some(cache) = cache {
+            (k, v) = cache.append(layer, k, v);
+        }
+        let out = layers::attend(q, k, v, input.mask.clone(), 1.0 / (head_dim as f64).sqrt());
+        self.o_proj.forward(layers::merge_heads(out))
+    }
+}
+
+impl Qwen2Mlp {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let gate = self.activation.apply(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}

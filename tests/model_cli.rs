@@ -1,0 +1,66 @@
+//! The `generate` and `score` entry points the binary wires up, parsed as clap would parse them.
+
+mod model_support;
+
+use apitune::model::cli::{GenerateArgs, ScoreArgs, generate, score};
+use clap::Parser;
+use model_support::fixture_dir;
+
+#[derive(Parser)]
+struct GenerateCli {
+    #[command(flatten)]
+    args: GenerateArgs,
+}
+
+#[derive(Parser)]
+struct ScoreCli {
+    #[command(flatten)]
+    args: ScoreArgs,
+}
+
+fn model_arg() -> String {
+    fixture_dir("qwen2-tiny").display().to_string()
+}
+
+#[test]
+fn generate_parses_flags_and_runs() {
+    let cli = GenerateCli::try_parse_from([
+        "generate", "--model", &model_arg(), "--max-new-tokens", "4", "--temperature", "0.7",
+        "--top-k", "5", "--top-p", "0.9", "--seed", "3", "--backend", "cpu", "--format", "json",
+        "--stop", "\n", "curl --request", "import http",
+    ])
+    .unwrap();
+    assert_eq!(cli.args.prompt, ["curl --request", "import http"]);
+    assert_eq!(cli.args.top_k, Some(5));
+    generate(&cli.args).unwrap();
+}
+
+#[test]
+fn generate_rejects_adapters_until_lora_lands() {
+    let cli = GenerateCli::try_parse_from(["generate", "--model", &model_arg(), "--adapter", "some/adapter", "x"]).unwrap();
+    let err = generate(&cli.args).unwrap_err().to_string();
+    assert!(err.contains("some/adapter") && err.contains("not supported"), "{err}");
+}
+
+#[test]
+fn generate_reports_a_bad_model_dir_with_its_path() {
+    let cli = GenerateCli::try_parse_from(["generate", "--model", "no/such/model", "--backend", "cpu", "x"]).unwrap();
+    let err = format!("{:#}", generate(&cli.args).unwrap_err());
+    assert!(err.contains("no/such/model") && err.contains("config.json"), "{err}");
+}
+
+#[test]
+fn generate_rejects_bad_sampling_options() {
+    let cli = GenerateCli::try_parse_from(["generate", "--model", &model_arg(), "--top-p", "1.5", "--temperature", "1", "x"]).unwrap();
+    let err = generate(&cli.args).unwrap_err().to_string();
+    assert!(err.contains("top_p"), "{err}");
+}
+
+#[test]
+fn score_parses_and_runs() {
+    let cli = ScoreCli::try_parse_from([
+        "score", "--model", &model_arg(), "--prompt", "curl --request", "--target", " GET", "--backend", "cpu",
+    ])
+    .unwrap();
+    score(&cli.args).unwrap();
+}
