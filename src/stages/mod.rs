@@ -5,6 +5,7 @@
 mod command;
 mod ingest;
 mod normalize;
+mod report;
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,7 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use command::Command;
 pub use ingest::Ingest;
 pub use normalize::Normalize;
+pub use report::{Report, ReportParams};
 
 
 /// An upstream artifact handed to a running stage.
@@ -179,10 +181,11 @@ pub fn headline(summary: &serde_json::Value) -> String {
 static COMMAND: Registered<Command> = Registered(std::marker::PhantomData);
 static INGEST: Registered<Ingest> = Registered(std::marker::PhantomData);
 static NORMALIZE: Registered<Normalize> = Registered(std::marker::PhantomData);
+static REPORT: Registered<Report> = Registered(std::marker::PhantomData);
 
 /// Every stage kind this build knows, in manifest order of a typical study.
-pub fn registry() -> [&'static dyn DynStage; 3] {
-    [&INGEST, &NORMALIZE, &COMMAND]
+pub fn registry() -> [&'static dyn DynStage; 4] {
+    [&INGEST, &NORMALIZE, &REPORT, &COMMAND]
 }
 
 pub fn lookup(kind: &str) -> Option<&'static dyn DynStage> {
