@@ -72,7 +72,10 @@ fn results(model: &Model, samples: Option<u64>, exact: f64) -> EvalResults {
     .into();
     let levels = (1..=3)
         .map(|l| {
-            (format!("level{l}"), LevelScores { overall: scores(100, exact / l as f64, hallucinated), per_lang: per_lang.clone() })
+            (
+                format!("level{l}"),
+                LevelScores { overall: scores(100, exact / l as f64, hallucinated), per_lang: per_lang.clone() },
+            )
         })
         .collect();
     EvalResults {
@@ -107,7 +110,13 @@ fn fixture() -> Fixture {
     let mut add = |stage: &str, arm: String, kind: &str| -> PathBuf {
         let dir = root.path().join(format!("artifact-{}", inputs.len()));
         std::fs::create_dir_all(&dir).unwrap();
-        inputs.push(Input { stage: stage.into(), arm: arm.clone(), kind: kind.into(), key: key_of(&arm), dir: dir.clone() });
+        inputs.push(Input {
+            stage: stage.into(),
+            arm: arm.clone(),
+            kind: kind.into(),
+            key: key_of(&arm),
+            dir: dir.clone(),
+        });
         dir
     };
     for model in MODELS.iter().rev() {
@@ -125,9 +134,15 @@ fn fixture() -> Fixture {
                 })
                 .collect();
             report::inputs::write_train_steps(&dir, &steps).unwrap();
-            TrainSummary { samples: Some(s), model: model.name.into(), trainable_params: 294_912, tokens_seen: s * 120, seconds: s as f64 / 50.0 }
-                .write(&dir)
-                .unwrap();
+            TrainSummary {
+                samples: Some(s),
+                model: model.name.into(),
+                trainable_params: 294_912,
+                tokens_seen: s * 120,
+                seconds: s as f64 / 50.0,
+            }
+            .write(&dir)
+            .unwrap();
         }
         let dir = add("baseline", eval_arm(model.name, None), "eval");
         results(model, None, model.zero_shot_exact).write(&dir).unwrap();
@@ -172,7 +187,8 @@ fn expected_rows() -> Vec<(&'static Model, Option<u64>, f64)> {
     MODELS
         .iter()
         .flat_map(|m| {
-            std::iter::once((m, None, m.zero_shot_exact)).chain(SAMPLES.iter().zip(m.lora_exact).map(move |(&s, e)| (m, Some(s), e)))
+            std::iter::once((m, None, m.zero_shot_exact))
+                .chain(SAMPLES.iter().zip(m.lora_exact).map(move |(&s, e)| (m, Some(s), e)))
         })
         .collect()
 }
@@ -200,7 +216,11 @@ fn report_json_rows_values_deltas_and_provenance() {
         assert_eq!(row["eval"]["key"], key_of(&arm), "each row carries its eval artifact's key");
         let values = &row["values"];
         let keys: Vec<&str> = values.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, report::Metric::defaults().iter().map(|m| m.name()).collect::<Vec<_>>(), "columns in params order");
+        assert_eq!(
+            keys,
+            report::Metric::defaults().iter().map(|m| m.name()).collect::<Vec<_>>(),
+            "columns in params order"
+        );
         assert!(close(values["exact_match"].as_f64().unwrap(), exact));
         assert!(close(values["sacrebleu_corpus"].as_f64().unwrap(), exact * 100.0 + 10.0));
         assert!(close(values["api_call_match"].as_f64().unwrap(), exact + 0.05));
@@ -350,7 +370,15 @@ fn plots_are_well_formed_and_points_map_monotonically() {
     let points: Vec<(String, f64, f64, f64, f64)> = doc
         .descendants()
         .filter(|n| n.has_tag_name("circle") && n.attribute("class") == Some("point"))
-        .map(|n| (n.attribute("data-series").unwrap().to_string(), attr(n, "data-x"), attr(n, "data-y"), attr(n, "cx"), attr(n, "cy")))
+        .map(|n| {
+            (
+                n.attribute("data-series").unwrap().to_string(),
+                attr(n, "data-x"),
+                attr(n, "data-y"),
+                attr(n, "cx"),
+                attr(n, "cy"),
+            )
+        })
         .collect();
     assert_eq!(points.len(), 6, "one point per LoRA arm");
     for model in &MODELS {
@@ -436,7 +464,8 @@ fn html_is_one_self_contained_page() {
         }
     }
     // Every chart is inline and well-formed on its own.
-    let svgs: Vec<&str> = html.match_indices("<svg").map(|(at, _)| &html[at..at + html[at..].find("</svg>").unwrap() + 6]).collect();
+    let svgs: Vec<&str> =
+        html.match_indices("<svg").map(|(at, _)| &html[at..at + html[at..].find("</svg>").unwrap() + 6]).collect();
     assert_eq!(svgs.len(), default_params().metrics.len() + 1);
     for svg in svgs {
         roxmltree::Document::parse(svg).unwrap();
@@ -447,7 +476,10 @@ fn html_is_one_self_contained_page() {
         assert!(html.contains(&format!("data-eval-key=\"{key}\"")));
         assert!(html.contains(&format!(">{}</span>", &key[..12])), "short key shown");
     }
-    assert!(html.contains(r#"<span class="delta better">(+0.100)</span>"#), "gpt2 at 100 samples gains 0.1 exact match");
+    assert!(
+        html.contains(r#"<span class="delta better">(+0.100)</span>"#),
+        "gpt2 at 100 samples gains 0.1 exact match"
+    );
     assert!(html.contains(r#"<span class="delta better">(-6.00)</span>"#), "a perplexity drop is an improvement");
 }
 
@@ -472,7 +504,8 @@ fn show_renders_table_json_and_csv_from_the_artifact() {
 fn params_select_columns_and_title() {
     let f = fixture();
     let stage = apitune::stages::lookup("report").unwrap();
-    let params: toml::Value = toml::from_str("metrics = [\"rouge_l\", \"host_match\"]\ntitle = \"Ablation <1>\"").unwrap();
+    let params: toml::Value =
+        toml::from_str("metrics = [\"rouge_l\", \"host_match\"]\ntitle = \"Ablation <1>\"").unwrap();
     let params: ReportParams = serde_json::from_value(stage.resolve(params).map_err(|e| e.message).unwrap()).unwrap();
     run_stage(&f, &params).unwrap();
     let csv_header = read(&f, "report.csv").lines().next().unwrap().to_string();

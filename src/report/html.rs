@@ -159,7 +159,8 @@ fn simple_table(header: &[String], rows: &[Vec<String>]) -> String {
     for r in rows {
         s.push_str("<tr>");
         for (i, c) in r.iter().enumerate() {
-            let _ = write!(s, r#"<td class="{}">{}</td>"#, if i < 3 || i + 1 == r.len() { "text" } else { "" }, escape(c));
+            let _ =
+                write!(s, r#"<td class="{}">{}</td>"#, if i < 3 || i + 1 == r.len() { "text" } else { "" }, escape(c));
         }
         s.push_str("</tr>");
     }

@@ -22,9 +22,13 @@ pub enum Metric {
     RougeL,
     /// Syntactically valid fraction of checked snippets, 0..1.
     Syntax,
+    /// Fraction whose called URL is close to the reference's (difflib ratio above the threshold), 0..1.
     EndpointMatch,
+    /// Fraction with an endpoint match whose whole snippet is also close to the reference, 0..1.
     ApiCallMatch,
+    /// Fraction whose HTTP method and path match the reference's, 0..1.
     MethodPathMatch,
+    /// Fraction whose host matches the reference's, 0..1.
     HostMatch,
     /// Fraction of predictions calling an endpoint the API does not have; lower is better.
     HallucinatedEndpoint,

@@ -153,7 +153,11 @@ impl Chart {
             title = escape(&self.title)
         );
         let _ = write!(s, r##"<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>"##);
-        let _ = write!(s, r##"<text x="{LEFT}" y="20" font-size="15" font-weight="600" fill="#222">{}</text>"##, escape(&self.title));
+        let _ = write!(
+            s,
+            r##"<text x="{LEFT}" y="20" font-size="15" font-weight="600" fill="#222">{}</text>"##,
+            escape(&self.title)
+        );
         if let Some(note) = &self.note {
             let _ = write!(s, r##"<text x="{LEFT}" y="34" font-size="11" fill="#777">{}</text>"##, escape(note));
         }
@@ -175,12 +179,24 @@ impl Chart {
         );
         s.push_str(r##"<g class="y-ticks" fill="#444" text-anchor="end">"##);
         for &t in &y_ticks {
-            let _ = write!(s, r#"<text x="{:.2}" y="{:.2}">{}</text>"#, LEFT - 6.0, to_y(t) + 4.0, tick_label(t, XScale::Linear));
+            let _ = write!(
+                s,
+                r#"<text x="{:.2}" y="{:.2}">{}</text>"#,
+                LEFT - 6.0,
+                to_y(t) + 4.0,
+                tick_label(t, XScale::Linear)
+            );
         }
         s.push_str("</g>");
         s.push_str(r##"<g class="x-ticks" fill="#444" text-anchor="middle">"##);
         for &t in &x_ticks {
-            let _ = write!(s, r#"<text x="{:.2}" y="{:.2}">{}</text>"#, to_x(t), TOP + plot_h + 16.0, tick_label(t, self.x_scale));
+            let _ = write!(
+                s,
+                r#"<text x="{:.2}" y="{:.2}">{}</text>"#,
+                to_x(t),
+                TOP + plot_h + 16.0,
+                tick_label(t, self.x_scale)
+            );
         }
         s.push_str("</g>");
         let _ = write!(

@@ -143,7 +143,12 @@ pub fn build(title: String, metrics: &[Metric], evals: &[EvalInput], trains: &[T
             .cmp(&model_pos(b))
             .then(method_of(&a.results).cmp(&method_of(&b.results)))
             // A LoRA on the whole pool (`None`) sorts after every sample count.
-            .then(a.results.training_samples().map_or(u64::MAX, |s| s).cmp(&b.results.training_samples().map_or(u64::MAX, |s| s)))
+            .then(
+                a.results
+                    .training_samples()
+                    .map_or(u64::MAX, |s| s)
+                    .cmp(&b.results.training_samples().map_or(u64::MAX, |s| s)),
+            )
             .then(a.arm.cmp(&b.arm))
     });
 
@@ -172,10 +177,10 @@ pub fn build(title: String, metrics: &[Metric], evals: &[EvalInput], trains: &[T
         })
         .collect();
 
-    let per_lang = breakdown(metrics, &ordered, &baselines, |r| r.per_lang.iter().map(|(k, s)| (k.clone(), s)).collect());
-    let levels = breakdown(metrics, &ordered, &baselines, |r| {
-        r.levels.iter().map(|(k, l)| (k.clone(), &l.overall)).collect()
-    });
+    let per_lang =
+        breakdown(metrics, &ordered, &baselines, |r| r.per_lang.iter().map(|(k, s)| (k.clone(), s)).collect());
+    let levels =
+        breakdown(metrics, &ordered, &baselines, |r| r.levels.iter().map(|(k, l)| (k.clone(), &l.overall)).collect());
 
     let training = sorted_trains(trains)
         .into_iter()
@@ -220,11 +225,8 @@ fn baseline_for<'a>(e: &EvalInput, ordered: &[&'a EvalInput]) -> Option<&'a Eval
     if e.results.adapter.is_none() {
         return None;
     }
-    let candidates: Vec<&'a EvalInput> = ordered
-        .iter()
-        .copied()
-        .filter(|c| c.results.adapter.is_none() && c.results.model == e.results.model)
-        .collect();
+    let candidates: Vec<&'a EvalInput> =
+        ordered.iter().copied().filter(|c| c.results.adapter.is_none() && c.results.model == e.results.model).collect();
     candidates.iter().copied().find(|c| c.results.decoding == e.results.decoding).or(candidates.first().copied())
 }
 
@@ -267,7 +269,8 @@ fn breakdown<'r>(
 ) -> Vec<BreakdownRow> {
     let mut by_group: BTreeMap<String, Vec<BreakdownRow>> = BTreeMap::new();
     for (e, base) in ordered.iter().zip(baselines) {
-        let base_groups: BTreeMap<String, &Scores> = base.map(|b| groups(&b.results).into_iter().collect()).unwrap_or_default();
+        let base_groups: BTreeMap<String, &Scores> =
+            base.map(|b| groups(&b.results).into_iter().collect()).unwrap_or_default();
         for (group, scores) in groups(&e.results) {
             // Perplexity is measured over the whole test set only.
             let values = values_of(metrics, scores, None);

@@ -68,9 +68,10 @@ pub fn breakdown_table(report: &Report, group: &str, rows: &[BreakdownRow]) -> (
 
 /// Header and cells of the training-runs table.
 pub fn training_table(rows: &[TrainingRow]) -> (Vec<String>, Vec<Vec<String>>) {
-    let header = ["arm", "model", "samples", "trainable params", "tokens seen", "seconds", "steps", "final loss", "train key"]
-        .map(String::from)
-        .to_vec();
+    let header =
+        ["arm", "model", "samples", "trainable params", "tokens seen", "seconds", "steps", "final loss", "train key"]
+            .map(String::from)
+            .to_vec();
     let cells = rows
         .iter()
         .map(|t| {
@@ -97,7 +98,11 @@ pub fn markdown_table(header: &[String], rows: &[Vec<String>]) -> String {
     let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| escape(c)).collect()).collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
-            rows.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count())).chain([header[i].chars().count(), 3]).max().unwrap_or(3)
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .chain([header[i].chars().count(), 3])
+                .max()
+                .unwrap_or(3)
         })
         .collect();
     let line = |cells: &[String]| {
@@ -155,7 +160,9 @@ pub fn markdown(report: &Report) -> String {
 pub fn csv(report: &Report) -> anyhow::Result<String> {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> =
-        ["model", "method", "samples", "eval_arm", "eval_key", "baseline_arm", "baseline_key", "n"].map(String::from).to_vec();
+        ["model", "method", "samples", "eval_arm", "eval_key", "baseline_arm", "baseline_key", "n"]
+            .map(String::from)
+            .to_vec();
     for m in &report.metrics {
         header.push(m.name().into());
         header.push(format!("{m}_delta"));

@@ -27,7 +27,10 @@ impl StageKind for Report {
 
     fn run(params: &ReportParams, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
         if params.metrics.is_empty() {
-            anyhow::bail!("stage `{}`: `metrics` is empty; list at least one metric or leave it out for the defaults", ctx.arm);
+            anyhow::bail!(
+                "stage `{}`: `metrics` is empty; list at least one metric or leave it out for the defaults",
+                ctx.arm
+            );
         }
         let (evals, trains) = report::load_inputs(ctx.inputs)?;
         if evals.is_empty() {
