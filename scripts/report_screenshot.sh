@@ -39,12 +39,19 @@ out_abs=$(mkdir -p "$(dirname "$out")" && cd "$(dirname "$out")" && pwd)/$(basen
 profile=$(mktemp -d)
 trap 'rm -rf "$profile"' EXIT
 
-"$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars \
+# Headless Chromium logs D-Bus and GPU noise on machines without them; show its log only on failure.
+log="$profile/chromium.log"
+rm -f "$out_abs"
+if ! "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars \
     --user-data-dir="$profile" --proxy-server="127.0.0.1:9" --proxy-bypass-list="<-loopback>" \
-    --window-size="$width,$height" --screenshot="$out_abs" "file://$html_abs"
-
-if [[ ! -s $out_abs ]]; then
+    --window-size="$width,$height" --screenshot="$out_abs" "file://$html_abs" >"$log" 2>&1 \
+    || [[ ! -s $out_abs ]]; then
+    cat "$log" >&2
     echo "error: $browser did not write $out_abs" >&2
     exit 1
+fi
+# Failed requests mean the page was not self-contained.
+if grep -E "net::ERR_|Failed to load resource" "$log" >&2; then
+    echo "warning: the page tried to load something from outside (see above)" >&2
 fi
 echo "wrote $out_abs"

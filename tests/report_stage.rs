@@ -63,8 +63,8 @@ fn train_arm(model: &str, samples: u64) -> String {
 fn results(model: &Model, samples: Option<u64>, exact: f64) -> EvalResults {
     // qwen has no known endpoints (hallucination not measurable) and no perplexity.
     let is_gpt2 = model.name == "gpt2";
-    let hallucinated = is_gpt2.then(|| 0.4 - exact);
-    let perplexity = is_gpt2.then(|| 20.0 - 30.0 * exact);
+    let hallucinated = is_gpt2.then_some(0.4 - exact);
+    let perplexity = is_gpt2.then_some(20.0 - 30.0 * exact);
     let per_lang: BTreeMap<String, Scores> = [
         ("curl".to_string(), scores(60, exact, hallucinated)),
         ("python".to_string(), scores(40, exact / 2.0, hallucinated)),

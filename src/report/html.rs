@@ -26,7 +26,9 @@ tr.group-start td { border-top: 2px solid #ccc; }
 .same, .missing { color: #999; }
 code, .key { font-family: ui-monospace, "SF Mono", Menlo, Consolas, monospace; font-size: .9em; color: #555; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; }
-.plots figure { margin: 0; border: 1px solid #eee; }
+.plots figure { margin: 0; border: 1px solid #eee; flex: 0 1 660px; }
+.plots svg { display: block; width: 100%; height: auto; }
+th.metric { white-space: normal; min-width: 5.5em; vertical-align: bottom; }
 footer { margin-top: 3em; color: #888; font-size: .85em; }
 "#;
 
@@ -57,7 +59,9 @@ fn th(text: &str, class: &str) -> String {
 
 fn metric_header(metric: Metric) -> String {
     let arrow = if metric.higher_is_better() { "↑" } else { "↓" };
-    format!(r#"<th title="{arrow} is better">{} {arrow}</th>"#, escape(metric.name()))
+    // Break long names after underscores so the table fits a screen.
+    let name = escape(metric.name()).replace('_', "_<wbr>");
+    format!(r#"<th class="metric" title="{arrow} is better">{name}&nbsp;{arrow}</th>"#)
 }
 
 fn main_table(report: &Report) -> String {

@@ -24,7 +24,7 @@ pub fn ablation(report: &Report, metric: Metric) -> String {
         }
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         if !points.is_empty() {
-            series.push(Series { name: model.clone(), color: color(i), points, dots: true });
+            series.push(Series { name: model.clone(), color: color(i), points, dots: true, tooltip: None });
         }
         if let Some(y) = baseline {
             hlines.push(HLine { name: model.clone(), color: color(i), y });
@@ -57,10 +57,12 @@ pub fn loss(trains: &[TrainInput]) -> String {
         .into_iter()
         .enumerate()
         .map(|(i, t)| Series {
-            name: t.arm.clone(),
+            // Arm names are too long for a legend; model and samples tell the runs apart.
+            name: format!("{} · {}", t.summary.model, t.summary.samples.map_or("all".into(), |s| s.to_string())),
             color: color(i),
             points: t.steps.iter().map(|s| (s.step as f64, s.loss)).collect(),
             dots: false,
+            tooltip: Some(t.arm.clone()),
         })
         .collect();
     let note = if trains.is_empty() { Some("no lora-train input".to_string()) } else { None };

@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-const WIDTH: f64 = 720.0;
+const WIDTH: f64 = 660.0;
 const HEIGHT: f64 = 400.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 190.0;
@@ -28,6 +28,8 @@ pub struct Series {
     pub color: &'static str,
     pub points: Vec<(f64, f64)>,
     pub dots: bool,
+    /// Hover text of the line (the arm it came from); the name when `None`.
+    pub tooltip: Option<String>,
 }
 
 /// A dashed horizontal line across the plot (a zero-shot baseline).
@@ -87,15 +89,25 @@ fn linear_ticks(lo: f64, hi: f64, target: usize) -> (f64, f64, Vec<f64>) {
     (start, end, ticks)
 }
 
-/// Powers of ten covering `[lo, hi]` (both > 0).
+/// A log domain around `[lo, hi]` (both > 0) with some room at both ends, so no point sits on the
+/// frame, and ticks at powers of ten, or at 1-2-5 steps when fewer than two powers fall inside.
 fn log_ticks(lo: f64, hi: f64) -> (f64, f64, Vec<f64>) {
-    let first = lo.log10().floor() as i32;
-    let mut last = hi.log10().ceil() as i32;
-    if last == first {
-        last += 1;
+    let (log_lo, log_hi) = (lo.log10(), hi.log10());
+    let span = (log_hi - log_lo).max(1.0);
+    let pad = span * 0.08;
+    let (log_lo, log_hi) = if log_hi - log_lo < 1.0 {
+        let mid = (log_lo + log_hi) / 2.0;
+        (mid - 0.5 - pad, mid + 0.5 + pad)
+    } else {
+        (log_lo - pad, log_hi + pad)
+    };
+    let inside = |v: &f64| v.log10() >= log_lo - 1e-9 && v.log10() <= log_hi + 1e-9;
+    let decades = (log_lo.floor() as i32)..=(log_hi.ceil() as i32);
+    let mut ticks: Vec<f64> = decades.clone().map(|e| 10f64.powi(e)).filter(inside).collect();
+    if ticks.len() < 2 {
+        ticks = decades.flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e))).filter(inside).collect();
     }
-    let ticks = (first..=last).map(|e| 10f64.powi(e)).collect();
-    (10f64.powi(first), 10f64.powi(last), ticks)
+    (10f64.powf(log_lo), 10f64.powf(log_hi), ticks)
 }
 
 fn tick_label(v: f64, x_scale: XScale) -> String {
@@ -136,7 +148,10 @@ impl Chart {
             XScale::Log10 => log_ticks(min(&xs, 1.0), max(&xs, 1000.0)),
             XScale::Linear => linear_ticks(min(&xs, 0.0).min(0.0), max(&xs, 1.0), 6),
         };
-        let (y_lo, y_hi, y_ticks) = linear_ticks(min(&ys, 0.0), max(&ys, 1.0), 5);
+        // A little room below and above, so a baseline at the lowest value does not hide in the frame.
+        let (y_min, y_max) = (min(&ys, 0.0), max(&ys, 1.0));
+        let room = (y_max - y_min) * 0.04;
+        let (y_lo, y_hi, y_ticks) = linear_ticks(y_min - room, y_max + room, 5);
         let to_x = |x: f64| {
             let t = match self.x_scale {
                 XScale::Log10 => (x.log10() - x_lo.log10()) / (x_hi.log10() - x_lo.log10()),
@@ -239,10 +254,11 @@ impl Chart {
             let path: Vec<String> = points.iter().map(|(x, y)| format!("{:.2},{:.2}", to_x(*x), to_y(*y))).collect();
             let _ = write!(
                 s,
-                r#"<polyline class="series" data-series="{}" points="{}" fill="none" stroke="{}" stroke-width="2" stroke-linejoin="round"/>"#,
+                r#"<polyline class="series" data-series="{}" points="{}" fill="none" stroke="{}" stroke-width="2" stroke-linejoin="round"><title>{}</title></polyline>"#,
                 escape(&series.name),
                 path.join(" "),
-                series.color
+                series.color,
+                escape(series.tooltip.as_deref().unwrap_or(&series.name))
             );
             if series.dots {
                 for (x, y) in &points {

@@ -169,7 +169,7 @@ pub fn build(title: String, metrics: &[Metric], evals: &[EvalInput], trains: &[T
                 samples: e.results.training_samples(),
                 eval: source(e),
                 adapter: e.results.adapter.clone(),
-                baseline: base.map(|b| source(b)),
+                baseline: base.map(source),
                 n: e.results.overall.n,
                 values,
                 deltas,
@@ -222,9 +222,7 @@ fn source(e: &EvalInput) -> Source {
 /// The zero-shot arm a LoRA arm is compared with: of the same model, preferring one decoded the same
 /// way; among equals, the first in row order.
 fn baseline_for<'a>(e: &EvalInput, ordered: &[&'a EvalInput]) -> Option<&'a EvalInput> {
-    if e.results.adapter.is_none() {
-        return None;
-    }
+    e.results.adapter.as_ref()?;
     let candidates: Vec<&'a EvalInput> =
         ordered.iter().copied().filter(|c| c.results.adapter.is_none() && c.results.model == e.results.model).collect();
     candidates.iter().copied().find(|c| c.results.decoding == e.results.decoding).or(candidates.first().copied())
