@@ -571,3 +571,99 @@ fn write_sample_report() {
         std::fs::copy(entry.path(), target.join("plots").join(entry.file_name())).unwrap();
     }
 }
+
+fn single_input_fixture(entries: &[(EvalResults, &str)]) -> Fixture {
+    let root = tempfile::tempdir().unwrap();
+    let mut inputs = Vec::new();
+    for (i, (results, arm)) in entries.iter().enumerate() {
+        let dir = root.path().join(format!("eval-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        results.write(&dir).unwrap();
+        inputs.push(Input { stage: "eval".into(), arm: arm.to_string(), kind: "eval".into(), key: key_of(arm), dir });
+    }
+    let out = root.path().join("out");
+    let work = root.path().join("work");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    Fixture { _root: root, inputs, out, work }
+}
+
+fn all_outputs(f: &Fixture) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = ["report.md", "report.csv", "report.json", "report.html"]
+        .iter()
+        .map(|rel| (rel.to_string(), read(f, rel)))
+        .collect();
+    for entry in std::fs::read_dir(f.out.join("plots")).unwrap() {
+        let entry = entry.unwrap();
+        let name = format!("plots/{}", entry.file_name().into_string().unwrap());
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        files.push((name, text));
+    }
+    files
+}
+
+#[test]
+fn zero_shot_only_report_has_no_deltas_and_annotated_plots() {
+    let mut zero = results(&MODELS[0], None, 0.1);
+    zero.samples = Some(5); // ignored for a zero-shot row
+    let f = single_input_fixture(&[(zero, "baseline")]);
+    let summary = run_stage(&f, &default_params()).unwrap();
+    assert_eq!(summary["headline"], "1 row, 1 model");
+    let json: serde_json::Value = serde_json::from_str(&read(&f, "report.json")).unwrap();
+    assert!(json["rows"][0]["samples"].is_null());
+    for (name, text) in all_outputs(&f) {
+        assert!(!text.contains("NaN") && !text.contains("inf"), "{name} prints a non-number");
+    }
+    assert!(read(&f, "plots/ablation-exact_match.svg").contains("no fine-tuned arm with a sample count"));
+    assert!(read(&f, "plots/loss.svg").contains("no lora-train input"));
+    assert!(!read(&f, "report.md").contains(" (+"), "no deltas without LoRA rows");
+}
+
+#[test]
+fn lora_without_baseline_and_whole_pool_arms() {
+    let model = &MODELS[1];
+    let mut whole_pool = results(model, Some(1), 0.6);
+    whole_pool.adapter.as_mut().unwrap().samples = None;
+    whole_pool.samples = None;
+    let single = results(model, Some(300), 0.4);
+    let mut empty = results(&MODELS[0], None, 0.0);
+    empty.overall = Scores::default();
+    empty.perplexity = None;
+    let f = single_input_fixture(&[(whole_pool, "eval[all]"), (single, "eval[300]"), (empty, "baseline[empty]")]);
+    run_stage(&f, &default_params()).unwrap();
+    let all = all_outputs(&f);
+    assert!(all.iter().all(|(_, t)| !t.contains("NaN")));
+
+    let table = report::show(&f.out, ShowFormat::Table).unwrap();
+    let row = |arm_key: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(&key_of(arm_key)[..12]))
+            .unwrap_or_else(|| panic!("no row for {arm_key}"))
+            .to_string()
+    };
+    let qwen_300 = row("eval[300]");
+    assert!(qwen_300.contains("| 300 ") && qwen_300.contains("0.400") && !qwen_300.contains('('), "{qwen_300}");
+    let qwen_all = row("eval[all]");
+    assert!(qwen_all.contains("| all "), "{qwen_all}");
+    let empty = row("baseline[empty]");
+    let dashes = empty.matches(" – ").count();
+    assert_eq!(dashes, report::Metric::defaults().len(), "an unscored row shows only dashes: {empty}");
+    // Whole-pool rows sort after every sample count.
+    assert!(table.find(&key_of("eval[300]")[..12]) < table.find(&key_of("eval[all]")[..12]));
+
+    let svg = read(&f, "plots/ablation-exact_match.svg");
+    assert!(svg.contains("1 LoRA arm(s) trained on the whole pool are not plotted"), "{svg}");
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let ticks: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("x-ticks"))
+        .flat_map(|g| g.children().filter_map(|t| t.text()))
+        .collect();
+    assert!(ticks.len() >= 2, "a single sample count still gets an axis: {ticks:?}");
+    let point = doc.descendants().find(|n| n.attribute("class") == Some("point")).unwrap();
+    let frame = doc.descendants().find(|n| n.attribute("class") == Some("frame")).unwrap();
+    let (x0, w) = (attr(frame, "x"), attr(frame, "width"));
+    assert!(attr(point, "cx") > x0 && attr(point, "cx") < x0 + w, "the point lies inside the plot");
+}

@@ -166,7 +166,7 @@ pub fn build(title: String, metrics: &[Metric], evals: &[EvalInput], trains: &[T
             Row {
                 model: e.results.model.clone(),
                 method: method_of(&e.results),
-                samples: e.results.training_samples(),
+                samples: lora_samples(&e.results),
                 eval: source(e),
                 adapter: e.results.adapter.clone(),
                 baseline: base.map(source),
@@ -209,6 +209,11 @@ pub fn sorted_trains(trains: &[TrainInput]) -> Vec<&TrainInput> {
 
 fn plural(n: usize, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+/// Training samples of a LoRA row; zero-shot rows have none, whatever the results say.
+fn lora_samples(results: &EvalResults) -> Option<u64> {
+    results.adapter.as_ref().and(results.training_samples())
 }
 
 fn method_of(results: &EvalResults) -> Method {
@@ -280,7 +285,7 @@ fn breakdown<'r>(
                 group,
                 model: e.results.model.clone(),
                 method: method_of(&e.results),
-                samples: e.results.training_samples(),
+                samples: lora_samples(&e.results),
                 eval: source(e),
                 n: scores.n,
                 values,
