@@ -65,7 +65,11 @@ pub fn loss(trains: &[TrainInput]) -> String {
             tooltip: Some(t.arm.clone()),
         })
         .collect();
-    let note = if trains.is_empty() { Some("no lora-train input".to_string()) } else { None };
+    let note = if trains.is_empty() {
+        Some("no lora-train input: add the training stage to the report's `needs`".to_string())
+    } else {
+        None
+    };
     Chart {
         title: "training loss".into(),
         x_label: "step".into(),

@@ -137,19 +137,10 @@ pub fn build(title: String, metrics: &[Metric], evals: &[EvalInput], trains: &[T
     models.sort();
     models.dedup();
     let mut ordered: Vec<&EvalInput> = evals.iter().collect();
-    ordered.sort_by(|a, b| {
-        let model_pos = |e: &EvalInput| models.iter().position(|m| *m == e.results.model);
-        model_pos(a)
-            .cmp(&model_pos(b))
-            .then(method_of(&a.results).cmp(&method_of(&b.results)))
-            // A LoRA on the whole pool (`None`) sorts after every sample count.
-            .then(
-                a.results
-                    .training_samples()
-                    .map_or(u64::MAX, |s| s)
-                    .cmp(&b.results.training_samples().map_or(u64::MAX, |s| s)),
-            )
-            .then(a.arm.cmp(&b.arm))
+    // A LoRA on the whole pool (no sample count) sorts after every sample count.
+    ordered.sort_by_cached_key(|e| {
+        let r = &e.results;
+        (r.model.clone(), method_of(r), lora_samples(r).unwrap_or(u64::MAX), e.arm.clone())
     });
 
     let baselines: Vec<Option<&EvalInput>> = ordered.iter().map(|e| baseline_for(e, &ordered)).collect();
