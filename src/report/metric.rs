@@ -161,3 +161,33 @@ impl std::fmt::Display for Metric {
         f.write_str(self.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_match_serde() {
+        for m in Metric::ALL {
+            assert_eq!(Metric::from_name(m.name()), Some(m));
+            assert_eq!(serde_json::to_value(m).unwrap(), m.name());
+        }
+    }
+
+    #[test]
+    fn formatting_keeps_scale_sign_and_dash() {
+        assert_eq!(Metric::ExactMatch.format(Some(0.25)), "0.250");
+        assert_eq!(Metric::SacrebleuCorpus.format(Some(41.234)), "41.23");
+        assert_eq!(Metric::Perplexity.format(None), "–");
+        assert_eq!(Metric::ExactMatch.format_delta(Some(0.1)), "+0.100");
+        assert_eq!(Metric::ExactMatch.format_delta(Some(-0.1)), "-0.100");
+        assert_eq!(Metric::ExactMatch.format_delta(Some(-0.0001)), "±0.000", "no phantom regression");
+        assert_eq!(Metric::ExactMatch.format_delta(None), "–");
+    }
+
+    #[test]
+    fn unscored_sets_have_no_values() {
+        let scores = Scores::default();
+        assert!(Metric::ALL.iter().all(|m| m.of_scores(&scores).is_none()));
+    }
+}

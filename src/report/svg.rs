@@ -310,3 +310,42 @@ fn truncate(text: &str, max: usize) -> String {
         t
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_ticks_cover_the_range_in_round_steps() {
+        let (lo, hi, ticks) = linear_ticks(0.12, 0.48, 5);
+        assert!(lo <= 0.12 && hi >= 0.48);
+        assert_eq!(ticks.len(), 5, "{ticks:?}");
+        assert!((ticks[1] - ticks[0] - 0.1).abs() < 1e-12);
+        // A single value still gets a non-empty range.
+        let (lo, hi, ticks) = linear_ticks(3.0, 3.0, 5);
+        assert!(lo < 3.0 && hi > 3.0 && ticks.len() >= 2);
+        let (lo, hi, _) = linear_ticks(0.0, 0.0, 5);
+        assert!(lo < 0.0 && hi > 0.0);
+        let (lo, hi, _) = linear_ticks(-2.5, -0.5, 5);
+        assert!(lo <= -2.5 && hi >= -0.5);
+    }
+
+    #[test]
+    fn log_ticks_pad_the_domain_and_fall_back_to_1_2_5() {
+        let (lo, hi, ticks) = log_ticks(100.0, 10_000.0);
+        assert!(lo < 100.0 && hi > 10_000.0, "points stay off the frame");
+        assert_eq!(ticks, [100.0, 1000.0, 10_000.0]);
+        let (lo, hi, ticks) = log_ticks(300.0, 300.0);
+        assert!(lo < 300.0 && hi > 300.0);
+        assert!(ticks.len() >= 2 && ticks.iter().all(|t| *t >= lo && *t <= hi), "{ticks:?}");
+    }
+
+    #[test]
+    fn labels_are_short_and_escaped() {
+        assert_eq!(tick_label(10_000.0, XScale::Log10), "10k");
+        assert_eq!(tick_label(2e6, XScale::Log10), "2M");
+        assert_eq!(tick_label(0.30000000000000004, XScale::Linear), "0.3");
+        assert_eq!(tick_label(-0.0, XScale::Linear), "0");
+        assert_eq!(escape(r#"a<b & "c""#), "a&lt;b &amp; &quot;c&quot;");
+    }
+}
