@@ -41,6 +41,8 @@ pub enum Command {
     Check(StatusArgs),
     /// Why does an arm miss the cache: field-level difference from its nearest cached key
     Explain(ExplainArgs),
+    /// Print the results table of the manifest's cached report
+    Show(ShowArgs),
     /// Print the DAG of arms
     Dag(DagArgs),
     /// Check a manifest and report every error at once
@@ -144,6 +146,14 @@ pub struct DagArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    #[arg(long, value_enum, default_value_t = crate::report::ShowFormat::Table)]
+    pub format: crate::report::ShowFormat,
+}
+
+#[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// Also rebuild the index from the artifact directories
     #[arg(long)]
@@ -237,6 +247,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Plan(args) => plan_command(&cache_dir, &args.manifest, args.format),
         Command::Status(args) => status_command(&cache_dir, args),
         Command::Check(args) => check_command(&cache_dir, args),
+        Command::Show(args) => show_command(&cache_dir, args),
         Command::Explain(args) => explain_command(&cache_dir, args),
         Command::Dag(args) => {
             let loaded = Loaded::new(&args.manifest)?;
@@ -386,6 +397,32 @@ fn status_command(cache_dir: &Path, args: &StatusArgs) -> Result<(), Failure> {
         return Err(Failure::Stale(format!("{stale} of {} arms are not up to date", plans.len())));
     }
     Ok(())
+}
+
+fn show_command(cache_dir: &Path, args: &ShowArgs) -> Result<(), Failure> {
+    let loaded = Loaded::new(&args.manifest)?;
+    let cache = Cache::open_read_only(cache_dir)?;
+    let keyer = loaded.keyer(&cache)?;
+    let plans = plan::plan(&keyer, &loaded.selected()?, &BTreeSet::new())?;
+    let reports: Vec<&ArmPlan> = plans.iter().filter(|p| p.kind == "report").collect();
+    if reports.is_empty() {
+        return Err(Failure::Usage("the manifest has no stage of kind `report`".into()));
+    }
+    let mut shown = 0;
+    for p in reports {
+        match &p.decision {
+            Decision::Hit { key, .. } => {
+                let entry = cache.lookup(key)?.ok_or_else(|| anyhow::anyhow!("cache entry {key} vanished"))?;
+                if shown > 0 {
+                    println!();
+                }
+                print!("{}", crate::report::show(&entry.dir, args.format)?);
+                shown += 1;
+            }
+            _ => eprintln!("`{}` is not up to date: run `apitune run` first (`apitune status` says why)", p.arm),
+        }
+    }
+    if shown == 0 { Err(Failure::Stale(String::new())) } else { Ok(()) }
 }
 
 fn check_command(cache_dir: &Path, args: &StatusArgs) -> Result<(), Failure> {

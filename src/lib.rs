@@ -10,4 +10,5 @@ pub mod manifest;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod report;
 pub mod stages;

@@ -22,6 +22,7 @@ use crate::metrics::api_match::EndpointSet;
 use crate::metrics::corpus::{Example, score_corpus};
 use crate::metrics::perplexity::TokenNll;
 use crate::model::{self, GenerationConfig, Model, Sampling};
+use crate::report::inputs::{EvalResults, LevelScores};
 
 pub struct Eval;
 
@@ -154,23 +155,24 @@ impl StageKind for Eval {
                     "finish_reason": g.finish_reason, "new_tokens": g.new_tokens, "metrics": s,
                 }));
             }
-            levels.insert(level.clone(), json!({ "overall": scores.overall, "per_lang": scores.per_lang }));
+            levels.insert(level.clone(), LevelScores { overall: scores.overall, per_lang: scores.per_lang });
             all.extend(level_examples);
         }
         let overall = score_corpus(&examples_of(&all, &endpoints));
-        let results = json!({
-            "arm": ctx.arm,
-            "model": params.model,
-            "adapter": Value::Null,
-            "samples": Value::Null,
-            "decoding": params.decoding,
-            "versions": { "apitune": env!("CARGO_PKG_VERSION"), "eval": Self::VERSION },
-            "overall": overall.overall,
-            "per_lang": overall.per_lang,
-            "levels": levels,
-            "perplexity": overall.overall.perplexity,
-        });
-        write_json(&ctx.out_dir.join("results.json"), &results)?;
+        let model_name = params.model.clone().unwrap_or_default();
+        let results = EvalResults {
+            arm: ctx.arm.to_string(),
+            model: model_name,
+            adapter: None,
+            samples: None,
+            decoding: serde_json::to_value(&params.decoding)?,
+            versions: json!({ "apitune": env!("CARGO_PKG_VERSION"), "eval": Self::VERSION, "backend": ctx.backend }),
+            overall: overall.overall.clone(),
+            levels,
+            per_lang: overall.per_lang.clone(),
+            perplexity: overall.overall.perplexity,
+        };
+        results.write(ctx.out_dir)?;
         let mut out = std::io::BufWriter::new(std::fs::File::create(ctx.out_dir.join("samples.jsonl"))?);
         for s in &samples {
             serde_json::to_writer(&mut out, s)?;
@@ -227,12 +229,6 @@ fn reference_nll(model: &Model, records: &[ApiRecord], prompts: &[String], batch
         }
     }
     Ok(out)
-}
-
-fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 fn level_records(split_dir: &Path, level: &str, params: &EvalParams) -> anyhow::Result<Vec<ApiRecord>> {

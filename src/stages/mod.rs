@@ -6,6 +6,7 @@ mod command;
 mod eval;
 mod ingest;
 mod normalize;
+mod report;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ pub use command::Command;
 pub use eval::Eval;
 pub use ingest::Ingest;
 pub use normalize::Normalize;
+pub use report::{Report, ReportParams};
 
 
 /// An upstream artifact handed to a running stage.
@@ -253,10 +255,11 @@ static COMMAND: Registered<Command> = Registered(std::marker::PhantomData);
 static EVAL: Registered<Eval> = Registered(std::marker::PhantomData);
 static INGEST: Registered<Ingest> = Registered(std::marker::PhantomData);
 static NORMALIZE: Registered<Normalize> = Registered(std::marker::PhantomData);
+static REPORT: Registered<Report> = Registered(std::marker::PhantomData);
 
 /// Every stage kind this build knows, in manifest order of a typical study.
-pub fn registry() -> [&'static dyn DynStage; 4] {
-    [&INGEST, &NORMALIZE, &EVAL, &COMMAND]
+pub fn registry() -> [&'static dyn DynStage; 5] {
+    [&INGEST, &NORMALIZE, &EVAL, &REPORT, &COMMAND]
 }
 
 pub fn lookup(kind: &str) -> Option<&'static dyn DynStage> {

@@ -1,0 +1,159 @@
+//! The artifact files the `report` stage reads. The `eval` and `lora-train` stages write them with
+//! these types, so the format lives in one place:
+//!
+//! - an `eval` artifact holds `results.json`, an [`EvalResults`];
+//! - a `lora-train` artifact holds `metrics.jsonl` (one [`TrainStep`] per line, in step order) and
+//!   `summary.json`, a [`TrainSummary`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::corpus::Scores;
+
+/// File name of an `eval` artifact's results.
+pub const EVAL_RESULTS_FILE: &str = "results.json";
+/// File name of a `lora-train` artifact's per-step log.
+pub const TRAIN_METRICS_FILE: &str = "metrics.jsonl";
+/// File name of a `lora-train` artifact's summary.
+pub const TRAIN_SUMMARY_FILE: &str = "summary.json";
+
+/// `results.json` of one `eval` arm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalResults {
+    /// Arm name of the eval stage (`eval[samples=1000]`).
+    pub arm: String,
+    /// Model name as declared in the manifest.
+    pub model: String,
+    /// The adapter evaluated; `None` means the base model, zero-shot.
+    pub adapter: Option<AdapterInfo>,
+    /// Training samples behind the adapter (the ablation axis); `None` for zero-shot, or for an
+    /// adapter trained on the whole pool. When both are set, [`AdapterInfo::samples`] wins.
+    pub samples: Option<u64>,
+    /// Decoding settings used (greedy, max tokens, ...), as the eval stage resolved them.
+    pub decoding: serde_json::Value,
+    /// Versions of the tools involved (apitune, burn, metric implementations).
+    pub versions: serde_json::Value,
+    pub overall: Scores,
+    /// Keyed by held-out level (`level1`, `level2`, `level3`).
+    pub levels: BTreeMap<String, LevelScores>,
+    /// Keyed by language key (`curl`, `python`, ...), over all levels.
+    pub per_lang: BTreeMap<String, Scores>,
+    /// Perplexity of the references under the model; `None` when not measured.
+    pub perplexity: Option<f64>,
+}
+
+/// Which `lora-train` artifact an eval arm loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdapterInfo {
+    /// Arm name of the lora-train stage.
+    pub arm: String,
+    /// Cache key (hex) of the lora-train artifact.
+    pub key: String,
+    /// Training samples the adapter saw; `None` for the whole pool.
+    pub samples: Option<u64>,
+}
+
+/// Scores of one held-out level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelScores {
+    pub overall: Scores,
+    pub per_lang: BTreeMap<String, Scores>,
+}
+
+/// One line of a `lora-train` artifact's `metrics.jsonl`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrainStep {
+    pub step: u64,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub tokens_per_s: f64,
+}
+
+/// `summary.json` of a `lora-train` artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// Training samples used; `None` for the whole pool.
+    pub samples: Option<u64>,
+    /// Model name as declared in the manifest.
+    pub model: String,
+    pub trainable_params: u64,
+    pub tokens_seen: u64,
+    pub seconds: f64,
+}
+
+impl EvalResults {
+    /// Reads `results.json` from an eval artifact directory.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        read_json(&dir.join(EVAL_RESULTS_FILE))
+    }
+
+    /// Writes `results.json` into an eval artifact directory.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        write_json(&dir.join(EVAL_RESULTS_FILE), self)
+    }
+
+    /// Training samples of the evaluated adapter, if known.
+    pub fn training_samples(&self) -> Option<u64> {
+        self.adapter.as_ref().and_then(|a| a.samples).or(self.samples)
+    }
+}
+
+impl TrainSummary {
+    /// Reads `summary.json` from a lora-train artifact directory.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        read_json(&dir.join(TRAIN_SUMMARY_FILE))
+    }
+
+    /// Writes `summary.json` into a lora-train artifact directory.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        write_json(&dir.join(TRAIN_SUMMARY_FILE), self)
+    }
+}
+
+/// Reads `metrics.jsonl` from a lora-train artifact directory; blank lines are skipped.
+pub fn load_train_steps(dir: &Path) -> anyhow::Result<Vec<TrainStep>> {
+    let path = dir.join(TRAIN_METRICS_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line).with_context(|| {
+                format!(
+                    "{} line {}: not a training step `{{step, loss, lr, grad_norm, tokens_per_s}}`",
+                    path.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect()
+}
+
+/// Writes steps as `metrics.jsonl` into a lora-train artifact directory.
+pub fn write_train_steps(dir: &Path, steps: &[TrainStep]) -> anyhow::Result<()> {
+    let path = dir.join(TRAIN_METRICS_FILE);
+    let mut text = String::new();
+    for step in steps {
+        text.push_str(&serde_json::to_string(step)?);
+        text.push('\n');
+    }
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut de = serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let at = e.path().to_string();
+        anyhow::anyhow!("{} at `{at}`: {}", path.display(), e.into_inner())
+    })
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+}
