@@ -544,6 +544,8 @@ fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failure> {
     };
     let cache = Cache::open(cache_dir)?;
     let keyer = loaded.keyer(&cache)?;
+    // Problems a plan can see (a missing input file) are the user's to fix before anything runs.
+    invalid_plans(&plan::plan(&keyer, &selected, &forced)?)?;
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let opts = RunOptions { jobs, keep_going: args.keep_going, forced };
     let reporter = Reporter::new(args.format == Format::Json);

@@ -185,14 +185,19 @@ pub fn generate_tokens(
 
 /// Tokenizes `prompts`, generates, and decodes; EOS defaults to the model's own.
 pub fn generate(model: &Model, prompts: &[&str], config: &GenerationConfig) -> Result<Vec<Generation>> {
-    let mut config = config.clone();
-    if config.eos_token_ids.is_empty() {
-        config.eos_token_ids = model.special_tokens.eos_token_id.clone();
-    }
     let prompt_ids = prompts
         .iter()
         .map(|p| tokenizer::encode(&model.tokenizer, p))
         .collect::<Result<Vec<_>>>()?;
+    generate_from_ids(model, prompt_ids, config)
+}
+
+/// Generates from already tokenized prompts (e.g. truncated to fit the context) and decodes.
+pub fn generate_from_ids(model: &Model, prompt_ids: Vec<Vec<u32>>, config: &GenerationConfig) -> Result<Vec<Generation>> {
+    let mut config = config.clone();
+    if config.eos_token_ids.is_empty() {
+        config.eos_token_ids = model.special_tokens.eos_token_id.clone();
+    }
     let stop_strings = config.stop_strings.clone();
     let tokenizer = &model.tokenizer;
     let mut stop = |_: usize, tokens: &[u32]| {

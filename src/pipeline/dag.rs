@@ -301,7 +301,22 @@ fn expand(manifest: &Manifest, decl: &crate::manifest::StageDecl, dag: &Dag, err
             let inner: Vec<String> = combo.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             format!("{}[{}]", decl.name, inner.join(","))
         };
-        match decl.kind.resolve(toml::Value::Table(params)) {
+        let resolved = decl.kind.resolve(toml::Value::Table(params)).and_then(|params| {
+            let ctx = crate::stages::PlanContext {
+                base_dir: &manifest.base_dir,
+                seed: manifest.experiment.seed,
+                models: &manifest.models,
+                backend: "cpu",
+            };
+            match decl.kind.check(&params, &ctx) {
+                Ok(()) => Ok(params),
+                Err((path, message)) => Err(crate::stages::ParamError {
+                    path: path.split('.').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                    message,
+                }),
+            }
+        });
+        match resolved {
             Ok(params) => arms.push(Arm {
                 name,
                 stage: decl.name.clone(),

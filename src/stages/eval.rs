@@ -112,15 +112,24 @@ impl StageKind for Eval {
         }
     }
 
+    fn check(params: &EvalParams, ctx: &PlanContext) -> Result<(), (String, String)> {
+        if let Some(name) = &params.model {
+            ctx.check_model(name).map_err(|e| ("model".to_string(), e))?;
+        }
+        if let Some(bad) = params.levels.iter().find(|l| !LEVELS.contains(&l.as_str())) {
+            return Err(("levels".into(), format!("unknown level `{bad}`: use level1, level2 or level3")));
+        }
+        if params.batch_size == 0 {
+            return Err(("batch_size".into(), "batch_size must be at least 1".into()));
+        }
+        Ok(())
+    }
+
     fn runtime_facts(_params: &EvalParams, ctx: &PlanContext) -> Value {
         json!({ "backend": ctx.backend, "seed": ctx.seed })
     }
 
     fn run(params: &EvalParams, ctx: &RunContext) -> anyhow::Result<Value> {
-        for level in &params.levels {
-            anyhow::ensure!(LEVELS.contains(&level.as_str()), "unknown level `{level}`: use level1, level2 or level3");
-        }
-        anyhow::ensure!(params.batch_size > 0, "batch_size must be at least 1");
         let split = ctx.input_of_kind("normalize")?;
         let model_dir = match &params.model {
             Some(name) => ctx.model_dir(name)?,
@@ -219,12 +228,31 @@ fn examples_of<'a>(items: &'a [(ApiRecord, Generated, Option<TokenNll>)], endpoi
         .collect()
 }
 
-/// NLL of each reference given its prompt: the target-only perplexity of the study, done right.
+/// Prompt tokens that leave room for generation within the model's context: a prompt too long is
+/// cut from the left, keeping its end (`### OUTPUT:`), which is what the model continues from.
+fn fit_prompt(model: &Model, prompt: &str, max_new_tokens: usize) -> anyhow::Result<Vec<u32>> {
+    let ids = model::tokenizer::encode(&model.tokenizer, prompt)?;
+    let context = model.config.max_positions();
+    let budget = context.saturating_sub(max_new_tokens.min(context / 4)).max(1);
+    Ok(if ids.len() > budget { ids[ids.len() - budget..].to_vec() } else { ids })
+}
+
+/// NLL of each reference given its prompt: target-only perplexity (the study scored the model's
+/// own output, prompt included). Pairs longer than the context keep the whole target when they
+/// can, cutting the prompt from the left; a target longer than the context is cut at its end.
 fn reference_nll(model: &Model, records: &[ApiRecord], prompts: &[String], batch: usize) -> anyhow::Result<Vec<TokenNll>> {
+    let context = model.config.max_positions();
     let mut out = Vec::with_capacity(records.len());
     for (recs, prompts) in records.chunks(batch).zip(prompts.chunks(batch)) {
-        let pairs: Vec<(&str, &str)> = prompts.iter().map(String::as_str).zip(recs.iter().map(|r| r.code.as_str())).collect();
-        for s in model::score(model, &pairs)? {
+        let mut pairs = Vec::with_capacity(recs.len());
+        for (r, p) in recs.iter().zip(prompts) {
+            let prompt = model::tokenizer::encode(&model.tokenizer, p)?;
+            let mut target = model::tokenizer::encode(&model.tokenizer, &r.code)?;
+            target.truncate(context.saturating_sub(1));
+            let keep = (context - target.len()).min(prompt.len());
+            pairs.push((prompt[prompt.len() - keep..].to_vec(), target));
+        }
+        for s in model::score_tokens(&model.network, &pairs, context, &model.device)? {
             out.push(TokenNll { sum_nll: s.total_nll(), n_tokens: s.logprobs.len() as u64 });
         }
     }
@@ -313,8 +341,8 @@ fn generate_memoized(
     while done.len() < prompts.len() {
         let start = done.len();
         let end = (start + params.batch_size).min(prompts.len());
-        let batch: Vec<&str> = prompts[start..end].iter().map(String::as_str).collect();
-        let generations = model::generate(model, &batch, &config)?;
+        let batch = prompts[start..end].iter().map(|p| fit_prompt(model, p, params.decoding.max_new_tokens)).collect::<anyhow::Result<Vec<_>>>()?;
+        let generations = model::generate_from_ids(model, batch, &config)?;
         for (offset, g) in generations.into_iter().enumerate() {
             let entry = Generated {
                 index: start + offset,

@@ -116,6 +116,11 @@ pub const MODEL_FILES: [&str; 6] = [
 ];
 
 impl PlanContext<'_> {
+    /// Whether `name` is a model of `[models]` with a directory; the error says what to fix.
+    pub fn check_model(&self, name: &str) -> Result<(), String> {
+        model_path(self.models, self.base_dir, name).map(|_| ()).map_err(|e| e.to_string())
+    }
+
     /// Files of model `name` that enter a key: its config, tokenizer and every weight file.
     pub fn model_files(&self, name: &str) -> anyhow::Result<Vec<PathBuf>> {
         let dir = model_path(self.models, self.base_dir, name)?;
@@ -161,6 +166,11 @@ pub trait StageKind: Send + Sync + 'static {
     fn input_files(_params: &Self::Params, _ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>> {
         Ok(Vec::new())
     }
+    /// Checks params against the rest of the manifest (e.g. a model name exists), before anything
+    /// runs; the error names the param at fault as `(param path, message)`.
+    fn check(_params: &Self::Params, _ctx: &PlanContext) -> Result<(), (String, String)> {
+        Ok(())
+    }
     /// Facts of the run that change the output (seed, backend, dtype); they enter the key.
     fn runtime_facts(_params: &Self::Params, _ctx: &PlanContext) -> serde_json::Value {
         serde_json::Value::Null
@@ -177,6 +187,7 @@ pub trait DynStage: Send + Sync {
     /// Type-checks params and returns them with defaults filled in (what enters the key).
     fn resolve(&self, params: toml::Value) -> Result<serde_json::Value, ParamError>;
     fn input_files(&self, params: &serde_json::Value, ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>>;
+    fn check(&self, params: &serde_json::Value, ctx: &PlanContext) -> Result<(), (String, String)>;
     fn runtime_facts(&self, params: &serde_json::Value, ctx: &PlanContext) -> serde_json::Value;
     fn run(&self, params: &serde_json::Value, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
     fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema;
@@ -214,6 +225,12 @@ impl<K: StageKind> DynStage for Registered<K> {
     }
     fn input_files(&self, params: &serde_json::Value, ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>> {
         K::input_files(&typed::<K>(params)?, ctx)
+    }
+    fn check(&self, params: &serde_json::Value, ctx: &PlanContext) -> Result<(), (String, String)> {
+        match typed::<K>(params) {
+            Ok(p) => K::check(&p, ctx),
+            Err(e) => Err((String::new(), e.to_string())),
+        }
     }
     fn runtime_facts(&self, params: &serde_json::Value, ctx: &PlanContext) -> serde_json::Value {
         typed::<K>(params).map(|p| K::runtime_facts(&p, ctx)).unwrap_or(serde_json::Value::Null)
