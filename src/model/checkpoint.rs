@@ -247,7 +247,8 @@ pub struct WeightSource<'a> {
 }
 
 enum SourceKind<'a> {
-    Random(StdRng),
+    /// Boxed: the generator state is large next to a reference.
+    Random(Box<StdRng>),
     Checkpoint {
         checkpoint: &'a Checkpoint,
         body_prefix: &'static str,
@@ -259,7 +260,7 @@ impl<'a> WeightSource<'a> {
     /// every backend.
     pub fn random(device: &Device, seed: u64) -> Self {
         Self {
-            kind: SourceKind::Random(StdRng::seed_from_u64(seed)),
+            kind: SourceKind::Random(Box::new(StdRng::seed_from_u64(seed))),
             device: device.clone(),
             used: BTreeSet::new(),
         }
