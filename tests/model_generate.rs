@@ -164,12 +164,12 @@ fn sampling_is_reproducible_and_seed_dependent() {
 fn max_new_tokens_and_context_length_bound_generation() {
     let model = load("gpt2-tiny");
     let prompt = prompts("gpt2-tiny").remove(0);
-    let out = generate_tokens(&model.network, &[prompt.clone()], &GenerationConfig::greedy(5), 64, &model.device, &mut |_, _| false).unwrap();
+    let out = generate_tokens(&model.network, std::slice::from_ref(&prompt), &GenerationConfig::greedy(5), 64, &model.device, &mut |_, _| false).unwrap();
     assert_eq!(out[0].tokens.len(), 5);
     assert_eq!(out[0].finish_reason, FinishReason::MaxNewTokens);
 
     let limit = prompt.len() + 3;
-    let out = generate_tokens(&model.network, &[prompt.clone()], &GenerationConfig::greedy(50), limit, &model.device, &mut |_, _| false).unwrap();
+    let out = generate_tokens(&model.network, std::slice::from_ref(&prompt), &GenerationConfig::greedy(50), limit, &model.device, &mut |_, _| false).unwrap();
     assert_eq!(out[0].tokens.len(), 3);
     assert_eq!(out[0].finish_reason, FinishReason::ContextLength);
 

@@ -111,3 +111,13 @@ fn unreadable_tokenizer_names_the_file() {
     let err = load_tokenizer(&path).unwrap_err();
     assert!(err.to_string().contains("tokenizer.json"), "{err}");
 }
+
+#[test]
+fn random_model_with_trained_tokenizer_generates_text() {
+    let tokenizer = train_bpe(CORPUS.iter().cycle().take(40), 300).unwrap();
+    let config = ModelConfig::Gpt2(Gpt2Config::new(tokenizer.get_vocab_size(true), 64, 32, 2, 4));
+    let model = apitune::model::Model::random(config, tokenizer, &device(), 5);
+    assert_eq!(model.special_tokens.eos_token_id, vec![0]);
+    let out = apitune::model::generate(&model, &["curl --request"], &GenerationConfig::greedy(8)).unwrap();
+    assert!(!out[0].token_ids.is_empty() && out[0].token_ids.len() <= 8);
+}

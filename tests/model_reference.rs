@@ -57,7 +57,7 @@ fn check_greedy(name: &str) {
     for (i, prompt) in reference.prompts.iter().enumerate() {
         let out = apitune::model::generate_tokens(
             &model.network,
-            &[prompt.input_ids.clone()],
+            std::slice::from_ref(&prompt.input_ids),
             &config,
             model.config.max_positions(),
             &model.device,

@@ -99,6 +99,26 @@ pub struct Model {
 }
 
 impl Model {
+    /// A randomly initialised model with the given tokenizer (e.g. from
+    /// [`train_bpe`](super::tokenizer::train_bpe)), whose end-of-text token, if it has one,
+    /// becomes the EOS.
+    pub fn random(config: ModelConfig, tokenizer: Tokenizer, device: &Device, seed: u64) -> Self {
+        let network = CausalLm::init(&config, device, seed);
+        let eos = tokenizer.token_to_id(super::tokenizer::END_OF_TEXT);
+        Self {
+            dir: PathBuf::new(),
+            config,
+            network,
+            tokenizer,
+            special_tokens: SpecialTokens {
+                eos_token_id: eos.into_iter().collect(),
+                ..SpecialTokens::default()
+            },
+            device: device.clone(),
+            unused_tensors: Vec::new(),
+        }
+    }
+
     /// Loads `dir`: `config.json`, `model.safetensors` (or the shards its index lists),
     /// `tokenizer.json`, and `generation_config.json` when present.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {

@@ -144,6 +144,25 @@ impl Checkpoint {
         shape: [usize; D],
         device: &Device,
     ) -> Result<Tensor<D>> {
+        let values = self.read_f32(name, &shape)?;
+        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+    }
+
+    /// Reads matrix `name` stored `[rows, cols]` and returns it transposed, `[cols, rows]`,
+    /// laid out contiguously (the transpose happens during the f32 conversion, no extra copy).
+    pub fn load_transposed(&self, name: &str, [rows, cols]: [usize; 2], device: &Device) -> Result<Tensor<2>> {
+        let values = self.read_f32(name, &[rows, cols])?;
+        let mut transposed = vec![0f32; values.len()];
+        for (r, row) in values.chunks_exact(cols).enumerate() {
+            for (c, &value) in row.iter().enumerate() {
+                transposed[c * rows + r] = value;
+            }
+        }
+        drop(values);
+        Ok(Tensor::from_data(TensorData::new(transposed, [cols, rows]), device))
+    }
+
+    fn read_f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let shard = &self.shards[*self.locations.get(name).ok_or_else(|| {
             ModelError::MissingTensor {
                 name: name.to_string(),
@@ -154,7 +173,7 @@ impl Checkpoint {
             .metadata
             .info(name)
             .expect("locations only lists tensors present in their shard header");
-        if info.shape != shape {
+        if info.shape != *shape {
             return Err(ModelError::ShapeMismatch {
                 path: shard.path.clone(),
                 name: name.to_string(),
@@ -165,12 +184,11 @@ impl Checkpoint {
         let start = 8 + shard.header_len + info.data_offsets.0;
         let end = 8 + shard.header_len + info.data_offsets.1;
         let bytes = &shard.mmap[start..end];
-        let values = to_f32(bytes, info.dtype).ok_or_else(|| ModelError::UnsupportedDtype {
+        to_f32(bytes, info.dtype).ok_or_else(|| ModelError::UnsupportedDtype {
             path: shard.path.clone(),
             name: name.to_string(),
             dtype: format!("{:?}", info.dtype),
-        })?;
-        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+        })
     }
 
     fn describe_files(&self) -> String {
@@ -229,7 +247,8 @@ pub struct WeightSource<'a> {
 }
 
 enum SourceKind<'a> {
-    Random(StdRng),
+    /// Boxed: the generator state is large next to a reference.
+    Random(Box<StdRng>),
     Checkpoint {
         checkpoint: &'a Checkpoint,
         body_prefix: &'static str,
@@ -241,7 +260,7 @@ impl<'a> WeightSource<'a> {
     /// every backend.
     pub fn random(device: &Device, seed: u64) -> Self {
         Self {
-            kind: SourceKind::Random(StdRng::seed_from_u64(seed)),
+            kind: SourceKind::Random(Box::new(StdRng::seed_from_u64(seed))),
             device: device.clone(),
             used: BTreeSet::new(),
         }
@@ -322,8 +341,9 @@ impl<'a> WeightSource<'a> {
         }
     }
 
-    /// A projection weight as burn's `Linear` wants it, `[in, out]`. An `[out, in]` checkpoint
-    /// tensor becomes a transposed view, which matmul reads without a copy.
+    /// A projection weight as burn's `Linear` wants it, `[in, out]` and contiguous (burn's
+    /// `linear` is several times slower on a transposed view). An `[out, in]` checkpoint tensor
+    /// is transposed while it is converted.
     pub fn matrix(
         &mut self,
         name: &str,
@@ -335,9 +355,23 @@ impl<'a> WeightSource<'a> {
         if self.is_random() || layout == WeightLayout::InOut {
             return self.tensor(name, [d_in, d_out], Init::Normal { std });
         }
-        Ok(self
-            .tensor(name, [d_out, d_in], Init::Normal { std })?
-            .transpose())
+        let SourceKind::Checkpoint {
+            checkpoint,
+            body_prefix,
+        } = &self.kind
+        else {
+            unreachable!("random sources returned above");
+        };
+        let (checkpoint, body_prefix) = (*checkpoint, *body_prefix);
+        let Some(stored) = self.resolve(name) else {
+            return Err(ModelError::MissingTensor {
+                name: format!("{body_prefix}{name}"),
+                searched: checkpoint.describe_files(),
+            });
+        };
+        let tensor = checkpoint.load_transposed(&stored, [d_out, d_in], &self.device)?;
+        self.used.insert(stored);
+        Ok(tensor)
     }
 
     /// Checkpoint tensors no module asked for, except buffers HF itself recomputes.

@@ -197,7 +197,7 @@ pub(crate) fn check_heads(
     hidden: usize,
     heads: usize,
 ) -> Result<()> {
-    if heads == 0 || hidden % heads != 0 {
+    if heads == 0 || !hidden.is_multiple_of(heads) {
         return Err(ModelError::config(
             path,
             field,

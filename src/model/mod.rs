@@ -1,8 +1,15 @@
 //! Causal language models on burn: HF checkpoints (GPT-2, GPTBigCode, Qwen2) or random init,
 //! tokenizers, generation with a KV cache, and target scoring.
 //!
-//! Load a model directory with [`Model::load`], then [`generate`] or [`score`]; the CLI entry
-//! points are in [`cli`].
+//! Load a model directory with [`Model::load`] (or build one with [`Model::random`] and a
+//! tokenizer from [`train_bpe`]), then [`generate`] or [`score`]; the CLI entry points are in
+//! [`cli`]. Lower-level pieces for training: [`CausalLm`] (a burn `Module`; field paths mirror
+//! HF tensor names, e.g. `transformer.h.0.attn.c_attn`) with [`ForwardInput`] and [`KvCache`].
+//!
+//! Backends ([`Backend`]): flex, burn's pure-Rust CPU backend, is always built; the default
+//! `avx512` feature compiles gemm's AVX-512 kernels, which gemm selects at run time only on CPUs
+//! that report avx512f (others use the AVX2/FMA or scalar kernels). `wgpu` and `cuda` are cargo
+//! features; `cuda` cannot build without network access to GitHub (cubecl-llvm downloads LLVM).
 
 pub mod bigcode;
 pub mod causal_lm;

@@ -115,14 +115,14 @@ impl Qwen2Config {
     pub fn validate(&self, path: &Path) -> Result<()> {
         check_heads(path, "num_attention_heads", self.hidden_size, self.num_attention_heads)?;
         let kv = self.kv_heads();
-        if kv == 0 || self.num_attention_heads % kv != 0 {
+        if kv == 0 || !self.num_attention_heads.is_multiple_of(kv) {
             return Err(ModelError::config(
                 path,
                 "num_key_value_heads",
                 format!("{kv} does not divide num_attention_heads {}", self.num_attention_heads),
             ));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(ModelError::config(path, "hidden_size", "rotary embedding needs an even head size"));
         }
         let rope_type = self.rope_parameters.as_ref().and_then(|p| p.rope_type.as_deref());

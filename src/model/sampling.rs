@@ -39,8 +39,7 @@ impl Sampling {
             return Err(ModelError::InvalidInput("top_k must be at least 1".into()));
         }
         Ok(match temperature {
-            None => Self::Greedy,
-            Some(t) if t == 0.0 => Self::Greedy,
+            None | Some(0.0) => Self::Greedy,
             Some(temperature) => Self::Random {
                 temperature,
                 top_k,
