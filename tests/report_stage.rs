@@ -30,6 +30,8 @@ fn scores(n: usize, exact: f64, hallucinated: Option<f64>) -> Scores {
         method_path_match: rate(n, Some(exact + 0.3)),
         host_match: rate(n, Some(0.9)),
         hallucinated_endpoint: rate(n, hallucinated),
+        perplexity: None,
+        perplexity_n: 0,
     }
 }
 
@@ -158,10 +160,15 @@ fn fixture() -> Fixture {
 
 fn run_stage(f: &Fixture, params: &ReportParams) -> anyhow::Result<serde_json::Value> {
     let progress = |_: u64, _: Option<u64>, _: &str| {};
+    let models = indexmap::IndexMap::new();
     let ctx = RunContext {
         arm: "report",
         base_dir: Path::new(env!("CARGO_MANIFEST_DIR")),
         seed: 7,
+        models: &models,
+        backend: "cpu",
+        file_hashes: &serde_json::Value::Null,
+        memo_root: &f.work,
         inputs: &f.inputs,
         out_dir: &f.out,
         work_dir: &f.work,
