@@ -131,15 +131,9 @@ impl StageKind for Eval {
 
     fn run(params: &EvalParams, ctx: &RunContext) -> anyhow::Result<Value> {
         let split = ctx.input_of_kind("normalize")?;
-        let model_dir = match &params.model {
-            Some(name) => ctx.model_dir(name)?,
-            None => anyhow::bail!(
-                "stage `{}` names no model: set `model = \"NAME\"` (a model of [models] with a `path`)",
-                ctx.arm
-            ),
-        };
+        let source = ModelSource::resolve(params, ctx)?;
         let device = device_for(ctx.backend)?;
-        let model = Model::load(&model_dir, &device).with_context(|| format!("loading model {}", model_dir.display()))?;
+        let model = source.load(&device)?;
         let endpoints = known_endpoints(&split.dir.join(data::ENDPOINTS_FILE))?;
 
         let mut levels = BTreeMap::new();
@@ -148,7 +142,7 @@ impl StageKind for Eval {
         for level in &params.levels {
             let records = level_records(&split.dir, level, params)?;
             let prompts: Vec<String> = records.iter().map(|r| data::prompt(r, &r.lang)).collect();
-            let generated = generate_memoized(ctx, &model, params, level, &prompts)?;
+            let generated = generate_memoized(ctx, &model, &source, params, level, &prompts)?;
             let nlls: Vec<Option<TokenNll>> = if params.perplexity {
                 reference_nll(&model, &records, &prompts, params.batch_size)?.into_iter().map(Some).collect()
             } else {
@@ -168,10 +162,9 @@ impl StageKind for Eval {
             all.extend(level_examples);
         }
         let overall = score_corpus(&examples_of(&all, &endpoints));
-        let model_name = params.model.clone().unwrap_or_default();
         let results = EvalResults {
             arm: ctx.arm.to_string(),
-            model: model_name,
+            model: source.name.clone(),
             adapter: None,
             samples: None,
             decoding: serde_json::to_value(&params.decoding)?,
@@ -213,6 +206,48 @@ impl StageKind for Eval {
 fn device_for(backend: &str) -> anyhow::Result<burn::tensor::Device> {
     let backend = <model::Backend as clap::ValueEnum>::from_str(backend, true).map_err(|e| anyhow::anyhow!(e))?;
     Ok(backend.device()?)
+}
+
+/// Where the evaluated model comes from: a `[models]` directory, or the artifact of a `pretrain`
+/// stage this stage needs.
+struct ModelSource {
+    /// Name shown in results: the `[models]` name, or the pretrain arm.
+    name: String,
+    dir: PathBuf,
+    /// What identifies the weights by content, for the generation memo.
+    identity: Value,
+}
+
+impl ModelSource {
+    fn resolve(params: &EvalParams, ctx: &RunContext) -> anyhow::Result<ModelSource> {
+        let pretrained: Vec<_> = ctx.inputs.iter().filter(|i| i.kind == "pretrain").collect();
+        match (&params.model, pretrained.as_slice()) {
+            (Some(name), []) => Ok(ModelSource {
+                name: name.clone(),
+                dir: ctx.model_dir(name)?,
+                identity: json!({ "files": ctx.file_hashes }),
+            }),
+            (None, [input]) => Ok(ModelSource {
+                name: input.arm.clone(),
+                dir: input.dir.clone(),
+                identity: json!({ "artifact": input.key }),
+            }),
+            (Some(name), [input, ..]) => anyhow::bail!(
+                "stage `{}` names model `{name}` and also needs the pretrained `{}`: keep one of the two",
+                ctx.arm,
+                input.arm
+            ),
+            (None, []) => anyhow::bail!(
+                "stage `{}` has no model: set `model = \"NAME\"` (a model of [models] with a `path`) or need a `pretrain` stage",
+                ctx.arm
+            ),
+            (None, _) => anyhow::bail!("stage `{}` needs several `pretrain` arms; it evaluates one model", ctx.arm),
+        }
+    }
+
+    fn load(&self, device: &burn::tensor::Device) -> anyhow::Result<Model> {
+        Model::load(&self.dir, device).with_context(|| format!("loading model `{}` from {}", self.name, self.dir.display()))
+    }
 }
 
 fn examples_of<'a>(items: &'a [(ApiRecord, Generated, Option<TokenNll>)], endpoints: &'a HashMap<String, EndpointSet>) -> Vec<Example<'a>> {
@@ -293,6 +328,7 @@ fn known_endpoints(path: &Path) -> anyhow::Result<HashMap<String, EndpointSet>> 
 fn generate_memoized(
     ctx: &RunContext,
     model: &Model,
+    source: &ModelSource,
     params: &EvalParams,
     level: &str,
     prompts: &[String],
@@ -300,7 +336,7 @@ fn generate_memoized(
     let prompt_hashes: Vec<String> = prompts.iter().map(|p| blake3::hash(p.as_bytes()).to_hex().to_string()).collect();
     let material = json!({
         "what": "eval generations",
-        "model_files": ctx.file_hashes,
+        "model": source.identity,
         "decoding": params.decoding,
         "batch_size": params.batch_size,
         "seed": ctx.seed,
