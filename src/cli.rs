@@ -710,13 +710,50 @@ fn gc_command(cache_dir: &Path, args: &GcArgs) -> Result<(), Failure> {
             }
         }
     }
-    let report = cache.gc(&keep, args.dry_run)?;
+    let mut report = cache.gc(&keep, args.dry_run)?;
+    // Memo directories (eval generations) live as long as an entry that was made from them.
+    let live_memos: std::collections::HashSet<String> = cache
+        .entries()?
+        .iter()
+        .filter(|e| keep.contains(&e.key))
+        .flat_map(|e| e.meta.summary["memo"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    if let Ok(dirs) = std::fs::read_dir(cache.root().join("memo")) {
+        for dir in dirs.flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            if live_memos.contains(&name) {
+                continue;
+            }
+            let bytes = dir_size(&dir.path());
+            if !args.dry_run {
+                std::fs::remove_dir_all(dir.path()).map_err(|e| anyhow::anyhow!("removing {}: {e}", dir.path().display()))?;
+            }
+            report.removed.push((format!("memo/{name}"), bytes));
+            report.bytes += bytes;
+        }
+    }
     let verb = if args.dry_run { "would remove" } else { "removed" };
     for (what, bytes) in &report.removed {
         println!("{verb} {what} ({})", human_bytes(*bytes));
     }
     println!("{verb} {} items, {}; kept {} entries", report.removed.len(), human_bytes(report.bytes), report.kept);
     Ok(())
+}
+
+fn dir_size(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn human_bytes(n: u64) -> String {

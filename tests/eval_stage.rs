@@ -79,6 +79,14 @@ fn eval_writes_results_and_samples_and_feeds_the_report() {
     let out = p.run(&["run", "m.toml", "--format", "json", "-S", "stages.baseline.perplexity=false"]);
     assert_eq!(statuses(&out.expect_code(0).json())[2], ("baseline".to_string(), "ran".to_string()));
     assert_eq!(memo_files(), 3, "no new generation run");
+
+    // gc keeps the memos of live entries and drops those no live entry was made from.
+    std::fs::create_dir_all(memo.join("0123abcd")).unwrap();
+    std::fs::write(memo.join("0123abcd/level1.jsonl"), "{}\n").unwrap();
+    let out = p.run(&["gc", "m.toml", "--dry-run"]);
+    assert!(out.expect_code(0).stdout().contains("would remove memo/0123abcd"), "{}", out.stdout());
+    p.run(&["gc", "m.toml"]).expect_code(0);
+    assert_eq!(memo_files(), 3);
 }
 
 #[test]

@@ -137,12 +137,14 @@ impl StageKind for Eval {
         let endpoints = known_endpoints(&split.dir.join(data::ENDPOINTS_FILE))?;
 
         let mut levels = BTreeMap::new();
+        let mut memos = Vec::new();
         let mut samples = Vec::new();
         let mut all: Vec<(ApiRecord, Generated, Option<TokenNll>)> = Vec::new();
         for level in &params.levels {
             let records = level_records(&split.dir, level, params)?;
             let prompts: Vec<String> = records.iter().map(|r| data::prompt(r, &r.lang)).collect();
-            let generated = generate_memoized(ctx, &model, &source, params, level, &prompts)?;
+            let (generated, memo) = generate_memoized(ctx, &model, &source, params, level, &prompts)?;
+            memos.push(memo);
             let nlls: Vec<Option<TokenNll>> = if params.perplexity {
                 reference_nll(&model, &records, &prompts, params.batch_size)?.into_iter().map(Some).collect()
             } else {
@@ -190,6 +192,8 @@ impl StageKind for Eval {
             "rouge_l": o.rouge_l,
             "syntax": o.syntax.rate,
             "perplexity": o.perplexity,
+            // Memo directories this result was generated into; `gc` keeps them while it is live.
+            "memo": memos,
         });
         let headline = format!(
             "{} examples · SacreBLEU {:.2} · syntax {} · EM {:.3}",
@@ -332,7 +336,7 @@ fn generate_memoized(
     params: &EvalParams,
     level: &str,
     prompts: &[String],
-) -> anyhow::Result<Vec<Generated>> {
+) -> anyhow::Result<(Vec<Generated>, String)> {
     let prompt_hashes: Vec<String> = prompts.iter().map(|p| blake3::hash(p.as_bytes()).to_hex().to_string()).collect();
     let material = json!({
         "what": "eval generations",
@@ -343,7 +347,9 @@ fn generate_memoized(
         "backend": ctx.backend,
         "prompts": blake3::hash(prompt_hashes.join("\n").as_bytes()).to_hex().to_string(),
     });
-    let memo = ctx.memo_dir(&material)?.join(format!("{level}.jsonl"));
+    let memo_dir = ctx.memo_dir(&material)?;
+    let memo_id = memo_dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    let memo = memo_dir.join(format!("{level}.jsonl"));
     let mut done: Vec<Generated> = Vec::new();
     if let Ok(file) = std::fs::File::open(&memo) {
         for line in std::io::BufReader::new(file).lines() {
@@ -395,5 +401,5 @@ fn generate_memoized(
         (ctx.progress)(done.len() as u64, Some(total), &format!("{level} generations"));
     }
     file.sync_all()?;
-    Ok(done)
+    Ok((done, memo_id))
 }
