@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, LayerNorm, Linear};
+use burn::nn::{Embedding, LayerNorm};
+
+use super::lora::Projection;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -105,8 +107,8 @@ impl GptBigCodeConfig {
 
 #[derive(Module, Debug)]
 pub struct GptBigCodeAttention {
-    pub c_attn: Linear,
-    pub c_proj: Linear,
+    pub c_attn: Projection,
+    pub c_proj: Projection,
     #[module(skip)]
     n_head: usize,
     #[module(skip)]
@@ -117,8 +119,8 @@ pub struct GptBigCodeAttention {
 
 #[derive(Module, Debug)]
 pub struct GptBigCodeMlp {
-    pub c_fc: Linear,
-    pub c_proj: Linear,
+    pub c_fc: Projection,
+    pub c_proj: Projection,
     #[module(skip)]
     activation: Activation,
 }

@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, LayerNorm, Linear};
+use burn::nn::{Embedding, LayerNorm};
+
+use super::lora::Projection;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -100,8 +102,8 @@ impl Gpt2Config {
 
 #[derive(Module, Debug)]
 pub struct Gpt2Attention {
-    pub c_attn: Linear,
-    pub c_proj: Linear,
+    pub c_attn: Projection,
+    pub c_proj: Projection,
     #[module(skip)]
     n_head: usize,
     #[module(skip)]
@@ -110,8 +112,8 @@ pub struct Gpt2Attention {
 
 #[derive(Module, Debug)]
 pub struct Gpt2Mlp {
-    pub c_fc: Linear,
-    pub c_proj: Linear,
+    pub c_fc: Projection,
+    pub c_proj: Projection,
     #[module(skip)]
     activation: Activation,
 }

@@ -3,7 +3,7 @@
 //! rotary position embedding.
 
 use burn::module::Param;
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
@@ -19,7 +19,7 @@ pub fn linear(
     bias: bool,
     layout: WeightLayout,
     std: f64,
-) -> Result<Linear> {
+) -> Result<super::lora::Projection> {
     let mut module = LinearConfig::new(d_in, d_out)
         .with_bias(bias)
         .init(source.device());
@@ -29,7 +29,7 @@ pub fn linear(
     } else {
         None
     };
-    Ok(module)
+    Ok(module.into())
 }
 
 pub fn layer_norm(source: &mut WeightSource, name: &str, d: usize, epsilon: f64) -> Result<LayerNorm> {

@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::nn::{Embedding, RmsNorm};
+
+use super::lora::Projection;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -154,10 +156,10 @@ impl Qwen2Config {
 
 #[derive(Module, Debug)]
 pub struct Qwen2Attention {
-    pub q_proj: Linear,
-    pub k_proj: Linear,
-    pub v_proj: Linear,
-    pub o_proj: Linear,
+    pub q_proj: Projection,
+    pub k_proj: Projection,
+    pub v_proj: Projection,
+    pub o_proj: Projection,
     #[module(skip)]
     n_head: usize,
     #[module(skip)]
@@ -166,9 +168,9 @@ pub struct Qwen2Attention {
 
 #[derive(Module, Debug)]
 pub struct Qwen2Mlp {
-    pub gate_proj: Linear,
-    pub up_proj: Linear,
-    pub down_proj: Linear,
+    pub gate_proj: Projection,
+    pub up_proj: Projection,
+    pub down_proj: Projection,
     #[module(skip)]
     activation: Activation,
 }

@@ -5,7 +5,9 @@
 mod command;
 mod eval;
 mod ingest;
+pub mod lora_train;
 mod normalize;
+pub mod pretrain;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +21,9 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use command::Command;
 pub use eval::Eval;
 pub use ingest::Ingest;
+pub use lora_train::{BaseRef, LoraTrain};
 pub use normalize::Normalize;
+pub use pretrain::Pretrain;
 pub use report::{Report, ReportParams};
 
 
@@ -272,11 +276,13 @@ static COMMAND: Registered<Command> = Registered(std::marker::PhantomData);
 static EVAL: Registered<Eval> = Registered(std::marker::PhantomData);
 static INGEST: Registered<Ingest> = Registered(std::marker::PhantomData);
 static NORMALIZE: Registered<Normalize> = Registered(std::marker::PhantomData);
+static PRETRAIN: Registered<Pretrain> = Registered(std::marker::PhantomData);
+static LORA_TRAIN: Registered<LoraTrain> = Registered(std::marker::PhantomData);
 static REPORT: Registered<Report> = Registered(std::marker::PhantomData);
 
 /// Every stage kind this build knows, in manifest order of a typical study.
-pub fn registry() -> [&'static dyn DynStage; 5] {
-    [&INGEST, &NORMALIZE, &EVAL, &REPORT, &COMMAND]
+pub fn registry() -> [&'static dyn DynStage; 7] {
+    [&INGEST, &NORMALIZE, &PRETRAIN, &EVAL, &LORA_TRAIN, &REPORT, &COMMAND]
 }
 
 pub fn lookup(kind: &str) -> Option<&'static dyn DynStage> {

@@ -1,0 +1,394 @@
+//! LoRA: a low-rank side path `y = base(x) + dropout(x) Aᵀ Bᵀ · alpha/r` beside a frozen
+//! projection, and adapters in PEFT's format (`adapter_config.json` + `adapter_model.safetensors`).
+//!
+//! The side path is its own module rather than a rewrite of the base weight (`W + s·A·B`), so the
+//! backward pass never forms a dense gradient of the base: the base runs on detached weights and
+//! only `A` and `B` require gradients.
+//!
+//! Tensors are kept in burn's `x · W` orientation: `A` is `[in, r]` and `B` is `[r, out]`. PEFT
+//! stores the transposes, `lora_A.weight` `[r, in]` and `lora_B.weight` `[out, r]`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+
+use super::causal_lm::{CausalLm, Model};
+use super::config::ModelConfig;
+use super::error::{ModelError, Result};
+
+pub const ADAPTER_CONFIG_FILE: &str = "adapter_config.json";
+pub const ADAPTER_WEIGHTS_FILE: &str = "adapter_model.safetensors";
+/// PEFT's prefix in front of the HF module name in adapter tensor keys.
+const PEFT_PREFIX: &str = "base_model.model.";
+
+/// A projection `y = x W + b`, with an optional LoRA side path.
+#[derive(Module, Debug)]
+pub struct Projection {
+    pub base: Linear,
+    pub lora: Option<LoraPath>,
+}
+
+/// The trainable low-rank factors of one projection.
+#[derive(Module, Debug)]
+pub struct LoraPath {
+    /// `[in, r]`
+    pub a: Param<Tensor<2>>,
+    /// `[r, out]`
+    pub b: Param<Tensor<2>>,
+    #[module(skip)]
+    pub scale: f64,
+    #[module(skip)]
+    pub dropout: f64,
+}
+
+impl From<Linear> for Projection {
+    fn from(base: Linear) -> Self {
+        Self { base, lora: None }
+    }
+}
+
+impl Projection {
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let Some(lora) = &self.lora else {
+            return self.base.forward(x);
+        };
+        let weight = self.base.weight.val().detach();
+        let bias = self.base.bias.as_ref().map(|b| b.val().detach());
+        let y = burn::tensor::module::linear(x.clone(), weight, bias);
+        let x = if lora.dropout > 0.0 && x.device().is_autodiff() {
+            let keep = 1.0 - lora.dropout;
+            let mask = x.random_like(burn::tensor::Distribution::Bernoulli(keep));
+            x * mask * (1.0 / keep)
+        } else {
+            x
+        };
+        let low = burn::tensor::module::linear(x, lora.a.val(), None);
+        y + burn::tensor::module::linear(low, lora.b.val(), None).mul_scalar(lora.scale)
+    }
+
+    pub fn d_in(&self) -> usize {
+        self.base.weight.dims()[0]
+    }
+
+    pub fn d_out(&self) -> usize {
+        self.base.weight.dims()[1]
+    }
+}
+
+/// PEFT `LoraConfig` fields apitune uses, with PEFT's defaults (r=8, alpha=8, dropout 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoraSettings {
+    #[serde(default = "default_r")]
+    pub r: usize,
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    #[serde(default)]
+    pub dropout: f64,
+    /// HF module-name suffixes (`c_attn`, `q_proj`, ...); empty means PEFT's default for the architecture.
+    #[serde(default)]
+    pub targets: Vec<String>,
+}
+
+fn default_r() -> usize {
+    8
+}
+fn default_alpha() -> f64 {
+    8.0
+}
+
+impl Default for LoraSettings {
+    fn default() -> Self {
+        Self { r: default_r(), alpha: default_alpha(), dropout: 0.0, targets: Vec::new() }
+    }
+}
+
+/// PEFT's default target modules per architecture.
+pub fn default_targets(model_type: &str) -> Vec<String> {
+    let names: &[&str] = match model_type {
+        "qwen2" => &["q_proj", "v_proj"],
+        _ => &["c_attn"],
+    };
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+impl LoraSettings {
+    /// Targets with the architecture default filled in.
+    pub fn resolved_targets(&self, config: &ModelConfig) -> Vec<String> {
+        if self.targets.is_empty() { default_targets(config.model_type()) } else { self.targets.clone() }
+    }
+
+    pub fn scale(&self) -> f64 {
+        self.alpha / self.r as f64
+    }
+}
+
+/// PEFT's rule: a module is targeted when its name equals a target or ends with `.target`.
+fn is_target(module: &str, targets: &[String]) -> bool {
+    targets.iter().any(|t| module == t || module.ends_with(&format!(".{t}")))
+}
+
+/// Every projection of the model with its full HF module name (`transformer.h.0.attn.c_attn`).
+pub fn projections_mut(network: &mut CausalLm) -> Vec<(String, &mut Projection)> {
+    let mut out = Vec::new();
+    match network {
+        CausalLm::Gpt2(m) => {
+            for (i, b) in m.transformer.h.iter_mut().enumerate() {
+                let p = format!("transformer.h.{i}");
+                out.push((format!("{p}.attn.c_attn"), &mut b.attn.c_attn));
+                out.push((format!("{p}.attn.c_proj"), &mut b.attn.c_proj));
+                out.push((format!("{p}.mlp.c_fc"), &mut b.mlp.c_fc));
+                out.push((format!("{p}.mlp.c_proj"), &mut b.mlp.c_proj));
+            }
+        }
+        CausalLm::GptBigCode(m) => {
+            for (i, b) in m.transformer.h.iter_mut().enumerate() {
+                let p = format!("transformer.h.{i}");
+                out.push((format!("{p}.attn.c_attn"), &mut b.attn.c_attn));
+                out.push((format!("{p}.attn.c_proj"), &mut b.attn.c_proj));
+                out.push((format!("{p}.mlp.c_fc"), &mut b.mlp.c_fc));
+                out.push((format!("{p}.mlp.c_proj"), &mut b.mlp.c_proj));
+            }
+        }
+        CausalLm::Qwen2(m) => {
+            for (i, l) in m.model.layers.iter_mut().enumerate() {
+                let p = format!("model.layers.{i}");
+                out.push((format!("{p}.self_attn.q_proj"), &mut l.self_attn.q_proj));
+                out.push((format!("{p}.self_attn.k_proj"), &mut l.self_attn.k_proj));
+                out.push((format!("{p}.self_attn.v_proj"), &mut l.self_attn.v_proj));
+                out.push((format!("{p}.self_attn.o_proj"), &mut l.self_attn.o_proj));
+                out.push((format!("{p}.mlp.gate_proj"), &mut l.mlp.gate_proj));
+                out.push((format!("{p}.mlp.up_proj"), &mut l.mlp.up_proj));
+                out.push((format!("{p}.mlp.down_proj"), &mut l.mlp.down_proj));
+            }
+        }
+    }
+    out
+}
+
+/// Freezes every base parameter and adds fresh LoRA factors to the targeted projections:
+/// B zero, A Kaiming-uniform with a = √5 as PEFT (bound = 1/√in), drawn from `seed` on the host.
+/// Returns the number of trainable parameters, r·(in+out) summed over the targets.
+pub fn attach(network: CausalLm, settings: &LoraSettings, config: &ModelConfig, seed: u64) -> Result<(CausalLm, u64)> {
+    if settings.r == 0 {
+        return Err(ModelError::InvalidInput("lora: r must be at least 1".into()));
+    }
+    let targets = settings.resolved_targets(config);
+    let mut network = network.no_grad();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut trainable = 0u64;
+    let mut matched = 0usize;
+    for (name, proj) in projections_mut(&mut network) {
+        if !is_target(&name, &targets) {
+            continue;
+        }
+        matched += 1;
+        let (d_in, d_out) = (proj.d_in(), proj.d_out());
+        let device = proj.base.weight.device();
+        let bound = 1.0 / (d_in as f64).sqrt();
+        let a: Vec<f32> = (0..d_in * settings.r).map(|_| rng.random_range(-bound..bound) as f32).collect();
+        proj.lora = Some(LoraPath {
+            a: Param::from_tensor(Tensor::from_data(TensorData::new(a, [d_in, settings.r]), &device)),
+            b: Param::from_tensor(Tensor::zeros([settings.r, d_out], &device)),
+            scale: settings.scale(),
+            dropout: settings.dropout,
+        });
+        trainable += (settings.r * (d_in + d_out)) as u64;
+    }
+    if matched == 0 {
+        return Err(ModelError::InvalidInput(format!(
+            "lora: no module of this {} model matches targets {targets:?}; use suffixes such as {:?}",
+            config.model_type(),
+            default_targets(config.model_type())
+        )));
+    }
+    Ok((network, trainable))
+}
+
+/// `adapter_config.json`, as PEFT writes and reads it (the fields apitune sets).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdapterConfig {
+    pub peft_type: String,
+    pub task_type: String,
+    pub r: usize,
+    pub lora_alpha: f64,
+    pub lora_dropout: f64,
+    pub target_modules: Vec<String>,
+    #[serde(default)]
+    pub bias: String,
+    #[serde(default)]
+    pub fan_in_fan_out: bool,
+    #[serde(default)]
+    pub base_model_name_or_path: Option<String>,
+    #[serde(default)]
+    pub inference_mode: bool,
+    #[serde(default)]
+    pub use_rslora: bool,
+}
+
+/// Writes the model's LoRA factors as a PEFT adapter into `dir`.
+pub fn save_adapter(network: &mut CausalLm, settings: &LoraSettings, config: &ModelConfig, dir: &Path) -> Result<()> {
+    let mut tensors: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    for (name, proj) in projections_mut(network) {
+        let Some(lora) = &proj.lora else { continue };
+        // PEFT: lora_A [r, in], lora_B [out, r].
+        let a = lora.a.val().transpose().into_data();
+        let b = lora.b.val().transpose().into_data();
+        tensors.insert(format!("{PEFT_PREFIX}{name}.lora_A.weight"), (a.shape().to_vec(), f32_bytes(&a)?));
+        tensors.insert(format!("{PEFT_PREFIX}{name}.lora_B.weight"), (b.shape().to_vec(), f32_bytes(&b)?));
+    }
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(k, (shape, bytes))| {
+            (k.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("shape matches the bytes"))
+        })
+        .collect();
+    let mut metadata = std::collections::HashMap::new();
+    metadata.insert("format".to_string(), "pt".to_string());
+    let path = dir.join(ADAPTER_WEIGHTS_FILE);
+    safetensors::serialize_to_file(views, Some(metadata), &path)
+        .map_err(|e| ModelError::InvalidInput(format!("writing {}: {e}", path.display())))?;
+    let adapter_config = AdapterConfig {
+        peft_type: "LORA".into(),
+        task_type: "CAUSAL_LM".into(),
+        r: settings.r,
+        lora_alpha: settings.alpha,
+        lora_dropout: settings.dropout,
+        target_modules: settings.resolved_targets(config),
+        bias: "none".into(),
+        fan_in_fan_out: config.model_type() == "gpt2",
+        base_model_name_or_path: None,
+        inference_mode: true,
+        use_rslora: false,
+    };
+    let path = dir.join(ADAPTER_CONFIG_FILE);
+    let text = serde_json::to_string_pretty(&adapter_config).expect("plain JSON");
+    std::fs::write(&path, text).map_err(|e| ModelError::io(&path, e))
+}
+
+fn f32_bytes(data: &TensorData) -> Result<Vec<u8>> {
+    let values = data
+        .try_to_vec::<f32>()
+        .map_err(|e| ModelError::InvalidInput(format!("adapter tensor is not f32: {e:?}")))?;
+    Ok(values.iter().flat_map(|v| v.to_le_bytes()).collect())
+}
+
+/// Reads `adapter_config.json` of `dir`.
+pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
+    let path = dir.join(ADAPTER_CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
+    let config: AdapterConfig = serde_json::from_str(&text).map_err(|source| ModelError::Json { path: path.clone(), source })?;
+    if config.peft_type != "LORA" {
+        return Err(ModelError::InvalidInput(format!("{}: peft_type {:?} is not LORA", path.display(), config.peft_type)));
+    }
+    if config.use_rslora {
+        return Err(ModelError::InvalidInput(format!("{}: use_rslora adapters are not supported", path.display())));
+    }
+    Ok(config)
+}
+
+/// Attaches the PEFT adapter in `adapter_dir` to `network` (frozen), checking that every adapter
+/// tensor names a projection of this model with matching shapes.
+pub fn apply_adapter(network: CausalLm, adapter_dir: &Path) -> Result<CausalLm> {
+    let config = read_adapter_config(adapter_dir)?;
+    let path = adapter_dir.join(ADAPTER_WEIGHTS_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| ModelError::io(&path, e))?;
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| ModelError::CorruptWeights { path: path.clone(), detail: e.to_string() })?;
+    let mut network = network.no_grad();
+    let scale = config.lora_alpha / config.r as f64;
+    let mismatch = |detail: String| ModelError::CorruptWeights {
+        path: path.clone(),
+        detail: format!("{detail}; this adapter was trained for a different base model"),
+    };
+    let mut names: Vec<String> = file.names().into_iter().map(str::to_string).collect();
+    let mut projections: BTreeMap<String, &mut Projection> = projections_mut(&mut network).into_iter().collect();
+    let mut applied = 0usize;
+    for (name, proj) in projections.iter_mut() {
+        let key_a = format!("{PEFT_PREFIX}{name}.lora_A.weight");
+        let key_b = format!("{PEFT_PREFIX}{name}.lora_B.weight");
+        let (Ok(a), Ok(b)) = (file.tensor(&key_a), file.tensor(&key_b)) else { continue };
+        names.retain(|n| n != &key_a && n != &key_b);
+        let (d_in, d_out) = (proj.d_in(), proj.d_out());
+        if a.shape() != [config.r, d_in] || b.shape() != [d_out, config.r] {
+            return Err(mismatch(format!(
+                "{key_a} is {:?} and {key_b} is {:?}, but the base projection {name} maps {d_in} -> {d_out} (r = {})",
+                a.shape(),
+                b.shape(),
+                config.r
+            )));
+        }
+        let device = proj.base.weight.device();
+        let a = read_f32(&a, &key_a, &path)?;
+        let b = read_f32(&b, &key_b, &path)?;
+        let a = Tensor::<2>::from_data(TensorData::new(a, [config.r, d_in]), &device).transpose();
+        let b = Tensor::<2>::from_data(TensorData::new(b, [d_out, config.r]), &device).transpose();
+        proj.lora = Some(LoraPath {
+            a: Param::from_tensor(a),
+            b: Param::from_tensor(b),
+            scale,
+            dropout: config.lora_dropout,
+        });
+        applied += 1;
+    }
+    drop(projections);
+    if let Some(unknown) = names.first() {
+        return Err(mismatch(format!("tensor {unknown} names no projection of this model")));
+    }
+    if applied == 0 {
+        return Err(mismatch("no LoRA tensor found".into()));
+    }
+    Ok(network)
+}
+
+fn read_f32(view: &TensorView, key: &str, path: &Path) -> Result<Vec<f32>> {
+    let data = view.data();
+    match view.dtype() {
+        Dtype::F32 => Ok(data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()),
+        Dtype::F16 => Ok(data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
+        Dtype::BF16 => Ok(data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
+        other => Err(ModelError::CorruptWeights { path: path.to_path_buf(), detail: format!("{key}: unsupported dtype {other:?}") }),
+    }
+}
+
+/// Loads the HF model in `base_dir` with the PEFT adapter in `adapter_dir` attached.
+pub fn load_with_adapter(base_dir: &Path, adapter_dir: &Path, device: &Device) -> Result<Model> {
+    let mut model = Model::load(base_dir, device)?;
+    model.network = apply_adapter(model.network, adapter_dir)?;
+    Ok(model)
+}
+
+/// Folds the LoRA factors of every projection into its base weight (`W + s·A·B`) and drops them.
+pub fn merge_in_place(network: &mut CausalLm) {
+    for (_, proj) in projections_mut(network) {
+        if let Some(lora) = proj.lora.take() {
+            let delta = lora.a.val().matmul(lora.b.val()).mul_scalar(lora.scale);
+            let weight = proj.base.weight.val().detach() + delta;
+            proj.base.weight = Param::from_tensor(weight);
+        }
+    }
+}
+
+/// `apitune merge`: writes `base + adapter` as a plain HF model directory into `out_dir`
+/// (config, tokenizer and generation config copied from the base).
+pub fn merge(base_dir: &Path, adapter_dir: &Path, out_dir: &Path) -> Result<PathBuf> {
+    let device = Device::default();
+    let mut model = load_with_adapter(base_dir, adapter_dir, &device)?;
+    merge_in_place(&mut model.network);
+    std::fs::create_dir_all(out_dir).map_err(|e| ModelError::io(out_dir, e))?;
+    super::export::save_weights(&model.network, &model.config, &out_dir.join(super::checkpoint::SINGLE_FILE))?;
+    for file in ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"] {
+        let from = base_dir.join(file);
+        if from.is_file() {
+            std::fs::copy(&from, out_dir.join(file)).map_err(|e| ModelError::io(&from, e))?;
+        }
+    }
+    Ok(out_dir.to_path_buf())
+}

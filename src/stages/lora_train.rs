@@ -1,0 +1,155 @@
+//! `lora-train`: trains a LoRA adapter on the first `samples` records of the training split, over
+//! a base that is either a model of `[models]` (`model = NAME`, an HF directory) or the artifact
+//! of a `pretrain` stage this stage needs.
+//!
+//! Artifact:
+//! - `adapter_config.json`, `adapter_model.safetensors`: the adapter, in PEFT's format;
+//! - `metrics.jsonl` (one `TrainStep` per optimizer step) and `summary.json` (`TrainSummary`);
+//! - `base.json` ([`BaseRef`]): which base the adapter belongs to. For a `[models]` base it names
+//!   the model; for a pretrain base it holds that artifact's cache key and arm, and the eval
+//!   stage must have the same pretrain stage among its inputs to load it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{PlanContext, RunContext, StageKind};
+use crate::model::lora::{self, LoraSettings};
+use crate::model::{Model, END_OF_TEXT};
+use crate::report::inputs::{TrainStep, TrainSummary, write_train_steps};
+use crate::train::{self, EncodeStats, TrainOutcome, TrainRun, TrainSettings};
+
+pub struct LoraTrain;
+
+/// File of a lora-train artifact naming its base.
+pub const BASE_FILE: &str = "base.json";
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoraTrainParams {
+    /// Base model from `[models]` (an HF directory). Omit to use the `pretrain` stage this stage needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Train on the first N records of the training split (nested: 1000 ⊂ 10000); all when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<usize>,
+    #[serde(default)]
+    pub lora: LoraSettings,
+    #[serde(default)]
+    pub train: TrainSettings,
+}
+
+/// `base.json` of a lora-train artifact.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaseRef {
+    /// Model name as declared in the manifest (for a pretrain base: the pretrained model's name).
+    pub model: String,
+    /// Set when the base is a `pretrain` artifact: its cache key (hex) and arm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrain_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrain_arm: Option<String>,
+}
+
+impl BaseRef {
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(BASE_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+impl StageKind for LoraTrain {
+    const KIND: &'static str = "lora-train";
+    const VERSION: u32 = 1;
+    type Params = LoraTrainParams;
+
+    fn input_files(params: &LoraTrainParams, ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>> {
+        match &params.model {
+            Some(name) => ctx.model_files(name),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn runtime_facts(_params: &LoraTrainParams, ctx: &PlanContext) -> Value {
+        json!({ "backend": ctx.backend, "seed": ctx.seed })
+    }
+
+    fn run(params: &LoraTrainParams, ctx: &RunContext) -> anyhow::Result<Value> {
+        let split = ctx.input_of_kind("normalize")?;
+        let (base_dir, base_ref) = match &params.model {
+            Some(name) => (ctx.model_dir(name)?, BaseRef { model: name.clone(), pretrain_key: None, pretrain_arm: None }),
+            None => {
+                let pretrain = ctx.input_of_kind("pretrain").map_err(|_| {
+                    anyhow::anyhow!("stage `{}` has no base: set `model = \"NAME\"` or add a `pretrain` stage to its `needs`", ctx.arm)
+                })?;
+                let summary = TrainSummary::load(&pretrain.dir)?;
+                let base = BaseRef { model: summary.model, pretrain_key: Some(pretrain.key.clone()), pretrain_arm: Some(pretrain.arm.clone()) };
+                (pretrain.dir.clone(), base)
+            }
+        };
+        let device = training_device(ctx.backend)?;
+        let base = Model::load(&base_dir, &device).with_context(|| format!("loading base model {}", base_dir.display()))?;
+        let eos = base
+            .special_tokens
+            .eos_token_id
+            .first()
+            .copied()
+            .or_else(|| base.tokenizer.token_to_id(END_OF_TEXT))
+            .ok_or_else(|| anyhow::anyhow!("base model {}: no eos_token_id in config.json and no {END_OF_TEXT} token", base_dir.display()))?;
+        let records = super::pretrain::training_records(&split.dir, params.samples)?;
+        let (examples, stats) = train::encode_records(&base.tokenizer, &records, eos, params.train.max_len)?;
+        let (network, trainable) = lora::attach(base.network, &params.lora, &base.config, ctx.seed)?;
+        let mut outcome = train::train(
+            network,
+            &TrainRun { examples: &examples, settings: &params.train, seed: ctx.seed, device: &device, work_dir: ctx.work_dir, progress: ctx.progress },
+        )?;
+        debug_assert_eq!(trainable, outcome.trainable_params);
+        lora::save_adapter(&mut outcome.network, &params.lora, &base.config, ctx.out_dir)?;
+        std::fs::write(ctx.out_dir.join(BASE_FILE), serde_json::to_string_pretty(&base_ref)?)?;
+        let summary = TrainSummary {
+            samples: params.samples.map(|n| n as u64),
+            model: base_ref.model.clone(),
+            trainable_params: outcome.trainable_params,
+            tokens_seen: outcome.tokens_seen,
+            seconds: outcome.seconds,
+        };
+        write_train_outputs(ctx.out_dir, &summary, &outcome.steps)?;
+        let mut out = summary_json(&summary, &outcome, stats, examples.len());
+        let last = outcome.steps.last().map_or(f64::NAN, |s| s.loss);
+        super::set_headline(
+            &mut out,
+            format!("{} LoRA params · {} examples · {} steps · final loss {last:.3} · {:.0}s", outcome.trainable_params, examples.len(), outcome.steps.len(), outcome.seconds),
+        );
+        Ok(out)
+    }
+}
+
+/// The backend's device with autodiff.
+pub(crate) fn training_device(backend: &str) -> anyhow::Result<burn::tensor::Device> {
+    let backend = <crate::model::Backend as clap::ValueEnum>::from_str(backend, true).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(backend.device()?.autodiff())
+}
+
+pub(crate) fn write_train_outputs(dir: &Path, summary: &TrainSummary, steps: &[TrainStep]) -> anyhow::Result<()> {
+    summary.write(dir)?;
+    write_train_steps(dir, steps)
+}
+
+pub(crate) fn summary_json(summary: &TrainSummary, outcome: &TrainOutcome, stats: EncodeStats, examples: usize) -> Value {
+    json!({
+        "examples": examples,
+        "truncated": stats.truncated,
+        "dropped": stats.dropped,
+        "steps": outcome.steps.len(),
+        "resumed_from_step": outcome.resumed_from,
+        "first_loss": outcome.steps.first().map(|s| s.loss),
+        "final_loss": outcome.steps.last().map(|s| s.loss),
+        "trainable_params": summary.trainable_params,
+        "tokens_seen": summary.tokens_seen,
+        "seconds": summary.seconds,
+    })
+}

@@ -1,0 +1,157 @@
+//! `pretrain`: trains every parameter of a randomly initialised model declared in `[models]`
+//! (`arch`, `init = "random"`, `config = {...}`, `tokenizer = { train_bpe = { vocab_size } }`) on
+//! the training split. The artifact is an HF model directory (`config.json`, `model.safetensors`,
+//! `tokenizer.json`) plus `metrics.jsonl` and `summary.json`, so `Model::load` reads it directly
+//! and `lora-train` / `eval` can use it as a base.
+
+use std::path::Path;
+
+use anyhow::Context;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{PlanContext, RunContext, StageKind};
+use crate::data::{self, ApiRecord};
+use crate::manifest::ModelSpec;
+use crate::model::{self, CausalLm, END_OF_TEXT, ModelConfig};
+use crate::report::inputs::TrainSummary;
+use crate::train::{self, TrainRun, TrainSettings};
+
+pub struct Pretrain;
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainParams {
+    /// A model of `[models]` with `init = "random"`.
+    pub model: String,
+    /// Train on the first N records of the training split (all when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<usize>,
+    #[serde(default)]
+    pub train: TrainSettings,
+}
+
+impl StageKind for Pretrain {
+    const KIND: &'static str = "pretrain";
+    const VERSION: u32 = 1;
+    type Params = PretrainParams;
+
+    fn input_files(params: &PretrainParams, ctx: &PlanContext) -> anyhow::Result<Vec<std::path::PathBuf>> {
+        let spec = random_spec(ctx.models.get(&params.model), &params.model)?;
+        Ok(tokenizer_path(spec)?.map(|p| vec![ctx.base_dir.join(p)]).unwrap_or_default())
+    }
+
+    fn runtime_facts(params: &PretrainParams, ctx: &PlanContext) -> Value {
+        // The model's declaration is not part of the stage's params but decides its output.
+        json!({ "backend": ctx.backend, "seed": ctx.seed, "model_spec": ctx.models.get(&params.model) })
+    }
+
+    fn run(params: &PretrainParams, ctx: &RunContext) -> anyhow::Result<Value> {
+        let spec = random_spec(ctx.models.get(&params.model), &params.model)?;
+        let split = ctx.input_of_kind("normalize")?;
+        let records = training_records(&split.dir, params.samples)?;
+        let tokenizer = build_tokenizer(spec, ctx.base_dir, &records, &params.model)?;
+        let eos = tokenizer
+            .token_to_id(END_OF_TEXT)
+            .ok_or_else(|| anyhow::anyhow!("model `{}`: its tokenizer has no {END_OF_TEXT} token to end targets with", params.model))?;
+        let config_path = ctx.out_dir.join("config.json");
+        let config_json = hf_config(spec, &params.model, tokenizer.get_vocab_size(true), eos)?;
+        std::fs::write(&config_path, serde_json::to_string_pretty(&config_json)?)?;
+        let config = ModelConfig::from_dir(ctx.out_dir).with_context(|| format!("model `{}`: its `config`", params.model))?;
+        anyhow::ensure!(
+            params.train.max_len <= config.max_positions(),
+            "train.max_len {} exceeds the model's {} positions; lower max_len or raise the position count in [models.{}].config",
+            params.train.max_len,
+            config.max_positions(),
+            params.model
+        );
+        tokenizer
+            .save(ctx.out_dir.join("tokenizer.json"), false)
+            .map_err(|e| anyhow::anyhow!("writing tokenizer.json: {e}"))?;
+
+        let device = super::lora_train::training_device(ctx.backend)?;
+        let network = CausalLm::init(&config, &device, ctx.seed);
+        let (examples, stats) = train::encode_records(&tokenizer, &records, eos, params.train.max_len)?;
+        let outcome = train::train(
+            network,
+            &TrainRun { examples: &examples, settings: &params.train, seed: ctx.seed, device: &device, work_dir: ctx.work_dir, progress: ctx.progress },
+        )?;
+        model::export::save_weights(&outcome.network, &config, &ctx.out_dir.join(model::checkpoint::SINGLE_FILE))?;
+        let summary = TrainSummary {
+            samples: params.samples.map(|n| n as u64),
+            model: params.model.clone(),
+            trainable_params: outcome.trainable_params,
+            tokens_seen: outcome.tokens_seen,
+            seconds: outcome.seconds,
+        };
+        super::lora_train::write_train_outputs(ctx.out_dir, &summary, &outcome.steps)?;
+        let mut out = super::lora_train::summary_json(&summary, &outcome, stats, examples.len());
+        let first = outcome.steps.first().map_or(f64::NAN, |s| s.loss);
+        let last = outcome.steps.last().map_or(f64::NAN, |s| s.loss);
+        super::set_headline(
+            &mut out,
+            format!("{} params · {} steps · loss {first:.3} -> {last:.3} · {:.0}s", outcome.trainable_params, outcome.steps.len(), outcome.seconds),
+        );
+        Ok(out)
+    }
+}
+
+fn random_spec<'a>(spec: Option<&'a ModelSpec>, name: &str) -> anyhow::Result<&'a ModelSpec> {
+    let spec = spec.ok_or_else(|| anyhow::anyhow!("pretrain: unknown model `{name}`; declare it under [models.{name}]"))?;
+    anyhow::ensure!(
+        spec.init.as_deref() == Some("random"),
+        "pretrain: model `{name}` must set `init = \"random\"` (pretrain trains a model from scratch; fine-tune an existing one with lora-train)"
+    );
+    anyhow::ensure!(spec.arch.is_some(), "pretrain: model `{name}` needs `arch` (one of {:?})", model::config::SUPPORTED_ARCHITECTURES);
+    Ok(spec)
+}
+
+fn tokenizer_path(spec: &ModelSpec) -> anyhow::Result<Option<String>> {
+    let Some(tok) = &spec.tokenizer else { return Ok(None) };
+    Ok(tok.get("path").and_then(Value::as_str).map(str::to_string))
+}
+
+/// `train.jsonl` of the split, or its first `samples` records.
+pub(crate) fn training_records(split_dir: &Path, samples: Option<usize>) -> anyhow::Result<Vec<ApiRecord>> {
+    let path = split_dir.join(data::TRAIN_FILE);
+    Ok(match samples {
+        Some(n) => data::take_samples(&path, n)?,
+        None => data::read_records(&path).collect::<Result<_, _>>()?,
+    })
+}
+
+fn build_tokenizer(spec: &ModelSpec, base_dir: &Path, records: &[ApiRecord], name: &str) -> anyhow::Result<tokenizers::Tokenizer> {
+    let tok = spec
+        .tokenizer
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("model `{name}`: set `tokenizer = {{ train_bpe = {{ vocab_size = N }} }}` or `{{ path = \"tokenizer.json\" }}`"))?;
+    if let Some(path) = tokenizer_path(spec)? {
+        return Ok(model::load_tokenizer(&base_dir.join(path))?);
+    }
+    let vocab_size = tok
+        .get("train_bpe")
+        .and_then(|t| t.get("vocab_size"))
+        .and_then(Value::as_u64)
+        .ok_or_else(|| anyhow::anyhow!("model `{name}`: `tokenizer` needs `train_bpe = {{ vocab_size = N }}` or `path`"))?;
+    let texts = records.iter().flat_map(|r| [data::prompt(r, &r.lang), r.code.clone()]).collect::<Vec<_>>();
+    Ok(model::train_bpe(texts.into_iter(), vocab_size as usize)?)
+}
+
+/// HF `config.json` from the manifest's `config` fields, with the architecture, the tokenizer's
+/// vocabulary size and its end-of-text token filled in.
+fn hf_config(spec: &ModelSpec, name: &str, vocab_size: usize, eos: u32) -> anyhow::Result<Value> {
+    let mut config = spec.config.clone().unwrap_or_default();
+    if let Some(declared) = config.get("vocab_size").and_then(Value::as_u64) {
+        anyhow::ensure!(
+            declared as usize >= vocab_size,
+            "model `{name}`: config.vocab_size {declared} is smaller than its tokenizer's {vocab_size} tokens"
+        );
+    } else {
+        config.insert("vocab_size".into(), json!(vocab_size));
+    }
+    config.insert("model_type".into(), json!(spec.arch.as_deref().unwrap_or_default()));
+    config.entry("eos_token_id").or_insert(json!(eos));
+    config.entry("bos_token_id").or_insert(json!(eos));
+    Ok(Value::Object(config))
+}

@@ -1,0 +1,268 @@
+//! The training loop: micro-batches with gradient accumulation, masked causal-LM loss, global
+//! gradient-norm clipping, AdamW (decoupled weight decay) under a warmup schedule, a per-step log,
+//! and checkpoints that let an interrupted run continue where it stopped.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::batches::{Example, epoch_batches};
+use super::checkpoint::{self as ckpt, TrainState};
+use super::params::{global_norm, renumber, scale_grads, trainable_count};
+use super::schedule::{Schedule, learning_rate, warmup_steps};
+use crate::model::{CausalLm, ForwardInput};
+use crate::report::inputs::{TRAIN_METRICS_FILE, TrainStep};
+
+/// `train = { ... }` of a training stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSettings {
+    /// Peak learning rate.
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Passes over the training set (fractions allowed); ignored when `steps` is set.
+    #[serde(default = "default_epochs")]
+    pub epochs: f64,
+    /// Optimizer steps; overrides `epochs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u64>,
+    /// Sequences per forward pass.
+    #[serde(default = "default_micro_batch")]
+    pub micro_batch: usize,
+    /// Micro-batches per optimizer step.
+    #[serde(default = "default_one")]
+    pub grad_accum: usize,
+    /// Tokens per sequence (prompt + target + EOS); longer sequences are cut and counted.
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+    /// Warmup: a fraction of all steps when below 1 (HF warmup_ratio), else a number of steps.
+    #[serde(default)]
+    pub warmup: f64,
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// AdamW's decoupled weight decay.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this (0 = no clipping).
+    #[serde(default = "default_clip")]
+    pub clip: f64,
+    /// Save a checkpoint every this many optimizer steps (0 = never).
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+}
+
+fn default_lr() -> f64 {
+    2e-4
+}
+fn default_epochs() -> f64 {
+    1.0
+}
+fn default_micro_batch() -> usize {
+    8
+}
+fn default_one() -> usize {
+    1
+}
+fn default_max_len() -> usize {
+    512
+}
+fn default_clip() -> f64 {
+    1.0
+}
+fn default_checkpoint_every() -> u64 {
+    50
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every field has a default")
+    }
+}
+
+impl TrainSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.micro_batch > 0, "train.micro_batch must be at least 1");
+        anyhow::ensure!(self.grad_accum > 0, "train.grad_accum must be at least 1");
+        anyhow::ensure!(self.max_len >= 2, "train.max_len must be at least 2");
+        anyhow::ensure!(self.lr > 0.0 && self.lr.is_finite(), "train.lr must be positive");
+        anyhow::ensure!(self.steps.is_some() || self.epochs > 0.0, "train.epochs must be positive (or set train.steps)");
+        anyhow::ensure!(self.warmup >= 0.0 && self.weight_decay >= 0.0 && self.clip >= 0.0, "train.warmup, weight_decay and clip must not be negative");
+        Ok(())
+    }
+
+    /// Optimizer steps for `examples` training sequences.
+    pub fn total_steps(&self, examples: usize) -> u64 {
+        self.steps.unwrap_or_else(|| {
+            let micro_per_epoch = examples.div_ceil(self.micro_batch) as f64;
+            ((self.epochs * micro_per_epoch) / self.grad_accum as f64).ceil().max(1.0) as u64
+        })
+    }
+}
+
+/// Where and how a run trains.
+pub struct TrainRun<'a> {
+    pub examples: &'a [Example],
+    pub settings: &'a TrainSettings,
+    pub seed: u64,
+    /// An autodiff device; the network must live on it.
+    pub device: &'a Device,
+    /// Checkpoints and the running log; a rerun with the same directory resumes.
+    pub work_dir: &'a Path,
+    pub progress: &'a (dyn Fn(u64, Option<u64>, &str) + Sync),
+}
+
+pub struct TrainOutcome {
+    pub network: CausalLm,
+    pub steps: Vec<TrainStep>,
+    pub trainable_params: u64,
+    /// Real (non-padding) tokens run through the model.
+    pub tokens_seen: u64,
+    /// Training time, summed over interrupted attempts.
+    pub seconds: f64,
+    /// Step the run resumed from (0 for a fresh start).
+    pub resumed_from: u64,
+}
+
+/// Trains the parameters of `network` that require gradients.
+pub fn train(network: CausalLm, run: &TrainRun) -> anyhow::Result<TrainOutcome> {
+    let settings = run.settings;
+    settings.validate()?;
+    anyhow::ensure!(!run.examples.is_empty(), "no training examples");
+    let total = settings.total_steps(run.examples.len());
+    let warmup = warmup_steps(settings.warmup, total);
+    let lengths: Vec<usize> = run.examples.iter().map(|e| e.tokens.len()).collect();
+    let micro_per_epoch = run.examples.len().div_ceil(settings.micro_batch) as u64;
+
+    let mut optimizer = AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .with_weight_decay(settings.weight_decay as f32)
+        .init();
+    let checkpoint_dir = run.work_dir.join("checkpoint");
+    let metrics_path = run.work_dir.join(TRAIN_METRICS_FILE);
+    let (mut network, mut state) = match ckpt::load(&checkpoint_dir)? {
+        Some((state, values, optimizer_bytes)) => {
+            let network = renumber(network, Some(values)).context("resuming from the checkpoint in the work directory")?;
+            optimizer = optimizer
+                .from_bytes(optimizer_bytes)
+                .map_err(|e| anyhow::anyhow!("reading the optimizer state of the checkpoint: {e:?}"))?;
+            (network, state)
+        }
+        None => (renumber(network, None)?, TrainState::default()),
+    };
+    let resumed_from = state.step;
+    let mut steps = ckpt::read_log(&metrics_path, state.step)?;
+    let mut log = std::fs::File::create(&metrics_path).with_context(|| format!("creating {}", metrics_path.display()))?;
+    for step in &steps {
+        writeln!(log, "{}", serde_json::to_string(step)?)?;
+    }
+    let trainable_params = trainable_count(&network);
+    anyhow::ensure!(trainable_params > 0, "the model has no trainable parameters");
+
+    let mut epoch_cache: Option<(u64, Vec<Vec<usize>>)> = None;
+    let mut micro_batch_at = |m: u64| -> Vec<usize> {
+        let epoch = m / micro_per_epoch;
+        if epoch_cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            epoch_cache = Some((epoch, epoch_batches(&lengths, settings.micro_batch, run.seed, epoch)));
+        }
+        epoch_cache.as_ref().expect("just set").1[(m % micro_per_epoch) as usize].clone()
+    };
+
+    let started = Instant::now();
+    let seconds_before = state.seconds;
+    while state.step < total {
+        let step_started = Instant::now();
+        let batches: Vec<Vec<usize>> = (0..settings.grad_accum as u64)
+            .map(|k| micro_batch_at(state.step * settings.grad_accum as u64 + k))
+            .collect();
+        let step_targets: usize = batches.iter().flatten().map(|&i| run.examples[i].target_tokens()).sum();
+        let mut accumulator = GradientsAccumulator::new();
+        let mut loss_sum = 0.0;
+        let mut step_tokens = 0u64;
+        for batch in &batches {
+            let rows: Vec<&Example> = batch.iter().map(|&i| &run.examples[i]).collect();
+            let nll = batch_nll(&network, &rows, run.device);
+            let loss = nll.div_scalar(step_targets as f64);
+            loss_sum += loss.clone().into_data().convert::<f64>().try_into_vec::<f64>().map_err(|e| anyhow::anyhow!("{e:?}"))?[0];
+            let grads = GradientsParams::from_grads(loss.backward(), &network);
+            accumulator.accumulate(&network, grads);
+            step_tokens += rows.iter().map(|r| r.tokens.len() as u64).sum::<u64>();
+        }
+        anyhow::ensure!(loss_sum.is_finite(), "loss became {loss_sum} at step {}: lower train.lr", state.step + 1);
+        let mut grads = accumulator.grads();
+        let grad_norm = global_norm(&network, &grads);
+        if settings.clip > 0.0 && grad_norm > settings.clip {
+            // As torch.nn.utils.clip_grad_norm_.
+            scale_grads(&network, &mut grads, settings.clip / (grad_norm + 1e-6));
+        }
+        let lr = learning_rate(settings.lr, settings.schedule, state.step, total, warmup);
+        network = optimizer.step(lr, network, grads);
+        state.step += 1;
+        state.tokens_seen += step_tokens;
+        let elapsed = step_started.elapsed().as_secs_f64();
+        let record = TrainStep {
+            step: state.step,
+            loss: loss_sum,
+            lr,
+            grad_norm,
+            tokens_per_s: step_tokens as f64 / elapsed.max(1e-9),
+        };
+        writeln!(log, "{}", serde_json::to_string(&record)?)?;
+        steps.push(record);
+        (run.progress)(state.step, Some(total), &format!("steps, loss {loss_sum:.3}, {:.0} tok/s", record.tokens_per_s));
+        state.seconds = seconds_before + started.elapsed().as_secs_f64();
+        if settings.checkpoint_every > 0 && state.step % settings.checkpoint_every == 0 && state.step < total {
+            log.flush()?;
+            ckpt::save(&checkpoint_dir, &state, &network, &optimizer)?;
+        }
+    }
+    Ok(TrainOutcome {
+        network,
+        steps,
+        trainable_params,
+        tokens_seen: state.tokens_seen,
+        seconds: seconds_before + started.elapsed().as_secs_f64(),
+        resumed_from,
+    })
+}
+
+/// Summed negative log-likelihood of the target tokens of `rows` (right-padded into one batch).
+pub fn batch_nll(network: &CausalLm, rows: &[&Example], device: &Device) -> Tensor<1> {
+    let width = rows.iter().map(|r| r.tokens.len()).max().unwrap_or(0);
+    let batch = rows.len();
+    let mut tokens = Vec::with_capacity(batch);
+    let mut valid = Vec::with_capacity(batch);
+    let mut targets = Vec::with_capacity(batch * width);
+    let mut weights = Vec::with_capacity(batch * width);
+    for row in rows {
+        let mut padded = row.tokens.clone();
+        padded.resize(width, 0);
+        valid.push((0..width).map(|j| j < row.tokens.len()).collect::<Vec<bool>>());
+        for t in 0..width {
+            let next = t + 1;
+            let scored = next >= row.target_start && next < row.tokens.len();
+            targets.push(if scored { row.tokens[next] as i64 } else { 0 });
+            weights.push(if scored { 1.0f32 } else { 0.0 });
+        }
+        tokens.push(padded);
+    }
+    let input = ForwardInput::new(&tokens, &valid, 0, device);
+    let logits = network.forward(&input, None);
+    let log_probs = burn::tensor::activation::log_softmax(logits, 2);
+    let targets = Tensor::<3, Int>::from_data(TensorData::new(targets, [batch, width, 1]), device);
+    let weights = Tensor::<2>::from_data(TensorData::new(weights, [batch, width]), device);
+    let picked = log_probs.gather(2, targets).reshape([batch, width]);
+    (picked * weights).sum().neg()
+}
+
+/// The directory name of checkpoints inside a work directory.
+pub fn checkpoint_dir(work_dir: &Path) -> PathBuf {
+    work_dir.join("checkpoint")
+}
