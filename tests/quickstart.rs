@@ -8,29 +8,68 @@ fn repo(rel: &str) -> String {
     format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
 }
 
+fn metric(json: &serde_json::Value, arm: &str, name: &str) -> f64 {
+    let arm = json["arms"].as_array().unwrap().iter().find(|a| a["arm"] == arm).unwrap_or_else(|| panic!("no arm {arm}"));
+    arm["summary"][name].as_f64().unwrap_or_else(|| panic!("{arm} has no {name}"))
+}
+
+/// The whole study in miniature: pretrain, zero-shot baseline, LoRA on nested subsets, eval,
+/// report; the LoRA arm must beat the baseline, `check` must pass, then fail on a change.
 #[test]
-fn quickstart_runs_then_is_fully_cached_and_reruns_only_what_changed() {
+fn quickstart_end_to_end_lora_beats_zero_shot_and_check_gates_it() {
     let p = Project::new();
     let manifest = repo("experiments/quickstart.toml");
-    let first = p.run(&["run", &manifest, "--format", "json"]);
-    let json = first.expect_code(0).json();
-    assert_eq!(statuses(&json), [("ingest".into(), "ran".into()), ("split".into(), "ran".into())]);
+    let out = p.run(&["run", &manifest, "--format", "json"]);
+    let json = out.expect_code(0).json();
+    let arms: Vec<String> = statuses(&json).into_iter().map(|(a, _)| a).collect();
+    assert_eq!(
+        arms,
+        ["ingest", "split", "pretrain", "baseline", "lora[samples=250]", "lora[samples=1000]", "eval[samples=250]", "eval[samples=1000]", "report"]
+    );
     let ingest = &json["arms"][0]["summary"];
     let records = ingest["records"].as_u64().unwrap();
     assert!((1000..=3000).contains(&records), "bundled corpus gives 1-3K records, got {records}");
     assert_eq!(ingest["per_lang"].as_object().unwrap().len(), 10, "{ingest}");
-    let split = &json["arms"][1]["summary"]["splits"];
-    for level in ["level1", "level2", "level3"] {
-        assert!(split[level]["total"].as_u64().unwrap() > 0, "{level} is empty: {split}");
-    }
 
-    let second = p.run(&["run", &manifest, "--format", "json"]);
-    assert_eq!(statuses(&second.expect_code(0).json()), [("ingest".into(), "hit".into()), ("split".into(), "hit".into())]);
-    p.run(&["status", &manifest, "--exit-code"]).expect_code(0);
+    let (base_bleu, lora_bleu) = (metric(&json, "baseline", "sacrebleu_corpus"), metric(&json, "eval[samples=1000]", "sacrebleu_corpus"));
+    let (base_syntax, lora_syntax) = (metric(&json, "baseline", "syntax"), metric(&json, "eval[samples=1000]", "syntax"));
+    assert!(lora_bleu > base_bleu, "LoRA SacreBLEU {lora_bleu} should beat zero-shot {base_bleu}");
+    assert!(lora_syntax > base_syntax, "LoRA syntax {lora_syntax} should beat zero-shot {base_syntax}");
+    let lora = json["arms"].as_array().unwrap().iter().find(|a| a["arm"] == "lora[samples=1000]").unwrap();
+    assert!(lora["summary"]["headline"].as_str().unwrap().contains("final loss"), "{lora}");
 
-    let changed = p.run(&["run", &manifest, "--format", "json", "-S", "stages.split.heldout.level1=3"]);
-    assert_eq!(statuses(&changed.expect_code(0).json()), [("ingest".into(), "hit".into()), ("split".into(), "ran".into())]);
-    p.run(&["status", &manifest, "--exit-code"]).expect_code(0);
+    // The report: a table and SVG plots in the artifact, and `show` prints the table.
+    let report_dir = std::fs::read_dir(p.path().join("cache/artifacts"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| d.join("report.md").exists())
+        .expect("report artifact");
+    let table = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
+    assert!(table.contains("| tiny  | LoRA      | 1000"), "{table}");
+    let svg = std::fs::read_to_string(report_dir.join("plots/ablation-sacrebleu_corpus.svg")).unwrap();
+    assert!(svg.starts_with("<svg") || svg.starts_with("<?xml"), "{}", &svg[..80.min(svg.len())]);
+    assert!(report_dir.join("report.html").exists());
+    let show = p.run(&["show", &manifest]);
+    assert!(show.expect_code(0).stdout().contains("LoRA"), "{}", show.stdout());
+
+    // Everything cached: a rerun runs nothing, and the CI gate passes.
+    let again = p.run(&["run", &manifest, "--format", "json"]);
+    assert!(statuses(&again.expect_code(0).json()).iter().all(|(_, s)| s == "hit"));
+    p.run(&["check", &manifest]).expect_code(0);
+    // A param change makes arms stale; an out-of-range expectation fails; neither runs anything.
+    let stale = p.run(&["check", &manifest, "-S", "stages.lora.lora.r=8"]);
+    stale.expect_code(1);
+    assert!(stale.stdout().contains("stale   lora[samples=250]"), "{}", stale.stdout());
+    let out_of_range = p.run(&["check", &manifest, "-S", "expect.\"eval[samples=1000].sacrebleu_corpus\".min=99"]);
+    out_of_range.expect_code(1);
+    assert!(out_of_range.stdout().contains("FAIL"), "{}", out_of_range.stdout());
+
+    // Changing a held-out size re-runs the split and everything downstream of it, nothing else.
+    let plan = p.run(&["plan", &manifest, "--format", "json", "-S", "stages.split.heldout.level1=3"]);
+    let s = statuses(&plan.expect_code(0).json());
+    assert_eq!(s[0], ("ingest".to_string(), "hit".to_string()));
+    assert_eq!(s[1], ("split".to_string(), "miss".to_string()));
+    assert!(s[2..].iter().all(|(_, st)| st == "pending"), "{s:?}");
 }
 
 #[test]
@@ -48,5 +87,5 @@ fn default_manifest_is_the_quickstart() {
     assert!(out.stderr().contains("experiments/quickstart.toml"), "{}", out.stderr());
     let out = p.command(&["plan"]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ingest"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pretrain"));
 }

@@ -22,7 +22,8 @@ use crate::metrics::api_match::EndpointSet;
 use crate::metrics::corpus::{Example, score_corpus};
 use crate::metrics::perplexity::TokenNll;
 use crate::model::{self, GenerationConfig, Model, Sampling};
-use crate::report::inputs::{EvalResults, LevelScores};
+use crate::report::inputs::{AdapterInfo, EvalResults, LevelScores, TrainSummary};
+use crate::stages::lora_train::BaseRef;
 
 pub struct Eval;
 
@@ -167,8 +168,8 @@ impl StageKind for Eval {
         let results = EvalResults {
             arm: ctx.arm.to_string(),
             model: source.name.clone(),
-            adapter: None,
-            samples: None,
+            samples: source.adapter.as_ref().and_then(|(_, a)| a.samples),
+            adapter: source.adapter.as_ref().map(|(_, a)| a.clone()),
             decoding: serde_json::to_value(&params.decoding)?,
             versions: json!({ "apitune": env!("CARGO_PKG_VERSION"), "eval": Self::VERSION, "backend": ctx.backend }),
             overall: overall.overall.clone(),
@@ -212,28 +213,66 @@ fn device_for(backend: &str) -> anyhow::Result<burn::tensor::Device> {
     Ok(backend.device()?)
 }
 
-/// Where the evaluated model comes from: a `[models]` directory, or the artifact of a `pretrain`
-/// stage this stage needs.
+/// Where the evaluated model comes from: a `[models]` directory, the artifact of a `pretrain` stage
+/// this stage needs, or either of those with the adapter of a `lora-train` stage it needs.
 struct ModelSource {
     /// Name shown in results: the `[models]` name, or the pretrain arm.
     name: String,
     dir: PathBuf,
+    adapter: Option<(PathBuf, AdapterInfo)>,
     /// What identifies the weights by content, for the generation memo.
     identity: Value,
 }
 
 impl ModelSource {
     fn resolve(params: &EvalParams, ctx: &RunContext) -> anyhow::Result<ModelSource> {
-        let pretrained: Vec<_> = ctx.inputs.iter().filter(|i| i.kind == "pretrain").collect();
+        let of_kind = |kind: &str| ctx.inputs.iter().filter(|i| i.kind == kind).collect::<Vec<_>>();
+        let (pretrained, adapters) = (of_kind("pretrain"), of_kind("lora-train"));
+        if adapters.len() > 1 {
+            anyhow::bail!("stage `{}` needs several `lora-train` arms ({}, {}); an eval arm evaluates one adapter", ctx.arm, adapters[0].arm, adapters[1].arm);
+        }
+        if let Some(lora) = adapters.first() {
+            let base = BaseRef::load(&lora.dir)?;
+            let (name, dir, base_identity) = match &base.pretrain_key {
+                Some(key) => {
+                    let input = pretrained.iter().find(|i| &i.key == key).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "the adapter of `{}` was trained on the pretrained `{}`: add that stage to the `needs` of `{}`",
+                            lora.arm,
+                            base.pretrain_arm.as_deref().unwrap_or("pretrain"),
+                            ctx.arm
+                        )
+                    })?;
+                    (base.model.clone(), input.dir.clone(), json!({ "artifact": input.key }))
+                }
+                None => {
+                    if let Some(name) = params.model.as_ref().filter(|n| **n != base.model) {
+                        anyhow::bail!("stage `{}` names model `{name}`, but the adapter of `{}` was trained on `{}`", ctx.arm, lora.arm, base.model);
+                    }
+                    (base.model.clone(), ctx.model_dir(&base.model)?, json!({ "files": ctx.file_hashes, "model": base.model }))
+                }
+            };
+            let samples = TrainSummary::load(&lora.dir).ok().and_then(|s| s.samples);
+            let info = AdapterInfo { arm: lora.arm.clone(), key: lora.key.clone(), samples };
+            return Ok(ModelSource {
+                name,
+                dir,
+                adapter: Some((lora.dir.clone(), info)),
+                identity: json!({ "base": base_identity, "adapter": lora.key }),
+            });
+        }
         match (&params.model, pretrained.as_slice()) {
             (Some(name), []) => Ok(ModelSource {
                 name: name.clone(),
                 dir: ctx.model_dir(name)?,
+                adapter: None,
                 identity: json!({ "files": ctx.file_hashes }),
             }),
             (None, [input]) => Ok(ModelSource {
-                name: input.arm.clone(),
+                // The model the pretrain stage trained, so its rows line up with its adapters'.
+                name: TrainSummary::load(&input.dir).map(|s| s.model).unwrap_or_else(|_| input.arm.clone()),
                 dir: input.dir.clone(),
+                adapter: None,
                 identity: json!({ "artifact": input.key }),
             }),
             (Some(name), [input, ..]) => anyhow::bail!(
@@ -242,7 +281,7 @@ impl ModelSource {
                 input.arm
             ),
             (None, []) => anyhow::bail!(
-                "stage `{}` has no model: set `model = \"NAME\"` (a model of [models] with a `path`) or need a `pretrain` stage",
+                "stage `{}` has no model: set `model = \"NAME\"` (a model of [models] with a `path`) or need a `pretrain` or `lora-train` stage",
                 ctx.arm
             ),
             (None, _) => anyhow::bail!("stage `{}` needs several `pretrain` arms; it evaluates one model", ctx.arm),
@@ -250,7 +289,11 @@ impl ModelSource {
     }
 
     fn load(&self, device: &burn::tensor::Device) -> anyhow::Result<Model> {
-        Model::load(&self.dir, device).with_context(|| format!("loading model `{}` from {}", self.name, self.dir.display()))
+        let loaded = match &self.adapter {
+            Some((adapter_dir, _)) => model::lora::load_with_adapter(&self.dir, adapter_dir, device),
+            None => Model::load(&self.dir, device),
+        };
+        loaded.with_context(|| format!("loading model `{}` from {}", self.name, self.dir.display()))
     }
 }
 
