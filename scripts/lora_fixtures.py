@@ -13,14 +13,18 @@ It writes tests/fixtures/lora/<model>/ (adapter_config.json + adapter_model.safe
 PEFT, reference.json). Rust loads the adapter PEFT saved and must reproduce the numbers within
 1e-4 relative. Pinned versions: scripts/requirements-fixtures.txt.
 
-    python scripts/lora_fixtures.py
+    python scripts/lora_fixtures.py            # writes tests/fixtures/lora/{gpt2,qwen2}-tiny/
+    python scripts/lora_fixtures.py --check    # the other direction: loads the adapter apitune
+        # wrote (tests/fixtures/lora/apitune-gpt2-tiny/, kept current by tests/lora_golden.rs) in
+        # PEFT and compares PEFT's logits with apitune's
 """
 
 import json
+import sys
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,5 +102,26 @@ def main():
         print(name, ref["loss_before"], loss_after, ref["trainable_params"])
 
 
+def check_apitune_adapter():
+    adapter = OUT / "apitune-gpt2-tiny"
+    ref = json.loads((adapter / "logits.json").read_text())
+    base = AutoModelForCausalLM.from_pretrained(ROOT / ref["base"], torch_dtype=torch.float32)
+    with torch.no_grad():
+        plain = base(input_ids=torch.tensor([ref["tokens"]])).logits[0].reshape(-1)
+    model = PeftModel.from_pretrained(base, adapter)  # injects the adapter into `base` in place
+    model.eval()
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ref["tokens"]])).logits[0].reshape(-1)
+    want = torch.tensor(ref["logits"])
+    diff = (logits - want).abs().max().item()
+    base_diff = (plain - want).abs().max().item()
+    print(f"apitune adapter in PEFT: max |logit diff| {diff:.3e} (without the adapter it would be {base_diff:.3e})")
+    if not diff < 1e-4:
+        sys.exit("PEFT's logits with apitune's adapter differ from apitune's")
+
+
 if __name__ == "__main__":
-    main()
+    if "--check" in sys.argv[1:]:
+        check_apitune_adapter()
+    else:
+        main()

@@ -100,3 +100,41 @@ fn gpt2_lora_matches_peft() {
 fn qwen2_lora_matches_peft() {
     check("qwen2-tiny");
 }
+
+/// An adapter written by apitune, committed with the logits apitune computes with it, so
+/// `python scripts/lora_fixtures.py --check` can load it in PEFT and compare. This test keeps the
+/// committed files current; `APITUNE_WRITE_FIXTURES=1` rewrites them.
+#[test]
+fn apitune_adapter_fixture_is_current() {
+    use burn::tensor::{Tensor, TensorData};
+    let device = Device::default();
+    let base_dir = root().join("models/gpt2-tiny");
+    let base = apitune::model::Model::load(&base_dir, &device).unwrap();
+    let settings = lora::LoraSettings { r: 4, alpha: 16.0, dropout: 0.0, targets: vec!["c_attn".into(), "c_proj".into(), "c_fc".into()] };
+    let (mut network, _) = lora::attach(base.network, &settings, &base.config, 9).unwrap();
+    for (_, proj) in lora::projections_mut(&mut network) {
+        if let Some(path) = proj.lora.as_mut() {
+            let [r, out] = path.b.dims();
+            let values: Vec<f32> = (0..r * out).map(|k| ((k * 7 % 11) as f32 - 5.0) * 0.01).collect();
+            path.b = burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(values, [r, out]), &device));
+        }
+    }
+    let tokens = vec![5u32, 17, 42, 7, 99, 3];
+    let input = apitune::model::ForwardInput::causal(std::slice::from_ref(&tokens), &device);
+    let logits: Vec<f32> = network.forward(&input, None).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    lora::save_adapter(&mut network, &settings, &base.config, fresh.path()).unwrap();
+    let committed = root().join("lora/apitune-gpt2-tiny");
+    let reference = serde_json::json!({ "base": "tests/fixtures/models/gpt2-tiny", "tokens": tokens, "logits": logits });
+    if std::env::var_os("APITUNE_WRITE_FIXTURES").is_some() {
+        std::fs::create_dir_all(&committed).unwrap();
+        for f in [lora::ADAPTER_CONFIG_FILE, lora::ADAPTER_WEIGHTS_FILE] {
+            std::fs::copy(fresh.path().join(f), committed.join(f)).unwrap();
+        }
+        std::fs::write(committed.join("logits.json"), serde_json::to_string(&reference).unwrap()).unwrap();
+    }
+    let read = |dir: &Path| std::fs::read(dir.join(lora::ADAPTER_WEIGHTS_FILE)).unwrap();
+    assert!(read(fresh.path()) == read(&committed), "committed apitune adapter is stale: rerun with APITUNE_WRITE_FIXTURES=1");
+    let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(committed.join("logits.json")).unwrap()).unwrap();
+    assert_eq!(stored, reference);
+}
