@@ -11,9 +11,12 @@ use super::causal_lm::CausalLm;
 use super::config::ModelConfig;
 use super::error::{ModelError, Result};
 
+/// A tensor by HF name: (name, shape, f32 values).
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
 /// Every float parameter of `network` by its HF name with its f32 values and HF shape. LoRA
 /// factors are left out (they belong in an adapter, see [`super::lora::save_adapter`]).
-pub fn hf_tensors(network: &CausalLm, config: &ModelConfig) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+pub fn hf_tensors(network: &CausalLm, config: &ModelConfig) -> Result<Vec<NamedTensor>> {
     let mut visitor = PathVisitor { stack: Vec::new(), out: Vec::new(), error: None };
     network.visit(&mut visitor);
     if let Some(e) = visitor.error {

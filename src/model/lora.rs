@@ -216,7 +216,8 @@ pub fn attach(network: CausalLm, settings: &LoraSettings, config: &ModelConfig, 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AdapterConfig {
     pub peft_type: String,
-    pub task_type: String,
+    #[serde(default)]
+    pub task_type: Option<String>,
     pub r: usize,
     pub lora_alpha: f64,
     pub lora_dropout: f64,
@@ -231,6 +232,13 @@ pub struct AdapterConfig {
     pub inference_mode: bool,
     #[serde(default)]
     pub use_rslora: bool,
+    #[serde(default)]
+    pub use_dora: bool,
+    /// Per-module ranks and alphas; apitune supports only the uniform `r` / `lora_alpha`.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub rank_pattern: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub alpha_pattern: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Writes the model's LoRA factors as a PEFT adapter into `dir`.
@@ -257,7 +265,7 @@ pub fn save_adapter(network: &mut CausalLm, settings: &LoraSettings, config: &Mo
         .map_err(|e| ModelError::InvalidInput(format!("writing {}: {e}", path.display())))?;
     let adapter_config = AdapterConfig {
         peft_type: "LORA".into(),
-        task_type: "CAUSAL_LM".into(),
+        task_type: Some("CAUSAL_LM".into()),
         r: settings.r,
         lora_alpha: settings.alpha,
         lora_dropout: settings.dropout,
@@ -267,6 +275,9 @@ pub fn save_adapter(network: &mut CausalLm, settings: &LoraSettings, config: &Mo
         base_model_name_or_path: None,
         inference_mode: true,
         use_rslora: false,
+        use_dora: false,
+        rank_pattern: Default::default(),
+        alpha_pattern: Default::default(),
     };
     let path = dir.join(ADAPTER_CONFIG_FILE);
     let text = serde_json::to_string_pretty(&adapter_config).expect("plain JSON");
@@ -288,8 +299,11 @@ pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
     if config.peft_type != "LORA" {
         return Err(ModelError::InvalidInput(format!("{}: peft_type {:?} is not LORA", path.display(), config.peft_type)));
     }
-    if config.use_rslora {
-        return Err(ModelError::InvalidInput(format!("{}: use_rslora adapters are not supported", path.display())));
+    if config.use_rslora || config.use_dora || !config.rank_pattern.is_empty() || !config.alpha_pattern.is_empty() {
+        return Err(ModelError::InvalidInput(format!(
+            "{}: rsLoRA, DoRA and per-module rank/alpha patterns are not supported; use a plain LoRA adapter",
+            path.display()
+        )));
     }
     Ok(config)
 }
