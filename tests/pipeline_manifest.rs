@@ -127,6 +127,8 @@ fn all_errors_are_reported_at_once() {
 fn overrides_are_type_checked_and_paths_must_exist() {
     let p = project_with(GOOD);
     p.run(&["validate", "m.toml", "-S", "experiment.seed=11"]).expect_code(0);
+    // a quoted key may contain `=`
+    p.run(&["validate", "m.toml", "-S", "expect.\"eval[env.N=1].score\".min=0.5"]).expect_code(0);
     let cases: [(&str, &[&str]); 5] = [
         ("experiment.seed=abc", &["-S experiment.seed=abc:", "expected u64"]),
         ("experiment.sed=1", &["-S experiment.sed=1:", "unknown field `sed`", "did you mean `seed`?"]),

@@ -9,8 +9,7 @@ use super::{Diagnostic, Origin, did_you_mean, set_path};
 /// Applies one override; returns the key path it set.
 pub fn apply(root: &mut toml::Table, arg: &str) -> Result<Vec<String>, Diagnostic> {
     let fail = |message: String, help: Option<String>| Diagnostic { origin: Origin::Override(arg.to_string()), message, help };
-    let (path, raw) = arg
-        .split_once('=')
+    let (path, raw) = split_assignment(arg)
         .ok_or_else(|| fail("expected `path=value`".into(), Some("e.g. -S stages.lora.train.lr=1e-4".into())))?;
     let path: Vec<String> = toml_edit::Key::parse(path.trim())
         .map_err(|e| fail(format!("`{path}` is not a dotted key path: {e}"), None))?
@@ -47,6 +46,21 @@ pub fn apply(root: &mut toml::Table, arg: &str) -> Result<Vec<String>, Diagnosti
     };
     set_path(root, &path, value).map_err(|m| fail(format!("cannot set `{}`: {m}", path.join(".")), None))?;
     Ok(path)
+}
+
+/// Splits at the first `=` outside quotes, so quoted keys may contain `=`:
+/// `expect."eval[samples=1000].syntax".min=0.9`.
+fn split_assignment(arg: &str) -> Option<(&str, &str)> {
+    let mut quote = None;
+    for (i, c) in arg.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '=') => return Some((&arg[..i], &arg[i + 1..])),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn parse_value(raw: &str) -> Option<toml::Value> {
