@@ -59,6 +59,8 @@ pub enum Command {
     Generate(crate::model::cli::GenerateArgs),
     /// Per-token and mean NLL of a target given a prompt, as JSON
     Score(crate::model::cli::ScoreArgs),
+    /// Fold a LoRA adapter into its base model and write an HF checkpoint
+    Merge(crate::model::cli::MergeArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -283,6 +285,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         },
         Command::Generate(args) => crate::model::cli::generate(args).map_err(|e| Failure::Usage(format!("{e:#}"))),
         Command::Score(args) => crate::model::cli::score(args).map_err(|e| Failure::Usage(format!("{e:#}"))),
+        Command::Merge(args) => crate::model::cli::merge(args).map_err(|e| Failure::Usage(format!("{e:#}"))),
     }
 }
 

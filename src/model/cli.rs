@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::json;
 
 use super::causal_lm::Model;
@@ -56,6 +56,27 @@ pub struct GenerateArgs {
     pub format: OutputFormat,
 }
 
+/// Fold a LoRA adapter into its base model and write an HF checkpoint.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MergeArgs {
+    /// Base model directory (HF layout).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Adapter directory (PEFT format: adapter_config.json + adapter_model.safetensors).
+    #[arg(long, value_name = "DIR")]
+    pub adapter: PathBuf,
+    /// Output directory for the merged checkpoint.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+pub fn merge(args: &MergeArgs) -> anyhow::Result<()> {
+    let path = super::lora::merge(&args.model, &args.adapter, &args.out)
+        .with_context(|| format!("merging {} into {}", args.adapter.display(), args.model.display()))?;
+    println!("{}", path.display());
+    Ok(())
+}
+
 /// Score how likely a target text is after a prompt.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScoreArgs {
@@ -70,9 +91,13 @@ pub struct ScoreArgs {
     pub backend: Backend,
 }
 
-fn load(model: &std::path::Path, backend: Backend) -> anyhow::Result<Model> {
+fn load(model: &std::path::Path, adapter: Option<&std::path::Path>, backend: Backend) -> anyhow::Result<Model> {
     let device = backend.device()?;
-    let model = Model::load(model, &device).with_context(|| format!("loading model {}", model.display()))?;
+    let model = match adapter {
+        Some(adapter) => super::lora::load_with_adapter(model, adapter, &device)
+            .with_context(|| format!("loading model {} with adapter {}", model.display(), adapter.display()))?,
+        None => Model::load(model, &device).with_context(|| format!("loading model {}", model.display()))?,
+    };
     if !model.unused_tensors.is_empty() {
         eprintln!(
             "warning: {} tensors in {} were not used by the {} architecture: {}",
@@ -86,15 +111,8 @@ fn load(model: &std::path::Path, backend: Backend) -> anyhow::Result<Model> {
 }
 
 pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
-    if let Some(adapter) = &args.adapter {
-        bail!(
-            "--adapter {}: LoRA adapters are not supported by `generate` yet; merge the adapter \
-             into the model or run without it",
-            adapter.display()
-        );
-    }
     let sampling = Sampling::from_options(Some(args.temperature), args.top_k, args.top_p, args.seed)?;
-    let model = load(&args.model, args.backend)?;
+    let model = load(&args.model, args.adapter.as_deref(), args.backend)?;
     let config = GenerationConfig {
         max_new_tokens: args.max_new_tokens,
         sampling,
@@ -138,7 +156,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
 }
 
 pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
-    let model = load(&args.model, args.backend)?;
+    let model = load(&args.model, None, args.backend)?;
     let scores = score_text(&model, &[(args.prompt.as_str(), args.target.as_str())])?;
     let score = &scores[0];
     let tokens: Vec<_> = score
