@@ -115,13 +115,7 @@ pub struct Manifest {
 impl Manifest {
     /// Reads and checks a manifest file, applying `-S path=value` overrides.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Manifest, ManifestErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ManifestErrors(vec![Diagnostic {
-                origin: Origin::Whole(path.to_path_buf()),
-                message: format!("cannot read the manifest: {e}"),
-                help: Some("pass the path of a TOML manifest, e.g. `apitune run experiments/quickstart.toml`".into()),
-            }])
-        })?;
+        let text = read_manifest_text(path)?;
         Manifest::parse(path, &text, overrides)
     }
 
@@ -172,13 +166,7 @@ impl Manifest {
 
     /// Reads a manifest, then builds its DAG, reporting the problems of both at once.
     pub fn load_with_dag(path: &Path, overrides: &[String]) -> Result<(Manifest, crate::pipeline::Dag), ManifestErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ManifestErrors(vec![Diagnostic {
-                origin: Origin::Whole(path.to_path_buf()),
-                message: format!("cannot read the manifest: {e}"),
-                help: Some("pass the path of a TOML manifest, e.g. `apitune run experiments/quickstart.toml`".into()),
-            }])
-        })?;
+        let text = read_manifest_text(path)?;
         let (manifest, mut errors) = Manifest::parse_partial(path, &text, overrides)?;
         match crate::pipeline::Dag::build(&manifest) {
             Ok(dag) if errors.is_empty() => Ok((manifest, dag)),
@@ -344,6 +332,16 @@ impl Manifest {
     pub fn stage_names(&self) -> impl Iterator<Item = &str> {
         self.stages.keys().map(String::as_str).chain(self.broken.iter().map(String::as_str))
     }
+}
+
+fn read_manifest_text(path: &Path) -> Result<String, ManifestErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ManifestErrors(vec![Diagnostic {
+            origin: Origin::Whole(path.to_path_buf()),
+            message: format!("cannot read the manifest: {e}"),
+            help: Some("pass the path of a TOML manifest, e.g. `apitune run experiments/quickstart.toml`".into()),
+        }])
+    })
 }
 
 fn expectation_problem(e: &Expectation) -> Option<String> {
