@@ -1,8 +1,12 @@
 //! Greedy generation speed (KV cache, batch 1 and 8) of a GPT-2-small-shaped random model:
-//! apitune on burn's flex CPU backend and HF transformers on PyTorch, side by side in one run.
+//! apitune on burn and HF transformers on PyTorch, side by side in one run.
 //!
 //!     cargo bench --bench generate
 //!     APITUNE_BENCH_PYTHON=path/to/venv/bin/python cargo bench --bench generate
+//!     APITUNE_BENCH_BACKEND=wgpu cargo bench --features wgpu --bench generate
+//!
+//! `APITUNE_BENCH_BACKEND` (cpu | wgpu | cuda, default cpu) picks apitune's backend; on a GPU
+//! backend the HF side runs on CUDA. `APITUNE_BENCH_BATCHES` (default `1,8`) lists the batch sizes.
 //!
 //! The HF side is benches/generate_hf.py, run with $APITUNE_BENCH_PYTHON (default `python3`;
 //! needs the packages of scripts/requirements-fixtures.txt). Without it only apitune's numbers
@@ -13,11 +17,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use apitune::model::gpt2::Gpt2Config;
-use apitune::model::{CausalLm, GenerationConfig, ModelConfig, generate_tokens};
-use burn::tensor::Device;
+use apitune::model::{Backend, CausalLm, GenerationConfig, ModelConfig, generate_tokens};
+use clap::ValueEnum;
 use rand::{Rng, SeedableRng};
 
-const BATCHES: [usize; 2] = [1, 8];
 const PROMPT_LEN: usize = 32;
 const REPEATS: usize = 2;
 
@@ -27,13 +30,21 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 fn main() {
     let new_tokens = env_usize("APITUNE_BENCH_NEW_TOKENS", 64);
+    let backend_name = std::env::var("APITUNE_BENCH_BACKEND").unwrap_or_else(|_| "cpu".into());
+    let backend = Backend::from_str(&backend_name, true).expect("APITUNE_BENCH_BACKEND: cpu, wgpu or cuda");
+    let batches: Vec<usize> = std::env::var("APITUNE_BENCH_BATCHES")
+        .unwrap_or_else(|_| "1,8".into())
+        .split(',')
+        .map(|b| b.trim().parse().expect("APITUNE_BENCH_BATCHES: comma-separated batch sizes"))
+        .collect();
+    let hf_device = if backend == Backend::Cpu { "cpu" } else { "cuda" };
     // The HF side runs first, before this process starts its own thread pool: run after our
     // side in one run, PyTorch measured 2.9 tokens/s at batch 1 against 32 when run alone.
     let python = std::env::var("APITUNE_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/generate_hf.py");
-    let batches = BATCHES.map(|b| b.to_string()).join(",");
+    let batch_list = batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",");
     let hf = Command::new(&python)
-        .args([script, "--batches", &batches, "--prompt-len", &PROMPT_LEN.to_string()])
+        .args([script, "--batches", &batch_list, "--prompt-len", &PROMPT_LEN.to_string(), "--device", hf_device])
         .args(["--new-tokens", &new_tokens.to_string(), "--repeats", &REPEATS.to_string()])
         .output();
     let hf: Option<serde_json::Value> = match hf {
@@ -48,14 +59,14 @@ fn main() {
         }
     };
 
-    let device = Device::flex();
+    let device = backend.device().expect("apitune backend");
     let config = Gpt2Config::new(50257, 1024, 768, 12, 12);
     let model = CausalLm::init(&ModelConfig::Gpt2(config.clone()), &device, 0);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let generation = GenerationConfig::greedy(new_tokens);
 
     let mut ours = Vec::new();
-    for batch in BATCHES {
+    for &batch in &batches {
         let prompts: Vec<Vec<u32>> = (0..batch)
             .map(|_| (0..PROMPT_LEN).map(|_| rng.random_range(0..config.vocab_size as u32)).collect())
             .collect();
@@ -76,15 +87,15 @@ fn main() {
 
     println!(
         "GPT-2-small shape (12 layers, d=768, vocab 50257), random weights, greedy, KV cache, \
-         prompt {PROMPT_LEN} tokens + {new_tokens} new, best of {REPEATS}, {} CPU threads",
+         prompt {PROMPT_LEN} tokens + {new_tokens} new, best of {REPEATS}, {} CPU threads, apitune on {backend}, HF on {hf_device}",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     if let Some(hf) = &hf {
         println!("HF transformers: torch {} with {} threads", hf["torch"], hf["threads"]);
     }
-    println!("| batch | apitune (burn flex) tokens/s | HF transformers tokens/s | apitune / HF |");
+    println!("| batch | apitune (burn {backend}) tokens/s | HF transformers ({hf_device}) tokens/s | apitune / HF |");
     println!("|---:|---:|---:|---:|");
-    for (batch, rate) in BATCHES.iter().zip(&ours) {
+    for (batch, rate) in batches.iter().zip(&ours) {
         let theirs = hf.as_ref().and_then(|hf| hf["results"][batch.to_string()]["tokens_per_s"].as_f64());
         match theirs {
             Some(theirs) => println!("| {batch} | {rate:.1} | {theirs:.1} | {:.2} |", rate / theirs),

@@ -1,71 +1,106 @@
-//! LoRA training throughput: apitune (burn, flex CPU backend) on a GPT-2-shaped model, and, when
-//! `APITUNE_BENCH_PYTHON` names a Python with torch + peft (scripts/requirements-fixtures.txt),
-//! PyTorch + PEFT on the same config, batch, sequence length and thread count, side by side.
+//! LoRA training throughput: apitune (burn) and, when `APITUNE_BENCH_PYTHON` names a Python with
+//! torch + peft (scripts/requirements-fixtures.txt), PyTorch + PEFT on the same model shape, batch,
+//! sequence length and thread count, side by side in one run.
 //!
 //!     RAYON_NUM_THREADS=2 APITUNE_BENCH_PYTHON=../venv/bin/python cargo bench --bench lora
-
-use std::time::Instant;
+//!     APITUNE_BENCH_SHAPE=qwen2.5-1.5b APITUNE_BENCH_BACKEND=wgpu cargo bench --features wgpu --bench lora
+//!
+//! `APITUNE_BENCH_SHAPE`: `gpt2-4x256` (default; a CPU-sized GPT-2) or `qwen2.5-1.5b` (Qwen2.5-1.5B's
+//! config with random weights, a GPU-sized run). `APITUNE_BENCH_BACKEND`: cpu | wgpu | cuda; on a
+//! GPU backend the PEFT side runs on CUDA, once with an f32 base and once with a bf16 base.
+//! `APITUNE_BENCH_STEPS` (default 10) timed steps follow 2 untimed ones; each side reports the
+//! median step.
 
 use apitune::model::lora::{self, LoraSettings};
-use apitune::model::{CausalLm, ModelConfig};
+use apitune::model::{Backend, CausalLm, ModelConfig};
 use apitune::train::{self, Example, Schedule, TrainRun, TrainSettings};
-use burn::tensor::Device;
+use clap::ValueEnum;
 use rand::{Rng, SeedableRng};
 
-const LAYERS: usize = 4;
-const EMBD: usize = 256;
-const HEADS: usize = 4;
-const VOCAB: usize = 4096;
 const BATCH: usize = 8;
 const SEQ: usize = 256;
-const STEPS: u64 = 10;
 const WARMUP: u64 = 2;
 const R: usize = 16;
 
+struct Shape {
+    name: &'static str,
+    config: serde_json::Value,
+    targets: &'static [&'static str],
+}
+
+fn shape(name: &str) -> Shape {
+    match name {
+        "gpt2-4x256" => Shape {
+            name: "gpt2-4x256",
+            config: serde_json::json!({
+                "model_type": "gpt2", "vocab_size": 4096, "n_positions": 512, "n_embd": 256, "n_layer": 4, "n_head": 4,
+            }),
+            targets: &["c_attn", "c_proj", "c_fc"],
+        },
+        // Qwen2.5-1.5B's config.json (the study's Qwen), random weights.
+        "qwen2.5-1.5b" => Shape {
+            name: "qwen2.5-1.5b",
+            config: serde_json::json!({
+                "model_type": "qwen2", "vocab_size": 151936, "hidden_size": 1536, "intermediate_size": 8960,
+                "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2,
+                "max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+                "tie_word_embeddings": true, "hidden_act": "silu",
+            }),
+            targets: &["q_proj", "k_proj", "v_proj", "o_proj"],
+        },
+        other => panic!("APITUNE_BENCH_SHAPE={other}: expected gpt2-4x256 or qwen2.5-1.5b"),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 fn main() {
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| std::thread::available_parallelism().map_or(1, |n| n.get()).to_string());
-    let config_json = serde_json::json!({
-        "model_type": "gpt2", "vocab_size": VOCAB, "n_positions": 512, "n_embd": EMBD, "n_layer": LAYERS, "n_head": HEADS,
-    });
-    let config = ModelConfig::from_json(&config_json.to_string(), std::path::Path::new("bench config")).unwrap();
-    let device = Device::default().autodiff();
-    let settings = LoraSettings { r: R, alpha: 2.0 * R as f64, dropout: 0.0, targets: vec!["c_attn".into(), "c_proj".into(), "c_fc".into()] };
+    let shape = shape(&std::env::var("APITUNE_BENCH_SHAPE").unwrap_or_else(|_| "gpt2-4x256".into()));
+    let backend_name = std::env::var("APITUNE_BENCH_BACKEND").unwrap_or_else(|_| "cpu".into());
+    let backend = Backend::from_str(&backend_name, true).expect("APITUNE_BENCH_BACKEND: cpu, wgpu or cuda");
+    let steps: u64 = std::env::var("APITUNE_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+
+    let config = ModelConfig::from_json(&shape.config.to_string(), std::path::Path::new("bench config")).unwrap();
+    let vocab = shape.config.get("vocab_size").and_then(|v| v.as_u64()).unwrap() as u32;
+    let device = backend.device().expect("apitune backend").autodiff();
+    let settings = LoraSettings { r: R, alpha: 2.0 * R as f64, dropout: 0.0, targets: shape.targets.iter().map(|t| t.to_string()).collect() };
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let examples: Vec<Example> = (0..BATCH)
-        .map(|_| Example { tokens: (0..SEQ).map(|_| rng.random_range(0..VOCAB as u32)).collect(), target_start: SEQ / 4 })
+        .map(|_| Example { tokens: (0..SEQ).map(|_| rng.random_range(0..vocab)).collect(), target_start: SEQ / 4 })
         .collect();
-    let run = |steps: u64| {
-        let (network, _) = lora::attach(CausalLm::init(&config, &device, 0), &settings, &config, 0).unwrap();
-        let train_settings = TrainSettings {
-            lr: 1e-4, steps: Some(steps), micro_batch: BATCH, grad_accum: 1, max_len: SEQ, warmup: 0.0,
-            schedule: Schedule::Constant, clip: 1.0, checkpoint_every: 0, ..TrainSettings::default()
-        };
-        let work = tempfile::tempdir().unwrap();
-        let start = Instant::now();
-        train::train(network, &TrainRun { examples: &examples, settings: &train_settings, seed: 0, device: &device, work_dir: work.path(), progress: &|_, _, _| {} }).unwrap();
-        start.elapsed().as_secs_f64()
+    let (network, _) = lora::attach(CausalLm::init(&config, &device, 0), &settings, &config, 0).unwrap();
+    let train_settings = TrainSettings {
+        lr: 1e-4, steps: Some(WARMUP + steps), micro_batch: BATCH, grad_accum: 1, max_len: SEQ, warmup: 0.0,
+        schedule: Schedule::Constant, clip: 1.0, checkpoint_every: 0, ..TrainSettings::default()
     };
-    // Whole runs with and without the measured steps, so setup and warmup cancel out.
-    let base = run(WARMUP);
-    let total = run(WARMUP + STEPS);
-    let seconds = (total - base).max(1e-9);
+    let work = tempfile::tempdir().unwrap();
+    let outcome = train::train(network, &TrainRun { examples: &examples, settings: &train_settings, seed: 0, device: &device, work_dir: work.path(), progress: &|_, _, _| {} }).unwrap();
+    // Every step ends by reading its loss back, so per-step times include the device's work.
+    let step_seconds: Vec<f64> = outcome.steps[WARMUP as usize..].iter().map(|s| (BATCH * SEQ) as f64 / s.tokens_per_s).collect();
+    let seconds = median(step_seconds);
     println!(
         "{}",
-        serde_json::json!({ "impl": "apitune (burn flex)", "threads": threads, "tokens_per_s": (BATCH * SEQ) as f64 * STEPS as f64 / seconds, "seconds_per_step": seconds / STEPS as f64 })
+        serde_json::json!({
+            "impl": format!("apitune (burn {backend})"), "shape": shape.name, "threads": threads, "base_dtype": "f32",
+            "trainable_params": outcome.trainable_params, "tokens_per_s": (BATCH * SEQ) as f64 / seconds, "seconds_per_step": seconds,
+        })
     );
-    if let Some(python) = std::env::var_os("APITUNE_BENCH_PYTHON") {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/lora_peft.py");
-        let args = [
-            ("--threads", threads.clone()), ("--layers", LAYERS.to_string()), ("--embd", EMBD.to_string()), ("--heads", HEADS.to_string()),
-            ("--vocab", VOCAB.to_string()), ("--batch", BATCH.to_string()), ("--seq", SEQ.to_string()), ("--steps", STEPS.to_string()),
-            ("--warmup", WARMUP.to_string()), ("--r", R.to_string()),
-        ];
-        let mut cmd = std::process::Command::new(python);
-        cmd.arg(script);
-        for (k, v) in args {
-            cmd.arg(k).arg(v);
-        }
-        let out = cmd.output().expect("running the PEFT benchmark");
+    let Some(python) = std::env::var_os("APITUNE_BENCH_PYTHON") else { return };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/lora_peft.py");
+    let (device, dtypes) = if backend == Backend::Cpu { ("cpu", &["float32"][..]) } else { ("cuda", &["float32", "bfloat16"][..]) };
+    for dtype in dtypes {
+        let out = std::process::Command::new(&python)
+            .arg(script)
+            .args(["--config", &shape.config.to_string(), "--targets", &shape.targets.join(",")])
+            .args(["--threads", &threads, "--batch", &BATCH.to_string(), "--seq", &SEQ.to_string()])
+            .args(["--steps", &steps.to_string(), "--warmup", &WARMUP.to_string(), "--r", &R.to_string()])
+            .args(["--device", device, "--dtype", dtype])
+            .output()
+            .expect("running the PEFT benchmark");
         print!("{}", String::from_utf8_lossy(&out.stdout));
         if !out.status.success() {
             eprintln!("{}", String::from_utf8_lossy(&out.stderr));

@@ -1,49 +1,78 @@
 #!/usr/bin/env python3
-"""PyTorch + PEFT side of benches/lora.rs: LoRA training tokens/s on the same GPT-2-shaped model,
-batch, sequence length and thread count. Prints one JSON line. Versions: scripts/requirements-fixtures.txt.
+"""PyTorch + PEFT side of benches/lora.rs: LoRA training tokens/s on the same model config, batch,
+sequence length and thread count. Prints one JSON line. Versions: scripts/requirements-fixtures.txt.
 
-    python benches/lora_peft.py --threads 2 --layers 4 --embd 256 --vocab 4096 --batch 8 --seq 256 --steps 10
+    python benches/lora_peft.py --config '{"model_type": "gpt2", ...}' --targets c_attn,c_proj,c_fc \
+        --threads 2 --batch 8 --seq 256 --steps 10
 """
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
 from peft import LoraConfig, get_peft_model
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import AutoConfig, AutoModelForCausalLM
 
 
 def main():
     ap = argparse.ArgumentParser()
-    for name, default in [("threads", 2), ("layers", 4), ("embd", 256), ("heads", 4), ("vocab", 4096), ("batch", 8), ("seq", 256), ("steps", 10), ("warmup", 2), ("r", 16)]:
+    ap.add_argument("--config", required=True, help="the model's config.json, as a JSON string")
+    ap.add_argument("--targets", required=True)
+    for name, default in [("threads", 2), ("batch", 8), ("seq", 256), ("steps", 10), ("warmup", 2), ("r", 16)]:
         ap.add_argument(f"--{name}", type=int, default=default)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32", help="dtype of the frozen base (LoRA factors stay f32)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=a.vocab, n_positions=max(512, a.seq), n_embd=a.embd, n_layer=a.layers, n_head=a.heads,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    model = get_peft_model(GPT2LMHeadModel(config), LoraConfig(r=a.r, lora_alpha=2 * a.r, lora_dropout=0.0,
-                                                                target_modules=["c_attn", "c_proj", "c_fc"], fan_in_fan_out=True))
+    fields = json.loads(a.config)
+    model_type = fields.pop("model_type")
+    # No dropout anywhere, as on the Rust side.
+    fields.update({k: 0.0 for k in ["resid_pdrop", "embd_pdrop", "attn_pdrop", "attention_dropout"]})
+    config = AutoConfig.for_model(model_type, **fields)
+    device = torch.device(a.device)
+    dtype = getattr(torch, a.dtype)
+    base = AutoModelForCausalLM.from_config(config, torch_dtype=dtype, attn_implementation="sdpa").to(device)
+    model = get_peft_model(base, LoraConfig(r=a.r, lora_alpha=2 * a.r, lora_dropout=0.0, target_modules=a.targets.split(","),
+                                            fan_in_fan_out=model_type == "gpt2"))
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data = p.data.float()
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    ids = torch.randint(0, a.vocab, (a.batch, a.seq))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=1e-4)
+    ids = torch.randint(0, config.vocab_size, (a.batch, a.seq), device=device)
     labels = ids.clone()
     labels[:, : a.seq // 4] = -100
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     def step():
-        loss = model(input_ids=ids, labels=labels).loss
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            loss = model(input_ids=ids, labels=labels).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
         opt.zero_grad()
+        return loss.item()  # read back, as the Rust side does every step
+
     for _ in range(a.warmup):
         step()
-    start = time.perf_counter()
+    times = []
     for _ in range(a.steps):
+        sync()
+        start = time.perf_counter()
         step()
-    seconds = time.perf_counter() - start
-    print(json.dumps({"impl": f"torch {torch.__version__} + peft", "threads": a.threads,
-                      "tokens_per_s": a.batch * a.seq * a.steps / seconds, "seconds_per_step": seconds / a.steps}))
+        sync()
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    print(json.dumps({"impl": f"torch {torch.__version__} + peft ({a.device})", "base_dtype": a.dtype, "threads": a.threads,
+                      "trainable_params": sum(p.numel() for p in trainable),
+                      "tokens_per_s": a.batch * a.seq / seconds, "seconds_per_step": seconds}))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ fn settings(r: usize, targets: &[&str]) -> LoraSettings {
 
 #[test]
 fn trainable_params_are_r_times_in_plus_out_over_targets() {
-    let device = Device::default();
+    let device = Device::flex();
     let gpt2 = Model::load(&fixture("gpt2-tiny"), &device).unwrap();
     // gpt2-tiny: 2 layers, n_embd 64, n_inner 128.
     let (_, n) = lora::attach(gpt2.network, &settings(4, &["c_attn", "c_proj", "c_fc"]), &gpt2.config, 1).unwrap();
@@ -44,7 +44,7 @@ fn trainable_params_are_r_times_in_plus_out_over_targets() {
 
 #[test]
 fn unknown_targets_are_refused() {
-    let device = Device::default();
+    let device = Device::flex();
     let gpt2 = Model::load(&fixture("gpt2-tiny"), &device).unwrap();
     let err = lora::attach(gpt2.network, &settings(4, &["q_proj"]), &gpt2.config, 1).err().unwrap();
     assert!(err.to_string().contains("c_attn"), "{err}");
@@ -52,7 +52,7 @@ fn unknown_targets_are_refused() {
 
 #[test]
 fn fresh_adapter_leaves_outputs_unchanged_and_round_trips_through_peft_files() {
-    let device = Device::default();
+    let device = Device::flex();
     let base = Model::load(&fixture("gpt2-tiny"), &device).unwrap();
     let tokens = [5u32, 17, 42, 7, 99];
     let before = logits(&base.network, &tokens, &device);
@@ -98,7 +98,7 @@ fn fresh_adapter_leaves_outputs_unchanged_and_round_trips_through_peft_files() {
 
 #[test]
 fn training_lowers_the_loss_and_leaves_the_base_frozen() {
-    let device = Device::default().autodiff();
+    let device = Device::flex().autodiff();
     let base = Model::load(&fixture("gpt2-tiny"), &device).unwrap();
     let eos = base.special_tokens.eos_token_id[0];
     let base_weight = base_weight_values(&base.network);
@@ -129,4 +129,43 @@ fn training_lowers_the_loss_and_leaves_the_base_frozen() {
 fn base_weight_values(network: &CausalLm) -> Vec<f32> {
     let CausalLm::Gpt2(m) = network else { panic!("gpt2 fixture") };
     m.transformer.h[0].attn.c_attn.base.weight.val().into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+/// Dropout acts only while training (autodiff), drops about `p` of the inputs, and its masks are
+/// a function of the seed alone, which is what makes resumed runs bit-identical.
+#[test]
+fn dropout_is_seeded_and_training_only() {
+    let device = Device::flex().autodiff();
+    let base = Model::load(&fixture("gpt2-tiny"), &device).unwrap();
+    let tokens = [5u32, 17, 42, 7, 99, 3, 8, 1];
+    let mut with_dropout = settings(4, &["c_attn", "c_fc"]);
+    with_dropout.dropout = 0.5;
+    let (mut network, _) = lora::attach(base.network, &with_dropout, &base.config, 3).unwrap();
+    // A non-zero B, so the side path shows in the output.
+    for (_, proj) in lora::projections_mut(&mut network) {
+        if let Some(path) = proj.lora.as_mut() {
+            path.b = burn::module::Param::from_tensor(Tensor::ones(path.b.dims(), &device).mul_scalar(0.05));
+        }
+    }
+    let run = |network: &mut CausalLm, seed: u64| {
+        lora::seed_dropout(network, seed);
+        logits(network, &tokens, &device)
+    };
+    let a = run(&mut network, 1);
+    assert_eq!(a, run(&mut network, 1), "same seed, same masks");
+    let b = run(&mut network, 2);
+    assert!(max_abs_diff(&a, &b) > 1e-3, "another seed must draw other masks");
+
+    let inference = Device::flex();
+    let base = Model::load(&fixture("gpt2-tiny"), &inference).unwrap();
+    let (mut network, _) = lora::attach(base.network, &with_dropout, &base.config, 3).unwrap();
+    for (_, proj) in lora::projections_mut(&mut network) {
+        if let Some(path) = proj.lora.as_mut() {
+            path.b = burn::module::Param::from_tensor(Tensor::ones(path.b.dims(), &inference).mul_scalar(0.05));
+        }
+    }
+    lora::seed_dropout(&mut network, 1);
+    let once = logits(&network, &tokens, &inference);
+    lora::seed_dropout(&mut network, 2);
+    assert_eq!(once, logits(&network, &tokens, &inference), "no dropout outside training");
 }

@@ -2,6 +2,8 @@
 //! loads here and gives PEFT's loss, gradient norms of every LoRA tensor, and loss after one AdamW
 //! step, within 1e-4 relative.
 
+mod model_support;
+
 use std::path::{Path, PathBuf};
 
 use apitune::model::lora;
@@ -48,7 +50,7 @@ fn scalar(t: burn::tensor::Tensor<1>) -> f64 {
 fn check(model_name: &str) {
     let dir = root().join("lora").join(model_name);
     let reference: Reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
-    let device = Device::default().autodiff();
+    let device = model_support::device().autodiff();
     let mut model = lora::load_with_adapter(&root().join("models").join(model_name), &dir, &device).unwrap();
     let examples: Vec<Example> = reference.rows.iter().map(|r| Example { tokens: r.tokens.clone(), target_start: r.target_start }).collect();
     assert_eq!(train::params::trainable_count(&model.network), reference.trainable_params);
@@ -107,7 +109,7 @@ fn qwen2_lora_matches_peft() {
 #[test]
 fn apitune_adapter_fixture_is_current() {
     use burn::tensor::{Tensor, TensorData};
-    let device = Device::default();
+    let device = Device::flex();
     let base_dir = root().join("models/gpt2-tiny");
     let base = apitune::model::Model::load(&base_dir, &device).unwrap();
     let settings = lora::LoraSettings { r: 4, alpha: 16.0, dropout: 0.0, targets: vec!["c_attn".into(), "c_proj".into(), "c_fc".into()] };

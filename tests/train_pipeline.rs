@@ -37,13 +37,13 @@ kind = "pretrain"
 needs = ["split"]
 model = "tiny"
 samples = 40
-train = {{ lr = 3e-3, steps = 4, micro_batch = 4, max_len = 256 }}
+train = {{ lr = 3e-3, steps = 4, micro_batch = 4, max_len = 256, weight_decay = 0.01 }}
 
 [stages.lora]
 kind = "lora-train"
 needs = ["split", "pretrain"]
 samples = 16
-lora = {{ r = 4, alpha = 8, targets = ["c_attn", "c_fc"] }}
+lora = {{ r = 4, alpha = 8, dropout = 0.1, targets = ["c_attn", "c_fc"] }}
 train = {{ lr = 1e-2, steps = {lora_steps}, micro_batch = 2, grad_accum = 2, max_len = 256, warmup = 1, checkpoint_every = 1 }}
 "#
     )
@@ -82,7 +82,7 @@ fn pretrain_and_lora_train_write_their_artifacts() {
     for f in ["config.json", "tokenizer.json", "summary.json", "metrics.jsonl"] {
         assert!(pretrained.join(f).is_file(), "pretrain artifact lacks {f}");
     }
-    let model = apitune::model::Model::load(&pretrained, &burn::tensor::Device::default()).unwrap();
+    let model = apitune::model::Model::load(&pretrained, &burn::tensor::Device::flex()).unwrap();
     assert!(model.unused_tensors.is_empty(), "{:?}", model.unused_tensors);
 
     let adapter = artifact_with(&p, "adapter_model.safetensors");
@@ -96,7 +96,7 @@ fn pretrain_and_lora_train_write_their_artifacts() {
     let base = apitune::stages::BaseRef::load(&adapter).unwrap();
     assert_eq!(base.model, "tiny");
     assert!(base.pretrain_key.is_some());
-    apitune::model::lora::load_with_adapter(&pretrained, &adapter, &burn::tensor::Device::default()).unwrap();
+    apitune::model::lora::load_with_adapter(&pretrained, &adapter, &burn::tensor::Device::flex()).unwrap();
 }
 
 #[test]

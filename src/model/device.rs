@@ -57,7 +57,23 @@ impl Backend {
 
 #[cfg(feature = "wgpu")]
 fn wgpu_device() -> Result<Device> {
-    Ok(Device::wgpu(Default::default()))
+    // Initialise explicitly, once per process, so a machine without a Vulkan/Metal adapter
+    // gets an error instead of a panic at the first tensor operation.
+    static DEVICE: std::sync::OnceLock<std::result::Result<Device, String>> = std::sync::OnceLock::new();
+    use burn::tensor::wgpu::WgpuInitError;
+    DEVICE
+        .get_or_init(|| match Device::wgpu_options().init() {
+            Ok(device) => Ok(device),
+            // Something in this process already brought the runtime up (e.g. a `Device::default()`
+            // of a wgpu build): the adapter exists, so its lazily-bound device is the same one.
+            Err(WgpuInitError::Registration { .. }) => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            Err(e) => Err(e.to_string()),
+        })
+        .clone()
+        .map_err(|e| ModelError::Backend {
+            backend: "wgpu",
+            message: format!("{e} (on Linux, install a Vulkan driver: Debian's `mesa-vulkan-drivers` or the GPU vendor's)"),
+        })
 }
 
 #[cfg(not(feature = "wgpu"))]

@@ -46,6 +46,46 @@ pub struct LoraPath {
     pub scale: f64,
     #[module(skip)]
     pub dropout: f64,
+    #[module(skip)]
+    pub dropout_rng: DropoutRng,
+}
+
+/// The host-side generator of dropout masks, shared by every LoRA path of a network.
+///
+/// Masks come from here rather than the backend's `random`: flex keeps one process-wide RNG,
+/// which two training stages running side by side would interleave. The trainer reseeds it per
+/// micro-batch ([`seed_dropout`]), so a resumed run draws the same masks as an uninterrupted one.
+#[derive(Clone, Debug)]
+pub struct DropoutRng(std::sync::Arc<std::sync::Mutex<StdRng>>);
+
+impl Default for DropoutRng {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(StdRng::seed_from_u64(0))))
+    }
+}
+
+impl DropoutRng {
+    /// `x · mask / keep`, the mask Bernoulli(keep), like `torch.nn.Dropout`.
+    fn apply<const D: usize>(&self, x: Tensor<D>, keep: f64) -> Tensor<D> {
+        let dims = x.dims();
+        let scale = (1.0 / keep) as f32;
+        let values: Vec<f32> = {
+            let mut rng = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            (0..dims.iter().product::<usize>()).map(|_| if rng.random::<f64>() < keep { scale } else { 0.0 }).collect()
+        };
+        let mask = Tensor::<D>::from_data(TensorData::new(values, dims), &x.device());
+        x * mask
+    }
+}
+
+/// Reseeds the dropout masks of every LoRA path of `network` (no-op without LoRA).
+pub fn seed_dropout(network: &mut CausalLm, seed: u64) {
+    let shared = DropoutRng(std::sync::Arc::new(std::sync::Mutex::new(StdRng::seed_from_u64(seed))));
+    for (_, proj) in projections_mut(network) {
+        if let Some(path) = proj.lora.as_mut() {
+            path.dropout_rng = shared.clone();
+        }
+    }
 }
 
 impl From<Linear> for Projection {
@@ -63,9 +103,7 @@ impl Projection {
         let bias = self.base.bias.as_ref().map(|b| b.val().detach());
         let y = burn::tensor::module::linear(x.clone(), weight, bias);
         let x = if lora.dropout > 0.0 && x.device().is_autodiff() {
-            let keep = 1.0 - lora.dropout;
-            let mask = x.random_like(burn::tensor::Distribution::Bernoulli(keep));
-            x * mask * (1.0 / keep)
+            lora.dropout_rng.apply(x, 1.0 - lora.dropout)
         } else {
             x
         };
@@ -199,6 +237,7 @@ pub fn attach(network: CausalLm, settings: &LoraSettings, config: &ModelConfig, 
             b: Param::from_tensor(Tensor::zeros([settings.r, d_out], &device)),
             scale: settings.scale(),
             dropout: settings.dropout,
+            dropout_rng: DropoutRng::default(),
         });
         trainable += (settings.r * (d_in + d_out)) as u64;
     }
@@ -349,6 +388,7 @@ pub fn apply_adapter(network: CausalLm, adapter_dir: &Path) -> Result<CausalLm> 
             b: Param::from_tensor(b),
             scale,
             dropout: config.lora_dropout,
+            dropout_rng: DropoutRng::default(),
         });
         applied += 1;
     }
@@ -393,7 +433,7 @@ pub fn merge_in_place(network: &mut CausalLm) {
 /// `apitune merge`: writes `base + adapter` as a plain HF model directory into `out_dir`
 /// (config, tokenizer and generation config copied from the base).
 pub fn merge(base_dir: &Path, adapter_dir: &Path, out_dir: &Path) -> Result<PathBuf> {
-    let device = Device::default();
+    let device = Device::flex();
     let mut model = load_with_adapter(base_dir, adapter_dir, &device)?;
     merge_in_place(&mut model.network);
     std::fs::create_dir_all(out_dir).map_err(|e| ModelError::io(out_dir, e))?;

@@ -102,3 +102,61 @@ pub fn scale_grads(network: &CausalLm, grads: &mut GradientsParams, factor: f64)
     }
     network.visit(&mut Scale { grads, factor });
 }
+
+/// Decoupled weight decay as HF's Trainer applies it: every trainable matrix (weights,
+/// embeddings, LoRA factors) is multiplied by `factor = 1 - lr·wd`; biases and norm weights, the
+/// rank-1 parameters, are left alone.
+pub fn decay_matrices(network: CausalLm, factor: f64) -> CausalLm {
+    struct Decay(f64);
+    impl ModuleMapper for Decay {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, tensor, mapper) = param.consume();
+            let tensor = if D >= 2 && tensor.is_require_grad() { tensor.detach().mul_scalar(self.0).detach().require_grad() } else { tensor };
+            Param::from_mapped_value(id, tensor, mapper)
+        }
+    }
+    network.map(&mut Decay(factor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelConfig;
+
+    fn values(network: &CausalLm) -> Vec<(Vec<usize>, Vec<f32>)> {
+        struct Collect(Vec<(Vec<usize>, Vec<f32>)>);
+        impl ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let v = param.val();
+                self.0.push((v.dims().to_vec(), v.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()));
+            }
+        }
+        let mut c = Collect(Vec::new());
+        network.visit(&mut c);
+        c.0
+    }
+
+    #[test]
+    fn decay_scales_matrices_and_spares_biases_and_norms() {
+        let config = ModelConfig::from_json(
+            r#"{"model_type": "gpt2", "vocab_size": 64, "n_positions": 16, "n_embd": 8, "n_layer": 1, "n_head": 2}"#,
+            std::path::Path::new("test"),
+        )
+        .unwrap();
+        let device = burn::tensor::Device::flex().autodiff();
+        let network = CausalLm::init(&config, &device, 0);
+        let before = values(&network);
+        let after = values(&decay_matrices(network, 0.5));
+        let (mut matrices, mut vectors) = (0, 0);
+        for ((dims, b), (_, a)) in before.iter().zip(&after) {
+            if dims.len() >= 2 {
+                matrices += 1;
+                assert!(b.iter().zip(a).all(|(b, a)| *a == b * 0.5), "{dims:?} not decayed");
+            } else {
+                vectors += 1;
+                assert_eq!(a, b, "{dims:?} must not decay");
+            }
+        }
+        assert!(matrices >= 6 && vectors >= 6, "{matrices} matrices, {vectors} vectors");
+    }
+}

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::batches::{Example, epoch_batches};
 use super::checkpoint::{self as ckpt, TrainState};
-use super::params::{global_norm, renumber, scale_grads, trainable_count};
+use super::params::{decay_matrices, global_norm, renumber, scale_grads, trainable_count};
 use super::schedule::{Schedule, learning_rate, warmup_steps};
 use crate::model::{CausalLm, ForwardInput};
 use crate::report::inputs::{TRAIN_METRICS_FILE, TrainStep};
@@ -46,7 +46,8 @@ pub struct TrainSettings {
     pub warmup: f64,
     #[serde(default)]
     pub schedule: Schedule,
-    /// AdamW's decoupled weight decay.
+    /// AdamW's decoupled weight decay, of matrices only: as HF's Trainer, biases and norm
+    /// weights are not decayed.
     #[serde(default)]
     pub weight_decay: f64,
     /// Clip the global gradient norm to this (0 = no clipping).
@@ -143,7 +144,8 @@ pub fn train(network: CausalLm, run: &TrainRun) -> anyhow::Result<TrainOutcome> 
         .with_beta_1(0.9)
         .with_beta_2(0.999)
         .with_epsilon(1e-8)
-        .with_weight_decay(settings.weight_decay as f32)
+        // Decay is applied below, to matrices only (burn's would reach biases and norms too).
+        .with_weight_decay(0.0)
         .init();
     let checkpoint_dir = run.work_dir.join("checkpoint");
     let metrics_path = run.work_dir.join(TRAIN_METRICS_FILE);
@@ -186,7 +188,10 @@ pub fn train(network: CausalLm, run: &TrainRun) -> anyhow::Result<TrainOutcome> 
         let mut accumulator = GradientsAccumulator::new();
         let mut loss_sum = 0.0;
         let mut step_tokens = 0u64;
-        for batch in &batches {
+        for (k, batch) in batches.iter().enumerate() {
+            // Dropout masks are a function of (seed, micro-batch), whatever ran before.
+            let micro = state.step * settings.grad_accum as u64 + k as u64;
+            crate::model::lora::seed_dropout(&mut network, run.seed ^ micro.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let rows: Vec<&Example> = batch.iter().map(|&i| &run.examples[i]).collect();
             let nll = batch_nll(&network, &rows, run.device);
             let loss = nll.div_scalar(step_targets as f64);
@@ -203,6 +208,9 @@ pub fn train(network: CausalLm, run: &TrainRun) -> anyhow::Result<TrainOutcome> 
             scale_grads(&network, &mut grads, settings.clip / (grad_norm + 1e-6));
         }
         let lr = learning_rate(settings.lr, settings.schedule, state.step, total, warmup);
+        if settings.weight_decay > 0.0 {
+            network = decay_matrices(network, 1.0 - lr * settings.weight_decay);
+        }
         network = optimizer.step(lr, network, grads);
         state.step += 1;
         state.tokens_seen += step_tokens;

@@ -55,8 +55,16 @@ pub fn reference_logits(name: &str, index: usize) -> (Vec<f32>, usize) {
     (values, view.shape()[1])
 }
 
+/// The device the model tests run on: flex, or the backend `APITUNE_TEST_BACKEND` names
+/// (`wgpu`, `cuda`), so the same numerics tests check a GPU build:
+///
+///     APITUNE_TEST_BACKEND=wgpu cargo test --release --features wgpu --test model_reference
 pub fn device() -> Device {
-    Device::flex()
+    use clap::ValueEnum;
+    let Ok(name) = std::env::var("APITUNE_TEST_BACKEND") else { return Device::flex() };
+    let backend = apitune::model::Backend::from_str(&name, true)
+        .unwrap_or_else(|e| panic!("APITUNE_TEST_BACKEND={name}: {e}"));
+    backend.device().unwrap_or_else(|e| panic!("APITUNE_TEST_BACKEND={name}: {e}"))
 }
 
 pub fn load(name: &str) -> Model {
