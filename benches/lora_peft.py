@@ -34,7 +34,8 @@ def main():
     config = AutoConfig.for_model(model_type, **fields)
     device = torch.device(a.device)
     dtype = getattr(torch, a.dtype)
-    base = AutoModelForCausalLM.from_config(config, torch_dtype=dtype, attn_implementation="sdpa").to(device)
+    with device:  # initialise in place: a 1.5B model is slow to initialise on the host
+        base = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="sdpa")
     model = get_peft_model(base, LoraConfig(r=a.r, lora_alpha=2 * a.r, lora_dropout=0.0, target_modules=a.targets.split(","),
                                             fan_in_fan_out=model_type == "gpt2"))
     for p in model.parameters():

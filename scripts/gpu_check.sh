@@ -50,10 +50,10 @@ run() {
 
     # The numerics tests in parallel (tiny models; mostly shader compilation and launch latency).
     local pids=()
-    APITUNE_REQUIRE_WGPU=1 timeout 200 "$bins/model_wgpu" >"$out/model_wgpu.log" 2>&1 &
+    APITUNE_REQUIRE_WGPU=1 timeout 150 "$bins/model_wgpu" >"$out/model_wgpu.log" 2>&1 &
     pids+=($!)
     for t in model_reference model_generate lora_golden; do
-        APITUNE_TEST_BACKEND=wgpu timeout 200 "$bins/$t" >"$out/$t.log" 2>&1 &
+        APITUNE_TEST_BACKEND=wgpu timeout 150 "$bins/$t" >"$out/$t.log" 2>&1 &
         pids+=($!)
     done
     local i=0
@@ -63,10 +63,10 @@ run() {
         i=$((i + 1))
     done
 
-    APITUNE_BENCH_BACKEND=wgpu APITUNE_BENCH_BATCHES=1,8,32 timeout 150 "$bins/generate" --bench >"$out/bench_generate.log" 2>&1
+    APITUNE_BENCH_BACKEND=wgpu APITUNE_BENCH_BATCHES=1,8,32 timeout 120 "$bins/generate" --bench >"$out/bench_generate.log" 2>&1
     echo "== bench generate: exit $?" | tee -a "$out/summary.txt"
     APITUNE_BENCH_BACKEND=wgpu APITUNE_BENCH_SHAPE=qwen2.5-1.5b APITUNE_BENCH_STEPS=${APITUNE_BENCH_STEPS:-8} \
-        timeout 240 "$bins/lora" --bench >"$out/bench_lora.log" 2>&1
+        timeout 260 "$bins/lora" --bench >"$out/bench_lora.log" 2>&1
     echo "== bench lora: exit $?" | tee -a "$out/summary.txt"
     tail -n 30 "$out"/*.log
 }

@@ -70,6 +70,11 @@ pub enum ModelError {
         message: String,
     },
 
+    /// The device failed while running the model (out of memory, a buffer over the adapter's
+    /// limit, a lost device).
+    #[error("the compute device failed {0}; try a smaller batch or model, or another --backend")]
+    Device(String),
+
     #[error("{0}")]
     InvalidInput(String),
 }

@@ -133,7 +133,8 @@ pub fn generate_tokens(
         let vocab = logits.dims()[2];
         let logits: Vec<f32> = logits
             .reshape([b * vocab])
-            .into_data()
+            .try_into_data()
+            .map_err(|e| ModelError::Device(format!("computing the next-token logits: {e}")))?
             .try_into_vec::<f32>()
             .map_err(|e| ModelError::InvalidInput(format!("reading logits: {e:?}")))?;
 

@@ -83,7 +83,8 @@ pub fn score_tokens(
     let picked: Vec<f32> = logprobs
         .gather(2, index)
         .reshape([b * t])
-        .into_data()
+        .try_into_data()
+        .map_err(|e| ModelError::Device(format!("computing log-probabilities: {e}")))?
         .try_into_vec::<f32>()
         .map_err(|e| ModelError::InvalidInput(format!("reading log-probabilities: {e:?}")))?;
     Ok(pairs
