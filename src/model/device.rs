@@ -17,9 +17,8 @@ pub enum Backend {
     Wgpu,
     /// CUDA; needs the `cuda` cargo feature and an NVIDIA driver.
     Cuda,
-    /// CUDA when built in and a GPU answers, else the CPU. wgpu is never picked automatically:
-    /// on a machine without a GPU it runs on a software rasteriser, far slower than the CPU
-    /// backend.
+    /// The best backend built in and present: CUDA, else wgpu on a hardware GPU, else the CPU.
+    /// A software Vulkan adapter (lavapipe) does not count: it is far slower than flex.
     #[default]
     Auto,
 }
@@ -42,38 +41,60 @@ impl Backend {
             Self::Cpu => Ok(Device::flex()),
             Self::Wgpu => wgpu_device(),
             Self::Cuda => cuda_device(),
-            Self::Auto => Ok(cuda_device().unwrap_or_else(|_| Device::flex())),
+            Self::Auto => Ok(cuda_device().ok().or_else(wgpu_hardware_device).unwrap_or_else(Device::flex)),
         }
     }
 
-    /// The backend [`Backend::device`] resolves `self` to (`auto` becomes `cpu` or `cuda`).
+    /// The backend [`Backend::device`] resolves `self` to (`auto` becomes `cuda`, `wgpu` or `cpu`).
     pub fn resolve(self) -> Result<Self> {
         match self {
-            Self::Auto => Ok(if cuda_device().is_ok() { Self::Cuda } else { Self::Cpu }),
+            Self::Auto => Ok(if cuda_device().is_ok() {
+                Self::Cuda
+            } else if wgpu_hardware_device().is_some() {
+                Self::Wgpu
+            } else {
+                Self::Cpu
+            }),
             other => other.device().map(|_| other),
         }
     }
 }
 
+/// The wgpu device and whether its adapter is real hardware (not a CPU rasteriser such as
+/// lavapipe or llvmpipe).
 #[cfg(feature = "wgpu")]
-fn wgpu_device() -> Result<Device> {
+fn wgpu_adapter() -> std::result::Result<(Device, bool), String> {
+    use burn::tensor::wgpu::{WgpuInitError, wgpu::DeviceType};
     // Initialise explicitly, once per process, so a machine without a Vulkan/Metal adapter
     // gets an error instead of a panic at the first tensor operation.
-    static DEVICE: std::sync::OnceLock<std::result::Result<Device, String>> = std::sync::OnceLock::new();
-    use burn::tensor::wgpu::WgpuInitError;
-    DEVICE
-        .get_or_init(|| match Device::wgpu_options().init() {
-            Ok(device) => Ok(device),
+    static ADAPTER: std::sync::OnceLock<std::result::Result<(Device, bool), String>> = std::sync::OnceLock::new();
+    ADAPTER
+        .get_or_init(|| match Device::wgpu_options().init_with_setup() {
+            Ok((device, setup)) => Ok((device, setup.adapter.get_info().device_type != DeviceType::Cpu)),
             // Something in this process already brought the runtime up (e.g. a `Device::default()`
             // of a wgpu build): the adapter exists, so its lazily-bound device is the same one.
-            Err(WgpuInitError::Registration { .. }) => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            Err(WgpuInitError::Registration { .. }) => Ok((Device::wgpu(burn::tensor::DeviceKind::DefaultDevice), true)),
             Err(e) => Err(e.to_string()),
         })
         .clone()
-        .map_err(|e| ModelError::Backend {
-            backend: "wgpu",
-            message: format!("{e} (on Linux, install a Vulkan driver: Debian's `mesa-vulkan-drivers` or the GPU vendor's)"),
-        })
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_device() -> Result<Device> {
+    wgpu_adapter().map(|(device, _)| device).map_err(|e| ModelError::Backend {
+        backend: "wgpu",
+        message: format!("{e} (on Linux, install a Vulkan driver: Debian's `mesa-vulkan-drivers` or the GPU vendor's)"),
+    })
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_hardware_device() -> Option<Device> {
+    wgpu_adapter().ok().filter(|(_, hardware)| *hardware).map(|(device, _)| device)
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_hardware_device() -> Option<Device> {
+    None
 }
 
 #[cfg(not(feature = "wgpu"))]
