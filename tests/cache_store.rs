@@ -632,10 +632,23 @@ fn file_hash_stat_cache_hits_until_the_file_changes() {
     cache.hash_file(&fresh).unwrap();
     assert_eq!(cache.hash_stats().files_hashed, 2);
 
-    // Read-only handles always hash.
+    // Read-only handles use what the last writer left when it closed, and nothing stale.
+    drop(cache);
     let reader = Cache::open_read_only(root.path()).unwrap();
     assert_eq!(reader.hash_file(&weights).unwrap(), blake3::hash(&changed));
-    assert_eq!(reader.hash_stats().files_hashed, 1);
+    assert_eq!(
+        reader.hash_stats(),
+        apitune::cache::HashStats {
+            stat_cache_hits: 1,
+            files_hashed: 0
+        }
+    );
+    changed[0] = 9;
+    fs::write(&weights, &changed).unwrap();
+    set_mtime(&weights, Duration::from_secs(100));
+    let reader = Cache::open_read_only(root.path()).unwrap();
+    assert_eq!(reader.hash_file(&weights).unwrap(), blake3::hash(&changed));
+    assert_eq!(reader.hash_stats().files_hashed, 1, "a changed file is re-read");
 }
 
 #[test]

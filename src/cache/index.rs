@@ -24,6 +24,13 @@ pub(crate) struct FileStamp {
     pub device: u64,
 }
 
+impl CachedHash {
+    /// The hash, if the file still has the stamp it had when hashed.
+    pub fn hash_if(&self, stamp: &FileStamp) -> Option<blake3::Hash> {
+        (self.stamp == *stamp).then(|| blake3::Hash::from_hex(&self.blake3).ok()).flatten()
+    }
+}
+
 impl FileStamp {
     pub fn of(meta: &fs::Metadata) -> FileStamp {
         #[cfg(unix)]
@@ -75,8 +82,8 @@ pub(crate) struct IndexedEntry {
     pub entry_file: FileStamp,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct CachedHash {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CachedHash {
     stamp: FileStamp,
     blake3: String,
 }
@@ -206,6 +213,19 @@ impl Index {
             .insert(path_key(abs_path), bytes)
             .map_err(self.err())?;
         Ok(())
+    }
+
+    /// Every stat-cache record, keyed by absolute path, for [`super::store`]'s snapshot that
+    /// read-only commands use.
+    pub fn file_hash_records(&self) -> Vec<(PathBuf, CachedHash)> {
+        self.file_hashes
+            .iter()
+            .flatten()
+            .filter_map(|(k, v)| {
+                let path = PathBuf::from(String::from_utf8(k.to_vec()).ok()?);
+                Some((path, serde_json::from_slice(&v).ok()?))
+            })
+            .collect()
     }
 
     pub fn flush(&self) -> Result<(), CacheError> {

@@ -14,7 +14,7 @@ use super::entry::{
 };
 use super::error::CacheError;
 use super::ids::Key;
-use super::index::{FileStamp, Index, IndexedEntry, now_ns};
+use super::index::{CachedHash, FileStamp, Index, IndexedEntry, now_ns};
 use super::lock::CacheLock;
 
 /// Files modified this recently are hashed but not stat-cached: a write landing in the same
@@ -31,6 +31,9 @@ pub(crate) const BROKEN_INDEX_PREFIX: &str = "index.sled.broken-";
 /// How sled 0.34 reports that another process has its database open.
 const SLED_LOCKED: &str = "could not acquire lock";
 const LOCK: &str = "lock";
+/// The writer's stat cache, written out when it closes, so read-only commands (`status`, `plan`,
+/// `check`), which cannot open sled, need not re-read unchanged multi-GB inputs.
+const FILE_HASHES: &str = "file-hashes.json";
 
 /// A content-addressed store of stage outputs. [`Cache::open`] gives the single writer;
 /// [`Cache::open_read_only`] gives any number of readers that never write.
@@ -38,6 +41,21 @@ pub struct Cache {
     pub(crate) root: PathBuf,
     pub(crate) writer: Option<Writer>,
     hashes: HashCounters,
+    /// Read-only caches: the last writer's stat cache, loaded on first use.
+    snapshot: std::sync::OnceLock<std::collections::HashMap<PathBuf, CachedHash>>,
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        // While the lock is still held. A snapshot that is lost or stale only costs rehashing.
+        if let Some(writer) = &self.writer {
+            let records = writer.index.file_hash_records();
+            let tmp = self.root.join(format!("{FILE_HASHES}.tmp-{}", std::process::id()));
+            if serde_json::to_vec(&records).ok().is_some_and(|bytes| fs::write(&tmp, bytes).is_ok()) {
+                let _ = fs::rename(&tmp, self.root.join(FILE_HASHES));
+            }
+        }
+    }
 }
 
 pub(crate) struct Writer {
@@ -109,6 +127,7 @@ impl Cache {
             root: root.to_path_buf(),
             writer: Some(Writer { index, _lock: lock }),
             hashes: HashCounters::default(),
+            snapshot: Default::default(),
         };
         if rebuild {
             cache.entries()?;
@@ -124,6 +143,7 @@ impl Cache {
             root: root.to_path_buf(),
             writer: None,
             hashes: HashCounters::default(),
+            snapshot: Default::default(),
         })
     }
 
@@ -231,9 +251,19 @@ impl Cache {
         Ok(self.entries()?.into_iter().rfind(|e| e.meta.stage == stage))
     }
 
+    fn snapshot(&self) -> &std::collections::HashMap<PathBuf, CachedHash> {
+        self.snapshot.get_or_init(|| {
+            fs::read(self.root.join(FILE_HASHES))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Vec<(PathBuf, CachedHash)>>(&bytes).ok())
+                .map(|records| records.into_iter().collect())
+                .unwrap_or_default()
+        })
+    }
+
     /// blake3 of an input file's contents. A writer remembers it against the file's stat
     /// (size, mtime, ctime, inode, device), so an unchanged multi-GB weights file is read once;
-    /// a read-only cache always reads the file.
+    /// a read-only cache uses the records the last writer left in `file-hashes.json`.
     pub fn hash_file(&self, path: &Path) -> Result<blake3::Hash, CacheError> {
         let meta = fs::metadata(path).map_err(CacheError::io("read metadata of", path))?;
         if !meta.is_file() {
@@ -245,9 +275,11 @@ impl Cache {
         }
         let stamp = FileStamp::of(&meta);
         let abs = std::path::absolute(path).map_err(CacheError::io("resolve", path))?;
-        if let Some(writer) = &self.writer
-            && let Some(hash) = writer.index.cached_hash(&abs, &stamp)?
-        {
+        let cached = match &self.writer {
+            Some(writer) => writer.index.cached_hash(&abs, &stamp)?,
+            None => self.snapshot().get(&abs).and_then(|c| c.hash_if(&stamp)),
+        };
+        if let Some(hash) = cached {
             self.hashes.stat_cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(hash);
         }

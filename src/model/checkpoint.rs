@@ -89,9 +89,9 @@ impl Checkpoint {
 
     fn open_sharded(dir: &Path, index_path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(index_path).map_err(|e| ModelError::io(index_path, e))?;
-        let index: ShardIndex = serde_json::from_str(&text).map_err(|source| ModelError::Json {
+        let index: ShardIndex = serde_json::from_str(&text).map_err(|error| ModelError::Json {
             path: index_path.to_path_buf(),
-            source,
+            error,
         })?;
         let files: BTreeSet<&String> = index.weight_map.values().collect();
         let mut shards = Vec::with_capacity(files.len());

@@ -63,9 +63,9 @@ impl ModelConfig {
 
     /// Parses config JSON; `path` only names the source in errors.
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|source| ModelError::Json {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|error| ModelError::Json {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let model_type = match value.get("model_type") {
             Some(serde_json::Value::String(s)) => s.clone(),
@@ -84,9 +84,9 @@ impl ModelConfig {
                 found: model_type,
             });
         }
-        let config: Self = serde_json::from_value(value).map_err(|source| ModelError::Json {
+        let config: Self = serde_json::from_value(value).map_err(|error| ModelError::Json {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         config.validate(path)?;
         Ok(config)
@@ -157,9 +157,9 @@ impl SpecialTokens {
 
     fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        serde_json::from_str(&text).map_err(|source| ModelError::Json {
+        serde_json::from_str(&text).map_err(|error| ModelError::Json {
             path: path.to_path_buf(),
-            source,
+            error,
         })
     }
 }

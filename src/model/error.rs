@@ -6,19 +6,12 @@ use std::path::PathBuf;
 /// Everything that can go wrong between a model directory on disk and generated text.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // The OS error is part of the message, not a `source`: error chains would print it twice.
+    #[error("{path}: cannot read: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
 
-    #[error("{path}: invalid JSON: {source}")]
-    Json {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error("{path}: invalid JSON: {error}")]
+    Json { path: PathBuf, error: serde_json::Error },
 
     #[error(
         "{path}: unknown model_type {found:?}; supported architectures: gpt2, gpt_bigcode, qwen2"
@@ -83,10 +76,7 @@ pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
 impl ModelError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.into(),
-            source,
-        }
+        Self::Io { path: path.into(), error: source }
     }
 
     pub(crate) fn config(

@@ -334,7 +334,7 @@ fn f32_bytes(data: &TensorData) -> Result<Vec<u8>> {
 pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
     let path = dir.join(ADAPTER_CONFIG_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
-    let config: AdapterConfig = serde_json::from_str(&text).map_err(|source| ModelError::Json { path: path.clone(), source })?;
+    let config: AdapterConfig = serde_json::from_str(&text).map_err(|error| ModelError::Json { path: path.clone(), error })?;
     if config.peft_type != "LORA" {
         return Err(ModelError::InvalidInput(format!("{}: peft_type {:?} is not LORA", path.display(), config.peft_type)));
     }
