@@ -42,7 +42,7 @@ trap 'rm -rf "$profile"' EXIT
 # Headless Chromium logs D-Bus and GPU noise on machines without them; show its log only on failure.
 log="$profile/chromium.log"
 rm -f "$out_abs"
-if ! "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars \
+if ! "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars --enable-logging=stderr --v=0 \
     --user-data-dir="$profile" --proxy-server="127.0.0.1:9" --proxy-bypass-list="<-loopback>" \
     --window-size="$width,$height" --screenshot="$out_abs" "file://$html_abs" >"$log" 2>&1 \
     || [[ ! -s $out_abs ]]; then
@@ -50,8 +50,15 @@ if ! "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars \
     echo "error: $browser did not write $out_abs" >&2
     exit 1
 fi
-# Failed requests mean the page was not self-contained.
+# Failed requests mean the page was not self-contained; console errors, a broken page.
+status=0
 if grep -E "net::ERR_|Failed to load resource" "$log" >&2; then
-    echo "warning: the page tried to load something from outside (see above)" >&2
+    echo "error: the page tried to load something from outside (see above)" >&2
+    status=1
 fi
+if grep -E "Uncaught|CONSOLE.*[Ee]rror" "$log" >&2; then
+    echo "error: the page logged errors (see above)" >&2
+    status=1
+fi
+[[ $status -eq 0 ]] || exit $status
 echo "wrote $out_abs"

@@ -490,6 +490,28 @@ fn html_is_one_self_contained_page() {
     assert!(html.contains(r#"<span class="delta better">(-6.00)</span>"#), "a perplexity drop is an improvement");
 }
 
+/// The page renders in headless Chromium with no console error and no outside request
+/// (scripts/report_screenshot.sh); skipped where no Chromium is installed.
+#[test]
+fn html_renders_in_headless_chromium() {
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
+    let Some(browser) = browser else {
+        eprintln!("skipped: no Chromium installed");
+        return;
+    };
+    let f = fixture();
+    run_stage(&f, &default_params()).unwrap();
+    let html = f.out.join("report.html");
+    let png = f.work.join("report.png");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/report_screenshot.sh");
+    let out = std::process::Command::new("bash").arg(script).arg(&html).arg(&png).output().unwrap();
+    assert!(out.status.success(), "{browser}: {}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "a real screenshot, {} bytes", bytes.len());
+}
+
 #[test]
 fn show_renders_table_json_and_csv_from_the_artifact() {
     let f = fixture();
