@@ -28,8 +28,30 @@ pub struct PretrainParams {
     /// Train on the first N records of the training split (all when omitted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples: Option<usize>,
+    /// What the model learns from each record (default `instruction`).
+    #[serde(default, skip_serializing_if = "Objective::is_instruction")]
+    pub objective: Objective,
     #[serde(default)]
     pub train: TrainSettings,
+}
+
+/// The pretraining objective.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// The study's prompt in, the record's code out, loss on the code: the base already follows
+    /// the instruction format, like an instruction-tuned model.
+    #[default]
+    Instruction,
+    /// Language modelling of the code snippets alone, no prompt: a code model that has never
+    /// seen the instruction format, as GPT-2 or StarCoder are before fine-tuning.
+    Code,
+}
+
+impl Objective {
+    fn is_instruction(&self) -> bool {
+        *self == Self::Instruction
+    }
 }
 
 impl StageKind for Pretrain {
@@ -72,7 +94,11 @@ impl StageKind for Pretrain {
 
         let device = super::lora_train::training_device(ctx.backend)?;
         let network = CausalLm::init(&config, &device, ctx.seed);
-        let (examples, stats) = train::encode_records(&tokenizer, &records, eos, params.train.max_len)?;
+        let encode = match params.objective {
+            Objective::Instruction => train::encode_records,
+            Objective::Code => train::encode_code,
+        };
+        let (examples, stats) = encode(&tokenizer, &records, eos, params.train.max_len)?;
         let outcome = train::train(
             network,
             &TrainRun { examples: &examples, settings: &params.train, seed: ctx.seed, device: &device, work_dir: ctx.work_dir, progress: ctx.progress },
