@@ -485,6 +485,7 @@ fn gc_dry_run_reports_exactly_what_gc_removes() {
     fs::write(abandoned.join("ckpt"), vec![0u8; 2000]).unwrap();
     fs::create_dir(root.path().join("tmp/leftover.1.0")).unwrap();
     fs::write(root.path().join("tmp/leftover.1.0/f"), vec![0u8; 300]).unwrap();
+    fs::write(root.path().join("file-hashes.json.tmp-99999"), vec![0u8; 50]).unwrap(); // a writer died closing
     let live = cache.staging(&manifest(12).key()).unwrap(); // this process's own, in use
     fs::write(live.dir.join("out"), "x").unwrap();
 
@@ -508,6 +509,7 @@ fn gc_dry_run_reports_exactly_what_gc_removes() {
         ),
         (format!("work/{}", manifest(11).key()), 2000),
         ("tmp/leftover.1.0".to_string(), 300),
+        ("file-hashes.json.tmp-99999".to_string(), 50),
     ];
     expected.sort();
     let mut reported = dry.removed.clone();

@@ -12,7 +12,7 @@ use super::error::CacheError;
 use super::ids::Key;
 use super::index::{FileStamp, IndexedEntry};
 use super::store::{
-    ARTIFACTS, BROKEN_INDEX_PREFIX, Cache, QUARANTINE, TMP, WORK, fsync_dir, list_children,
+    ARTIFACTS, BROKEN_INDEX_PREFIX, Cache, FILE_HASHES_TMP_PREFIX, QUARANTINE, TMP, WORK, fsync_dir, list_children,
     remove_if_exists, unique_suffix,
 };
 
@@ -140,7 +140,8 @@ impl Cache {
             doomed.push((format!("{QUARANTINE}/{name}"), path, None));
         }
         for (name, path) in list_children(&self.root)? {
-            if name.starts_with(BROKEN_INDEX_PREFIX) {
+            // A stat-cache snapshot left half-written by a writer that died while closing.
+            if name.starts_with(BROKEN_INDEX_PREFIX) || name.starts_with(FILE_HASHES_TMP_PREFIX) {
                 doomed.push((name, path, None));
             }
         }

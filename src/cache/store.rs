@@ -34,6 +34,7 @@ const LOCK: &str = "lock";
 /// The writer's stat cache, written out when it closes, so read-only commands (`status`, `plan`,
 /// `check`), which cannot open sled, need not re-read unchanged multi-GB inputs.
 const FILE_HASHES: &str = "file-hashes.json";
+pub(crate) const FILE_HASHES_TMP_PREFIX: &str = "file-hashes.json.tmp-";
 
 /// A content-addressed store of stage outputs. [`Cache::open`] gives the single writer;
 /// [`Cache::open_read_only`] gives any number of readers that never write.
@@ -50,7 +51,7 @@ impl Drop for Cache {
         // While the lock is still held. A snapshot that is lost or stale only costs rehashing.
         if let Some(writer) = &self.writer {
             let records = writer.index.file_hash_records();
-            let tmp = self.root.join(format!("{FILE_HASHES}.tmp-{}", std::process::id()));
+            let tmp = self.root.join(format!("{FILE_HASHES_TMP_PREFIX}{}", std::process::id()));
             if serde_json::to_vec(&records).ok().is_some_and(|bytes| fs::write(&tmp, bytes).is_ok()) {
                 let _ = fs::rename(&tmp, self.root.join(FILE_HASHES));
             }
