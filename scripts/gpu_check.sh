@@ -6,9 +6,13 @@
 #
 # Build the binaries where cargo works, then run this where the GPU is:
 #
-#     scripts/gpu_check.sh --build .gpu            # here: release test/bench binaries -> .gpu/
+#     scripts/gpu_check.sh --build .gpu            # here: release test/bench binaries -> .gpu/,
+#                                                  # and .gpu.tar.xz (~43 MB: they share most code)
 #     scripts/gpu_check.sh --run .gpu OUT_DIR      # there: needs a Vulkan loader and driver,
 #                                                  # and python3 with torch, transformers, peft
+#
+# The stripped binaries are ~90 MB each; one xz stream with a dictionary larger than a binary
+# stores the shared code once. Unpack there with `xz -dc .gpu.tar.xz | tar xf -`.
 #
 # The binaries look for tests/fixtures and benches/*.py under the checkout they were built in
 # (CARGO_MANIFEST_DIR); `--run` links that path to the current checkout when it is elsewhere.
@@ -35,6 +39,7 @@ for line in sys.stdin:
 ' "$dest" || exit 1
     strip "$dest"/* && ls -la "$dest"
     echo "manifest_dir=$PWD" >"$dest/built_in"
+    tar cf - "$dest" | xz -T1 --lzma2=preset=6,dict=768MiB >"$dest.tar.xz" && ls -la "$dest.tar.xz"
 }
 
 run() {
@@ -74,5 +79,5 @@ run() {
 case "${1:-}" in
     --build) build "${2:?destination folder}" ;;
     --run) run "${2:?binaries folder}" "${3:?output folder}" ;;
-    *) sed -n '2,14p' "$0"; exit 2 ;;
+    *) sed -n '2,17p' "$0"; exit 2 ;;
 esac
