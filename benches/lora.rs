@@ -9,7 +9,8 @@
 //! config with random weights, a GPU-sized run). `APITUNE_BENCH_BACKEND`: cpu | wgpu | cuda; on a
 //! GPU backend the PEFT side runs on CUDA, once with an f32 base and once with a bf16 base.
 //! `APITUNE_BENCH_STEPS` (default 10) timed steps follow 2 untimed ones; each side reports the
-//! median step.
+//! median step. `APITUNE_BENCH_BASE_DTYPE=bf16` stores apitune's frozen base in bf16 (not on wgpu:
+//! WGSL has no bf16).
 
 use apitune::model::lora::{self, LoraSettings};
 use apitune::model::{Backend, CausalLm, ModelConfig};
@@ -72,7 +73,14 @@ fn main() {
     let examples: Vec<Example> = (0..BATCH)
         .map(|_| Example { tokens: (0..SEQ).map(|_| rng.random_range(0..vocab)).collect(), target_start: SEQ / 4 })
         .collect();
-    let (network, _) = lora::attach(CausalLm::init(&config, &device, 0), &settings, &config, 0).unwrap();
+    let base_dtype = std::env::var("APITUNE_BENCH_BASE_DTYPE").unwrap_or_else(|_| "f32".into());
+    let mut base = CausalLm::init(&config, &device, 0);
+    match base_dtype.as_str() {
+        "f32" => {}
+        "bf16" => lora::store_base_as(&mut base, burn::tensor::DType::BF16),
+        other => panic!("APITUNE_BENCH_BASE_DTYPE={other}: expected f32 or bf16"),
+    }
+    let (network, _) = lora::attach(base, &settings, &config, 0).unwrap();
     let train_settings = TrainSettings {
         lr: 1e-4, steps: Some(WARMUP + steps), micro_batch: BATCH, grad_accum: 1, max_len: SEQ, warmup: 0.0,
         schedule: Schedule::Constant, clip: 1.0, checkpoint_every: 0, ..TrainSettings::default()
@@ -85,7 +93,7 @@ fn main() {
     println!(
         "{}",
         serde_json::json!({
-            "impl": format!("apitune (burn {backend})"), "shape": shape.name, "threads": threads, "base_dtype": "f32",
+            "impl": format!("apitune (burn {backend})"), "shape": shape.name, "threads": threads, "base_dtype": base_dtype,
             "trainable_params": outcome.trainable_params, "tokens_per_s": (BATCH * SEQ) as f64 / seconds, "seconds_per_step": seconds,
         })
     );

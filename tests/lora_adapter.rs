@@ -169,3 +169,42 @@ fn dropout_is_seeded_and_training_only() {
     lora::seed_dropout(&mut network, 2);
     assert_eq!(once, logits(&network, &tokens, &inference), "no dropout outside training");
 }
+
+/// A base stored in bf16 keeps its projections in bf16, computes within bf16 rounding of the f32
+/// base, and trains its LoRA factors (the backward pass runs through the bf16-stored base).
+#[test]
+fn bf16_stored_base_trains_close_to_the_f32_base() {
+    let device = Device::flex().autodiff();
+    let load = |bf16: bool| {
+        let mut base = Model::load(&fixture("gpt2-tiny"), &device).unwrap();
+        if bf16 {
+            lora::store_base_as(&mut base.network, burn::tensor::DType::BF16);
+        }
+        let (network, _) = lora::attach(base.network, &settings(4, &["c_attn", "c_fc"]), &base.config, 3).unwrap();
+        (network, base.tokenizer, base.special_tokens.eos_token_id[0])
+    };
+    let (f32_net, tokenizer, eos) = load(false);
+    let (mut bf16_net, _, _) = load(true);
+    for (_, proj) in lora::projections_mut(&mut bf16_net) {
+        assert_eq!(proj.base.weight.val().dtype(), burn::tensor::DType::BF16);
+    }
+    let mut stats = EncodeStats::default();
+    let examples: Vec<Example> = (0..8)
+        .map(|i| train::encode_example(&tokenizer, &format!("request {i}:"), " curl https://api.example.com/items", eos, 64, &mut stats).unwrap().unwrap())
+        .collect();
+    let rows: Vec<&Example> = examples.iter().collect();
+    let loss = |n: &CausalLm| train::batch_nll(n, &rows, &device).into_data().convert::<f64>().try_to_vec::<f64>().unwrap()[0];
+    let (a, b) = (loss(&f32_net), loss(&bf16_net));
+    assert!((a - b).abs() / a < 1e-2, "f32 base {a} vs bf16 base {b}");
+    assert!(a != b, "the bf16 base must actually round");
+
+    let settings = TrainSettings { lr: 1e-2, steps: Some(10), micro_batch: 4, checkpoint_every: 0, ..TrainSettings::default() };
+    let work = tempfile::tempdir().unwrap();
+    let outcome = train::train(
+        bf16_net,
+        &TrainRun { examples: &examples, settings: &settings, seed: 1, device: &device, work_dir: work.path(), progress: &|_, _, _| {} },
+    )
+    .unwrap();
+    let (first, last) = (outcome.steps[0].loss, outcome.steps.last().unwrap().loss);
+    assert!(last < first * 0.8, "loss {first} -> {last}");
+}

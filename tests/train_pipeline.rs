@@ -44,6 +44,7 @@ kind = "lora-train"
 needs = ["split", "pretrain"]
 samples = 16
 lora = {{ r = 4, alpha = 8, dropout = 0.1, targets = ["c_attn", "c_fc"] }}
+base_dtype = "bf16"
 train = {{ lr = 1e-2, steps = {lora_steps}, micro_batch = 2, grad_accum = 2, max_len = 256, warmup = 1, checkpoint_every = 1 }}
 "#
     )

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -96,11 +96,17 @@ impl From<Linear> for Projection {
 
 impl Projection {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let Some(lora) = &self.lora else {
+        let stored_f32 = self.base.weight.val().dtype() == DType::F32;
+        if self.lora.is_none() && stored_f32 {
             return self.base.forward(x);
-        };
-        let weight = self.base.weight.val().detach();
+        }
+        // A base stored in bf16 ([`store_base_as`]) computes in f32: only its storage shrinks.
+        let f32 = |t: Tensor<2>| if t.dtype() == DType::F32 { t } else { t.cast(DType::F32) };
+        let weight = f32(self.base.weight.val().detach());
         let bias = self.base.bias.as_ref().map(|b| b.val().detach());
+        let Some(lora) = &self.lora else {
+            return burn::tensor::module::linear(x, weight, bias);
+        };
         let y = burn::tensor::module::linear(x.clone(), weight, bias);
         let x = if lora.dropout > 0.0 && x.device().is_autodiff() {
             lora.dropout_rng.apply(x, 1.0 - lora.dropout)
@@ -117,6 +123,16 @@ impl Projection {
 
     pub fn d_out(&self) -> usize {
         self.base.weight.dims()[1]
+    }
+}
+
+/// Stores the frozen weight matrix of every projection in `dtype` (bf16 halves the memory of
+/// most of a model's weights). They are still computed in f32. Call before [`attach`], which
+/// freezes them.
+pub fn store_base_as(network: &mut CausalLm, dtype: DType) {
+    for (_, proj) in projections_mut(network) {
+        let weight = proj.base.weight.val().detach().cast(dtype).detach();
+        proj.base.weight = Param::from_tensor(weight);
     }
 }
 

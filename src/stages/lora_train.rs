@@ -38,8 +38,26 @@ pub struct LoraTrainParams {
     pub samples: Option<usize>,
     #[serde(default)]
     pub lora: LoraSettings,
+    /// Storage of the frozen base's weight matrices: `f32`, or `bf16` to halve their memory
+    /// (computed in f32 either way).
+    #[serde(default, skip_serializing_if = "BaseDtype::is_f32")]
+    pub base_dtype: BaseDtype,
     #[serde(default)]
     pub train: TrainSettings,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseDtype {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl BaseDtype {
+    fn is_f32(&self) -> bool {
+        *self == Self::F32
+    }
 }
 
 /// `base.json` of a lora-train artifact.
@@ -92,7 +110,10 @@ impl StageKind for LoraTrain {
             }
         };
         let device = training_device(ctx.backend)?;
-        let base = Model::load(&base_dir, &device).with_context(|| format!("loading base model {}", base_dir.display()))?;
+        let mut base = Model::load(&base_dir, &device).with_context(|| format!("loading base model {}", base_dir.display()))?;
+        if params.base_dtype == BaseDtype::Bf16 {
+            lora::store_base_as(&mut base.network, burn::tensor::DType::BF16);
+        }
         let eos = base
             .special_tokens
             .eos_token_id
