@@ -38,7 +38,7 @@ for line in sys.stdin:
         print("built", msg["target"]["name"])
 ' "$dest" || exit 1
     strip "$dest"/* && ls -la "$dest"
-    echo "manifest_dir=$PWD" >"$dest/built_in"
+    printf 'manifest_dir=%s\ncommit=%s\n' "$PWD" "$(git rev-parse HEAD 2>/dev/null)" >"$dest/built_in"
     tar cf - "$dest" | xz -T1 --lzma2=preset=6,dict=768MiB >"$dest.tar.xz" && ls -la "$dest.tar.xz"
 }
 
@@ -51,7 +51,7 @@ run() {
         mkdir -p "$(dirname "$built_in")" && ln -s "$PWD" "$built_in"
     fi
     export APITUNE_BENCH_PYTHON=${APITUNE_BENCH_PYTHON:-python3}
-    (nvidia-smi -L; ldconfig -p | grep -c libvulkan; uname -m; nproc) 2>&1 | tee "$out/machine.txt"
+    (cat "$bins/built_in"; nvidia-smi -L; ldconfig -p | grep -c libvulkan; uname -m; nproc) 2>&1 | tee "$out/machine.txt"
 
     # The numerics tests in parallel (tiny models; mostly shader compilation and launch latency).
     local pids=()
