@@ -169,7 +169,7 @@ pub(crate) fn entry_file_path(dir: &Path) -> PathBuf {
 }
 
 /// Outcome of reading an artifact directory's metadata file.
-pub(crate) enum ReadRecord {
+enum ReadRecord {
     Found(Box<EntryRecord>),
     /// No metadata file (or no directory).
     Missing,
@@ -177,7 +177,7 @@ pub(crate) enum ReadRecord {
     Invalid(String),
 }
 
-pub(crate) fn read_record(dir: &Path) -> Result<ReadRecord, CacheError> {
+fn read_record(dir: &Path) -> Result<ReadRecord, CacheError> {
     let path = entry_file_path(dir);
     let text = match fs::read(&path) {
         Ok(text) => text,
@@ -195,6 +195,17 @@ pub(crate) fn read_record(dir: &Path) -> Result<ReadRecord, CacheError> {
         Ok(record) => ReadRecord::Found(Box::new(record)),
         Err(e) => ReadRecord::Invalid(format!("unreadable {ENTRY_FILE}: {e}")),
     })
+}
+
+/// The metadata record of the artifact directory `dir` published under `key`; `Ok(Err(reason))`
+/// when it is missing, unreadable or belongs to another key.
+pub(crate) fn read_record_of(dir: &Path, key: &Key) -> Result<Result<EntryRecord, String>, CacheError> {
+    let record = match read_record(dir)? {
+        ReadRecord::Found(record) => *record,
+        ReadRecord::Missing => return Ok(Err(format!("no {ENTRY_FILE}"))),
+        ReadRecord::Invalid(reason) => return Ok(Err(reason)),
+    };
+    Ok(record.check_consistent(key).map(|()| record))
 }
 
 /// Writes and fsyncs the metadata file into a staging directory (it must not exist yet).

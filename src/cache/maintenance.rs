@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::digest::{ENTRY_FILE, Links, hash_file_contents, list_files};
-use super::entry::{EntryRecord, ReadRecord, read_record};
+use super::entry::{EntryRecord, read_record_of};
 use super::error::CacheError;
 use super::ids::Key;
 use super::index::{FileStamp, IndexedEntry};
@@ -187,14 +187,10 @@ fn check_artifact(key: &Key, dir: &Path) -> Result<Result<EntryRecord, String>, 
     {
         return Ok(Err("not a directory".to_string()));
     }
-    let record = match read_record(dir)? {
-        ReadRecord::Found(record) => *record,
-        ReadRecord::Missing => return Ok(Err(format!("no {ENTRY_FILE}"))),
-        ReadRecord::Invalid(reason) => return Ok(Err(reason)),
+    let record = match read_record_of(dir, key)? {
+        Ok(record) => record,
+        Err(reason) => return Ok(Err(reason)),
     };
-    if let Err(reason) = record.check_consistent(key) {
-        return Ok(Err(reason));
-    }
     let found = match list_files(dir, Links::Reject, Some(ENTRY_FILE)) {
         Ok(found) => found,
         Err(CacheError::InvalidArtifact { path, reason }) => {

@@ -9,8 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::digest::{ENTRY_FILE, Links, hash_file_contents, list_files, merkle};
 use super::entry::{
-    Entry, EntryFile, EntryMeta, EntryRecord, ReadRecord, check_file_sizes, entry_file_path,
-    read_record, write_record,
+    Entry, EntryFile, EntryMeta, EntryRecord, check_file_sizes, entry_file_path,
+    read_record_of, write_record,
 };
 use super::error::CacheError;
 use super::ids::Key;
@@ -214,14 +214,10 @@ impl Cache {
         {
             return Ok(Ok(indexed.record));
         }
-        let record = match read_record(dir)? {
-            ReadRecord::Found(record) => *record,
-            ReadRecord::Missing => return Ok(Err(format!("no {ENTRY_FILE}"))),
-            ReadRecord::Invalid(reason) => return Ok(Err(reason)),
+        let record = match read_record_of(dir, key)? {
+            Ok(record) => record,
+            Err(reason) => return Ok(Err(reason)),
         };
-        if let Err(reason) = record.check_consistent(key) {
-            return Ok(Err(reason));
-        }
         if let Some(writer) = &self.writer {
             writer.index.put_entry(&IndexedEntry {
                 record: record.clone(),

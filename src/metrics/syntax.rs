@@ -172,23 +172,7 @@ fn parse_tree_sitter(code: &str, lang: SnippetLang) -> Option<Tree> {
 }
 
 fn contains_missing(node: Node) -> bool {
-    let mut cursor = node.walk();
-    loop {
-        if cursor.node().is_missing() {
-            return true;
-        }
-        if cursor.goto_first_child() {
-            continue;
-        }
-        loop {
-            if cursor.goto_next_sibling() {
-                break;
-            }
-            if !cursor.goto_parent() {
-                return false;
-            }
-        }
-    }
+    any_node(node, |n| n.is_missing())
 }
 
 /// Visits every node in document order until `f` returns true.

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::{PlanContext, RunContext, StageKind};
 use crate::model::lora::{self, LoraSettings};
 use crate::model::{Model, END_OF_TEXT};
-use crate::report::inputs::{TrainStep, TrainSummary, write_train_steps};
+use crate::report::inputs::{TrainSummary, write_train_steps};
 use crate::train::{self, EncodeStats, TrainOutcome, TrainRun, TrainSettings};
 
 pub struct LoraTrain;
@@ -131,15 +131,7 @@ impl StageKind for LoraTrain {
         debug_assert_eq!(trainable, outcome.trainable_params);
         lora::save_adapter(&mut outcome.network, &params.lora, &base.config, ctx.out_dir)?;
         std::fs::write(ctx.out_dir.join(BASE_FILE), serde_json::to_string_pretty(&base_ref)?)?;
-        let summary = TrainSummary {
-            samples: params.samples.map(|n| n as u64),
-            model: base_ref.model.clone(),
-            trainable_params: outcome.trainable_params,
-            tokens_seen: outcome.tokens_seen,
-            seconds: outcome.seconds,
-        };
-        write_train_outputs(ctx.out_dir, &summary, &outcome.steps)?;
-        let mut out = summary_json(&summary, &outcome, stats, examples.len());
+        let mut out = write_train_outputs(ctx.out_dir, params.samples, &base_ref.model, &outcome, stats, examples.len())?;
         let last = outcome.steps.last().map_or(f64::NAN, |s| s.loss);
         super::set_headline(
             &mut out,
@@ -155,12 +147,29 @@ pub(crate) fn training_device(backend: &str) -> anyhow::Result<burn::tensor::Dev
     Ok(backend.device()?.autodiff())
 }
 
-pub(crate) fn write_train_outputs(dir: &Path, summary: &TrainSummary, steps: &[TrainStep]) -> anyhow::Result<()> {
+/// Writes `summary.json` and `metrics.jsonl` of a finished training run into `dir` and returns
+/// the stage summary (without its headline).
+pub(crate) fn write_train_outputs(
+    dir: &Path,
+    samples: Option<usize>,
+    model: &str,
+    outcome: &TrainOutcome,
+    stats: EncodeStats,
+    examples: usize,
+) -> anyhow::Result<Value> {
+    let summary = TrainSummary {
+        samples: samples.map(|n| n as u64),
+        model: model.to_string(),
+        trainable_params: outcome.trainable_params,
+        tokens_seen: outcome.tokens_seen,
+        seconds: outcome.seconds,
+    };
     summary.write(dir)?;
-    write_train_steps(dir, steps)
+    write_train_steps(dir, &outcome.steps)?;
+    Ok(summary_json(&summary, outcome, stats, examples))
 }
 
-pub(crate) fn summary_json(summary: &TrainSummary, outcome: &TrainOutcome, stats: EncodeStats, examples: usize) -> Value {
+fn summary_json(summary: &TrainSummary, outcome: &TrainOutcome, stats: EncodeStats, examples: usize) -> Value {
     json!({
         "examples": examples,
         "truncated": stats.truncated,

@@ -15,7 +15,6 @@ use super::{PlanContext, RunContext, StageKind};
 use crate::data::{self, ApiRecord};
 use crate::manifest::ModelSpec;
 use crate::model::{self, CausalLm, END_OF_TEXT, ModelConfig};
-use crate::report::inputs::TrainSummary;
 use crate::train::{self, TrainRun, TrainSettings};
 
 pub struct Pretrain;
@@ -104,15 +103,7 @@ impl StageKind for Pretrain {
             &TrainRun { examples: &examples, settings: &params.train, seed: ctx.seed, device: &device, work_dir: ctx.work_dir, progress: ctx.progress },
         )?;
         model::export::save_weights(&outcome.network, &config, &ctx.out_dir.join(model::checkpoint::SINGLE_FILE))?;
-        let summary = TrainSummary {
-            samples: params.samples.map(|n| n as u64),
-            model: params.model.clone(),
-            trainable_params: outcome.trainable_params,
-            tokens_seen: outcome.tokens_seen,
-            seconds: outcome.seconds,
-        };
-        super::lora_train::write_train_outputs(ctx.out_dir, &summary, &outcome.steps)?;
-        let mut out = super::lora_train::summary_json(&summary, &outcome, stats, examples.len());
+        let mut out = super::lora_train::write_train_outputs(ctx.out_dir, params.samples, &params.model, &outcome, stats, examples.len())?;
         let first = outcome.steps.first().map_or(f64::NAN, |s| s.loss);
         let last = outcome.steps.last().map_or(f64::NAN, |s| s.loss);
         super::set_headline(
