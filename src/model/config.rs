@@ -179,22 +179,11 @@ pub enum Activation {
     Silu,
 }
 
-/// `0.5·x·(1 + tanh(z))` with `z = √(2/π)·(x + 0.044715·x³)`, computed as the identical
-/// `x·sigmoid(2z)` with x³ as two multiplications. On flex, `powf` and `tanh` are scalar libm calls
-/// per element (tanhf goes through expm1f), together a quarter of a LoRA training step; sigmoid is
-/// one `exp` with a fused backward.
-fn gelu_tanh<const D: usize>(x: burn::tensor::Tensor<D>) -> burn::tensor::Tensor<D> {
-    const TWO_SQRT_2_OVER_PI: f64 = 2.0 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
-    let cube = x.clone() * x.clone() * x.clone();
-    let two_z = (x.clone() + cube * 0.044715) * TWO_SQRT_2_OVER_PI;
-    x * burn::tensor::activation::sigmoid(two_z)
-}
-
 impl Activation {
     pub fn apply<const D: usize>(self, x: burn::tensor::Tensor<D>) -> burn::tensor::Tensor<D> {
         use burn::tensor::activation;
         match self {
-            Self::GeluTanh => gelu_tanh(x),
+            Self::GeluTanh => super::kernels::gelu_tanh(x),
             Self::Gelu => activation::gelu(x),
             Self::Relu => activation::relu(x),
             Self::Silu => activation::silu(x),

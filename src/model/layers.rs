@@ -208,6 +208,16 @@ pub fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, B
         // flex broadcasts a mask over heads itself; the generic kernels want one per head.
         if kernel_broadcasts_heads(&q.device()) { m } else { m.expand([b, q_heads, t, s]) }
     });
+    if q.device().is_autodiff() {
+        // Under autodiff, burn's attention is its op-by-op fallback; the fused softmax (one pass
+        // forward, one backward) is the part that costs.
+        let scores = q.matmul(k.swap_dims(2, 3)) * scale;
+        let scores = match mask {
+            Some(mask) => scores.mask_fill(mask, f32::NEG_INFINITY),
+            None => scores,
+        };
+        return super::kernels::softmax_last(scores).matmul(v);
+    }
     burn::tensor::module::attention(
         q,
         k,

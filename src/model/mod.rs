@@ -21,6 +21,7 @@ pub mod error;
 pub mod export;
 pub mod generate;
 pub mod gpt2;
+pub mod kernels;
 pub mod layers;
 pub mod lora;
 pub mod qwen2;

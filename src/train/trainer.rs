@@ -16,6 +16,7 @@ use super::batches::{Example, epoch_batches};
 use super::checkpoint::{self as ckpt, TrainState};
 use super::params::{decay_matrices, global_norm, renumber, scale_grads, trainable_count};
 use super::schedule::{Schedule, learning_rate, warmup_steps};
+use crate::model::kernels::token_nll;
 use crate::model::{CausalLm, ForwardInput};
 use crate::report::inputs::{TRAIN_METRICS_FILE, TrainStep};
 
@@ -242,32 +243,41 @@ pub fn train(network: CausalLm, run: &TrainRun) -> anyhow::Result<TrainOutcome> 
 }
 
 /// Summed negative log-likelihood of the target tokens of `rows` (right-padded into one batch).
+///
+/// Only the positions that predict a target token go through the vocabulary projection and the
+/// cross-entropy: prompt and padding positions would be multiplied by a zero weight anyway, and
+/// those two are the largest tensors of a step.
 pub fn batch_nll(network: &CausalLm, rows: &[&Example], device: &Device) -> Tensor<1> {
     let width = rows.iter().map(|r| r.tokens.len()).max().unwrap_or(0);
     let batch = rows.len();
     let mut tokens = Vec::with_capacity(batch);
     let mut valid = Vec::with_capacity(batch);
-    let mut targets = Vec::with_capacity(batch * width);
-    let mut weights = Vec::with_capacity(batch * width);
-    for row in rows {
+    let mut scored = Vec::new();
+    let mut targets = Vec::new();
+    for (b, row) in rows.iter().enumerate() {
         let mut padded = row.tokens.clone();
         padded.resize(width, 0);
         valid.push((0..width).map(|j| j < row.tokens.len()).collect::<Vec<bool>>());
-        for t in 0..width {
-            let next = t + 1;
-            let scored = next >= row.target_start && next < row.tokens.len();
-            targets.push(if scored { row.tokens[next] as i64 } else { 0 });
-            weights.push(if scored { 1.0f32 } else { 0.0 });
+        for t in row.target_start.saturating_sub(1)..row.tokens.len().saturating_sub(1) {
+            scored.push((b * width + t) as i64);
+            targets.push(row.tokens[t + 1] as i64);
         }
         tokens.push(padded);
     }
     let input = ForwardInput::new(&tokens, &valid, 0, device);
-    let logits = network.forward(&input, None);
-    let log_probs = burn::tensor::activation::log_softmax(logits, 2);
-    let targets = Tensor::<3, Int>::from_data(TensorData::new(targets, [batch, width, 1]), device);
-    let weights = Tensor::<2>::from_data(TensorData::new(weights, [batch, width]), device);
-    let picked = log_probs.gather(2, targets).reshape([batch, width]);
-    (picked * weights).sum().neg()
+    let hidden = network.forward_hidden(&input, None);
+    let [_, _, d] = hidden.dims();
+    if scored.is_empty() {
+        // Nothing to score; a zero that still belongs to the graph, so backward has a root.
+        return hidden.sum() * 0.0;
+    }
+    let n = scored.len();
+    let positions = Tensor::<1, Int>::from_data(TensorData::new(scored, [n]), device);
+    let selected = hidden.reshape([batch * width, d]).select(0, positions);
+    let logits = network.logits(selected.reshape([1, n, d]));
+    let vocab = logits.dims()[2];
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), device);
+    token_nll(logits.reshape([n, vocab]), targets).sum()
 }
 
 /// The directory name of checkpoints inside a work directory.
