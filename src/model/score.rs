@@ -1,11 +1,11 @@
 //! Log-likelihood of a target continuation given a prompt (for perplexity and ranking), batched.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::causal_lm::{CausalLm, Model};
 use super::error::{ModelError, Result};
+use super::kernels::token_nll;
 use super::layers::ForwardInput;
 use super::tokenizer;
 
@@ -62,40 +62,44 @@ pub fn score_tokens(
     // pads themselves are masked out as keys.
     let mut rows = Vec::with_capacity(pairs.len());
     let mut valid = Vec::with_capacity(pairs.len());
-    let mut gather_index = Vec::with_capacity(pairs.len() * longest);
-    for (prompt, target) in pairs {
+    // Position j predicts token j + 1: only the positions before a target token are projected
+    // to the vocabulary.
+    let mut positions = Vec::new();
+    let mut targets = Vec::new();
+    for (r, (prompt, target)) in pairs.iter().enumerate() {
         let mut row: Vec<u32> = prompt.iter().chain(target).copied().collect();
         let real = row.len();
         row.resize(longest, 0);
         let mut v = vec![true; real];
         v.resize(longest, false);
-        // Position j predicts token j + 1; the last position's prediction is unused.
-        gather_index.extend(row[1..].iter().map(|&t| i64::from(t)));
-        gather_index.push(0);
+        positions.extend((0..target.len()).map(|k| (r * longest + prompt.len() - 1 + k) as i64));
+        targets.extend(target.iter().map(|&t| i64::from(t)));
         rows.push(row);
         valid.push(v);
     }
+    if targets.is_empty() {
+        return Ok(pairs.iter().map(|_| TargetScore { token_ids: Vec::new(), logprobs: Vec::new() }).collect());
+    }
     let input = ForwardInput::new(&rows, &valid, 0, device);
-    let logits = model.forward(&input, None);
-    let [b, t, _] = logits.dims();
-    let logprobs = log_softmax(logits, 2);
-    let index = Tensor::<3, Int>::from_data(TensorData::new(gather_index, [b, t, 1]), device);
-    let picked: Vec<f32> = logprobs
-        .gather(2, index)
-        .reshape([b * t])
+    let hidden = model.forward_hidden(&input, None);
+    let [b, t, d] = hidden.dims();
+    let n = positions.len();
+    let index = Tensor::<1, Int>::from_data(TensorData::new(positions, [n]), device);
+    let logits = model.logits(hidden.reshape([b * t, d]).select(0, index).reshape([1, n, d]));
+    let vocab = logits.dims()[2];
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), device);
+    let nll: Vec<f32> = token_nll(logits.reshape([n, vocab]), targets)
         .try_into_data()
         .map_err(|e| ModelError::Device(format!("computing log-probabilities: {e}")))?
         .try_into_vec::<f32>()
         .map_err(|e| ModelError::InvalidInput(format!("reading log-probabilities: {e:?}")))?;
+    let mut start = 0;
     Ok(pairs
         .iter()
-        .enumerate()
-        .map(|(row, (prompt, target))| {
-            let start = row * t + prompt.len() - 1;
-            TargetScore {
-                token_ids: target.clone(),
-                logprobs: picked[start..start + target.len()].to_vec(),
-            }
+        .map(|(_, target)| {
+            let logprobs = nll[start..start + target.len()].iter().map(|v| -v).collect();
+            start += target.len();
+            TargetScore { token_ids: target.clone(), logprobs }
         })
         .collect())
 }
