@@ -13,7 +13,7 @@ It writes tests/fixtures/lora/<model>/ (adapter_config.json + adapter_model.safe
 PEFT, reference.json). Rust loads the adapter PEFT saved and must reproduce the numbers within
 1e-4 relative. Pinned versions: scripts/requirements-fixtures.txt.
 
-    python scripts/lora_fixtures.py            # writes tests/fixtures/lora/{gpt2,qwen2}-tiny/
+    python scripts/lora_fixtures.py            # writes tests/fixtures/lora/<model>/ for CASES
     python scripts/lora_fixtures.py --check    # the other direction: loads the adapter apitune
         # wrote (tests/fixtures/lora/apitune-gpt2-tiny/, kept current by tests/lora_golden.rs) in
         # PEFT and compares PEFT's logits with apitune's
@@ -33,6 +33,7 @@ OUT = ROOT / "tests" / "fixtures" / "lora"
 
 CASES = {
     "gpt2-tiny": ["c_attn", "c_proj", "c_fc"],
+    "bigcode-tiny-sharded": ["c_attn", "c_proj", "c_fc"],
     "qwen2-tiny": ["q_proj", "k_proj", "v_proj", "o_proj"],
 }
 # Two rows of different lengths (right padding), prompt then target.

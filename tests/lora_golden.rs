@@ -99,6 +99,11 @@ fn gpt2_lora_matches_peft() {
 }
 
 #[test]
+fn bigcode_lora_matches_peft() {
+    check("bigcode-tiny-sharded");
+}
+
+#[test]
 fn qwen2_lora_matches_peft() {
     check("qwen2-tiny");
 }

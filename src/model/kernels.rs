@@ -8,6 +8,7 @@
 //! `apitune-cpu-kernels`; every other backend (and every other dtype) the composition of burn ops
 //! in [`reference`], which is also what the tests compare the kernels against.
 
+use apitune_cpu_kernels::{self as cpu, GELU_CUBIC, TWO_SQRT_2_OVER_PI};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -15,7 +16,6 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{Int, Tensor, TensorData};
-use apitune_cpu_kernels::{self as cpu, GELU_CUBIC, TWO_SQRT_2_OVER_PI};
 use burn_flex::FlexTensor;
 
 #[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
