@@ -6,7 +6,7 @@
 //!
 //! Every function is one pass over its rows, split over rayon's threads in fixed-size pieces, so
 //! the result does not depend on the number of threads. `exp` is a polynomial that the compiler
-//! turns into SIMD code, unlike libm's `expf`.
+//! turns into SIMD code, unlike libm's `expf`, for the widest vectors the CPU has.
 
 use rayon::prelude::*;
 
@@ -51,60 +51,114 @@ fn two_z(x: f32) -> f32 {
     TWO_SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)
 }
 
+/// Defines `$name` to run `$body` (an `#[inline(always)]` function of slices) compiled for the
+/// widest x86 vector extension the CPU reports, AVX-512 or AVX2, else for the build's baseline.
+/// No variant uses fused multiply-add, so all of them compute bit-identical results.
+macro_rules! widest_simd {
+    ($name:ident => $body:ident($($arg:ident: $ty:ty),*)) => {
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU reports the feature.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU reports the feature.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
 /// HF's `gelu_new`, `0.5·x·(1 + tanh(z))`, computed as the identical `x·sigmoid(2z)`.
 pub fn gelu_tanh(x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len());
-    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(out, x)| {
-        for (o, &x) in out.iter_mut().zip(x) {
-            *o = x * sigmoid(two_z(x));
-        }
-    });
+    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(out, x)| gelu_block(x, out));
+}
+
+widest_simd!(gelu_block => gelu_body(x: &[f32], out: &mut [f32]));
+
+#[inline(always)]
+fn gelu_body(x: &[f32], out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(x) {
+        *o = x * sigmoid(two_z(x));
+    }
 }
 
 /// `grad · gelu_tanh'(x)`, where `d/dx x·s(2z) = s + x·2s(1−s)·dz/dx`.
 pub fn gelu_tanh_backward(x: &[f32], grad: &[f32], out: &mut [f32]) {
     assert!(x.len() == out.len() && grad.len() == out.len());
-    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK))).for_each(|(out, (x, grad))| {
-        for ((o, &x), &g) in out.iter_mut().zip(x).zip(grad) {
-            let s = sigmoid(two_z(x));
-            let dtwo_z = TWO_SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x);
-            *o = g * (s + x * s * (1.0 - s) * dtwo_z);
-        }
-    });
+    out.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK)))
+        .for_each(|(out, (x, grad))| gelu_backward_block(x, grad, out));
+}
+
+widest_simd!(gelu_backward_block => gelu_backward_body(x: &[f32], grad: &[f32], out: &mut [f32]));
+
+#[inline(always)]
+fn gelu_backward_body(x: &[f32], grad: &[f32], out: &mut [f32]) {
+    for ((o, &x), &g) in out.iter_mut().zip(x).zip(grad) {
+        let s = sigmoid(two_z(x));
+        let dtwo_z = TWO_SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x);
+        *o = g * (s + x * s * (1.0 - s) * dtwo_z);
+    }
 }
 
 /// Softmax of each row of `width` values; a row that is all `-inf` (fully masked) gives zeros.
 pub fn softmax_rows(x: &[f32], width: usize, out: &mut [f32]) {
     assert!(x.len() == out.len() && width > 0 && x.len() % width == 0);
     let chunk = rows_per_task(width) * width;
-    out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(out, x)| {
-        for (out, row) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
-            let max = max(row);
-            if max == f32::NEG_INFINITY {
-                out.fill(0.0);
-                continue;
-            }
-            for (o, &v) in out.iter_mut().zip(row) {
-                *o = exp(v - max);
-            }
-            let inverse = 1.0 / sum(out);
-            out.iter_mut().for_each(|o| *o *= inverse);
+    out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(out, x)| softmax_block(x, width, out));
+}
+
+widest_simd!(softmax_block => softmax_body(x: &[f32], width: usize, out: &mut [f32]));
+
+#[inline(always)]
+fn softmax_body(x: &[f32], width: usize, out: &mut [f32]) {
+    for (out, row) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
+        let max = max(row);
+        if max == f32::NEG_INFINITY {
+            out.fill(0.0);
+            continue;
         }
-    });
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o = exp(v - max);
+        }
+        let inverse = 1.0 / sum(out);
+        out.iter_mut().for_each(|o| *o *= inverse);
+    }
 }
 
 /// `y ⊙ (dy − Σ dy ⊙ y)` per row, the gradient through `y = softmax_rows(x)`.
 pub fn softmax_rows_backward(y: &[f32], grad: &[f32], width: usize, out: &mut [f32]) {
     assert!(y.len() == out.len() && grad.len() == out.len() && width > 0 && y.len() % width == 0);
     let chunk = rows_per_task(width) * width;
-    out.par_chunks_mut(chunk).zip(y.par_chunks(chunk).zip(grad.par_chunks(chunk))).for_each(|(out, (y, grad))| {
-        for ((out, y), g) in out.chunks_exact_mut(width).zip(y.chunks_exact(width)).zip(grad.chunks_exact(width)) {
-            let dot = dot(y, g);
-            for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
-                *o = y * (g - dot);
-            }
+    out.par_chunks_mut(chunk)
+        .zip(y.par_chunks(chunk).zip(grad.par_chunks(chunk)))
+        .for_each(|(out, (y, grad))| softmax_backward_block(y, grad, width, out));
+}
+
+widest_simd!(softmax_backward_block => softmax_backward_body(y: &[f32], grad: &[f32], width: usize, out: &mut [f32]));
+
+#[inline(always)]
+fn softmax_backward_body(y: &[f32], grad: &[f32], width: usize, out: &mut [f32]) {
+    for ((out, y), g) in out.chunks_exact_mut(width).zip(y.chunks_exact(width)).zip(grad.chunks_exact(width)) {
+        let dot = dot(y, g);
+        for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
+            *o = y * (g - dot);
         }
-    });
+    }
 }
 
 /// `-log_softmax(row)[target]` for each row of `width` logits. A target outside the row gives
@@ -112,9 +166,33 @@ pub fn softmax_rows_backward(y: &[f32], grad: &[f32], width: usize, out: &mut [f
 pub fn token_nll(logits: &[f32], width: usize, targets: &[usize], out: &mut [f32]) {
     assert!(width > 0 && logits.len() == targets.len() * width && out.len() == targets.len());
     out.par_iter_mut().zip(logits.par_chunks(width)).zip(targets).for_each(|((out, row), &target)| {
-        let max = max(row);
-        *out = max + sum_exp(row, max).ln() - row.get(target).copied().unwrap_or(f32::NAN);
+        *out = log_sum_exp(row) - row.get(target).copied().unwrap_or(f32::NAN);
     });
+}
+
+widest_simd!(log_sum_exp_of => log_sum_exp_body(row: &[f32], result: &mut f32));
+
+fn log_sum_exp(row: &[f32]) -> f32 {
+    let mut result = 0.0;
+    log_sum_exp_of(row, &mut result);
+    result
+}
+
+/// `max + ln Σ exp(v − max)`; the exponentials go through a small buffer so that the loop
+/// computing them vectorizes.
+#[inline(always)]
+fn log_sum_exp_body(row: &[f32], result: &mut f32) {
+    let max = max(row);
+    let mut buffer = [0.0f32; 256];
+    let mut total = 0.0f32;
+    for block in row.chunks(buffer.len()) {
+        let buffer = &mut buffer[..block.len()];
+        for (b, &v) in buffer.iter_mut().zip(block) {
+            *b = exp(v - max);
+        }
+        total += sum(buffer);
+    }
+    *result = max + total.ln();
 }
 
 /// The gradient of [`token_nll`] for the logits, `grad` being that of its output:
@@ -126,14 +204,20 @@ pub fn token_nll_backward(logits: &[f32], width: usize, targets: &[usize], nll: 
     out.par_chunks_mut(width).zip(logits.par_chunks(width)).enumerate().for_each(|(r, (out, row))| {
         let target = targets[r];
         let lse = nll[r] + row.get(target).copied().unwrap_or(f32::NAN);
-        let g = grad[r];
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o = g * exp(v - lse);
-        }
+        softmax_scaled_block(row, lse, grad[r], out);
         if let Some(o) = out.get_mut(target) {
-            *o -= g;
+            *o -= grad[r];
         }
     });
+}
+
+widest_simd!(softmax_scaled_block => softmax_scaled_body(row: &[f32], lse: f32, scale: f32, out: &mut [f32]));
+
+#[inline(always)]
+fn softmax_scaled_body(row: &[f32], lse: f32, scale: f32, out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(row) {
+        *o = scale * exp(v - lse);
+    }
 }
 
 fn rows_per_task(width: usize) -> usize {
@@ -141,6 +225,7 @@ fn rows_per_task(width: usize) -> usize {
 }
 
 /// Sums in eight interleaved lanes, which vectorizes (a single running sum cannot).
+#[inline(always)]
 fn sum(values: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let chunks = values.chunks_exact(8);
@@ -153,18 +238,7 @@ fn sum(values: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-fn sum_exp(values: &[f32], max: f32) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let chunks = values.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().map(|&v| exp(v - max)).sum();
-    for chunk in chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += exp(v - max);
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -177,6 +251,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
+#[inline(always)]
 fn max(values: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 8];
     let chunks = values.chunks_exact(8);
@@ -206,6 +281,30 @@ mod tests {
         assert_eq!(exp(f32::NEG_INFINITY), 0.0);
         assert_eq!(exp(-100.0), 0.0);
         assert_eq!(exp(0.0), 1.0);
+    }
+
+    /// The dispatched kernels (AVX-512 or AVX2 where the CPU has them) give the same bits as the
+    /// baseline build of the same code, so results do not depend on the machine's vector width.
+    #[test]
+    fn vector_variants_match_the_baseline_bit_for_bit() {
+        let width = 300;
+        let x: Vec<f32> = (0..width * 7).map(|k| ((k * 7919 % 2000) as f32 - 1000.0) / 97.0).collect();
+        let g: Vec<f32> = (0..width * 7).map(|k| ((k * 104_729 % 2000) as f32 - 1000.0) / 1000.0).collect();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        let run = |f: &dyn Fn(&mut [f32])| {
+            let mut out = vec![0.0f32; x.len()];
+            f(&mut out);
+            bits(&out)
+        };
+        assert_eq!(run(&|o| gelu_block(&x, o)), run(&|o| gelu_body(&x, o)));
+        assert_eq!(run(&|o| gelu_backward_block(&x, &g, o)), run(&|o| gelu_backward_body(&x, &g, o)));
+        assert_eq!(run(&|o| softmax_block(&x, width, o)), run(&|o| softmax_body(&x, width, o)));
+        assert_eq!(run(&|o| softmax_backward_block(&x, &g, width, o)), run(&|o| softmax_backward_body(&x, &g, width, o)));
+        assert_eq!(run(&|o| softmax_scaled_block(&x, 3.5, 0.25, o)), run(&|o| softmax_scaled_body(&x, 3.5, 0.25, o)));
+        let (mut dispatched, mut baseline) = (0.0f32, 0.0f32);
+        log_sum_exp_of(&x, &mut dispatched);
+        log_sum_exp_body(&x, &mut baseline);
+        assert_eq!(dispatched.to_bits(), baseline.to_bits());
     }
 
     #[test]
