@@ -187,47 +187,11 @@ impl Kernels for Flex {
 
 impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
     fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct GeluTanh;
-
-        impl<B: Backend + Kernels> Backward<B, 1> for GeluTanh {
-            type State = FloatTensor<B>;
-
-            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-                let x = ops.state;
-                unary::<B, _>(ops.parents, ops.node, grads, |grad| B::gelu_tanh_backward(x, grad));
-            }
-        }
-
-        match GeluTanh.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let input = x.into_primitive();
-                prep.finish(input.clone(), B::gelu_tanh(input))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::gelu_tanh(x.into_primitive())),
-        }
+        fused_unary::<B, C>(x, B::gelu_tanh, B::gelu_tanh_backward, Saved::Input)
     }
 
     fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct SoftmaxLast;
-
-        impl<B: Backend + Kernels> Backward<B, 1> for SoftmaxLast {
-            type State = FloatTensor<B>;
-
-            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-                let y = ops.state;
-                unary::<B, _>(ops.parents, ops.node, grads, |grad| B::softmax_last_backward(y, grad));
-            }
-        }
-
-        match SoftmaxLast.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let y = B::softmax_last(x.into_primitive());
-                prep.finish(y.clone(), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::softmax_last(x.into_primitive())),
-        }
+        fused_unary::<B, C>(x, B::softmax_last, B::softmax_last_backward, Saved::Output)
     }
 
     fn token_nll(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
@@ -251,6 +215,49 @@ impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
             }
             OpsKind::UnTracked(prep) => prep.finish(B::token_nll(logits.into_primitive(), targets)),
         }
+    }
+}
+
+/// Which tensor a fused unary op's backward needs besides the output's gradient.
+#[derive(Debug, Clone, Copy)]
+enum Saved {
+    Input,
+    Output,
+}
+
+/// The backward step of a fused unary op: `backward(saved, grad)` is the input's gradient.
+#[derive(Debug)]
+struct FusedUnary<B: Backend> {
+    backward: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+}
+
+impl<B: Backend> Backward<B, 1> for FusedUnary<B> {
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let saved = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| (self.backward)(saved, grad));
+    }
+}
+
+/// Records `forward(x)` on the autodiff graph with `backward` as its gradient.
+fn fused_unary<B: Backend, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    forward: fn(FloatTensor<B>) -> FloatTensor<B>,
+    backward: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+    saved: Saved,
+) -> FloatTensor<Autodiff<B, C>> {
+    match (FusedUnary { backward }).prepare::<C>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let input = x.into_primitive();
+            let output = forward(input.clone());
+            let state = match saved {
+                Saved::Input => input,
+                Saved::Output => output.clone(),
+            };
+            prep.finish(state, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(x.into_primitive())),
     }
 }
 
