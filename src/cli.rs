@@ -488,7 +488,7 @@ fn explain_command(cache_dir: &Path, args: &ExplainArgs) -> Result<(), Failure> 
                 let digests: HashMap<_, _> = plans
                     .iter()
                     .filter_map(|q| match &q.decision {
-                        Decision::Hit { digest, .. } => Some((q.id, digest.clone())),
+                        Decision::Hit { digest, .. } => Some((q.id, *digest)),
                         _ => None,
                     })
                     .collect();

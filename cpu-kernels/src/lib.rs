@@ -117,7 +117,7 @@ fn gelu_backward_body(x: &[f32], grad: &[f32], out: &mut [f32]) {
 
 /// Softmax of each row of `width` values; a row that is all `-inf` (fully masked) gives zeros.
 pub fn softmax_rows(x: &[f32], width: usize, out: &mut [f32]) {
-    assert!(x.len() == out.len() && width > 0 && x.len() % width == 0);
+    assert!(x.len() == out.len() && width > 0 && x.len().is_multiple_of(width));
     let chunk = rows_per_task(width) * width;
     out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(out, x)| softmax_block(x, width, out));
 }
@@ -142,7 +142,7 @@ fn softmax_body(x: &[f32], width: usize, out: &mut [f32]) {
 
 /// `y ⊙ (dy − Σ dy ⊙ y)` per row, the gradient through `y = softmax_rows(x)`.
 pub fn softmax_rows_backward(y: &[f32], grad: &[f32], width: usize, out: &mut [f32]) {
-    assert!(y.len() == out.len() && grad.len() == out.len() && width > 0 && y.len() % width == 0);
+    assert!(y.len() == out.len() && grad.len() == out.len() && width > 0 && y.len().is_multiple_of(width));
     let chunk = rows_per_task(width) * width;
     out.par_chunks_mut(chunk)
         .zip(y.par_chunks(chunk).zip(grad.par_chunks(chunk)))

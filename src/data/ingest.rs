@@ -226,18 +226,18 @@ impl Sink<'_> {
         if self.limit_reached() {
             return Ok(ControlFlow::Break(()));
         }
-        if let Some(langs) = &self.langs {
-            if !langs.contains(&record.lang) {
-                *self.filtered_out.entry(record.lang.clone()).or_default() += 1;
-                return Ok(ControlFlow::Continue(()));
-            }
+        if let Some(langs) = &self.langs
+            && !langs.contains(&record.lang)
+        {
+            *self.filtered_out.entry(record.lang.clone()).or_default() += 1;
+            return Ok(ControlFlow::Continue(()));
         }
         serde_json::to_writer(&mut self.writer, record)
             .map_err(|e| DataError::io(&self.out_path, "writing records", std::io::Error::other(e)))?;
         self.writer.write_all(b"\n").map_err(|e| DataError::io(&self.out_path, "writing records", e))?;
         self.written += 1;
         *self.per_lang.entry(record.lang.clone()).or_default() += 1;
-        if self.written % 1000 == 0 {
+        if self.written.is_multiple_of(1000) {
             (self.progress)(self.written);
         }
         Ok(if self.limit_reached() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })

@@ -308,10 +308,10 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
         if new_endpoint {
             entry.endpoints.insert((record.method.clone(), record.path.clone()));
         }
-        if let Some(host) = &record.host {
-            if !entry.hosts.contains(host) {
-                entry.hosts.insert(host.clone());
-            }
+        if let Some(host) = &record.host
+            && !entry.hosts.contains(host)
+        {
+            entry.hosts.insert(host.clone());
         }
         let distinct_test = !record.instruction_test.is_empty() && record.instruction_test != record.instruction;
         metas.push(Meta {

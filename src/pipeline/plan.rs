@@ -203,7 +203,7 @@ pub fn plan(keyer: &Keyer, selected: &BTreeSet<usize>, forced: &BTreeSet<usize>)
                     let key = km.key();
                     match keyer.cache.lookup(&key)? {
                         Some(entry) if !forced.contains(&id) => {
-                            digests.insert(id, entry.digest.clone());
+                            digests.insert(id, entry.digest);
                             Decision::Hit { key, digest: entry.digest }
                         }
                         Some(_) => Decision::Miss { key, reason: "forced".into(), changes: Vec::new() },

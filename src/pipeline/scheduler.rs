@@ -89,7 +89,7 @@ pub fn run(keyer: &Keyer, selected: &BTreeSet<usize>, opts: &RunOptions, events:
                     if !arm.inputs.iter().all(|i| done.contains_key(i)) {
                         continue;
                     }
-                    let inputs: HashMap<usize, (Key, Digest)> = arm.inputs.iter().map(|i| (*i, done[i].clone())).collect();
+                    let inputs: HashMap<usize, (Key, Digest)> = arm.inputs.iter().map(|i| (*i, done[i])).collect();
                     running.insert(id);
                     let tx = tx.clone();
                     let forced = opts.forced.contains(&id);
@@ -147,7 +147,7 @@ fn run_arm(
     forced: bool,
     events: &dyn Events,
 ) -> (ArmResult, Option<(Key, Digest)>) {
-    let input_digests: HashMap<usize, Digest> = upstream.iter().map(|(i, (_, d))| (*i, d.clone())).collect();
+    let input_digests: HashMap<usize, Digest> = upstream.iter().map(|(i, (_, d))| (*i, *d)).collect();
     let arm = &keyer.dag.arms[id];
     let mut result = skipped(keyer, id, String::new());
     let fail = |mut result: ArmResult, e: anyhow::Error| {
@@ -230,7 +230,7 @@ fn run_arm(
             result.summary = entry.meta.summary.clone();
             result.started_unix_ms = Some(started);
             result.finished_unix_ms = Some(finished);
-            (result, Some((key.clone(), entry.digest)))
+            (result, Some((key, entry.digest)))
         }
         Err(e) => fail(result, e.context(format!("stage `{}` failed", arm.name))),
     }

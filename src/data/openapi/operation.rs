@@ -209,10 +209,10 @@ fn parameter_example(resolver: &Resolver<'_>, param: &Value) -> Option<Value> {
     if let Some(example) = param.get("example") {
         return Some(example.clone());
     }
-    if let Some(first) = param.get("examples").and_then(Value::as_object).and_then(|e| e.values().next()) {
-        if let Some(value) = resolver.resolve(first).and_then(|e| e.get("value")) {
-            return Some(value.clone());
-        }
+    if let Some(first) = param.get("examples").and_then(Value::as_object).and_then(|e| e.values().next())
+        && let Some(value) = resolver.resolve(first).and_then(|e| e.get("value"))
+    {
+        return Some(value.clone());
     }
     let schema = resolver.resolve(param.get("schema")?)?;
     let first_of = |key: &str| schema.get(key).and_then(Value::as_array).and_then(|list| list.first()).cloned();

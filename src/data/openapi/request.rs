@@ -65,10 +65,10 @@ impl HttpRequest {
     /// Headers including the body's Content-Type.
     pub fn all_headers(&self) -> Vec<(String, String)> {
         let mut headers = self.headers.clone();
-        if let Some(body) = &self.body {
-            if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type")) {
-                headers.push(("content-type".to_string(), body.media_type.clone()));
-            }
+        if let Some(body) = &self.body
+            && !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        {
+            headers.push(("content-type".to_string(), body.media_type.clone()));
         }
         headers
     }
