@@ -5,7 +5,8 @@
 //!     RAYON_NUM_THREADS=2 APITUNE_BENCH_PYTHON=../venv/bin/python cargo bench --bench lora
 //!     APITUNE_BENCH_SHAPE=qwen2.5-1.5b APITUNE_BENCH_BACKEND=wgpu cargo bench --features wgpu --bench lora
 //!
-//! `APITUNE_BENCH_SHAPE`: `gpt2-4x256` (default; a CPU-sized GPT-2) or `qwen2.5-1.5b` (Qwen2.5-1.5B's
+//! `APITUNE_BENCH_SHAPE`: `gpt2-4x256` (default; a CPU-sized GPT-2), `qwen2-4x256` (the same size
+//! with Qwen2's blocks) or `qwen2.5-1.5b` (Qwen2.5-1.5B's
 //! config with random weights, a GPU-sized run). `APITUNE_BENCH_BACKEND`: cpu | wgpu | cuda; on a
 //! GPU backend the PEFT side runs on CUDA, once with an f32 base and once with a bf16 base.
 //! `APITUNE_BENCH_STEPS` (default 10) timed steps follow 2 untimed ones; each side reports the
@@ -38,6 +39,17 @@ fn shape(name: &str) -> Shape {
             }),
             targets: &["c_attn", "c_proj", "c_fc"],
         },
+        // The same size with Qwen2's blocks: RMSNorm, RoPE, grouped-query attention, SwiGLU.
+        "qwen2-4x256" => Shape {
+            name: "qwen2-4x256",
+            config: serde_json::json!({
+                "model_type": "qwen2", "vocab_size": 4096, "hidden_size": 256, "intermediate_size": 1024,
+                "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+                "max_position_embeddings": 512, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+                "tie_word_embeddings": true, "hidden_act": "silu",
+            }),
+            targets: &["q_proj", "k_proj", "v_proj", "o_proj"],
+        },
         // Qwen2.5-1.5B's config.json (the study's Qwen), random weights.
         "qwen2.5-1.5b" => Shape {
             name: "qwen2.5-1.5b",
@@ -49,7 +61,7 @@ fn shape(name: &str) -> Shape {
             }),
             targets: &["q_proj", "k_proj", "v_proj", "o_proj"],
         },
-        other => panic!("APITUNE_BENCH_SHAPE={other}: expected gpt2-4x256 or qwen2.5-1.5b"),
+        other => panic!("APITUNE_BENCH_SHAPE={other}: expected gpt2-4x256, qwen2-4x256 or qwen2.5-1.5b"),
     }
 }
 

@@ -115,6 +115,45 @@ fn gelu_backward_body(x: &[f32], grad: &[f32], out: &mut [f32]) {
     }
 }
 
+/// SwiGLU's gate, `silu(gate) · up` with `silu(g) = g·sigmoid(g)` (Qwen2's and Llama's MLP).
+pub fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    assert!(gate.len() == out.len() && up.len() == out.len());
+    out.par_chunks_mut(CHUNK)
+        .zip(gate.par_chunks(CHUNK).zip(up.par_chunks(CHUNK)))
+        .for_each(|(out, (gate, up))| silu_mul_block(gate, up, out));
+}
+
+widest_simd!(silu_mul_block => silu_mul_body(gate: &[f32], up: &[f32], out: &mut [f32]));
+
+#[inline(always)]
+fn silu_mul_body(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = g * sigmoid(g) * u;
+    }
+}
+
+/// The gradients of [`silu_mul`] for `gate` and `up`, `grad` being that of its output:
+/// `grad·up·s·(1 + g·(1−s))` and `grad·g·s`, with `s = sigmoid(g)`.
+pub fn silu_mul_backward(gate: &[f32], up: &[f32], grad: &[f32], grad_gate: &mut [f32], grad_up: &mut [f32]) {
+    assert!(gate.len() == grad.len() && up.len() == grad.len() && grad_gate.len() == grad.len() && grad_up.len() == grad.len());
+    grad_gate
+        .par_chunks_mut(CHUNK)
+        .zip(grad_up.par_chunks_mut(CHUNK))
+        .zip(gate.par_chunks(CHUNK).zip(up.par_chunks(CHUNK)).zip(grad.par_chunks(CHUNK)))
+        .for_each(|((grad_gate, grad_up), ((gate, up), grad))| silu_mul_backward_block(gate, up, grad, grad_gate, grad_up));
+}
+
+widest_simd!(silu_mul_backward_block => silu_mul_backward_body(gate: &[f32], up: &[f32], grad: &[f32], grad_gate: &mut [f32], grad_up: &mut [f32]));
+
+#[inline(always)]
+fn silu_mul_backward_body(gate: &[f32], up: &[f32], grad: &[f32], grad_gate: &mut [f32], grad_up: &mut [f32]) {
+    for ((((dg, du), &g), &u), &d) in grad_gate.iter_mut().zip(grad_up.iter_mut()).zip(gate).zip(up).zip(grad) {
+        let s = sigmoid(g);
+        *dg = d * u * s * (1.0 + g * (1.0 - s));
+        *du = d * g * s;
+    }
+}
+
 /// Softmax of each row of `width` values; a row that is all `-inf` (fully masked) gives zeros.
 pub fn softmax_rows(x: &[f32], width: usize, out: &mut [f32]) {
     assert!(x.len() == out.len() && width > 0 && x.len().is_multiple_of(width));
@@ -301,6 +340,16 @@ mod tests {
         assert_eq!(run(&|o| softmax_block(&x, width, o)), run(&|o| softmax_body(&x, width, o)));
         assert_eq!(run(&|o| softmax_backward_block(&x, &g, width, o)), run(&|o| softmax_backward_body(&x, &g, width, o)));
         assert_eq!(run(&|o| softmax_scaled_block(&x, 3.5, 0.25, o)), run(&|o| softmax_scaled_body(&x, 3.5, 0.25, o)));
+        assert_eq!(run(&|o| silu_mul_block(&x, &g, o)), run(&|o| silu_mul_body(&x, &g, o)));
+        let mut up_grad = vec![0.0f32; x.len()];
+        let dispatched = run(&|o| silu_mul_backward_block(&x, &g, &g, o, &mut up_grad.clone()));
+        let baseline = run(&|o| silu_mul_backward_body(&x, &g, &g, o, &mut up_grad.clone()));
+        assert_eq!(dispatched, baseline);
+        let mut gate_grad = vec![0.0f32; x.len()];
+        silu_mul_backward_block(&x, &g, &g, &mut gate_grad, &mut up_grad);
+        let dispatched_up = bits(&up_grad);
+        silu_mul_backward_body(&x, &g, &g, &mut gate_grad, &mut up_grad);
+        assert_eq!(dispatched_up, bits(&up_grad));
         let (mut dispatched, mut baseline) = (0.0f32, 0.0f32);
         log_sum_exp_of(&x, &mut dispatched);
         log_sum_exp_body(&x, &mut baseline);

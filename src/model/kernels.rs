@@ -1,7 +1,7 @@
-//! Fused kernels for the three elementwise hot spots of a training step: GPT-2's tanh GELU, the
-//! attention softmax and the token cross-entropy.
+//! Fused kernels for the elementwise hot spots of a training step: GPT-2's tanh GELU, Qwen2's
+//! SwiGLU gate, the attention softmax and the token cross-entropy.
 //!
-//! Composed from burn's ops, each is 5–10 tensor passes forward and as many backward, and on flex
+//! Composed from burn's ops, each is 3–10 tensor passes forward and as many backward, and on flex
 //! every pass is a single-threaded scalar loop (`exp` is a libm call per element), so together
 //! they cost more of a LoRA step than the matmuls. Here each is one op with a hand-written
 //! backward, registered as a burn backend extension: flex gets the multi-threaded f32 kernels of
@@ -28,6 +28,20 @@ pub trait Kernels: Backend {
     /// `grad · gelu_tanh'(x)`.
     fn gelu_tanh_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         reference::gelu_tanh_backward::<Self>(x, grad)
+    }
+
+    /// SwiGLU's gate: `silu(gate) · up`.
+    fn silu_mul(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        reference::silu_mul::<Self>(gate, up)
+    }
+
+    /// The gradients of [`Kernels::silu_mul`] for `gate` and for `up`.
+    fn silu_mul_backward(
+        gate: FloatTensor<Self>,
+        up: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        reference::silu_mul_backward::<Self>(gate, up, grad)
     }
 
     /// Softmax over the last dimension; a row that is all `-inf` (fully masked) gives zeros.
@@ -84,6 +98,25 @@ pub mod reference {
         );
         let slope = B::float_mul(B::float_mul(x, B::float_mul(s.clone(), one_minus_s)), dtwo_z);
         B::float_mul(B::float_add(s, slope), grad)
+    }
+
+    pub fn silu_mul<B: Backend>(gate: FloatTensor<B>, up: FloatTensor<B>) -> FloatTensor<B> {
+        let sigmoid = B::sigmoid(gate.clone());
+        B::float_mul(B::float_mul(gate, sigmoid), up)
+    }
+
+    /// `grad·up·s·(1 + g·(1−s))` for the gate and `grad·g·s` for `up`, with `s = sigmoid(g)`.
+    pub fn silu_mul_backward<B: Backend>(
+        gate: FloatTensor<B>,
+        up: FloatTensor<B>,
+        grad: FloatTensor<B>,
+    ) -> (FloatTensor<B>, FloatTensor<B>) {
+        let s = B::sigmoid(gate.clone());
+        let silu = B::float_mul(gate.clone(), s.clone());
+        let one_minus_s = B::float_add_scalar(B::float_neg(s.clone()), 1.0.into());
+        let slope = B::float_mul(s, B::float_add_scalar(B::float_mul(gate, one_minus_s), 1.0.into()));
+        let grad_gate = B::float_mul(B::float_mul(grad.clone(), up), slope);
+        (grad_gate, B::float_mul(grad, silu))
     }
 
     fn two_z<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
@@ -146,6 +179,26 @@ impl Kernels for Flex {
         }
     }
 
+    fn silu_mul(gate: FlexTensor, up: FlexTensor) -> FlexTensor {
+        match (contiguous_f32(&gate), contiguous_f32(&up), gate.layout().shape() == up.layout().shape()) {
+            (Some(g), Some(u), true) => fill(gate.layout().shape().clone(), |out| cpu::silu_mul(g, u, out)),
+            _ => reference::silu_mul::<Flex>(gate, up),
+        }
+    }
+
+    fn silu_mul_backward(gate: FlexTensor, up: FlexTensor, grad: FlexTensor) -> (FlexTensor, FlexTensor) {
+        let same_shape = gate.layout().shape() == up.layout().shape() && gate.layout().shape() == grad.layout().shape();
+        match (contiguous_f32(&gate), contiguous_f32(&up), contiguous_f32(&grad), same_shape) {
+            (Some(g), Some(u), Some(d), true) => {
+                let shape = gate.layout().shape().clone();
+                let mut grad_up = vec![0.0f32; shape.num_elements()];
+                let grad_gate = fill(shape.clone(), |out| cpu::silu_mul_backward(g, u, d, out, &mut grad_up));
+                (grad_gate, FlexTensor::from_data(TensorData::new(grad_up, shape)))
+            }
+            _ => reference::silu_mul_backward::<Flex>(gate, up, grad),
+        }
+    }
+
     fn softmax_last(x: FlexTensor) -> FlexTensor {
         let shape = x.layout().shape().clone();
         match (contiguous_f32(&x), last_dim(&shape)) {
@@ -192,6 +245,36 @@ impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
 
     fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
         fused_unary::<B, C>(x, B::softmax_last, B::softmax_last_backward, Saved::Output)
+    }
+
+    fn silu_mul(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct SiluMul;
+
+        impl<B: Backend + Kernels> Backward<B, 2> for SiluMul {
+            type State = (FloatTensor<B>, FloatTensor<B>);
+
+            fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let (gate, up) = ops.state;
+                let grad = grads.consume::<B>(&ops.node);
+                let (grad_gate, grad_up) = B::silu_mul_backward(gate, up, grad);
+                let [gate_node, up_node] = ops.parents;
+                if let Some(node) = gate_node {
+                    grads.register::<B>(node.id, grad_gate);
+                }
+                if let Some(node) = up_node {
+                    grads.register::<B>(node.id, grad_up);
+                }
+            }
+        }
+
+        match SiluMul.prepare::<C>([gate.node(), up.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (gate, up) = (gate.into_primitive(), up.into_primitive());
+                prep.finish((gate.clone(), up.clone()), B::silu_mul(gate, up))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::silu_mul(gate.into_primitive(), up.into_primitive())),
+        }
     }
 
     fn token_nll(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
@@ -266,6 +349,11 @@ pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as Kernels>::gelu_tanh(x.into_dispatch()))
 }
 
+/// [`Kernels::silu_mul`] on any backend; `gate` and `up` have the same shape.
+pub fn silu_mul<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as Kernels>::silu_mul(gate.into_dispatch(), up.into_dispatch()))
+}
+
 /// [`Kernels::softmax_last`] on any backend.
 pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as Kernels>::softmax_last(x.into_dispatch()))
@@ -337,6 +425,11 @@ mod tests {
             &to_vec(reference::gelu_tanh_backward::<Flex>(flex(x.clone(), shape), flex(g.clone(), shape))),
             1e-5,
         );
+        assert_close(&to_vec(Flex::silu_mul(flex(x.clone(), shape), flex(g.clone(), shape))), &to_vec(reference::silu_mul::<Flex>(flex(x.clone(), shape), flex(g.clone(), shape))), 1e-6);
+        let (fused_gate, fused_up) = Flex::silu_mul_backward(flex(x.clone(), shape), flex(g.clone(), shape), flex(x.clone(), shape));
+        let (composed_gate, composed_up) = reference::silu_mul_backward::<Flex>(flex(x.clone(), shape), flex(g.clone(), shape), flex(x.clone(), shape));
+        assert_close(&to_vec(fused_gate), &to_vec(composed_gate), 1e-5);
+        assert_close(&to_vec(fused_up), &to_vec(composed_up), 1e-5);
         let y = to_vec(Flex::softmax_last(flex(x.clone(), shape)));
         assert_close(&y, &to_vec(reference::softmax_last::<Flex>(flex(x.clone(), shape))), 1e-6);
         assert_close(
@@ -385,6 +478,15 @@ mod tests {
             x * sigmoid(two_z)
         };
         assert_close(&grad_of(&|x| gelu_tanh(x)), &grad_of(&composed_gelu), 1e-5);
+        let up = || Tensor::<2>::from_data(TensorData::new(values(n, 6), shape), &device).require_grad();
+        let silu_grads = |fused: bool| {
+            let (gate, up) = (input(), up());
+            let out = if fused { silu_mul(gate.clone(), up.clone()) } else { burn::tensor::activation::silu(gate.clone()) * up.clone() };
+            let grads = (out * weights.clone()).sum().backward();
+            let grad = |t: &Tensor<2>| t.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+            [grad(&gate), grad(&up)].concat()
+        };
+        assert_close(&silu_grads(true), &silu_grads(false), 1e-5);
         assert_close(&grad_of(&|x| softmax_last(x)), &grad_of(&|x| burn::tensor::activation::softmax(x, 1)), 1e-5);
 
         let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 7, 49, 3, 3, 12], [6]), &device);

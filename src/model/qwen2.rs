@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{WeightLayout, WeightSource};
 use super::config::{Activation, check_heads};
 use super::error::{ModelError, Result};
+use super::kernels;
 use super::layers::{self, ForwardInput, KvCache, Rotary};
 
 /// HF `Qwen2Config` (the fields that shape the computation).
@@ -296,7 +297,12 @@ impl Qwen2Attention {
 
 impl Qwen2Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = self.activation.apply(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = self.gate_proj.forward(x.clone());
+        let up = self.up_proj.forward(x);
+        let hidden = match self.activation {
+            Activation::Silu => kernels::silu_mul(gate, up),
+            other => other.apply(gate) * up,
+        };
+        self.down_proj.forward(hidden)
     }
 }
