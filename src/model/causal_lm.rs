@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use tokenizers::Tokenizer;
 
 use super::bigcode::GptBigCodeForCausalLM;
@@ -77,6 +77,20 @@ impl CausalLm {
             Self::GptBigCode(m) => m.logits(hidden),
             Self::Qwen2(m) => m.logits(hidden),
         }
+    }
+
+    /// The negative log-likelihood of each `targets[i]` predicted at position `positions[i]`
+    /// (flat: row · T + column) of `hidden` `[B, T, d]`: `[N]`. Only those positions are
+    /// projected to the vocabulary, so prompt and padding positions cost nothing there.
+    pub fn target_nll(&self, hidden: Tensor<3>, positions: Vec<i64>, targets: Vec<i64>) -> Tensor<1> {
+        let [b, t, d] = hidden.dims();
+        let n = positions.len();
+        let device = hidden.device();
+        let positions = Tensor::<1, Int>::from_data(TensorData::new(positions, [n]), &device);
+        let logits = self.logits(hidden.reshape([b * t, d]).select(0, positions).reshape([1, n, d]));
+        let vocab = logits.dims()[2];
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &device);
+        super::kernels::token_nll(logits.reshape([n, vocab]), targets)
     }
 
     /// Logits `[B, T, vocab]` for every input position.

@@ -1,11 +1,10 @@
 //! Log-likelihood of a target continuation given a prompt (for perplexity and ranking), batched.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::causal_lm::{CausalLm, Model};
 use super::error::{ModelError, Result};
-use super::kernels::token_nll;
 use super::layers::ForwardInput;
 use super::tokenizer;
 
@@ -82,13 +81,8 @@ pub fn score_tokens(
     }
     let input = ForwardInput::new(&rows, &valid, 0, device);
     let hidden = model.forward_hidden(&input, None);
-    let [b, t, d] = hidden.dims();
-    let n = positions.len();
-    let index = Tensor::<1, Int>::from_data(TensorData::new(positions, [n]), device);
-    let logits = model.logits(hidden.reshape([b * t, d]).select(0, index).reshape([1, n, d]));
-    let vocab = logits.dims()[2];
-    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), device);
-    let nll: Vec<f32> = token_nll(logits.reshape([n, vocab]), targets)
+    let nll: Vec<f32> = model
+        .target_nll(hidden, positions, targets)
         .try_into_data()
         .map_err(|e| ModelError::Device(format!("computing log-probabilities: {e}")))?
         .try_into_vec::<f32>()

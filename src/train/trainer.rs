@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +16,6 @@ use super::batches::{Example, epoch_batches};
 use super::checkpoint::{self as ckpt, TrainState};
 use super::params::{decay_matrices, global_norm, renumber, scale_grads, trainable_count};
 use super::schedule::{Schedule, learning_rate, warmup_steps};
-use crate::model::kernels::token_nll;
 use crate::model::{CausalLm, ForwardInput};
 use crate::report::inputs::{TRAIN_METRICS_FILE, TrainStep};
 
@@ -266,18 +265,11 @@ pub fn batch_nll(network: &CausalLm, rows: &[&Example], device: &Device) -> Tens
     }
     let input = ForwardInput::new(&tokens, &valid, 0, device);
     let hidden = network.forward_hidden(&input, None);
-    let [_, _, d] = hidden.dims();
     if scored.is_empty() {
         // Nothing to score; a zero that still belongs to the graph, so backward has a root.
         return hidden.sum() * 0.0;
     }
-    let n = scored.len();
-    let positions = Tensor::<1, Int>::from_data(TensorData::new(scored, [n]), device);
-    let selected = hidden.reshape([batch * width, d]).select(0, positions);
-    let logits = network.logits(selected.reshape([1, n, d]));
-    let vocab = logits.dims()[2];
-    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), device);
-    token_nll(logits.reshape([n, vocab]), targets).sum()
+    network.target_nll(hidden, scored, targets).sum()
 }
 
 /// The directory name of checkpoints inside a work directory.
