@@ -55,16 +55,16 @@ fn two_z(x: f32) -> f32 {
 /// widest x86 vector extension the CPU reports, AVX-512 or AVX2, else for the build's baseline.
 /// No variant uses fused multiply-add, so all of them compute bit-identical results.
 macro_rules! widest_simd {
-    ($name:ident => $body:ident($($arg:ident: $ty:ty),*)) => {
-        fn $name($($arg: $ty),*) {
+    ($name:ident => $body:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
+        fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f")]
-                fn avx512($($arg: $ty),*) {
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
                 #[target_feature(enable = "avx2")]
-                fn avx2($($arg: $ty),*) {
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
                 if std::is_x86_feature_detected!("avx512f") {
@@ -209,18 +209,12 @@ pub fn token_nll(logits: &[f32], width: usize, targets: &[usize], out: &mut [f32
     });
 }
 
-widest_simd!(log_sum_exp_of => log_sum_exp_body(row: &[f32], result: &mut f32));
-
-fn log_sum_exp(row: &[f32]) -> f32 {
-    let mut result = 0.0;
-    log_sum_exp_of(row, &mut result);
-    result
-}
+widest_simd!(log_sum_exp => log_sum_exp_body(row: &[f32]) -> f32);
 
 /// `max + ln Σ exp(v − max)`; the exponentials go through a small buffer so that the loop
 /// computing them vectorizes.
 #[inline(always)]
-fn log_sum_exp_body(row: &[f32], result: &mut f32) {
+fn log_sum_exp_body(row: &[f32]) -> f32 {
     let max = max(row);
     let mut buffer = [0.0f32; 256];
     let mut total = 0.0f32;
@@ -231,7 +225,7 @@ fn log_sum_exp_body(row: &[f32], result: &mut f32) {
         }
         total += sum(buffer);
     }
-    *result = max + total.ln();
+    max + total.ln()
 }
 
 /// The gradient of [`token_nll`] for the logits, `grad` being that of its output:
@@ -341,19 +335,16 @@ mod tests {
         assert_eq!(run(&|o| softmax_backward_block(&x, &g, width, o)), run(&|o| softmax_backward_body(&x, &g, width, o)));
         assert_eq!(run(&|o| softmax_scaled_block(&x, 3.5, 0.25, o)), run(&|o| softmax_scaled_body(&x, 3.5, 0.25, o)));
         assert_eq!(run(&|o| silu_mul_block(&x, &g, o)), run(&|o| silu_mul_body(&x, &g, o)));
-        let mut up_grad = vec![0.0f32; x.len()];
-        let dispatched = run(&|o| silu_mul_backward_block(&x, &g, &g, o, &mut up_grad.clone()));
-        let baseline = run(&|o| silu_mul_backward_body(&x, &g, &g, o, &mut up_grad.clone()));
-        assert_eq!(dispatched, baseline);
-        let mut gate_grad = vec![0.0f32; x.len()];
-        silu_mul_backward_block(&x, &g, &g, &mut gate_grad, &mut up_grad);
-        let dispatched_up = bits(&up_grad);
-        silu_mul_backward_body(&x, &g, &g, &mut gate_grad, &mut up_grad);
-        assert_eq!(dispatched_up, bits(&up_grad));
-        let (mut dispatched, mut baseline) = (0.0f32, 0.0f32);
-        log_sum_exp_of(&x, &mut dispatched);
-        log_sum_exp_body(&x, &mut baseline);
-        assert_eq!(dispatched.to_bits(), baseline.to_bits());
+        let run_two = |f: &dyn Fn(&mut [f32], &mut [f32])| {
+            let (mut first, mut second) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
+            f(&mut first, &mut second);
+            (bits(&first), bits(&second))
+        };
+        assert_eq!(
+            run_two(&|gate, up| silu_mul_backward_block(&x, &g, &g, gate, up)),
+            run_two(&|gate, up| silu_mul_backward_body(&x, &g, &g, gate, up))
+        );
+        assert_eq!(log_sum_exp(&x).to_bits(), log_sum_exp_body(&x).to_bits());
     }
 
     #[test]
