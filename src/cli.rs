@@ -1,5 +1,6 @@
 //! The `apitune` command line: parses arguments, calls the library, prints, and maps outcomes to
-//! exit codes (0 ok, 1 stale or out of tolerance, 2 usage or manifest error, 3 stage failure).
+//! exit codes (0 ok, 1 stale or out of tolerance, 2 usage or manifest error, 3 stage failure,
+//! 4 the cache cannot be used now: held by another run, read-only, or its disk is full).
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::IsTerminal;
@@ -18,6 +19,8 @@ use crate::pipeline::scheduler::{self, ArmResult, Events, Outcome, RunOptions};
 use crate::pipeline::{Dag, render};
 
 pub const DEFAULT_MANIFEST: &str = "experiments/quickstart.toml";
+/// Widest arm-name column in tables; longer names overflow it rather than widen every line.
+const NAME_COLUMN: usize = 60;
 
 #[derive(Parser, Debug)]
 #[command(name = "apitune", version, about = "One TOML manifest in, a reproducible LLM fine-tuning study for API code generation out")]
@@ -185,6 +188,8 @@ pub enum Failure {
     Manifest(ManifestErrors),
     /// A stage failed (exit 3).
     Stage(String),
+    /// The cache cannot be used now: locked by another run, read-only, out of space (exit 4).
+    Unavailable(String),
     /// Anything else that stopped the command (exit 3).
     Other(anyhow::Error),
 }
@@ -195,19 +200,31 @@ impl Failure {
             Failure::Stale(_) => 1,
             Failure::Usage(_) | Failure::Manifest(_) => 2,
             Failure::Stage(_) | Failure::Other(_) => 3,
+            Failure::Unavailable(_) => 4,
         }
     }
 }
 
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Failure {
-        Failure::Other(e)
+        if scheduler::is_environment_failure(&e) {
+            Failure::Unavailable(format!("{e:#}"))
+        } else {
+            Failure::Other(e)
+        }
     }
 }
 
 impl From<crate::cache::CacheError> for Failure {
     fn from(e: crate::cache::CacheError) -> Failure {
-        Failure::Other(e.into())
+        use crate::cache::CacheError;
+        match e {
+            e if e.is_unavailable() => Failure::Unavailable(e.to_string()),
+            e @ (CacheError::Foreign { .. } | CacheError::Format { .. } | CacheError::LinkedSubdirectory { .. }) => {
+                Failure::Usage(e.to_string())
+            }
+            e => Failure::Other(e.into()),
+        }
     }
 }
 
@@ -228,7 +245,7 @@ pub fn main() -> i32 {
                         eprintln!("{msg}");
                     }
                 }
-                Failure::Usage(msg) => eprintln!("error: {msg}"),
+                Failure::Usage(msg) | Failure::Unavailable(msg) => eprintln!("error: {msg}"),
                 Failure::Manifest(errors) => eprintln!("{errors}"),
                 Failure::Other(e) => eprintln!("error: {e:#}"),
             }
@@ -353,18 +370,24 @@ fn plan_command(cache_dir: &Path, args: &ManifestArgs, format: Format) -> Result
     let loaded = Loaded::new(args)?;
     let plans = plans_for(cache_dir, &loaded, &BTreeSet::new())?;
     print_plans(&plans, format);
-    invalid_plans(&plans)
+    invalid_plans(&plans, &loaded)
 }
 
-fn invalid_plans(plans: &[ArmPlan]) -> Result<(), Failure> {
-    let invalid: Vec<String> = plans
+/// Arms that cannot even be keyed (a missing input file, an input outside the project) are the
+/// user's to fix: each is reported at its stage's place in the manifest.
+fn invalid_plans(plans: &[ArmPlan], loaded: &Loaded) -> Result<(), Failure> {
+    let invalid: Vec<crate::manifest::Diagnostic> = plans
         .iter()
         .filter_map(|p| match &p.decision {
-            Decision::Invalid { error } => Some(format!("error: `{}`: {error}", p.arm)),
+            Decision::Invalid { error } => {
+                let stage = loaded.dag.arms[p.id].stage.clone();
+                let message = format!("`{}`: {error}", p.arm);
+                Some(loaded.manifest.error(&["stages".to_string(), stage], true, message, None))
+            }
             _ => None,
         })
         .collect();
-    if invalid.is_empty() { Ok(()) } else { Err(Failure::Usage(invalid.join("\n"))) }
+    if invalid.is_empty() { Ok(()) } else { Err(Failure::Manifest(ManifestErrors(invalid))) }
 }
 
 fn print_plans(plans: &[ArmPlan], format: Format) {
@@ -380,7 +403,7 @@ fn print_plans(plans: &[ArmPlan], format: Format) {
             Decision::Pending { after } => ("pending", format!("runs after {}", after.join(", "))),
             Decision::Invalid { error } => ("invalid", error.clone()),
         };
-        println!("{:<width$}  {:<10}  {:<7}  {detail}", p.arm, p.kind, status);
+        println!("{:<width$}  {:<10}  {:<7}  {detail}", p.arm, p.kind, status, width = width.min(NAME_COLUMN));
     }
     let misses = plans.iter().filter(|p| !p.is_hit()).count();
     println!("{} arms: {} cached, {} to run", plans.len(), plans.len() - misses, misses);
@@ -394,7 +417,7 @@ fn status_command(cache_dir: &Path, args: &StatusArgs) -> Result<(), Failure> {
     let loaded = Loaded::new(&args.manifest)?;
     let plans = plans_for(cache_dir, &loaded, &BTreeSet::new())?;
     print_plans(&plans, args.format);
-    invalid_plans(&plans)?;
+    invalid_plans(&plans, &loaded)?;
     let stale = plans.iter().filter(|p| !p.is_hit()).count();
     if args.exit_code && stale > 0 {
         return Err(Failure::Stale(format!("{stale} of {} arms are not up to date", plans.len())));
@@ -436,7 +459,7 @@ fn check_command(cache_dir: &Path, args: &StatusArgs) -> Result<(), Failure> {
     let cache = Cache::open_read_only(cache_dir)?;
     let keyer = loaded.keyer(&cache)?;
     let report = crate::pipeline::check::check(&keyer)?;
-    invalid_plans(&report.stale)?;
+    invalid_plans(&report.stale, &loaded)?;
     if args.format == Format::Json {
         let out = json!({ "passed": report.passed(), "stale": report.stale, "expectations": report.expectations });
         println!("{}", serde_json::to_string_pretty(&out).expect("plain JSON"));
@@ -548,7 +571,7 @@ fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failure> {
     let cache = Cache::open(cache_dir)?;
     let keyer = loaded.keyer(&cache)?;
     // Problems a plan can see (a missing input file) are the user's to fix before anything runs.
-    invalid_plans(&plan::plan(&keyer, &selected, &forced)?)?;
+    invalid_plans(&plan::plan(&keyer, &selected, &forced)?, &loaded)?;
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let opts = RunOptions { jobs, keep_going: args.keep_going, forced };
     let reporter = Reporter::new(args.format == Format::Json);
@@ -563,6 +586,7 @@ fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failure> {
     if failed.is_empty() {
         return Ok(());
     }
+    let unavailable = failed.iter().all(|r| r.unavailable);
     let details: Vec<String> = failed
         .iter()
         .map(|r| match &r.outcome {
@@ -570,6 +594,9 @@ fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failure> {
             _ => unreachable!(),
         })
         .collect();
+    if unavailable {
+        return Err(Failure::Unavailable(details.join("\n")));
+    }
     Err(Failure::Stage(details.join("\n")))
 }
 
@@ -588,7 +615,7 @@ fn print_results(results: &[ArmResult]) {
             Outcome::Failed(_) => ("FAILED", String::new()),
             Outcome::Skipped(why) => ("skipped", why.clone()),
         };
-        println!("{:<width$}  {:<10}  {:<7}  {detail}", r.arm, r.kind, status);
+        println!("{:<width$}  {:<10}  {:<7}  {detail}", r.arm, r.kind, status, width = width.min(NAME_COLUMN));
     }
     let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
     println!(
@@ -678,12 +705,16 @@ fn verify_command(cache_dir: &Path, args: &VerifyArgs) -> Result<(), Failure> {
             serde_json::to_string_pretty(&json!({
                 "checked": report.checked, "ok": report.ok, "quarantined": quarantined,
                 "reindexed": report.reindexed, "dropped_index": report.dropped_index,
+                "memos_damaged": report.memos_damaged.iter().map(|(m, why)| json!({"memo": m, "reason": why})).collect::<Vec<_>>(),
             }))
             .expect("plain JSON")
         );
     } else {
         for (key, why) in &report.quarantined {
             println!("quarantined {}: {why}", short(&key.to_string()));
+        }
+        for (memo, why) in &report.memos_damaged {
+            println!("memo {memo}: {why}; dropped from there, regenerated by the next run");
         }
         println!(
             "{} artifacts checked: {} ok, {} quarantined{}",
@@ -693,10 +724,14 @@ fn verify_command(cache_dir: &Path, args: &VerifyArgs) -> Result<(), Failure> {
             if args.repair { format!("; index: {} re-indexed, {} dropped", report.reindexed, report.dropped_index) } else { String::new() }
         );
     }
-    if report.quarantined.is_empty() {
+    if report.quarantined.is_empty() && report.memos_damaged.is_empty() {
         Ok(())
     } else {
-        Err(Failure::Stale(format!("{} damaged artifacts were moved to quarantine and will be rebuilt on the next run", report.quarantined.len())))
+        Err(Failure::Stale(format!(
+            "{} damaged artifacts were moved to quarantine and {} damaged memos cut back; the next run rebuilds them",
+            report.quarantined.len(),
+            report.memos_damaged.len()
+        )))
     }
 }
 
@@ -713,7 +748,6 @@ fn gc_command(cache_dir: &Path, args: &GcArgs) -> Result<(), Failure> {
             }
         }
     }
-    let mut report = cache.gc(&keep, args.dry_run)?;
     // Memo directories (eval generations) live as long as an entry that was made from them.
     let live_memos: std::collections::HashSet<String> = cache
         .entries()?
@@ -722,41 +756,13 @@ fn gc_command(cache_dir: &Path, args: &GcArgs) -> Result<(), Failure> {
         .flat_map(|e| e.meta.summary["memo"].as_array().cloned().unwrap_or_default())
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
-    if let Ok(dirs) = std::fs::read_dir(cache.root().join("memo")) {
-        for dir in dirs.flatten() {
-            let name = dir.file_name().to_string_lossy().into_owned();
-            if live_memos.contains(&name) {
-                continue;
-            }
-            let bytes = dir_size(&dir.path());
-            if !args.dry_run {
-                std::fs::remove_dir_all(dir.path()).map_err(|e| anyhow::anyhow!("removing {}: {e}", dir.path().display()))?;
-            }
-            report.removed.push((format!("memo/{name}"), bytes));
-            report.bytes += bytes;
-        }
-    }
+    let report = cache.gc(&keep, &live_memos, args.dry_run)?;
     let verb = if args.dry_run { "would remove" } else { "removed" };
     for (what, bytes) in &report.removed {
         println!("{verb} {what} ({})", human_bytes(*bytes));
     }
     println!("{verb} {} items, {}; kept {} entries", report.removed.len(), human_bytes(report.bytes), report.kept);
     Ok(())
-}
-
-fn dir_size(path: &Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn human_bytes(n: u64) -> String {

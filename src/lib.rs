@@ -27,3 +27,13 @@ pub fn tune_allocator() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
+
+/// Restores the default action of SIGPIPE, which Rust ignores: `apitune show | head` then ends
+/// quietly when `head` exits, as Unix tools do, instead of panicking in `println!` on EPIPE.
+pub fn quiet_on_closed_pipe() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: resets one signal's disposition; called at the start of `main`, before other threads.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

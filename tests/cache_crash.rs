@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use apitune::cache::memo::{MemoWriter, memo_dir, read_memo};
 use apitune::cache::{Cache, EntryMeta, Key, KeyManifest, digest_dir};
 use serde_json::json;
 
@@ -83,6 +84,14 @@ fn helper_publish_until_killed() {
         println!("PUBLISHED {key}");
         mine.push(key);
 
+        // A memo log grows line by line and is now and then rewritten from its intact prefix,
+        // as eval does; a kill at any point must leave only intact lines (and perhaps a cut one).
+        let memo = memo_dir(Path::new(&root), &json!({"seed": seed % 3})).unwrap().join("log.jsonl");
+        let mut items = read_memo::<serde_json::Value>(&memo).unwrap().items;
+        items.push(json!({"i": i, "pad": "x".repeat(rng.below(20_000) as usize)}));
+        let mut writer = MemoWriter::rewrite(&memo, &items[..items.len() - 1]).unwrap();
+        writer.append(items.last().unwrap()).unwrap();
+
         if i % 7 == 6 {
             let keep: HashSet<Key> = mine.iter().rev().take(4).copied().collect();
             for entry in cache.entries().unwrap() {
@@ -90,7 +99,7 @@ fn helper_publish_until_killed() {
                     println!("GC-ELIGIBLE {}", entry.key);
                 }
             }
-            cache.gc(&keep, false).unwrap();
+            cache.gc(&keep, &HashSet::new(), false).unwrap();
         }
         if i % 11 == 10 {
             let report = cache.verify(true).unwrap();
@@ -196,6 +205,7 @@ fn kill_9_never_leaves_a_corrupt_entry() {
         }
         // Before any writer cleans up: what a reader sees is whole.
         assert_all_visible_entries_intact(root.path());
+        assert_memos_intact(root.path());
     }
     eprintln!(
         "{rounds} kills, {kills_mid_write} left staging/trash behind; {} entries published, {} gc-eligible",
@@ -221,7 +231,9 @@ fn kill_9_never_leaves_a_corrupt_entry() {
     );
     let report = cache.verify(true).unwrap();
     assert!(
-        report.quarantined.is_empty() && report.quarantined_names.is_empty(),
+        report.quarantined.is_empty()
+            && report.quarantined_names.is_empty()
+            && report.memos_damaged.is_empty(),
         "{report:?}"
     );
     assert_eq!(report.ok, report.checked);
@@ -235,4 +247,17 @@ fn kill_9_never_leaves_a_corrupt_entry() {
     let live = assert_all_visible_entries_intact(root.path());
     assert_eq!(live, cache.entries().unwrap().len());
     assert_eq!(live, report.ok);
+}
+
+/// Every memo log reads as intact lines, at most the last one cut short by the kill.
+fn assert_memos_intact(root: &Path) {
+    for dir in fs::read_dir(root.join("memo")).unwrap() {
+        for log in fs::read_dir(dir.unwrap().path()).unwrap() {
+            let path = log.unwrap().path();
+            if path.extension().is_some_and(|e| e == "jsonl") {
+                let read = read_memo::<serde_json::Value>(&path).unwrap();
+                assert!(read.damaged.is_none(), "{:?}", read.damaged);
+            }
+        }
+    }
 }

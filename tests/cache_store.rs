@@ -206,7 +206,7 @@ fn a_damaged_index_is_moved_aside_and_rebuilt() {
             .iter()
             .any(|n| n.starts_with("index.sled.broken-"))
     );
-    let report = cache.gc(&[one.key].into(), false).unwrap();
+    let report = cache.gc(&[one.key].into(), &HashSet::new(), false).unwrap();
     assert!(
         report
             .removed
@@ -306,22 +306,24 @@ fn tampered_artifacts_are_quarantined_and_never_returned() {
     let mut bytes = fs::read(&path).unwrap();
     bytes[10] ^= 0x01;
     fs::write(&path, bytes).unwrap();
-    // A truncated file: already invisible to lookup.
+    // A truncated file or broken metadata: lookup (a writer's) sees it and quarantines it.
     fs::write(truncated.file("train.jsonl"), "short").unwrap();
     assert!(cache.lookup(&truncated.key).unwrap().is_none());
     fs::write(bad_meta.dir.join(ENTRY_FILE), "{ not json").unwrap();
     assert!(cache.lookup(&bad_meta.key).unwrap().is_none());
+    assert!(!truncated.dir.exists() && !bad_meta.dir.exists());
     fs::write(extra.dir.join("smuggled.bin"), "x").unwrap();
     fs::create_dir(root.path().join("artifacts/not-a-key")).unwrap();
 
     let report = cache.verify(false).unwrap();
-    assert_eq!(report.checked, 6);
+    assert_eq!(report.checked, 4);
     assert_eq!(report.ok, 1);
     let mut quarantined: Vec<Key> = report.quarantined.iter().map(|(k, _)| *k).collect();
     quarantined.sort();
-    let mut expected = vec![flipped.key, truncated.key, bad_meta.key, extra.key];
+    let mut expected = vec![flipped.key, extra.key];
     expected.sort();
     assert_eq!(quarantined, expected);
+    expected.extend([truncated.key, bad_meta.key]);
     let reason = |k: Key| {
         report
             .quarantined
@@ -390,6 +392,7 @@ fn verify_repair_drops_index_records_without_a_directory() {
 #[test]
 fn stale_lock_of_a_dead_process_is_taken_over() {
     let root = tempfile::tempdir().unwrap();
+    drop(Cache::open(root.path()).unwrap());
     // No process has this pid (Linux pid_max is at most 2^22).
     fs::write(root.path().join("lock"), "999999999\n").unwrap();
     let cache = Cache::open(root.path()).unwrap();
@@ -490,7 +493,7 @@ fn gc_dry_run_reports_exactly_what_gc_removes() {
     fs::write(live.dir.join("out"), "x").unwrap();
 
     let keep: HashSet<Key> = [keep_a.key, keep_b.key, manifest(10).key()].into();
-    let dry = cache.gc(&keep, true).unwrap();
+    let dry = cache.gc(&keep, &HashSet::new(), true).unwrap();
     assert_eq!(
         cache.entries().unwrap().len(),
         4,
@@ -520,7 +523,7 @@ fn gc_dry_run_reports_exactly_what_gc_removes() {
     // A read-only handle may dry-run too, and sees the same (minus nothing: no live staging of its own).
     let reader_dry = Cache::open_read_only(root.path())
         .unwrap()
-        .gc(&keep, true)
+        .gc(&keep, &HashSet::new(), true)
         .unwrap();
     assert_eq!(
         reader_dry.bytes,
@@ -528,7 +531,7 @@ fn gc_dry_run_reports_exactly_what_gc_removes() {
         "the reader also counts our live staging dir"
     );
 
-    let real = cache.gc(&keep, false).unwrap();
+    let real = cache.gc(&keep, &HashSet::new(), false).unwrap();
     assert_eq!(real.removed, dry.removed);
     assert_eq!(real.bytes, dry.bytes);
     let left: Vec<Key> = cache
@@ -543,7 +546,7 @@ fn gc_dry_run_reports_exactly_what_gc_removes() {
     assert!(!abandoned.exists());
     assert!(live.dir.join("out").exists());
     assert!(cache.lookup(&drop_a.key).unwrap().is_none());
-    let again = cache.gc(&keep, true).unwrap();
+    let again = cache.gc(&keep, &HashSet::new(), true).unwrap();
     assert!(again.removed.is_empty() && again.bytes == 0, "{again:?}");
 }
 
@@ -566,7 +569,7 @@ fn read_only_cache_never_writes() {
         Err(CacheError::ReadOnly { .. })
     ));
     assert!(matches!(
-        reader.gc(&HashSet::new(), false),
+        reader.gc(&HashSet::new(), &HashSet::new(), false),
         Err(CacheError::ReadOnly { .. })
     ));
     assert!(!missing.exists());
@@ -675,4 +678,117 @@ fn hash_path_of_a_directory_matches_the_artifact_digest() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("absent"), "{err}");
+}
+
+// --- Ownership of the cache directory, damage detection before use, memos ---
+
+#[test]
+fn only_empty_or_marked_directories_are_opened() {
+    let root = tempfile::tempdir().unwrap();
+    fs::write(root.path().join("notes.txt"), "mine").unwrap();
+    assert!(matches!(Cache::open(root.path()), Err(CacheError::Foreign { .. })));
+    assert!(matches!(Cache::open_read_only(root.path()), Err(CacheError::Foreign { .. })));
+    assert_eq!(children(root.path()), ["notes.txt"], "nothing was created or removed");
+
+    let fresh = tempfile::tempdir().unwrap();
+    drop(Cache::open(fresh.path()).unwrap());
+    let marker = fs::read_to_string(fresh.path().join(apitune::cache::CACHE_MARKER)).unwrap();
+    assert_eq!(marker.trim(), format!("apitune cache format {}", apitune::cache::CACHE_FORMAT));
+    publish(&Cache::open(fresh.path()).unwrap(), 1);
+
+    fs::write(fresh.path().join(apitune::cache::CACHE_MARKER), "apitune cache format 999\n").unwrap();
+    match Cache::open(fresh.path()) {
+        Err(e @ CacheError::Format { .. }) => assert!(e.to_string().contains("999"), "{e}"),
+        other => panic!("expected a format error, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn a_cache_from_before_the_marker_is_adopted() {
+    let root = tempfile::tempdir().unwrap();
+    publish(&Cache::open(root.path()).unwrap(), 1);
+    fs::remove_file(root.path().join(apitune::cache::CACHE_MARKER)).unwrap();
+    let cache = Cache::open(root.path()).unwrap();
+    assert_eq!(cache.entries().unwrap().len(), 1);
+    assert!(root.path().join(apitune::cache::CACHE_MARKER).exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_subdirectory_is_refused_before_anything_is_deleted() {
+    for sub in ["tmp", "work", "quarantine", "memo", "artifacts"] {
+        let root = tempfile::tempdir().unwrap();
+        drop(Cache::open(root.path()).unwrap());
+        let elsewhere = tempfile::tempdir().unwrap();
+        fs::write(elsewhere.path().join("precious"), "x").unwrap();
+        fs::remove_dir_all(root.path().join(sub)).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.path().join(sub)).unwrap();
+        assert!(
+            matches!(Cache::open(root.path()), Err(CacheError::LinkedSubdirectory { .. })),
+            "{sub}"
+        );
+        assert_eq!(children(elsewhere.path()), ["precious"], "{sub}");
+    }
+}
+
+#[test]
+fn a_file_changed_after_publication_is_never_a_hit() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = Cache::open(root.path()).unwrap();
+    let entry = publish(&cache, 1);
+    let file = entry.file("train.jsonl");
+    let mut bytes = fs::read(&file).unwrap();
+    bytes[3] ^= 0x20; // same size
+    fs::write(&file, &bytes).unwrap();
+
+    let reader = Cache::open_read_only(root.path()).unwrap();
+    match reader.find(&entry.key).unwrap() {
+        apitune::cache::Lookup::Damaged(why) => assert!(why.contains("train.jsonl"), "{why}"),
+        other => panic!("expected damage, got {other:?}"),
+    }
+    assert!(entry.dir.exists(), "a reader reports, never moves");
+    assert!(cache.lookup(&entry.key).unwrap().is_none());
+    assert!(!entry.dir.exists(), "the writer quarantined it");
+    assert_eq!(children(&root.path().join("quarantine")).len(), 2, "entry and its .reason");
+}
+
+#[test]
+fn consuming_an_entry_rehashes_it_even_when_its_stat_looks_unchanged() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = Cache::open(root.path()).unwrap();
+    let entry = publish(&cache, 2);
+    assert!(cache.verify_for_use(&entry).unwrap().is_ok());
+    // Bit rot under an unchanged stat cannot be staged from user space; a changed file whose
+    // stat is then ignored is what verify_for_use must still catch.
+    let file = entry.file("sub/stats.json");
+    let mut bytes = fs::read(&file).unwrap();
+    bytes[1] ^= 0x01;
+    fs::write(&file, &bytes).unwrap();
+    let why = cache.verify_for_use(&entry).unwrap().unwrap_err();
+    assert!(why.contains("sub/stats.json") && why.contains("quarantine"), "{why}");
+    assert!(cache.lookup(&entry.key).unwrap().is_none());
+}
+
+#[test]
+fn verify_cuts_a_damaged_memo_back_to_its_intact_prefix() {
+    use apitune::cache::memo::{MemoWriter, memo_dir, read_memo};
+    let root = tempfile::tempdir().unwrap();
+    let cache = Cache::open(root.path()).unwrap();
+    let dir = memo_dir(root.path(), &json!({"what": "test"})).unwrap();
+    let log = dir.join("level1.jsonl");
+    let mut writer = MemoWriter::rewrite(&log, &[json!({"i": 0}), json!({"i": 1})]).unwrap();
+    writer.append(&json!({"i": 2})).unwrap();
+    writer.sync().unwrap();
+    let mut bytes = fs::read(&log).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] = 0xff; // inside the checksum of the last line, and not UTF-8
+    fs::write(&log, &bytes).unwrap();
+
+    let report = cache.verify(false).unwrap();
+    assert_eq!(report.memos_damaged.len(), 1, "{:?}", report.memos_damaged);
+    assert!(report.memos_damaged[0].1.contains("line 3"), "{:?}", report.memos_damaged);
+    let read = read_memo::<serde_json::Value>(&log).unwrap();
+    assert_eq!(read.items.len(), 2);
+    assert!(read.damaged.is_none(), "repaired");
+    assert!(cache.verify(false).unwrap().memos_damaged.is_empty());
 }

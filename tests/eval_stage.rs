@@ -12,6 +12,7 @@ fn manifest(limit: usize, extra: &str) -> String {
 name = "eval-test"
 seed = 3
 backend = "cpu"
+inputs_outside = ["{root}"]
 
 [models.tiny]
 path = "{root}/tests/fixtures/models/gpt2-tiny"

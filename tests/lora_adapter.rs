@@ -122,7 +122,7 @@ fn training_lowers_the_loss_and_leaves_the_base_frozen() {
     let first = outcome.steps[0].loss;
     let last = outcome.steps.last().unwrap().loss;
     assert!(last < first * 0.7, "loss {first} -> {last}");
-    assert!(outcome.steps.iter().all(|s| s.grad_norm.is_finite() && s.tokens_per_s > 0.0));
+    assert!(outcome.steps.iter().all(|s| s.grad_norm.is_finite()));
     assert_eq!(base_weight, base_weight_values(&outcome.network), "the base must not train");
 }
 

@@ -351,3 +351,214 @@ fn check_needs_everything_cached_and_every_expectation_to_hold() {
     out.expect_code(1);
     assert!(out.stdout().contains("no metric `nope`"), "{}", out.stdout());
 }
+
+// --- Reliability regressions (each names the defect it guards) ---
+
+fn cached_file(p: &Project, name: &str) -> std::path::PathBuf {
+    std::fs::read_dir(p.path().join("cache/artifacts"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join(name))
+        .find(|f| f.exists())
+        .unwrap_or_else(|| panic!("no cached {name}"))
+}
+
+#[test]
+fn a_foreign_directory_is_never_adopted_as_a_cache() {
+    let p = chain();
+    let foreign = p.path().join("mine");
+    std::fs::create_dir_all(foreign.join("artifacts")).unwrap();
+    std::fs::create_dir_all(foreign.join("tmp")).unwrap();
+    std::fs::write(foreign.join("artifacts/thesis.txt"), "years of work").unwrap();
+    std::fs::write(foreign.join("tmp/notes.txt"), "notes").unwrap();
+    for args in [&["verify"][..], &["verify", "--repair"], &["gc", "m.toml"], &["run", "m.toml"]] {
+        let mut cmd = p.command(args);
+        cmd.arg("--cache").arg(&foreign);
+        let out = common::Run(cmd.output().unwrap());
+        out.expect_code(2);
+        assert!(out.stderr().contains("is not an apitune cache"), "{}", out.stderr());
+    }
+    assert_eq!(std::fs::read_to_string(foreign.join("artifacts/thesis.txt")).unwrap(), "years of work");
+    assert_eq!(std::fs::read_to_string(foreign.join("tmp/notes.txt")).unwrap(), "notes");
+    assert!(!foreign.join("quarantine").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinked_cache_subdirectories_are_refused_and_their_targets_kept() {
+    let p = chain();
+    run_json(&p, &[]);
+    for sub in ["tmp", "work", "quarantine", "memo"] {
+        let outside = p.path().join(format!("outside-{sub}"));
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("precious"), "keep me").unwrap();
+        let link = p.path().join("cache").join(sub);
+        std::fs::remove_dir_all(&link).ok();
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        for args in [&["run", "m.toml"][..], &["verify", "--repair"], &["gc", "m.toml"]] {
+            let out = p.run(args);
+            out.expect_code(2);
+            assert!(out.stderr().contains("is a symbolic link"), "{}", out.stderr());
+        }
+        assert_eq!(std::fs::read_to_string(outside.join("precious")).unwrap(), "keep me", "{sub}");
+        std::fs::remove_file(&link).unwrap();
+    }
+    run_json(&p, &[]);
+}
+
+#[test]
+fn a_changed_artifact_is_detected_before_use_and_recomputed() {
+    let p = chain();
+    run_json(&p, &[]);
+    let victim = cached_file(&p, "b.txt");
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[0] ^= 0x01; // same size: only the content (and the stat) betrays it
+    std::fs::write(&victim, &bytes).unwrap();
+    let status = p.run(&["status", "m.toml", "--exit-code"]);
+    status.expect_code(1);
+    assert!(status.stdout().contains("damaged"), "{}", status.stdout());
+    p.run(&["check", "m.toml"]).expect_code(1);
+    let rerun = run_json(&p, &[]);
+    assert_eq!(names_with(&rerun, "ran"), ["b"], "only the damaged arm is recomputed (c's input is unchanged)");
+    p.run(&["verify"]).expect_code(0);
+}
+
+#[cfg(unix)]
+#[test]
+fn published_files_are_read_only_whatever_the_stage_wrote() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new();
+    p.write(
+        "m.toml",
+        "[experiment]\nname = \"modes\"\n\n[stages.w]\nkind = \"command\"\nrun = \"mkdir $APITUNE_OUT/d && echo x > $APITUNE_OUT/d/f && chmod 777 $APITUNE_OUT/d $APITUNE_OUT/d/f\"\n",
+    );
+    p.run(&["run", "m.toml"]).expect_code(0);
+    let file = cached_file(&p, "d/f");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o444);
+    assert_eq!(std::fs::metadata(file.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o755);
+}
+
+#[test]
+fn inputs_outside_the_project_need_an_explicit_opt_in() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "s3cr3t").unwrap();
+    let p = Project::new();
+    let manifest = |opt_in: &str| {
+        format!(
+            "[experiment]\nname = \"scope\"\n{opt_in}\n[stages.a]\nkind = \"command\"\nrun = \"true\"\ndeps = [\"{}\", \"../../../../../../../../etc/passwd\"]\n",
+            outside.path().join("secret.txt").display()
+        )
+    };
+    p.write("m.toml", &manifest(""));
+    let out = p.run(&["plan", "m.toml"]);
+    out.expect_code(2);
+    assert!(out.stderr().contains("outside the project") && out.stderr().contains("inputs_outside"), "{}", out.stderr());
+    let out = p.run(&["run", "m.toml"]);
+    out.expect_code(2);
+    assert!(!p.path().join("cache/file-hashes.json").exists() || !std::fs::read_to_string(p.path().join("cache/file-hashes.json")).unwrap().contains("secret"));
+    let allowed = format!("inputs_outside = [\"{}\", \"/etc\"]", outside.path().display());
+    p.write("m.toml", &manifest(&allowed));
+    p.run(&["run", "m.toml"]).expect_code(0);
+}
+
+#[test]
+fn identical_runs_into_fresh_caches_give_identical_keys_and_timings_stay_out_of_artifacts() {
+    // Command stages that record their own duration in the summary: run facts must not enter
+    // the digest, so the second run's keys equal the first's.
+    let p = chain();
+    let keys = |cache: &str| {
+        let mut cmd = p.command(&["run", "m.toml", "--format", "json"]);
+        cmd.arg("--cache").arg(p.path().join(cache));
+        let out = common::Run(cmd.output().unwrap());
+        out.expect_code(0);
+        let mut keys: Vec<String> = out.json()["arms"].as_array().unwrap().iter().map(|a| a["key"].as_str().unwrap().to_string()).collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys("one"), keys("two"));
+}
+
+#[test]
+fn a_held_cache_lock_exits_4_not_3() {
+    let p = Project::new();
+    p.write("m.toml", SLOW);
+    let mut child = p.command(&["run", "m.toml"]).stderr(std::process::Stdio::null()).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(p.path().join("cache/lock")).unwrap_or_default().trim().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "first run never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = p.run(&["run", "m.toml"]);
+    let verify = p.run(&["verify"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    out.expect_code(4);
+    verify.expect_code(4);
+    assert!(out.stderr().contains("in use by process"), "{}", out.stderr());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    let p = chain();
+    let mut child = p.command(&["schema"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take()); // the reader goes away before apitune writes
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(status.code(), Some(101), "{stderr}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_is_reported_once_with_its_path_and_exits_4() {
+    // Needs a small file system of our own: a tmpfs, which only root may mount.
+    let p = chain();
+    let mnt = p.path().join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mnt)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED a_full_disk_is_reported_once_with_its_path_and_exits_4: cannot mount a tmpfs here (not root)");
+        return;
+    }
+    let cache = mnt.join("cache");
+    let run = |args: &[&str]| {
+        let mut cmd = p.command(args);
+        cmd.arg("--cache").arg(&cache);
+        common::Run(cmd.output().unwrap())
+    };
+    run(&["run", "m.toml", "a"]).expect_code(0);
+    let _ = std::process::Command::new("sh").arg("-c").arg(format!("head -c 1000000 /dev/zero > {}/filler", mnt.display())).status();
+    // A stage that writes nothing itself: the failure is apitune's own write into the cache.
+    let out = run(&["run", "m.toml", "side", "-S", "stages.side.run=true"]);
+    let _ = std::process::Command::new("umount").arg("-l").arg(&mnt).status();
+    out.expect_code(4);
+    let err = out.stderr();
+    assert!(err.contains("no space left"), "{err}");
+    for line in err.lines() {
+        assert!(line.to_lowercase().matches("no space left").count() <= 1, "said twice: {line}");
+    }
+    assert!(err.contains(&cache.display().to_string()), "names the path: {err}");
+    assert!(!err.contains("os error 28"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_loop_in_a_directory_dependency_is_an_error_not_a_hang() {
+    let p = Project::new();
+    p.write("s/data.txt", "x");
+    std::os::unix::fs::symlink(p.path().join("s"), p.path().join("s/l1")).unwrap();
+    std::os::unix::fs::symlink(p.path().join("s"), p.path().join("s/l2")).unwrap();
+    p.write("m.toml", "[experiment]\nname = \"loop\"\n\n[stages.a]\nkind = \"command\"\nrun = \"true\"\ndeps = [\"s\"]\n");
+    let started = std::time::Instant::now();
+    let out = p.run(&["plan", "m.toml"]);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    out.expect_code(2);
+    assert!(out.stderr().contains("loop") && out.stderr().contains("m.toml:"), "{}", out.stderr());
+}

@@ -109,7 +109,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let root = tempfile::tempdir().unwrap();
     let mut inputs = Vec::new();
-    let mut add = |stage: &str, arm: String, kind: &str| -> PathBuf {
+    let mut add = |stage: &str, arm: String, kind: &str, run_facts: serde_json::Value| -> PathBuf {
         let dir = root.path().join(format!("artifact-{}", inputs.len()));
         std::fs::create_dir_all(&dir).unwrap();
         inputs.push(Input {
@@ -118,21 +118,21 @@ fn fixture() -> Fixture {
             kind: kind.into(),
             key: key_of(&arm),
             dir: dir.clone(),
+            run_facts,
         });
         dir
     };
     for model in MODELS.iter().rev() {
         for (i, &s) in SAMPLES.iter().enumerate().rev() {
-            let dir = add("eval", eval_arm(model.name, Some(s)), "eval");
+            let dir = add("eval", eval_arm(model.name, Some(s)), "eval", serde_json::Value::Null);
             results(model, Some(s), model.lora_exact[i]).write(&dir).unwrap();
-            let dir = add("lora", train_arm(model.name, s), "lora-train");
+            let dir = add("lora", train_arm(model.name, s), "lora-train", serde_json::json!({ "seconds": s as f64 / 50.0 }));
             let steps: Vec<TrainStep> = (0..=20u64)
                 .map(|step| TrainStep {
                     step: step * 10,
                     loss: 3.0 / (1.0 + step as f64 * (i + 1) as f64 / 10.0),
                     lr: 2e-4,
                     grad_norm: 1.0,
-                    tokens_per_s: 900.0,
                 })
                 .collect();
             report::inputs::write_train_steps(&dir, &steps).unwrap();
@@ -141,16 +141,15 @@ fn fixture() -> Fixture {
                 model: model.name.into(),
                 trainable_params: 294_912,
                 tokens_seen: s * 120,
-                seconds: s as f64 / 50.0,
             }
             .write(&dir)
             .unwrap();
         }
-        let dir = add("baseline", eval_arm(model.name, None), "eval");
+        let dir = add("baseline", eval_arm(model.name, None), "eval", serde_json::Value::Null);
         results(model, None, model.zero_shot_exact).write(&dir).unwrap();
     }
     // A kind the report does not read.
-    add("data", "normalize".into(), "normalize");
+    add("data", "normalize".into(), "normalize", serde_json::Value::Null);
     let out = root.path().join("out");
     let work = root.path().join("work");
     std::fs::create_dir_all(&out).unwrap();
@@ -168,7 +167,7 @@ fn run_stage(f: &Fixture, params: &ReportParams) -> anyhow::Result<serde_json::V
         models: &models,
         backend: "cpu",
         file_hashes: &serde_json::Value::Null,
-        memo_root: &f.work,
+        cache_root: &f.work,
         inputs: &f.inputs,
         out_dir: &f.out,
         work_dir: &f.work,
@@ -608,7 +607,7 @@ fn single_input_fixture(entries: &[(EvalResults, &str)]) -> Fixture {
         let dir = root.path().join(format!("eval-{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         results.write(&dir).unwrap();
-        inputs.push(Input { stage: "eval".into(), arm: arm.to_string(), kind: "eval".into(), key: key_of(arm), dir });
+        inputs.push(Input { stage: "eval".into(), arm: arm.to_string(), kind: "eval".into(), key: key_of(arm), dir, run_facts: serde_json::Value::Null });
     }
     let out = root.path().join("out");
     let work = root.path().join("work");

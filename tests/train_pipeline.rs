@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 use common::{Project, statuses};
 
 fn manifest(lora_steps: u32) -> String {
-    let specs = format!("{}/experiments/data/specs", env!("CARGO_MANIFEST_DIR"));
+    let root = env!("CARGO_MANIFEST_DIR");
+    let specs = format!("{root}/experiments/data/specs");
     format!(
         r#"
 [experiment]
 name = "train-test"
 seed = 3
+inputs_outside = ["{root}"]
 
 [models.tiny]
 arch = "gpt2"
@@ -136,4 +138,36 @@ fn killed_training_resumes_to_the_same_adapter() {
     assert!(lora["summary"]["resumed_from_step"].as_u64().unwrap() >= 3, "{lora}");
     let resumed = std::fs::read(artifact_with(&p, "adapter_model.safetensors").join("adapter_model.safetensors")).unwrap();
     assert!(resumed == expected, "resumed adapter differs from the uninterrupted one");
+}
+
+#[test]
+fn identical_runs_into_two_fresh_caches_share_every_key() {
+    // Timings (seconds, tokens/s) are run facts kept outside the artifacts' digests, so the same
+    // work gives the same bytes and the same keys all the way down to the report.
+    let p = Project::new();
+    let tail = r#"
+[stages.eval]
+kind = "eval"
+needs = ["split", "lora", "pretrain"]
+limit = 2
+decoding = { max_new_tokens = 8 }
+
+[stages.report]
+kind = "report"
+needs = ["eval", "lora"]
+"#;
+    let m = p.write("m.toml", &format!("{}{tail}", manifest(2)));
+    let keys = |cache: &str| {
+        let mut cmd = p.command(&["run", m.to_str().unwrap(), "--format", "json"]);
+        cmd.arg("--cache").arg(p.path().join(cache));
+        let out = common::Run(cmd.output().unwrap());
+        let json = out.expect_code(0).json();
+        let arms = json["arms"].as_array().unwrap().clone();
+        arms.iter()
+            .map(|a| (a["arm"].as_str().unwrap().to_string(), a["key"].as_str().unwrap().to_string()))
+            .collect::<Vec<_>>()
+    };
+    let (one, two) = (keys("one"), keys("two"));
+    assert_eq!(one.len(), 6, "{one:?}");
+    assert_eq!(one, two);
 }

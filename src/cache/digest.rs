@@ -41,7 +41,8 @@ pub(crate) fn list_files(
     skip_top_level: Option<&str>,
 ) -> Result<Vec<FoundFile>, CacheError> {
     let mut files = Vec::new();
-    walk(dir, "", links, skip_top_level, 0, &mut files)?;
+    let mut ancestors = Vec::new();
+    walk(dir, "", links, skip_top_level, &mut ancestors, &mut files)?;
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(files)
 }
@@ -51,15 +52,26 @@ fn walk(
     prefix: &str,
     links: Links,
     skip_top_level: Option<&str>,
-    depth: usize,
+    ancestors: &mut Vec<(u64, u64)>,
     files: &mut Vec<FoundFile>,
 ) -> Result<(), CacheError> {
+    let depth = ancestors.len();
     if depth > MAX_DEPTH {
         return Err(CacheError::InvalidArtifact {
             path: dir.to_path_buf(),
-            reason: format!("nested more than {MAX_DEPTH} directories deep (a symlink cycle?)"),
+            reason: format!("nested more than {MAX_DEPTH} directories deep"),
         });
     }
+    let identity = dir_identity(dir)?;
+    if identity.is_some_and(|id| ancestors.contains(&id)) {
+        return Err(CacheError::InvalidArtifact {
+            path: dir.to_path_buf(),
+            reason: "a symbolic link leads back into a directory that contains it (a loop); \
+                     remove the link or list the files you mean"
+                .to_string(),
+        });
+    }
+    ancestors.push(identity.unwrap_or((0, depth as u64)));
     let reader = fs::read_dir(dir).map_err(CacheError::io("list directory", dir))?;
     for item in reader {
         let item = item.map_err(CacheError::io("list directory", dir))?;
@@ -91,7 +103,7 @@ fn walk(
             meta = fs::metadata(&abs).map_err(CacheError::io("follow symbolic link", &abs))?;
         }
         if meta.is_dir() {
-            walk(&abs, &rel, links, None, depth + 1, files)?;
+            walk(&abs, &rel, links, None, ancestors, files)?;
         } else if meta.is_file() {
             files.push(FoundFile {
                 rel,
@@ -105,7 +117,23 @@ fn walk(
             });
         }
     }
+    ancestors.pop();
     Ok(())
+}
+
+/// (device, inode) of a directory, to recognise it when a link leads back to it (Unix only).
+fn dir_identity(dir: &Path) -> Result<Option<(u64, u64)>, CacheError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(dir).map_err(CacheError::io("read metadata of", dir))?;
+        Ok(Some((meta.dev(), meta.ino())))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(None)
+    }
 }
 
 /// blake3 of a file's bytes. Memory-maps large files and hashes them on all cores.

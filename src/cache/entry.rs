@@ -8,8 +8,10 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::digest::{ENTRY_FILE, merkle};
+use super::digest::hash_file_contents;
 use super::error::CacheError;
 use super::ids::{Digest, Key};
+use super::index::FileStamp;
 use super::key::KeyManifest;
 
 /// Bumped when the metadata file's layout changes; other versions read as invalid entries.
@@ -37,6 +39,10 @@ pub struct EntryFile {
     pub size: u64,
     /// blake3 of the contents, 64 hex digits.
     pub blake3: String,
+    /// The file's stat identity when it was published (host-local; not part of the digest). A
+    /// file whose stat differs is re-hashed before the entry is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<FileStamp>,
 }
 
 /// A published, valid cache entry.
@@ -187,7 +193,7 @@ fn read_record(dir: &Path) -> Result<ReadRecord, CacheError> {
             return Err(CacheError::Io {
                 action: "read",
                 path,
-                source,
+                cause: source,
             });
         }
     };
@@ -222,37 +228,69 @@ pub(crate) fn write_record(dir: &Path, record: &EntryRecord) -> Result<(), Cache
     Ok(())
 }
 
-/// Cheap check that the files an entry lists are present with their recorded sizes. `Err` is
-/// a reason for the user; I/O failures other than "not found" are returned as errors.
-pub(crate) fn check_file_sizes(
+/// Checks that the files an entry lists are present and unchanged since publication: sizes
+/// always; a file whose stat no longer matches its published stamp (or that has none) is
+/// re-hashed. `Err` is a reason for the user; I/O failures other than "not found" are errors.
+pub(crate) fn check_files_unchanged(
     dir: &Path,
     files: &[EntryFile],
 ) -> Result<Result<(), String>, CacheError> {
     for file in files {
         let path = dir.join(&file.path);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_file() && meta.len() == file.size => {}
-            Ok(meta) if !meta.is_file() => {
-                return Ok(Err(format!("`{}` is not a regular file", file.path)));
-            }
-            Ok(meta) => {
-                return Ok(Err(format!(
-                    "`{}` has {} bytes, {} expected",
-                    file.path,
-                    meta.len(),
-                    file.size
-                )));
-            }
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Ok(Err(format!("`{}` is missing", file.path)));
             }
-            Err(source) => {
+            Err(cause) => {
                 return Err(CacheError::Io {
                     action: "read metadata of",
                     path,
-                    source,
+                    cause,
                 });
             }
+        };
+        if !meta.is_file() {
+            return Ok(Err(format!("`{}` is not a regular file", file.path)));
+        }
+        if meta.len() != file.size {
+            let (now, was) = (meta.len(), file.size);
+            return Ok(Err(format!("`{}` has {now} bytes, {was} expected", file.path)));
+        }
+        if file.stamp == Some(FileStamp::of(&meta)) {
+            continue;
+        }
+        if hash_file_contents(&path)?.to_hex().as_str() != file.blake3 {
+            return Ok(Err(format!(
+                "`{}` changed since it was published (its content no longer matches its blake3)",
+                file.path
+            )));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Full check of the listed files' contents against their recorded blake3, whatever their stat
+/// says: for artifacts about to be consumed, where silent corruption (a flipped bit on disk)
+/// must not reach a result.
+pub(crate) fn check_files_content(
+    dir: &Path,
+    files: &[EntryFile],
+) -> Result<Result<(), String>, CacheError> {
+    for file in files {
+        let path = dir.join(&file.path);
+        let hash = match hash_file_contents(&path) {
+            Ok(hash) => hash,
+            Err(CacheError::Io { cause, .. }) if cause.kind() == io::ErrorKind::NotFound => {
+                return Ok(Err(format!("`{}` is missing", file.path)));
+            }
+            Err(e) => return Err(e),
+        };
+        if hash.to_hex().as_str() != file.blake3 {
+            return Ok(Err(format!(
+                "`{}` changed since it was published (its content no longer matches its blake3)",
+                file.path
+            )));
         }
     }
     Ok(Ok(()))

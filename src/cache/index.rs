@@ -16,7 +16,7 @@ use super::ids::Key;
 /// Identity of a file's state as far as cheap `stat` can tell. Any write changes mtime (set to
 /// "now") and ctime; a replaced file changes inode; a truncation changes size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct FileStamp {
+pub struct FileStamp {
     pub size: u64,
     pub mtime_ns: i128,
     pub ctime_ns: i128,
@@ -116,11 +116,11 @@ impl Index {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(open)) {
             Ok(result) => result.map_err(|source| CacheError::Index {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             }),
             Err(_) => Err(CacheError::Index {
                 path: path.to_path_buf(),
-                source: sled::Error::Unsupported("sled panicked while opening the database".into()),
+                cause: sled::Error::Unsupported("sled panicked while opening the database".into()),
             }),
         }
     }
@@ -128,7 +128,7 @@ impl Index {
     fn err(&self) -> impl FnOnce(sled::Error) -> CacheError + '_ {
         move |source| CacheError::Index {
             path: self.path.clone(),
-            source,
+            cause: source,
         }
     }
 

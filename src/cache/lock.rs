@@ -39,13 +39,14 @@ impl CacheLock {
                 return Err(CacheError::Io {
                     action: "lock",
                     path: path.to_path_buf(),
-                    source,
+                    cause: source,
                 });
             }
         }
         let mut lock = CacheLock { file };
-        lock.write_pid()
-            .map_err(CacheError::io("write the pid into", path))?;
+        // The pid only names the holder in messages: on a full disk the lock still holds, and
+        // `gc`, which frees space, must be able to take it.
+        let _ = lock.write_pid();
         Ok(lock)
     }
 

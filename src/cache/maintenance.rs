@@ -12,7 +12,7 @@ use super::error::CacheError;
 use super::ids::Key;
 use super::index::{FileStamp, IndexedEntry};
 use super::store::{
-    ARTIFACTS, BROKEN_INDEX_PREFIX, Cache, FILE_HASHES_TMP_PREFIX, QUARANTINE, TMP, WORK, fsync_dir, list_children,
+    ARTIFACTS, BROKEN_INDEX_PREFIX, Cache, FILE_HASHES_TMP_PREFIX, MEMO, QUARANTINE, TMP, WORK, fsync_dir, list_children,
     remove_if_exists, unique_suffix,
 };
 
@@ -29,6 +29,8 @@ pub struct VerifyReport {
     pub reindexed: usize,
     /// Index records dropped because no valid directory backs them.
     pub dropped_index: usize,
+    /// Memo logs cut back to their intact prefix: (`memo/<id>/<file>`, why).
+    pub memos_damaged: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -82,6 +84,7 @@ impl Cache {
                 }
             }
         }
+        report.memos_damaged = self.verify_memos()?;
         if repair {
             report.dropped_index += writer.index.remove_malformed_keys()?;
             for key in writer.index.entry_keys()? {
@@ -94,11 +97,16 @@ impl Cache {
         Ok(report)
     }
 
-    /// Removes entries whose key is not in `keep`, work directories of unkept or already
-    /// published keys, leftovers in `tmp/`, everything in `quarantine/` and damaged indexes
-    /// that were moved aside. With `dry_run`,
-    /// only reports what would go (allowed on a read-only cache).
-    pub fn gc(&self, keep: &HashSet<Key>, dry_run: bool) -> Result<GcReport, CacheError> {
+    /// Removes entries whose key is not in `keep`, memo directories not in `keep_memos`, work
+    /// directories of unkept or already published keys, leftovers in `tmp/`, everything in
+    /// `quarantine/` and damaged indexes that were moved aside. With `dry_run`, only reports
+    /// what would go (allowed on a read-only cache).
+    pub fn gc(
+        &self,
+        keep: &HashSet<Key>,
+        keep_memos: &HashSet<String>,
+        dry_run: bool,
+    ) -> Result<GcReport, CacheError> {
         let writer = if dry_run {
             None
         } else {
@@ -135,6 +143,11 @@ impl Cache {
                 continue;
             }
             doomed.push((format!("{TMP}/{name}"), path, None));
+        }
+        for (name, path) in list_children(&self.root.join(MEMO))? {
+            if !keep_memos.contains(&name) {
+                doomed.push((format!("{MEMO}/{name}"), path, None));
+            }
         }
         for (name, path) in list_children(&self.root.join(QUARANTINE))? {
             doomed.push((format!("{QUARANTINE}/{name}"), path, None));
@@ -239,7 +252,7 @@ fn disk_bytes(path: &Path) -> Result<u64, CacheError> {
             return Err(CacheError::Io {
                 action: "read metadata of",
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             });
         }
     };

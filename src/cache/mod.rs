@@ -10,13 +10,20 @@
 //!
 //! ```text
 //! root/
+//!   CACHEDIR.TAG         tells backup tools to skip the directory
+//!   apitune-cache        "apitune cache format N": apitune only deletes inside marked directories
 //!   lock                 single-writer lock (holder's pid)
 //!   index.sled/          accelerator index (rebuildable)
+//!   file-hashes.json     the last writer's stat cache of input-file hashes, for read-only commands
 //!   artifacts/<key>/     published entries: the stage's files + .apitune-entry.json
 //!   tmp/                 staging dirs and directories being deleted; emptied by every writer open
 //!   work/<key>/          resumable state of long stages; removed when <key> is published
 //!   quarantine/          entries that failed verification, kept for inspection until gc
+//!   memo/<id>/*.jsonl    checksummed logs of intermediate results shared across keys (see [`memo`])
 //! ```
+//!
+//! None of these subdirectories may be a symbolic link (opening refuses it), and a directory that
+//! is neither empty nor marked is refused: apitune never deletes what it did not create.
 //!
 //! Crash safety rests on one atomic step: an entry becomes visible only when its complete,
 //! fsynced staging directory (metadata file included) is renamed to `artifacts/<key>`; entries
@@ -55,6 +62,7 @@ mod index;
 mod key;
 mod lock;
 mod maintenance;
+pub mod memo;
 mod store;
 
 pub use digest::{ENTRY_FILE, digest_dir, hash_file_contents};
@@ -63,4 +71,6 @@ pub use error::CacheError;
 pub use ids::{Digest, Key, ParseIdError};
 pub use key::{FieldDiff, KeyManifest, canonical_json};
 pub use maintenance::{GcReport, VerifyReport};
-pub use store::{Cache, HashStats, Staging};
+pub use error::is_environment_error;
+pub use index::FileStamp;
+pub use store::{CACHE_FORMAT, CACHE_MARKER, Cache, HashStats, Lookup, Staging};

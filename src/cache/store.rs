@@ -9,7 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::digest::{ENTRY_FILE, Links, hash_file_contents, list_files, merkle};
 use super::entry::{
-    Entry, EntryFile, EntryMeta, EntryRecord, check_file_sizes, entry_file_path,
+    Entry, EntryFile, EntryMeta, EntryRecord, check_files_content, check_files_unchanged,
+    entry_file_path,
     read_record_of, write_record,
 };
 use super::error::CacheError;
@@ -31,6 +32,17 @@ pub(crate) const BROKEN_INDEX_PREFIX: &str = "index.sled.broken-";
 /// How sled 0.34 reports that another process has its database open.
 const SLED_LOCKED: &str = "could not acquire lock";
 const LOCK: &str = "lock";
+pub(crate) const MEMO: &str = "memo";
+/// Marks a directory as an apitune cache of one format. apitune deletes files only inside a
+/// directory that carries it (or that it created empty), so `--cache ~/Documents` cannot cost data.
+pub const CACHE_MARKER: &str = "apitune-cache";
+/// Bumped when the layout changes incompatibly; a cache of another format is refused, not adopted.
+pub const CACHE_FORMAT: u32 = 1;
+const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
+/// What caches made before the format marker existed wrote into their `CACHEDIR.TAG`.
+const LEGACY_TAG_TEXT: &str = "apitune stage cache";
+/// Subdirectories apitune creates and deletes inside; none may be a symbolic link.
+const OWNED_SUBDIRS: [&str; 6] = [ARTIFACTS, TMP, WORK, QUARANTINE, MEMO, INDEX];
 /// The writer's stat cache, written out when it closes, so read-only commands (`status`, `plan`,
 /// `check`), which cannot open sled, need not re-read unchanged multi-GB inputs.
 const FILE_HASHES: &str = "file-hashes.json";
@@ -79,6 +91,15 @@ pub struct HashStats {
     pub files_hashed: u64,
 }
 
+/// What [`Cache::find`] found under a key.
+#[derive(Debug)]
+pub enum Lookup {
+    Found(Entry),
+    Absent,
+    /// An entry is there but unusable; the reason is for the user.
+    Damaged(String),
+}
+
 /// A fresh directory a stage writes its output into, then hands to [`Cache::publish`]. Dropping
 /// it unpublished (a failed stage) deletes the directory.
 #[derive(Debug)]
@@ -101,13 +122,16 @@ impl Cache {
     /// removes leftovers of interrupted runs from `tmp/`, and opens the index, moving a damaged
     /// one aside and rebuilding it from the artifact directories.
     pub fn open(root: &Path) -> Result<Cache, CacheError> {
-        fs::create_dir_all(root).map_err(CacheError::io("create the cache directory", root))?;
+        let marked = claim_root(root)?;
         let lock = CacheLock::acquire(&root.join(LOCK))?;
-        for sub in [ARTIFACTS, TMP, WORK, QUARANTINE] {
+        if !marked {
+            write_markers(root)?;
+        }
+        refuse_linked_subdirectories(root)?;
+        for sub in [ARTIFACTS, TMP, WORK, QUARANTINE, MEMO] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(CacheError::io("create", &dir))?;
         }
-        write_cachedir_tag(root);
         empty_dir(&root.join(TMP))?;
 
         let index_path = root.join(INDEX);
@@ -140,6 +164,9 @@ impl Cache {
     /// read-only mode: opening it takes its own lock and may write), so entries are read from
     /// the artifact directories' metadata files. A missing cache directory is an empty cache.
     pub fn open_read_only(root: &Path) -> Result<Cache, CacheError> {
+        if root.exists() {
+            claim_root(root)?;
+        }
         Ok(Cache {
             root: root.to_path_buf(),
             writer: None,
@@ -167,18 +194,57 @@ impl Cache {
     }
 
     /// The published entry for `key`, if its directory holds a consistent metadata file and
-    /// every listed file with its recorded size. (Contents are re-hashed only by
-    /// [`Cache::verify`].) A writer indexes a valid directory it finds unindexed.
+    /// every listed file unchanged since publication (see [`Cache::find`]).
     pub fn lookup(&self, key: &Key) -> Result<Option<Entry>, CacheError> {
+        Ok(match self.find(key)? {
+            Lookup::Found(entry) => Some(entry),
+            Lookup::Absent | Lookup::Damaged(_) => None,
+        })
+    }
+
+    /// What is stored under `key`. Files are checked by size and stat stamp, and re-hashed when
+    /// the stamp differs, so a file edited after publication is never used. A writer moves a
+    /// damaged entry to quarantine (it is then recomputed) and indexes a valid one it finds
+    /// unindexed.
+    pub fn find(&self, key: &Key) -> Result<Lookup, CacheError> {
+        self.find_as(key, true)
+    }
+
+    /// [`Cache::find`]; with `condemn` false a damaged entry is only reported, not quarantined.
+    fn find_as(&self, key: &Key, condemn: bool) -> Result<Lookup, CacheError> {
         let dir = self.artifact_dir(key);
-        let record = match self.indexed_or_read(key, &dir)? {
-            Ok(record) => record,
-            Err(_) => return Ok(None),
+        let damage = match self.indexed_or_read(key, &dir)? {
+            Ok(record) => match check_files_unchanged(&dir, &record.files)? {
+                Ok(()) => return Ok(Lookup::Found(record.into_entry(dir))),
+                Err(reason) => reason,
+            },
+            Err(_) if fs::symlink_metadata(&dir).is_err() => return Ok(Lookup::Absent),
+            Err(reason) => reason,
         };
-        if check_file_sizes(&dir, &record.files)?.is_err() {
-            return Ok(None);
+        if !condemn {
+            return Ok(Lookup::Damaged(damage));
         }
-        Ok(Some(record.into_entry(dir)))
+        Ok(Lookup::Damaged(self.condemn(key, &dir, damage)?))
+    }
+
+    /// Re-hashes every file of `entry` before a stage consumes it or `check` reads it. A damaged
+    /// entry is quarantined by a writer; `Err` says what changed.
+    pub fn verify_for_use(&self, entry: &Entry) -> Result<Result<(), String>, CacheError> {
+        match check_files_content(&entry.dir, &entry.files)? {
+            Ok(()) => Ok(Ok(())),
+            Err(reason) => Ok(Err(self.condemn(&entry.key, &entry.dir, reason)?)),
+        }
+    }
+
+    /// A writer quarantines a damaged entry; the returned reason says what happened to it.
+    fn condemn(&self, key: &Key, dir: &Path, reason: String) -> Result<String, CacheError> {
+        if self.writer.is_none() {
+            return Ok(format!(
+                "the cached entry is damaged: {reason} (`apitune run` or `apitune verify` moves it to quarantine)"
+            ));
+        }
+        self.quarantine_dir(dir, &key.to_string(), &reason)?;
+        Ok(format!("the cached entry was damaged ({reason}) and moved to quarantine"))
     }
 
     /// The entry record for `dir`: from the index when its record was read from the metadata
@@ -203,7 +269,7 @@ impl Cache {
                 return Err(CacheError::Io {
                     action: "read metadata of",
                     path: entry_file_path(dir),
-                    source,
+                    cause: source,
                 });
             }
         };
@@ -234,7 +300,8 @@ impl Cache {
             let Ok(key) = name.parse::<Key>() else {
                 continue;
             };
-            if let Some(entry) = self.lookup(&key)? {
+            // Damaged entries are left for `find` (or verify) to report and quarantine.
+            if let Lookup::Found(entry) = self.find_as(&key, false)? {
                 entries.push(entry);
             }
         }
@@ -267,7 +334,7 @@ impl Cache {
             return Err(CacheError::Io {
                 action: "hash",
                 path: path.to_path_buf(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+                cause: io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
             });
         }
         let stamp = FileStamp::of(&meta);
@@ -368,11 +435,13 @@ impl Cache {
         let mut files = Vec::with_capacity(found.len());
         for file in &found {
             let hash = hash_file_contents(&file.abs)?;
+            make_read_only(&file.abs)?;
             fsync_file(&file.abs)?;
             files.push(EntryFile {
                 path: file.rel.clone(),
                 size: file.size,
                 blake3: hash.to_hex().to_string(),
+                stamp: Some(FileStamp::of_path(&file.abs)?),
             });
         }
         let record = EntryRecord::new(key, files, unix_ms(), meta);
@@ -385,7 +454,7 @@ impl Cache {
                 return Err(CacheError::Io {
                     action: "publish into",
                     path: target,
-                    source,
+                    cause: source,
                 });
             }
             if let Some(existing) = self.lookup(&key)? {
@@ -460,7 +529,7 @@ pub(crate) fn list_children(dir: &Path) -> Result<Vec<(String, PathBuf)>, CacheE
             return Err(CacheError::Io {
                 action: "list directory",
                 path: dir.to_path_buf(),
-                source,
+                cause: source,
             });
         }
     };
@@ -490,6 +559,24 @@ fn empty_dir(dir: &Path) -> Result<(), CacheError> {
     Ok(())
 }
 
+/// Published files are read-only for everyone (0444 on Unix), whatever mode the stage gave them:
+/// an artifact is never edited in place, and a world-writable one could be.
+fn make_read_only(path: &Path) -> Result<(), CacheError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o444))
+            .map_err(CacheError::io("set read-only permissions on", path))?;
+    }
+    #[cfg(not(unix))]
+    {
+        let mut perms = fs::metadata(path).map_err(CacheError::io("read metadata of", path))?.permissions();
+        perms.set_readonly(true);
+        fs::set_permissions(path, perms).map_err(CacheError::io("set read-only permissions on", path))?;
+    }
+    Ok(())
+}
+
 fn fsync_file(path: &Path) -> Result<(), CacheError> {
     let file = fs::File::open(path).map_err(CacheError::io("open for fsync", path))?;
     file.sync_all().map_err(CacheError::io("fsync", path))
@@ -504,6 +591,8 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<(), CacheError> {
     Ok(())
 }
 
+/// fsyncs every directory under `dir` (and `dir`), normalising their modes to 0755 on Unix so
+/// no published directory is writable by others.
 fn fsync_dirs_under(dir: &Path) -> Result<(), CacheError> {
     for (_, path) in list_children(dir)? {
         if fs::symlink_metadata(&path)
@@ -513,16 +602,77 @@ fn fsync_dirs_under(dir: &Path) -> Result<(), CacheError> {
             fsync_dirs_under(&path)?;
         }
     }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+            .map_err(CacheError::io("set permissions on", dir))?;
+    }
     fsync_dir(dir)
 }
 
-/// Marks the directory as a cache for backup tools (https://bford.info/cachedir/).
-fn write_cachedir_tag(root: &Path) {
-    let tag = root.join("CACHEDIR.TAG");
-    if !tag.exists() {
-        let _ = fs::write(
-            tag,
-            "Signature: 8a477f597d28d172789f06886806bc55\n# apitune stage cache: safe to delete; see `apitune gc`.\n",
-        );
+/// Decides whether `root` may be used as a cache, creating it if missing. `Ok(true)`: it carries
+/// our format marker. `Ok(false)`: it is new, empty, or a cache from before the marker existed,
+/// and the caller (a writer) marks it. A foreign non-empty directory or another format is refused.
+fn claim_root(root: &Path) -> Result<bool, CacheError> {
+    if !root.exists() {
+        fs::create_dir_all(root).map_err(CacheError::io("create the cache directory", root))?;
+        return Ok(false);
     }
+    let meta = fs::metadata(root).map_err(CacheError::io("read metadata of", root))?;
+    if !meta.is_dir() {
+        return Err(CacheError::Foreign { path: root.to_path_buf() });
+    }
+    match fs::read_to_string(root.join(CACHE_MARKER)) {
+        Ok(text) => {
+            let found = text.trim().strip_prefix("apitune cache format ").unwrap_or(text.trim());
+            if found == CACHE_FORMAT.to_string() {
+                return Ok(true);
+            }
+            return Err(CacheError::Format {
+                path: root.to_path_buf(),
+                found: found.to_string(),
+                expected: CACHE_FORMAT,
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(cause) => {
+            return Err(CacheError::Io {
+                action: "read",
+                path: root.join(CACHE_MARKER),
+                cause,
+            });
+        }
+    }
+    let legacy = fs::read_to_string(root.join(CACHEDIR_TAG))
+        .is_ok_and(|tag| tag.contains(LEGACY_TAG_TEXT));
+    if legacy || list_children(root)?.is_empty() {
+        return Ok(false);
+    }
+    Err(CacheError::Foreign { path: root.to_path_buf() })
+}
+
+/// `CACHEDIR.TAG` tells backup tools to skip the directory (https://bford.info/cachedir/);
+/// `apitune-cache` tells apitune the directory is its own, and in which format.
+fn write_markers(root: &Path) -> Result<(), CacheError> {
+    let tag = root.join(CACHEDIR_TAG);
+    if !tag.exists() {
+        let text = format!(
+            "Signature: 8a477f597d28d172789f06886806bc55\n# {LEGACY_TAG_TEXT}: safe to delete; see `apitune gc`.\n"
+        );
+        fs::write(&tag, text).map_err(CacheError::io("write", &tag))?;
+    }
+    let marker = root.join(CACHE_MARKER);
+    fs::write(&marker, format!("apitune cache format {CACHE_FORMAT}\n"))
+        .map_err(CacheError::io("write", &marker))
+}
+
+fn refuse_linked_subdirectories(root: &Path) -> Result<(), CacheError> {
+    for sub in OWNED_SUBDIRS {
+        let path = root.join(sub);
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(CacheError::LinkedSubdirectory { path });
+        }
+    }
+    Ok(())
 }

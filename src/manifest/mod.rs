@@ -35,6 +35,11 @@ pub struct Experiment {
     /// `--backend` overrides it. The resolved backend enters the keys of model stages.
     #[serde(default)]
     pub backend: crate::model::Backend,
+    /// Directories outside the project (the nearest directory above the manifest holding `.git`,
+    /// else the manifest's directory) that inputs may come from, relative to the manifest.
+    /// Anything else outside the project is refused as an input.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs_outside: Vec<String>,
 }
 
 /// A model: an HF checkpoint directory, or a random initialisation for small studies.
@@ -152,7 +157,7 @@ impl Manifest {
         let mut manifest = Manifest {
             path: path.to_path_buf(),
             base_dir,
-            experiment: Experiment { name: String::new(), seed: 0, description: None, backend: Default::default() },
+            experiment: Experiment { name: String::new(), seed: 0, description: None, backend: Default::default(), inputs_outside: Vec::new() },
             models: IndexMap::new(),
             stages: IndexMap::new(),
             expect: IndexMap::new(),

@@ -49,6 +49,10 @@ pub fn check(keyer: &Keyer) -> anyhow::Result<CheckReport> {
             continue;
         };
         let entry = keyer.cache.lookup(key)?.ok_or_else(|| anyhow::anyhow!("cache entry {key} vanished during check"))?;
+        if let Err(damage) = keyer.cache.verify_for_use(&entry)? {
+            expectations.push(ExpectationResult { target: target.clone(), value: None, bound, ok: false, problem: Some(damage) });
+            continue;
+        }
         match metric_value(&entry, metric) {
             Ok(value) => {
                 let ok = holds(exp, value);

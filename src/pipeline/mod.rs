@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod dag;
+pub mod inputs;
 pub mod plan;
 pub mod render;
 pub mod scheduler;

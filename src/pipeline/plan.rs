@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Dag;
-use crate::cache::{Cache, Digest, Entry, FieldDiff, Key, KeyManifest};
+use super::inputs::InputScope;
+use crate::cache::{Cache, Digest, Entry, FieldDiff, Key, KeyManifest, Lookup};
 use crate::manifest::Manifest;
 use crate::stages::PlanContext;
 
@@ -62,11 +63,12 @@ pub struct Keyer<'a> {
     pub cache: &'a Cache,
     /// The resolved compute backend (`cpu`, `wgpu`, `cuda`).
     pub backend: String,
+    scope: InputScope,
 }
 
 impl<'a> Keyer<'a> {
     pub fn new(manifest: &'a Manifest, dag: &'a Dag, cache: &'a Cache) -> Keyer<'a> {
-        Keyer { manifest, dag, cache, backend: "cpu".into() }
+        Keyer { manifest, dag, cache, backend: "cpu".into(), scope: InputScope::of(manifest) }
     }
 
     pub fn plan_context(&self) -> PlanContext<'_> {
@@ -91,6 +93,7 @@ impl<'a> Keyer<'a> {
         }
         let mut files = BTreeMap::new();
         for path in arm.kind.input_files(&arm.params, &ctx)? {
+            self.scope.check(&path)?;
             let hash = self.cache.hash_path(&path)?;
             files.insert(display_relative(&path, &self.manifest.base_dir), json!(hash.to_hex().to_string()));
         }
@@ -201,13 +204,14 @@ pub fn plan(keyer: &Keyer, selected: &BTreeSet<usize>, forced: &BTreeSet<usize>)
                 Err(e) => Decision::Invalid { error: format!("{e:#}") },
                 Ok(km) => {
                     let key = km.key();
-                    match keyer.cache.lookup(&key)? {
-                        Some(entry) if !forced.contains(&id) => {
+                    match keyer.cache.find(&key)? {
+                        Lookup::Found(entry) if !forced.contains(&id) => {
                             digests.insert(id, entry.digest);
                             Decision::Hit { key, digest: entry.digest }
                         }
-                        Some(_) => Decision::Miss { key, reason: "forced".into(), changes: Vec::new() },
-                        None => {
+                        Lookup::Found(_) => Decision::Miss { key, reason: "forced".into(), changes: Vec::new() },
+                        Lookup::Damaged(reason) => Decision::Miss { key, reason, changes: Vec::new() },
+                        Lookup::Absent => {
                             let (reason, changes) = history.miss_reason(&arm.name, &km);
                             Decision::Miss { key, reason, changes }
                         }

@@ -44,6 +44,10 @@ pub struct ArmResult {
     pub started_unix_ms: Option<u64>,
     pub finished_unix_ms: Option<u64>,
     pub summary: Value,
+    /// A failure caused by the machine (full disk, read-only file system, cache held elsewhere),
+    /// not by the stage's work.
+    #[serde(skip)]
+    pub unavailable: bool,
 }
 
 /// What the scheduler tells its caller as arms progress.
@@ -137,6 +141,7 @@ fn skipped(keyer: &Keyer, id: usize, why: String) -> ArmResult {
         started_unix_ms: None,
         finished_unix_ms: None,
         summary: Value::Null,
+        unavailable: false,
     }
 }
 
@@ -151,6 +156,7 @@ fn run_arm(
     let arm = &keyer.dag.arms[id];
     let mut result = skipped(keyer, id, String::new());
     let fail = |mut result: ArmResult, e: anyhow::Error| {
+        result.unavailable = is_environment_failure(&e);
         result.outcome = Outcome::Failed(format!("{e:#}"));
         (result, None)
     };
@@ -174,19 +180,10 @@ fn run_arm(
     }
     events.started(&arm.name);
     let work = || -> anyhow::Result<(crate::cache::Entry, u64, u64)> {
+        let inputs = verified_inputs(keyer, arm, upstream)?;
         let staging = keyer.cache.staging(&key)?;
         let work_dir = keyer.cache.work_dir(&key)?;
-        let inputs: Vec<Input> = arm
-            .inputs
-            .iter()
-            .map(|i| {
-                let up = &keyer.dag.arms[*i];
-                let dir = keyer.cache.artifact_dir(&upstream[i].0);
-                Input { stage: up.stage.clone(), arm: up.name.clone(), kind: up.kind.kind().to_string(), key: upstream[i].0.to_string(), dir }
-            })
-            .collect();
         let progress = |done: u64, total: Option<u64>, unit: &str| events.progress(&arm.name, done, total, unit);
-        let memo_root = keyer.cache.root().join("memo");
         let ctx = RunContext {
             arm: &arm.name,
             base_dir: &keyer.manifest.base_dir,
@@ -194,7 +191,7 @@ fn run_arm(
             models: &keyer.manifest.models,
             backend: &keyer.backend,
             file_hashes: km.0.get("files").unwrap_or(&Value::Null),
-            memo_root: &memo_root,
+            cache_root: keyer.cache.root(),
             inputs: &inputs,
             out_dir: &staging.dir,
             work_dir: &work_dir,
@@ -234,4 +231,37 @@ fn run_arm(
         }
         Err(e) => fail(result, e.context(format!("stage `{}` failed", arm.name))),
     }
+}
+
+/// The arm's inputs, each re-hashed before the stage reads it: a file corrupted on disk since it
+/// was published (which its stat does not show) must not flow into a new result.
+fn verified_inputs(keyer: &Keyer, arm: &super::dag::Arm, upstream: &HashMap<usize, (Key, Digest)>) -> anyhow::Result<Vec<Input>> {
+    let mut inputs = Vec::with_capacity(arm.inputs.len());
+    for i in &arm.inputs {
+        let up = &keyer.dag.arms[*i];
+        let key = upstream[i].0;
+        let Some(entry) = keyer.cache.lookup(&key)? else {
+            anyhow::bail!("input `{}` vanished from the cache (removed by another process?); run again to recompute it", up.name);
+        };
+        if let Err(reason) = keyer.cache.verify_for_use(&entry)? {
+            anyhow::bail!("input `{}`: {reason}; run again to recompute it", up.name);
+        }
+        inputs.push(Input {
+            stage: up.stage.clone(),
+            arm: up.name.clone(),
+            kind: up.kind.kind().to_string(),
+            key: key.to_string(),
+            dir: entry.dir,
+            run_facts: entry.meta.summary,
+        });
+    }
+    Ok(inputs)
+}
+
+/// A full disk, a read-only file system, or a cache held by another run: not the stage's fault.
+pub fn is_environment_failure(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<crate::cache::CacheError>().is_some_and(|c| c.is_unavailable())
+            || cause.downcast_ref::<std::io::Error>().is_some_and(crate::cache::is_environment_error)
+    })
 }

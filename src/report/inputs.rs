@@ -70,10 +70,11 @@ pub struct TrainStep {
     pub loss: f64,
     pub lr: f64,
     pub grad_norm: f64,
-    pub tokens_per_s: f64,
 }
 
-/// `summary.json` of a `lora-train` artifact.
+/// `summary.json` of a `lora-train` artifact: what the run computed, never how long it took
+/// (timings are run facts, kept in the cache entry's metadata outside the digest, so identical
+/// training gives identical artifacts and keys downstream).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainSummary {
     /// Training samples used; `None` for the whole pool.
@@ -82,7 +83,6 @@ pub struct TrainSummary {
     pub model: String,
     pub trainable_params: u64,
     pub tokens_seen: u64,
-    pub seconds: f64,
 }
 
 impl EvalResults {
@@ -124,7 +124,7 @@ pub fn load_train_steps(dir: &Path) -> anyhow::Result<Vec<TrainStep>> {
         .map(|(i, line)| {
             serde_json::from_str(line).with_context(|| {
                 format!(
-                    "{} line {}: not a training step `{{step, loss, lr, grad_norm, tokens_per_s}}`",
+                    "{} line {}: not a training step `{{step, loss, lr, grad_norm}}`",
                     path.display(),
                     i + 1
                 )

@@ -49,7 +49,8 @@ pub fn load_inputs(inputs: &[Input]) -> anyhow::Result<(Vec<EvalInput>, Vec<Trai
                 let context = || format!("lora-train arm `{}` (key {})", input.arm, table::short_key(&input.key));
                 let summary = TrainSummary::load(&input.dir).with_context(context)?;
                 let steps = inputs::load_train_steps(&input.dir).with_context(context)?;
-                trains.push(TrainInput { arm: input.arm.clone(), key: input.key.clone(), summary, steps });
+                let seconds = input.run_facts["seconds"].as_f64();
+                trains.push(TrainInput { arm: input.arm.clone(), key: input.key.clone(), summary, steps, seconds });
             }
             _ => {}
         }

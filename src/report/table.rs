@@ -28,6 +28,8 @@ pub struct TrainInput {
     pub key: String,
     pub summary: TrainSummary,
     pub steps: Vec<TrainStep>,
+    /// Wall-clock seconds of training, a run fact from the entry's metadata (absent if unknown).
+    pub seconds: Option<f64>,
 }
 
 /// Whether a row evaluates the base model or a fine-tuned adapter.
@@ -110,7 +112,7 @@ pub struct TrainingRow {
     pub samples: Option<u64>,
     pub trainable_params: u64,
     pub tokens_seen: u64,
-    pub seconds: f64,
+    pub seconds: Option<f64>,
     pub steps: usize,
     /// Loss at the last logged step.
     pub final_loss: Option<f64>,
@@ -181,7 +183,7 @@ pub fn build(title: String, metrics: &[Metric], evals: &[EvalInput], trains: &[T
             samples: t.summary.samples,
             trainable_params: t.summary.trainable_params,
             tokens_seen: t.summary.tokens_seen,
-            seconds: t.summary.seconds,
+            seconds: t.seconds,
             steps: t.steps.len(),
             final_loss: t.steps.last().map(|s| s.loss).filter(|l| l.is_finite()),
         })

@@ -81,7 +81,7 @@ pub fn training_table(rows: &[TrainingRow]) -> (Vec<String>, Vec<Vec<String>>) {
                 t.samples.map_or_else(|| "all".into(), |s| s.to_string()),
                 t.trainable_params.to_string(),
                 t.tokens_seen.to_string(),
-                format!("{:.1}", t.seconds),
+                t.seconds.map_or_else(|| MISSING.into(), |s| format!("{s:.1}")),
                 t.steps.to_string(),
                 t.final_loss.map_or_else(|| MISSING.into(), |l| format!("{l:.4}")),
                 short_key(&t.train.key).to_string(),

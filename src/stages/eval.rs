@@ -8,7 +8,7 @@
 //! `samples.jsonl` (one line per example: ids, prompt hash, prediction, reference, its metrics).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -393,23 +393,20 @@ fn generate_memoized(
     let memo_dir = ctx.memo_dir(&material)?;
     let memo_id = memo_dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
     let memo = memo_dir.join(format!("{level}.jsonl"));
-    let mut done: Vec<Generated> = Vec::new();
-    if let Ok(file) = std::fs::File::open(&memo) {
-        for line in std::io::BufReader::new(file).lines() {
-            // A line cut short by an interruption ends the usable part.
-            let Ok(g) = serde_json::from_str::<Generated>(&line?) else { break };
-            if g.index != done.len() || prompt_hashes.get(g.index) != Some(&g.prompt_hash) {
-                break;
-            }
-            done.push(g);
-        }
+    let read = crate::cache::memo::read_memo::<Generated>(&memo)?;
+    if let Some(damage) = &read.damaged {
+        eprintln!("warning: damaged generation memo {damage}; regenerating from there");
     }
+    let mut done: Vec<Generated> = read
+        .items
+        .into_iter()
+        .enumerate()
+        .take_while(|(i, g)| g.index == *i && prompt_hashes.get(*i) == Some(&g.prompt_hash))
+        .map(|(_, g)| g)
+        .collect();
+    done.truncate(prompts.len());
     // Rewrite the usable prefix so appends continue from a clean line boundary.
-    let mut file = std::fs::File::create(&memo).with_context(|| format!("writing {}", memo.display()))?;
-    for g in &done {
-        serde_json::to_writer(&mut file, g)?;
-        file.write_all(b"\n")?;
-    }
+    let mut file = crate::cache::memo::MemoWriter::rewrite(&memo, &done)?;
     let sampling = Sampling::from_options(
         (params.decoding.temperature > 0.0).then_some(params.decoding.temperature),
         params.decoding.top_k,
@@ -436,13 +433,11 @@ fn generate_memoized(
                 finish_reason: g.finish_reason,
                 new_tokens: g.token_ids.len(),
             };
-            serde_json::to_writer(&mut file, &entry)?;
-            file.write_all(b"\n")?;
+            file.append(&entry)?;
             done.push(entry);
         }
-        file.flush()?;
         (ctx.progress)(done.len() as u64, Some(total), &format!("{level} generations"));
     }
-    file.sync_all()?;
+    file.sync()?;
     Ok((done, memo_id))
 }

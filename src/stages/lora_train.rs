@@ -162,7 +162,6 @@ pub(crate) fn write_train_outputs(
         model: model.to_string(),
         trainable_params: outcome.trainable_params,
         tokens_seen: outcome.tokens_seen,
-        seconds: outcome.seconds,
     };
     summary.write(dir)?;
     write_train_steps(dir, &outcome.steps)?;
@@ -180,6 +179,7 @@ fn summary_json(summary: &TrainSummary, outcome: &TrainOutcome, stats: EncodeSta
         "final_loss": outcome.steps.last().map(|s| s.loss),
         "trainable_params": summary.trainable_params,
         "tokens_seen": summary.tokens_seen,
-        "seconds": summary.seconds,
+        "seconds": outcome.seconds,
+        "tokens_per_s": summary.tokens_seen as f64 / outcome.seconds.max(1e-9),
     })
 }

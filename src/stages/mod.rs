@@ -38,6 +38,9 @@ pub struct Input {
     pub kind: String,
     /// Cache key of the artifact (hex), so outputs can name where each number came from.
     pub key: String,
+    /// The producing stage's summary as recorded in the entry's metadata, outside the artifact's
+    /// digest: run facts such as wall-clock seconds live here, not in the artifact's files.
+    pub run_facts: serde_json::Value,
     pub dir: PathBuf,
 }
 
@@ -55,8 +58,8 @@ pub struct RunContext<'a> {
     pub backend: &'a str,
     /// Content hashes of the files the stage declared (`input_files`), as in its key.
     pub file_hashes: &'a serde_json::Value,
-    /// Root of memo directories shared across keys (see [`RunContext::memo_dir`]).
-    pub memo_root: &'a Path,
+    /// The cache directory, for memo directories shared across keys (see [`RunContext::memo_dir`]).
+    pub cache_root: &'a Path,
     pub inputs: &'a [Input],
     /// Fresh, empty directory: everything written here becomes the artifact.
     pub out_dir: &'a Path,
@@ -71,10 +74,7 @@ impl RunContext<'_> {
     /// material: for intermediate results that depend on less than the stage's whole key
     /// (generations do not depend on the metric code that scores them).
     pub fn memo_dir(&self, material: &serde_json::Value) -> anyhow::Result<PathBuf> {
-        let id = crate::cache::canonical_json(material);
-        let dir = self.memo_root.join(blake3::hash(id.as_bytes()).to_hex().as_str());
-        std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-        Ok(dir)
+        Ok(crate::cache::memo::memo_dir(self.cache_root, material)?)
     }
 
     /// The directory of model `name` of `[models]`.

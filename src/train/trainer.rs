@@ -214,17 +214,11 @@ pub fn train(network: CausalLm, run: &TrainRun) -> anyhow::Result<TrainOutcome> 
         network = optimizer.step(lr, network, grads);
         state.step += 1;
         state.tokens_seen += step_tokens;
-        let elapsed = step_started.elapsed().as_secs_f64();
-        let record = TrainStep {
-            step: state.step,
-            loss: loss_sum,
-            lr,
-            grad_norm,
-            tokens_per_s: step_tokens as f64 / elapsed.max(1e-9),
-        };
+        let tokens_per_s = step_tokens as f64 / step_started.elapsed().as_secs_f64().max(1e-9);
+        let record = TrainStep { step: state.step, loss: loss_sum, lr, grad_norm };
         writeln!(log, "{}", serde_json::to_string(&record)?)?;
         steps.push(record);
-        (run.progress)(state.step, Some(total), &format!("steps, loss {loss_sum:.3}, {:.0} tok/s", record.tokens_per_s));
+        (run.progress)(state.step, Some(total), &format!("steps, loss {loss_sum:.3}, {tokens_per_s:.0} tok/s"));
         state.seconds = seconds_before + started.elapsed().as_secs_f64();
         if settings.checkpoint_every > 0 && state.step % settings.checkpoint_every == 0 && state.step < total {
             log.flush()?;
