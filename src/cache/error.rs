@@ -79,8 +79,8 @@ pub enum CacheError {
 /// The OS error without Rust's " (os error N)" suffix, and for a full disk what to do.
 fn describe_io(e: &io::Error) -> String {
     match e.raw_os_error() {
-        Some(28) => "no space left on the device; free space there (`apitune gc` removes cache \
-                     entries no manifest reaches) and run again"
+        Some(28) => "no space left on the device; free space on that file system (delete \
+                     files outside the cache, or move the cache with --cache) and run again"
             .to_string(),
         Some(30) => "the file system is read-only; point --cache at a writable directory".to_string(),
         _ => {
