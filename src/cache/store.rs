@@ -122,11 +122,12 @@ impl Cache {
     /// removes leftovers of interrupted runs from `tmp/`, and opens the index, moving a damaged
     /// one aside and rebuilding it from the artifact directories.
     pub fn open(root: &Path) -> Result<Cache, CacheError> {
-        let marked = claim_root(root)?;
-        let lock = CacheLock::acquire(&root.join(LOCK))?;
-        if !marked {
+        // Marked before the lock file exists, so a second run starting at the same moment sees
+        // a marked cache (held by the first), never an unmarked non-empty directory.
+        if !claim_root(root)? {
             write_markers(root)?;
         }
+        let lock = CacheLock::acquire(&root.join(LOCK))?;
         refuse_linked_subdirectories(root)?;
         for sub in [ARTIFACTS, TMP, WORK, QUARANTINE, MEMO] {
             let dir = root.join(sub);
