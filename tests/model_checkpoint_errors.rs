@@ -274,3 +274,62 @@ fn random_init_config_is_checked_when_parsed() {
     // wte 64*8 + wpe 1024*8 + block (4*8 + 8*24+24 + 8*8+8 + 8*32+32 + 32*8+8) + ln_f 16
     assert_eq!(config.parameter_count(), 512 + 8192 + 872 + 16);
 }
+
+/// Adds token `content` with id `id` to `dir/tokenizer.json`, in the model's vocabulary and as
+/// an added token (tokenizers gives an added token its vocabulary id).
+fn add_token(dir: &Path, content: &str, id: u32) {
+    edit_json(dir, "tokenizer.json", |tokenizer| {
+        tokenizer["model"]["vocab"].as_object_mut().unwrap().insert(content.into(), json!(id));
+        let added = tokenizer["added_tokens"].as_array_mut().unwrap();
+        added.push(json!({"id": id, "content": content, "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true}));
+    });
+}
+
+/// An added token past the model's vocabulary would make the embedding lookup index out of
+/// bounds (a panic in the backend) once a prompt contains it; loading names it instead.
+#[test]
+fn tokenizer_added_token_beyond_the_vocabulary() {
+    let dir = copy_fixture("qwen2-tiny");
+    add_token(dir.path(), "<|extra|>", 400);
+    let err = load_err(dir.path());
+    let message = err.to_string();
+    assert!(matches!(err, ModelError::Tokenizer { .. }), "{err:?}");
+    assert!(message.contains("tokenizer.json") && message.contains("\"<|extra|>\" has id 400"), "{message}");
+    assert!(message.contains("vocab_size is 320"), "{message}");
+}
+
+/// A tokenizer from a bigger model than config.json describes.
+#[test]
+fn tokenizer_vocabulary_larger_than_the_config() {
+    let dir = copy_fixture("gpt2-tiny");
+    edit_json(dir.path(), "config.json", |config| {
+        config.insert("vocab_size".into(), json!(300));
+    });
+    let message = load_err(dir.path()).to_string();
+    assert!(message.contains("tokenizer.json") && message.contains("has id 319"), "{message}");
+    assert!(message.contains("vocab_size is 300 (ids 0 to 299)"), "{message}");
+}
+
+/// Special token ids feed the embedding too (generation pads with EOS): each is checked against
+/// the vocabulary, naming the file it came from.
+#[test]
+fn special_token_ids_beyond_the_vocabulary() {
+    let cases = [
+        ("generation_config.json", "eos_token_id", json!(500)),
+        ("generation_config.json", "bos_token_id", json!([0, 320])),
+        ("config.json", "pad_token_id", json!(320)),
+        ("config.json", "eos_token_id", json!(4000)),
+    ];
+    for (file, field, value) in cases {
+        let dir = copy_fixture("gpt2-tiny");
+        edit_json(dir.path(), file, |json| {
+            json.insert(field.into(), value.clone());
+        });
+        let err = load_err(dir.path());
+        let message = err.to_string();
+        assert!(matches!(err, ModelError::InvalidConfig { .. }), "{file} {field}: {err:?}");
+        assert!(message.contains(file) && message.contains(field), "{message}");
+        assert!(message.contains("outside the model's vocabulary (vocab_size 320: ids 0 to 319)"), "{message}");
+    }
+}

@@ -117,3 +117,26 @@ fn impossible_config_is_a_usage_error_not_an_abort() {
         assert!(stderr.contains("config.json") && stderr.contains(expected), "{stderr}");
     }
 }
+
+/// A prompt containing a tokenizer token whose id is past the model's vocabulary (an added
+/// token gets the next free id, 320 = vocab_size): a clear usage error at load (it used to
+/// panic in the embedding lookup, exit 101).
+#[test]
+fn tokenizer_beyond_the_vocabulary_is_a_usage_error_not_a_panic() {
+    let dir = copy_fixture("qwen2-tiny");
+    let path = dir.path().join("tokenizer.json");
+    let mut tokenizer: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    tokenizer["added_tokens"].as_array_mut().unwrap().push(serde_json::json!({"id": 320, "content": "<|extra|>",
+        "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}));
+    std::fs::write(&path, tokenizer.to_string()).unwrap();
+    let model = dir.path().to_str().unwrap();
+    let commands: [&[&str]; 2] = [
+        &["generate", "--model", model, "--backend", "cpu", "--max-new-tokens", "2", "curl <|extra|>"],
+        &["score", "--model", model, "--prompt", "curl", "--target", "<|extra|>", "--backend", "cpu"],
+    ];
+    for args in commands {
+        let (code, stderr) = run_apitune(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("tokenizer.json") && stderr.contains("has id 320"), "{stderr}");
+    }
+}

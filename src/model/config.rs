@@ -234,10 +234,27 @@ pub(crate) fn check_range(path: &Path, field: &'static str, value: usize, max: u
 impl SpecialTokens {
     /// Reads token ids from `config.json`, overridden field by field by `generation_config.json`.
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let mut tokens = Self::from_file(&dir.join("config.json"))?;
+        Self::read_dir(dir, None)
+    }
+
+    /// [`Self::from_dir`], checking that every id in either file is below `vocab_size`: generation
+    /// pads with the EOS id and feeds it back, so a larger one would index past the embedding.
+    pub fn from_dir_for_vocab(dir: &Path, vocab_size: usize) -> Result<Self> {
+        Self::read_dir(dir, Some(vocab_size))
+    }
+
+    fn read_dir(dir: &Path, vocab_size: Option<usize>) -> Result<Self> {
+        let read = |path: &Path| -> Result<Self> {
+            let tokens = Self::from_file(path)?;
+            if let Some(vocab_size) = vocab_size {
+                tokens.check_ids(path, vocab_size)?;
+            }
+            Ok(tokens)
+        };
+        let mut tokens = read(&dir.join("config.json"))?;
         let generation = dir.join("generation_config.json");
         if generation.is_file() {
-            let overrides = Self::from_file(&generation)?;
+            let overrides = read(&generation)?;
             if !overrides.eos_token_id.is_empty() {
                 tokens.eos_token_id = overrides.eos_token_id;
             }
@@ -249,6 +266,25 @@ impl SpecialTokens {
             }
         }
         Ok(tokens)
+    }
+
+    /// Fails unless every id is below `vocab_size`; `path` names their file in the error.
+    pub fn check_ids(&self, path: &Path, vocab_size: usize) -> Result<()> {
+        let fields = [
+            ("eos_token_id", &self.eos_token_id),
+            ("bos_token_id", &self.bos_token_id),
+            ("pad_token_id", &self.pad_token_id),
+        ];
+        for (field, ids) in fields {
+            if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab_size) {
+                let message = format!(
+                    "token id {id} is outside the model's vocabulary (vocab_size {vocab_size}: ids 0 to {})",
+                    vocab_size.saturating_sub(1)
+                );
+                return Err(ModelError::config(path, field, message));
+            }
+        }
+        Ok(())
     }
 
     fn from_file(path: &Path) -> Result<Self> {
