@@ -6,10 +6,11 @@ mod model_support;
 use std::collections::HashMap;
 use std::path::Path;
 
-use apitune::model::{Model, ModelError};
+use apitune::model::{Model, ModelConfig, ModelError};
 use model_support::*;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
+use serde_json::{Value, json};
 
 fn load_err(dir: &Path) -> ModelError {
     match Model::load(dir, &device()) {
@@ -33,6 +34,14 @@ fn rewrite_safetensors(file: &Path, edit: impl FnOnce(&mut HashMap<String, (Dtyp
         .map(|(name, (dtype, shape, data))| (name.clone(), TensorView::new(*dtype, shape.clone(), data).unwrap()))
         .collect();
     safetensors::serialize_to_file(views, None, file).unwrap();
+}
+
+/// Rewrites `dir/file` (JSON) with `edit` applied to its top-level object.
+fn edit_json(dir: &Path, file: &str, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let path = dir.join(file);
+    let mut json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(json.as_object_mut().unwrap());
+    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
 }
 
 #[test]
@@ -197,4 +206,130 @@ fn truncated_shard() {
     std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len / 2).unwrap();
     let message = load_err(dir.path()).to_string();
     assert!(message.contains("model-00002-of-00004.safetensors"), "{message}");
+}
+
+/// Sizes that would make the process abort on an impossible allocation (or build a degenerate
+/// model) are rejected while parsing config.json, naming the field and the valid range.
+#[test]
+fn config_sizes_out_of_range() {
+    let cases: [(&str, &str, Value, &str); 14] = [
+        ("gpt2-tiny", "n_layer", json!(1_000_000_000u64), "1000000000 is out of range; expected 1 to 1024"),
+        ("gpt2-tiny", "n_embd", json!(4_000_000_000u64), "4000000000 is out of range; expected 1 to 65536"),
+        ("gpt2-tiny", "vocab_size", json!(0), "0 is out of range; expected 1 to 4194304"),
+        ("gpt2-tiny", "n_positions", json!(1u64 << 40), "expected 1 to 1048576"),
+        ("gpt2-tiny", "n_inner", json!(0), "expected 1 to 262144"),
+        ("gpt2-tiny", "n_head", json!(0), "expected 1 to 64"),
+        ("gpt2-tiny", "layer_norm_epsilon", json!(-1.0), "expected 0 or more"),
+        ("bigcode-tiny-sharded", "n_layer", json!(5000), "expected 1 to 1024"),
+        ("qwen2-tiny", "num_hidden_layers", json!(1_000_000_000u64), "expected 1 to 1024"),
+        ("qwen2-tiny", "intermediate_size", json!(1_000_000_000u64), "expected 1 to 262144"),
+        ("qwen2-tiny", "max_position_embeddings", json!(0), "expected 1 to 1048576"),
+        ("qwen2-tiny", "num_attention_heads", json!(128), "expected 1 to 64"),
+        ("qwen2-tiny", "num_key_value_heads", json!(3), "3 does not divide num_attention_heads 4"),
+        ("qwen2-tiny", "rms_norm_eps", json!(-0.5), "expected 0 or more"),
+    ];
+    for (fixture, field, value, expected) in cases {
+        let dir = copy_fixture(fixture);
+        edit_json(dir.path(), "config.json", |config| {
+            config.insert(field.into(), value.clone());
+        });
+        let err = load_err(dir.path());
+        let message = err.to_string();
+        assert!(matches!(err, ModelError::InvalidConfig { .. }), "{fixture} {field}={value}: {err:?}");
+        assert!(message.contains("config.json") && message.contains(&format!("{field}: {expected}")), "{message}");
+    }
+}
+
+/// Every size within its cap, together ~190 TiB of f32 weights: rejected from the parameter
+/// count before anything is allocated (where the system reports its memory).
+#[test]
+fn config_too_large_for_this_machine() {
+    if !Path::new("/proc/meminfo").is_file() {
+        return;
+    }
+    let dir = copy_fixture("gpt2-tiny");
+    edit_json(dir.path(), "config.json", |config| {
+        for (field, value) in [("n_embd", 65536), ("n_head", 64), ("n_layer", 1024), ("n_inner", 262144)] {
+            config.insert(field.into(), json!(value));
+        }
+    });
+    let message = load_err(dir.path()).to_string();
+    assert!(message.contains("config.json") && message.contains("n_layer"), "{message}");
+    assert!(message.contains("parameters") && message.contains("GiB of memory"), "{message}");
+}
+
+/// Random initialisation (pretraining from a manifest) parses its config with the same checks;
+/// without a file the message starts at the field.
+#[test]
+fn random_init_config_is_checked_when_parsed() {
+    let config = json!({"model_type": "gpt2", "vocab_size": 64, "n_embd": 4_000_000_000u64, "n_layer": 1, "n_head": 2});
+    let err = ModelConfig::from_value(config, Path::new("")).unwrap_err();
+    assert_eq!(err.to_string(), "n_embd: 4000000000 is out of range; expected 1 to 65536");
+    let text = r#"{"model_type": "qwen2", "vocab_size": 64, "hidden_size": 16, "intermediate_size": 32,
+        "num_hidden_layers": 1000000000, "num_attention_heads": 2}"#;
+    let err = ModelConfig::from_json(text, Path::new("out/config.json")).unwrap_err();
+    assert_eq!(err.to_string(), "out/config.json: num_hidden_layers: 1000000000 is out of range; expected 1 to 1024");
+    let ok = json!({"model_type": "gpt2", "vocab_size": 64, "n_embd": 8, "n_layer": 1, "n_head": 2});
+    let config = ModelConfig::from_value(ok, Path::new("")).unwrap();
+    // wte 64*8 + wpe 1024*8 + block (4*8 + 8*24+24 + 8*8+8 + 8*32+32 + 32*8+8) + ln_f 16
+    assert_eq!(config.parameter_count(), 512 + 8192 + 872 + 16);
+}
+
+/// Adds token `content` with id `id` to `dir/tokenizer.json`, in the model's vocabulary and as
+/// an added token (tokenizers gives an added token its vocabulary id).
+fn add_token(dir: &Path, content: &str, id: u32) {
+    edit_json(dir, "tokenizer.json", |tokenizer| {
+        tokenizer["model"]["vocab"].as_object_mut().unwrap().insert(content.into(), json!(id));
+        let added = tokenizer["added_tokens"].as_array_mut().unwrap();
+        added.push(json!({"id": id, "content": content, "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true}));
+    });
+}
+
+/// An added token past the model's vocabulary would make the embedding lookup index out of
+/// bounds (a panic in the backend) once a prompt contains it; loading names it instead.
+#[test]
+fn tokenizer_added_token_beyond_the_vocabulary() {
+    let dir = copy_fixture("qwen2-tiny");
+    add_token(dir.path(), "<|extra|>", 400);
+    let err = load_err(dir.path());
+    let message = err.to_string();
+    assert!(matches!(err, ModelError::Tokenizer { .. }), "{err:?}");
+    assert!(message.contains("tokenizer.json") && message.contains("\"<|extra|>\" has id 400"), "{message}");
+    assert!(message.contains("vocab_size is 320"), "{message}");
+}
+
+/// A tokenizer from a bigger model than config.json describes.
+#[test]
+fn tokenizer_vocabulary_larger_than_the_config() {
+    let dir = copy_fixture("gpt2-tiny");
+    edit_json(dir.path(), "config.json", |config| {
+        config.insert("vocab_size".into(), json!(300));
+    });
+    let message = load_err(dir.path()).to_string();
+    assert!(message.contains("tokenizer.json") && message.contains("has id 319"), "{message}");
+    assert!(message.contains("vocab_size is 300 (ids 0 to 299)"), "{message}");
+}
+
+/// Special token ids feed the embedding too (generation pads with EOS): each is checked against
+/// the vocabulary, naming the file it came from.
+#[test]
+fn special_token_ids_beyond_the_vocabulary() {
+    let cases = [
+        ("generation_config.json", "eos_token_id", json!(500)),
+        ("generation_config.json", "bos_token_id", json!([0, 320])),
+        ("config.json", "pad_token_id", json!(320)),
+        ("config.json", "eos_token_id", json!(4000)),
+    ];
+    for (file, field, value) in cases {
+        let dir = copy_fixture("gpt2-tiny");
+        edit_json(dir.path(), file, |json| {
+            json.insert(field.into(), value.clone());
+        });
+        let err = load_err(dir.path());
+        let message = err.to_string();
+        assert!(matches!(err, ModelError::InvalidConfig { .. }), "{file} {field}: {err:?}");
+        assert!(message.contains(file) && message.contains(field), "{message}");
+        assert!(message.contains("outside the model's vocabulary (vocab_size 320: ids 0 to 319)"), "{message}");
+    }
 }

@@ -4,7 +4,7 @@ mod model_support;
 
 use apitune::model::cli::{GenerateArgs, ScoreArgs, generate, score};
 use clap::Parser;
-use model_support::fixture_dir;
+use model_support::{copy_fixture, fixture_dir};
 
 #[derive(Parser)]
 struct GenerateCli {
@@ -86,4 +86,57 @@ fn adapter_generation_equals_the_merged_checkpoint() {
     let plain = run(&["generate", "--model", &base, "--max-new-tokens", "12", "--backend", "cpu", "curl"]);
     assert_eq!(with_adapter, from_merged);
     assert_ne!(with_adapter, plain, "the fixture adapter changes the output");
+}
+
+/// Runs the `apitune` binary; returns its exit code (None when a signal killed it) and stderr.
+fn run_apitune(args: &[&str]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_apitune")).args(args).output().unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// A config.json implying a model no machine can hold: `generate`, `score` and `merge` exit 2
+/// with the field and its range, instead of aborting on the allocation.
+#[test]
+fn impossible_config_is_a_usage_error_not_an_abort() {
+    let dir = copy_fixture("gpt2-tiny");
+    let config = dir.path().join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("\"n_layer\": 2", "\"n_layer\": 1000000000")).unwrap();
+    let model = dir.path().to_str().unwrap();
+    let adapter = format!("{}/tests/fixtures/lora/gpt2-tiny", env!("CARGO_MANIFEST_DIR"));
+    let out = dir.path().join("merged");
+    let commands: [&[&str]; 3] = [
+        &["generate", "--model", model, "--backend", "cpu", "curl"],
+        &["score", "--model", model, "--prompt", "curl", "--target", " -X", "--backend", "cpu"],
+        &["merge", "--model", model, "--adapter", &adapter, "--out", out.to_str().unwrap()],
+    ];
+    for args in commands {
+        let (code, stderr) = run_apitune(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        let expected = "n_layer: 1000000000 is out of range; expected 1 to 1024";
+        assert!(stderr.contains("config.json") && stderr.contains(expected), "{stderr}");
+    }
+}
+
+/// A prompt containing a tokenizer token whose id is past the model's vocabulary (an added
+/// token gets the next free id, 320 = vocab_size): a clear usage error at load (it used to
+/// panic in the embedding lookup, exit 101).
+#[test]
+fn tokenizer_beyond_the_vocabulary_is_a_usage_error_not_a_panic() {
+    let dir = copy_fixture("qwen2-tiny");
+    let path = dir.path().join("tokenizer.json");
+    let mut tokenizer: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    tokenizer["added_tokens"].as_array_mut().unwrap().push(serde_json::json!({"id": 320, "content": "<|extra|>",
+        "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}));
+    std::fs::write(&path, tokenizer.to_string()).unwrap();
+    let model = dir.path().to_str().unwrap();
+    let commands: [&[&str]; 2] = [
+        &["generate", "--model", model, "--backend", "cpu", "--max-new-tokens", "2", "curl <|extra|>"],
+        &["score", "--model", model, "--prompt", "curl", "--target", "<|extra|>", "--backend", "cpu"],
+    ];
+    for args in commands {
+        let (code, stderr) = run_apitune(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("tokenizer.json") && stderr.contains("has id 320"), "{stderr}");
+    }
 }

@@ -13,7 +13,7 @@ use super::error::Result;
 use super::gpt2::Gpt2ForCausalLM;
 use super::layers::{ForwardInput, KvCache};
 use super::qwen2::Qwen2ForCausalLM;
-use super::tokenizer::load_tokenizer;
+use super::tokenizer::{check_fits_vocab, load_tokenizer};
 
 /// A causal language model of any supported architecture.
 #[derive(Module, Debug)]
@@ -134,11 +134,14 @@ impl Model {
     }
 
     /// Loads `dir`: `config.json`, `model.safetensors` (or the shards its index lists),
-    /// `tokenizer.json`, and `generation_config.json` when present.
+    /// `tokenizer.json`, and `generation_config.json` when present. Every token id the tokenizer
+    /// can produce and every special token id must index the config's vocabulary.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let config = ModelConfig::from_dir(dir)?;
-        let special_tokens = SpecialTokens::from_dir(dir)?;
-        let tokenizer = load_tokenizer(&dir.join("tokenizer.json"))?;
+        let special_tokens = SpecialTokens::from_dir_for_vocab(dir, config.vocab_size())?;
+        let tokenizer_path = dir.join("tokenizer.json");
+        let tokenizer = load_tokenizer(&tokenizer_path)?;
+        check_fits_vocab(&tokenizer, config.vocab_size(), &tokenizer_path)?;
         let checkpoint = Checkpoint::open(dir)?;
         let mut source = WeightSource::checkpoint(&checkpoint, CausalLm::body_prefix(&config), device);
         let network = CausalLm::build(&config, &mut source)?;

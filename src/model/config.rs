@@ -67,6 +67,16 @@ impl ModelConfig {
             path: path.to_path_buf(),
             error,
         })?;
+        Self::from_value(value, path)
+    }
+
+    /// Turns a config JSON object (what `config.json` holds, or a manifest's `config` table with
+    /// `model_type` set) into the typed config of its architecture and validates it: every size
+    /// positive and within [`MAX_LAYERS`], [`MAX_HIDDEN`], [`MAX_INTERMEDIATE`], [`MAX_VOCAB`] and
+    /// [`MAX_POSITIONS`], heads dividing the hidden size, and the weights fitting in this
+    /// machine's memory. Nothing is allocated for the model. `path` names the source in errors;
+    /// pass an empty path for a config that has no file.
+    pub fn from_value(value: serde_json::Value, path: &Path) -> Result<Self> {
         let model_type = match value.get("model_type") {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(other) => other.to_string(),
@@ -125,23 +135,126 @@ impl ModelConfig {
         }
     }
 
-    /// Checks what serde cannot: divisibility of heads, supported activations and options.
+    /// Checks what serde cannot: sizes within range, divisibility of heads, supported
+    /// activations and options, and that the weights fit in memory.
     pub fn validate(&self, path: &Path) -> Result<()> {
         match self {
-            Self::Gpt2(c) => c.validate(path),
-            Self::GptBigCode(c) => c.validate(path),
-            Self::Qwen2(c) => c.validate(path),
+            Self::Gpt2(c) => c.validate(path)?,
+            Self::GptBigCode(c) => c.validate(path)?,
+            Self::Qwen2(c) => c.validate(path)?,
         }
+        self.check_memory(path, total_memory())
     }
+
+    /// The number of parameters the model holds (for a config that did not pass
+    /// [`Self::validate`], a lower bound).
+    pub fn parameter_count(&self) -> u64 {
+        let count = match self {
+            Self::Gpt2(c) => c.parameter_count(),
+            Self::GptBigCode(c) => c.parameter_count(),
+            Self::Qwen2(c) => c.parameter_count(),
+        };
+        u64::try_from(count).unwrap_or(u64::MAX)
+    }
+
+    /// Fails when the weights, kept as f32, need more than `memory` bytes (no check without it).
+    fn check_memory(&self, path: &Path, memory: Option<u64>) -> Result<()> {
+        let Some(memory) = memory else { return Ok(()) };
+        let params = self.parameter_count();
+        let bytes = params.saturating_mul(BYTES_PER_PARAMETER);
+        if bytes <= memory {
+            return Ok(());
+        }
+        let field = match self {
+            Self::Gpt2(_) | Self::GptBigCode(_) => "vocab_size/n_embd/n_layer/n_inner",
+            Self::Qwen2(_) => "vocab_size/hidden_size/num_hidden_layers/intermediate_size",
+        };
+        Err(ModelError::config(
+            path,
+            field,
+            format!(
+                "these sizes make a model of {params} parameters, {:.1} GiB as f32 weights, more than \
+                 this machine's {:.1} GiB of memory; at most {} parameters fit",
+                gib(bytes),
+                gib(memory),
+                memory / BYTES_PER_PARAMETER
+            ),
+        ))
+    }
+}
+
+/// Upper bounds of config sizes: beyond any released checkpoint of these architectures, low
+/// enough that products of them cannot overflow.
+pub const MAX_LAYERS: usize = 1024;
+pub const MAX_HIDDEN: usize = 65_536;
+pub const MAX_INTERMEDIATE: usize = 4 * MAX_HIDDEN;
+pub const MAX_VOCAB: usize = 1 << 22;
+pub const MAX_POSITIONS: usize = 1 << 20;
+/// Weights are converted to f32 on load, whatever the checkpoint stores.
+const BYTES_PER_PARAMETER: u64 = 4;
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1u32 << 30)
+}
+
+/// `MemTotal` of `/proc/meminfo` in bytes, where the system has one.
+fn total_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.trim_start_matches("MemTotal:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// A size as a factor of a parameter count: at most 2^32, so products of three factors cannot
+/// overflow a `u128` even for configs that were not validated (such counts are lower bounds).
+pub(crate) fn clamp(size: usize) -> u128 {
+    size.min(u32::MAX as usize) as u128
+}
+
+/// Fails unless `value` is a usable norm epsilon (finite, not negative).
+pub(crate) fn check_epsilon(path: &Path, field: &'static str, value: f64) -> Result<()> {
+    if !(value.is_finite() && value >= 0.0) {
+        return Err(ModelError::config(path, field, format!("{value} is out of range; expected 0 or more")));
+    }
+    Ok(())
+}
+
+/// Fails unless `1 <= value <= max`.
+pub(crate) fn check_range(path: &Path, field: &'static str, value: usize, max: usize) -> Result<()> {
+    if value == 0 || value > max {
+        return Err(ModelError::config(
+            path,
+            field,
+            format!("{value} is out of range; expected 1 to {max}"),
+        ));
+    }
+    Ok(())
 }
 
 impl SpecialTokens {
     /// Reads token ids from `config.json`, overridden field by field by `generation_config.json`.
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let mut tokens = Self::from_file(&dir.join("config.json"))?;
+        Self::read_dir(dir, None)
+    }
+
+    /// [`Self::from_dir`], checking that every id in either file is below `vocab_size`: generation
+    /// pads with the EOS id and feeds it back, so a larger one would index past the embedding.
+    pub fn from_dir_for_vocab(dir: &Path, vocab_size: usize) -> Result<Self> {
+        Self::read_dir(dir, Some(vocab_size))
+    }
+
+    fn read_dir(dir: &Path, vocab_size: Option<usize>) -> Result<Self> {
+        let read = |path: &Path| -> Result<Self> {
+            let tokens = Self::from_file(path)?;
+            if let Some(vocab_size) = vocab_size {
+                tokens.check_ids(path, vocab_size)?;
+            }
+            Ok(tokens)
+        };
+        let mut tokens = read(&dir.join("config.json"))?;
         let generation = dir.join("generation_config.json");
         if generation.is_file() {
-            let overrides = Self::from_file(&generation)?;
+            let overrides = read(&generation)?;
             if !overrides.eos_token_id.is_empty() {
                 tokens.eos_token_id = overrides.eos_token_id;
             }
@@ -153,6 +266,25 @@ impl SpecialTokens {
             }
         }
         Ok(tokens)
+    }
+
+    /// Fails unless every id is below `vocab_size`; `path` names their file in the error.
+    pub fn check_ids(&self, path: &Path, vocab_size: usize) -> Result<()> {
+        let fields = [
+            ("eos_token_id", &self.eos_token_id),
+            ("bos_token_id", &self.bos_token_id),
+            ("pad_token_id", &self.pad_token_id),
+        ];
+        for (field, ids) in fields {
+            if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab_size) {
+                let message = format!(
+                    "token id {id} is outside the model's vocabulary (vocab_size {vocab_size}: ids 0 to {})",
+                    vocab_size.saturating_sub(1)
+                );
+                return Err(ModelError::config(path, field, message));
+            }
+        }
+        Ok(())
     }
 
     fn from_file(path: &Path) -> Result<Self> {

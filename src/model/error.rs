@@ -1,7 +1,7 @@
 //! Errors of model loading, generation and scoring. Each names the file (and tensor or field) at
 //! fault and, where there is one, what the user can do about it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong between a model directory on disk and generated text.
 #[derive(Debug, thiserror::Error)]
@@ -10,15 +10,18 @@ pub enum ModelError {
     #[error("{path}: cannot read: {error}")]
     Io { path: PathBuf, error: std::io::Error },
 
-    #[error("{path}: invalid JSON: {error}")]
+    #[error("{}invalid JSON: {error}", located(.path))]
     Json { path: PathBuf, error: serde_json::Error },
 
     #[error(
-        "{path}: unknown model_type {found:?}; supported architectures: gpt2, gpt_bigcode, qwen2"
+        "{}unknown model_type {found:?}; supported architectures: gpt2, gpt_bigcode, qwen2",
+        located(.path)
     )]
     UnknownArchitecture { path: PathBuf, found: String },
 
-    #[error("{path}: {field}: {message}")]
+    /// A config field out of range or inconsistent; `path` is empty for a config that has no
+    /// file (one built from a manifest table).
+    #[error("{}{field}: {message}", located(.path))]
     InvalidConfig {
         path: PathBuf,
         field: &'static str,
@@ -70,6 +73,15 @@ pub enum ModelError {
 
     #[error("{0}")]
     InvalidInput(String),
+}
+
+/// `"{path}: "`, or nothing for an empty path.
+fn located(path: &Path) -> String {
+    if path.as_os_str().is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", path.display())
+    }
 }
 
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;

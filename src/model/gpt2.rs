@@ -12,8 +12,9 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{WeightLayout, WeightSource};
-use super::config::{Activation, check_heads};
-use super::error::{ModelError, Result};
+use super::config::{Activation, MAX_HIDDEN, MAX_INTERMEDIATE, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB};
+use super::config::{check_epsilon, check_heads, check_range, clamp};
+use super::error::Result;
 use super::layers::{self, ForwardInput, KvCache};
 
 /// HF `GPT2Config` (the fields that shape the computation).
@@ -78,19 +79,32 @@ impl Gpt2Config {
     }
 
     pub fn inner_size(&self) -> usize {
-        self.n_inner.unwrap_or(4 * self.n_embd)
+        self.n_inner.unwrap_or(self.n_embd.saturating_mul(4))
     }
 
+    /// Sizes within range (checked before anything multiplies them), heads dividing `n_embd`.
     pub fn validate(&self, path: &Path) -> Result<()> {
+        check_range(path, "vocab_size", self.vocab_size, MAX_VOCAB)?;
+        check_range(path, "n_positions", self.n_positions, MAX_POSITIONS)?;
+        check_range(path, "n_embd", self.n_embd, MAX_HIDDEN)?;
+        check_range(path, "n_layer", self.n_layer, MAX_LAYERS)?;
+        check_range(path, "n_head", self.n_head, self.n_embd)?;
         check_heads(path, "n_head", self.n_embd, self.n_head)?;
-        if self.n_positions == 0 || self.vocab_size == 0 || self.n_layer == 0 {
-            return Err(ModelError::config(
-                path,
-                "n_positions/vocab_size/n_layer",
-                "must all be positive",
-            ));
+        if let Some(inner) = self.n_inner {
+            check_range(path, "n_inner", inner, MAX_INTERMEDIATE)?;
         }
-        Ok(())
+        check_epsilon(path, "layer_norm_epsilon", self.layer_norm_epsilon)
+    }
+
+    /// Parameters of the model this config builds.
+    pub fn parameter_count(&self) -> u128 {
+        let [v, p, d, l, i] =
+            [self.vocab_size, self.n_positions, self.n_embd, self.n_layer, self.inner_size()].map(clamp);
+        let norms = 4 * d;
+        let attention = (d * 3 * d + 3 * d) + (d * d + d);
+        let mlp = (d * i + i) + (i * d + d);
+        let head = if self.tie_word_embeddings { 0 } else { v * d };
+        v * d + p * d + l * (norms + attention + mlp) + 2 * d + head
     }
 
     /// A randomly initialised model (weights N(0, initializer_range²), norms at 1, biases 0).

@@ -12,7 +12,8 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{WeightLayout, WeightSource};
-use super::config::{Activation, check_heads};
+use super::config::{Activation, MAX_HIDDEN, MAX_INTERMEDIATE, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB};
+use super::config::{check_epsilon, check_heads, check_range, clamp};
 use super::error::{ModelError, Result};
 use super::kernels;
 use super::layers::{self, ForwardInput, KvCache, Rotary};
@@ -115,7 +116,16 @@ impl Qwen2Config {
             .unwrap_or(10_000.0)
     }
 
+    /// Sizes within range (checked before anything multiplies them), heads dividing
+    /// `hidden_size`, KV heads dividing heads, and only the RoPE and attention variants
+    /// implemented here.
     pub fn validate(&self, path: &Path) -> Result<()> {
+        check_range(path, "vocab_size", self.vocab_size, MAX_VOCAB)?;
+        check_range(path, "max_position_embeddings", self.max_position_embeddings, MAX_POSITIONS)?;
+        check_range(path, "hidden_size", self.hidden_size, MAX_HIDDEN)?;
+        check_range(path, "intermediate_size", self.intermediate_size, MAX_INTERMEDIATE)?;
+        check_range(path, "num_hidden_layers", self.num_hidden_layers, MAX_LAYERS)?;
+        check_range(path, "num_attention_heads", self.num_attention_heads, self.hidden_size)?;
         check_heads(path, "num_attention_heads", self.hidden_size, self.num_attention_heads)?;
         let kv = self.kv_heads();
         if kv == 0 || !self.num_attention_heads.is_multiple_of(kv) {
@@ -127,6 +137,12 @@ impl Qwen2Config {
         }
         if !self.head_dim().is_multiple_of(2) {
             return Err(ModelError::config(path, "hidden_size", "rotary embedding needs an even head size"));
+        }
+        check_epsilon(path, "rms_norm_eps", self.rms_norm_eps)?;
+        let theta = self.rope_theta();
+        if !(theta.is_finite() && theta > 0.0) {
+            let message = format!("{theta} is out of range; expected more than 0");
+            return Err(ModelError::config(path, "rope_theta", message));
         }
         let rope_type = self.rope_parameters.as_ref().and_then(|p| p.rope_type.as_deref());
         if rope_type.is_some_and(|t| t != "default") {
@@ -147,6 +163,18 @@ impl Qwen2Config {
             return Err(ModelError::config(path, "use_sliding_window", "sliding-window attention is not supported"));
         }
         Ok(())
+    }
+
+    /// Parameters of the model this config builds.
+    pub fn parameter_count(&self) -> u128 {
+        let [v, d, l, i] =
+            [self.vocab_size, self.hidden_size, self.num_hidden_layers, self.intermediate_size].map(clamp);
+        let head_dim = self.hidden_size.checked_div(self.num_attention_heads).unwrap_or(0);
+        let kv = clamp(self.kv_heads()) * clamp(head_dim);
+        let attention = (d * d + d) + 2 * (d * kv + kv) + d * d;
+        let mlp = 3 * d * i;
+        let head = if self.tie_word_embeddings { 0 } else { v * d };
+        v * d + l * (2 * d + attention + mlp) + d + head
     }
 
     pub fn init(&self, device: &burn::tensor::Device, seed: u64) -> Qwen2ForCausalLM {

@@ -28,6 +28,30 @@ pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
     })
 }
 
+/// The largest token id `tokenizer` can produce (its model's vocabulary and the added tokens),
+/// with its token; `None` for an empty vocabulary.
+pub fn max_token_id(tokenizer: &Tokenizer) -> Option<(u32, String)> {
+    let added = tokenizer.get_added_tokens_decoder().into_iter().map(|(id, token)| (token.content, id));
+    tokenizer.get_vocab(true).into_iter().chain(added).map(|(token, id)| (id, token)).max()
+}
+
+/// Fails unless every id `tokenizer` (read from `path`) can produce is a row of the model's
+/// `vocab_size`-row embedding: a larger id would index past it as soon as a text contains it.
+pub fn check_fits_vocab(tokenizer: &Tokenizer, vocab_size: usize, path: &Path) -> Result<()> {
+    let Some((id, token)) = max_token_id(tokenizer) else { return Ok(()) };
+    if (id as usize) < vocab_size {
+        return Ok(());
+    }
+    Err(ModelError::Tokenizer {
+        path: path.to_path_buf(),
+        message: format!(
+            "token {token:?} has id {id}, but the model's vocab_size is {vocab_size} (ids 0 to {}); \
+             the tokenizer and config.json do not belong to the same model",
+            vocab_size.saturating_sub(1)
+        ),
+    })
+}
+
 /// Trains a GPT-2-style byte-level BPE tokenizer on `texts` with at most `vocab_size` entries
 /// (the 256 byte symbols and [`END_OF_TEXT`] included). Save it with
 /// `tokenizer.save(path, false)` as a `tokenizer.json` that HF tokenizers reads too.
