@@ -25,33 +25,66 @@ const PROMPT_LEN: usize = 32;
 const REPEATS: usize = 2;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
     apitune::tune_allocator();
     let new_tokens = env_usize("APITUNE_BENCH_NEW_TOKENS", 64);
     let backend_name = std::env::var("APITUNE_BENCH_BACKEND").unwrap_or_else(|_| "cpu".into());
-    let backend = Backend::from_str(&backend_name, true).expect("APITUNE_BENCH_BACKEND: cpu, wgpu or cuda");
+    let backend =
+        Backend::from_str(&backend_name, true).expect("APITUNE_BENCH_BACKEND: cpu, wgpu or cuda");
     let batches: Vec<usize> = std::env::var("APITUNE_BENCH_BATCHES")
         .unwrap_or_else(|_| "1,8".into())
         .split(',')
-        .map(|b| b.trim().parse().expect("APITUNE_BENCH_BATCHES: comma-separated batch sizes"))
+        .map(|b| {
+            b.trim()
+                .parse()
+                .expect("APITUNE_BENCH_BATCHES: comma-separated batch sizes")
+        })
         .collect();
-    let hf_device = if backend == Backend::Cpu { "cpu" } else { "cuda" };
+    let hf_device = if backend == Backend::Cpu {
+        "cpu"
+    } else {
+        "cuda"
+    };
     // The HF side runs first, before this process starts its own thread pool: run after our
     // side in one run, PyTorch measured 2.9 tokens/s at batch 1 against 32 when run alone.
     let python = std::env::var("APITUNE_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/generate_hf.py");
-    let batch_list = batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",");
+    let batch_list = batches
+        .iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let hf = Command::new(&python)
-        .args([script, "--batches", &batch_list, "--prompt-len", &PROMPT_LEN.to_string(), "--device", hf_device])
-        .args(["--new-tokens", &new_tokens.to_string(), "--repeats", &REPEATS.to_string()])
+        .args([
+            script,
+            "--batches",
+            &batch_list,
+            "--prompt-len",
+            &PROMPT_LEN.to_string(),
+            "--device",
+            hf_device,
+        ])
+        .args([
+            "--new-tokens",
+            &new_tokens.to_string(),
+            "--repeats",
+            &REPEATS.to_string(),
+        ])
         .output();
     let hf: Option<serde_json::Value> = match hf {
         Ok(out) if out.status.success() => serde_json::from_slice(&out.stdout).ok(),
         Ok(out) => {
-            eprintln!("HF side failed ({}): {}", python, String::from_utf8_lossy(&out.stderr));
+            eprintln!(
+                "HF side failed ({}): {}",
+                python,
+                String::from_utf8_lossy(&out.stderr)
+            );
             None
         }
         Err(e) => {
@@ -69,15 +102,28 @@ fn main() {
     let mut ours = Vec::new();
     for &batch in &batches {
         let prompts: Vec<Vec<u32>> = (0..batch)
-            .map(|_| (0..PROMPT_LEN).map(|_| rng.random_range(0..config.vocab_size as u32)).collect())
+            .map(|_| {
+                (0..PROMPT_LEN)
+                    .map(|_| rng.random_range(0..config.vocab_size as u32))
+                    .collect()
+            })
             .collect();
         // One untimed warm-up so thread pools and allocations are in place, as for PyTorch.
-        let _ = generate_tokens(&model, &prompts, &GenerationConfig::greedy(2), 1024, &device, &mut |_, _| false);
+        let _ = generate_tokens(
+            &model,
+            &prompts,
+            &GenerationConfig::greedy(2),
+            1024,
+            &device,
+            &mut |_, _| false,
+        );
         let mut best = f64::INFINITY;
         for _ in 0..REPEATS {
             let start = Instant::now();
-            let out = generate_tokens(&model, &prompts, &generation, 1024, &device, &mut |_, _| false)
-                .expect("generation");
+            let out = generate_tokens(&model, &prompts, &generation, 1024, &device, &mut |_, _| {
+                false
+            })
+            .expect("generation");
             best = best.min(start.elapsed().as_secs_f64());
             assert!(out.iter().all(|g| g.tokens.len() == new_tokens));
         }
@@ -92,14 +138,24 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     if let Some(hf) = &hf {
-        println!("HF transformers: torch {} with {} threads", hf["torch"], hf["threads"]);
+        println!(
+            "HF transformers: torch {} with {} threads",
+            hf["torch"], hf["threads"]
+        );
     }
-    println!("| batch | apitune (burn {backend}) tokens/s | HF transformers ({hf_device}) tokens/s | apitune / HF |");
+    println!(
+        "| batch | apitune (burn {backend}) tokens/s | HF transformers ({hf_device}) tokens/s | apitune / HF |"
+    );
     println!("|---:|---:|---:|---:|");
     for (batch, rate) in batches.iter().zip(&ours) {
-        let theirs = hf.as_ref().and_then(|hf| hf["results"][batch.to_string()]["tokens_per_s"].as_f64());
+        let theirs = hf
+            .as_ref()
+            .and_then(|hf| hf["results"][batch.to_string()]["tokens_per_s"].as_f64());
         match theirs {
-            Some(theirs) => println!("| {batch} | {rate:.1} | {theirs:.1} | {:.2} |", rate / theirs),
+            Some(theirs) => println!(
+                "| {batch} | {rate:.1} | {theirs:.1} | {:.2} |",
+                rate / theirs
+            ),
             None => println!("| {batch} | {rate:.1} | – | – |"),
         }
     }

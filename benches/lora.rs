@@ -61,7 +61,9 @@ fn shape(name: &str) -> Shape {
             }),
             targets: &["q_proj", "k_proj", "v_proj", "o_proj"],
         },
-        other => panic!("APITUNE_BENCH_SHAPE={other}: expected gpt2-4x256, qwen2-4x256 or qwen2.5-1.5b"),
+        other => {
+            panic!("APITUNE_BENCH_SHAPE={other}: expected gpt2-4x256, qwen2-4x256 or qwen2.5-1.5b")
+        }
     }
 }
 
@@ -72,19 +74,44 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 fn main() {
     apitune::tune_allocator();
-    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| std::thread::available_parallelism().map_or(1, |n| n.get()).to_string());
-    let shape = shape(&std::env::var("APITUNE_BENCH_SHAPE").unwrap_or_else(|_| "gpt2-4x256".into()));
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .to_string()
+    });
+    let shape =
+        shape(&std::env::var("APITUNE_BENCH_SHAPE").unwrap_or_else(|_| "gpt2-4x256".into()));
     let backend_name = std::env::var("APITUNE_BENCH_BACKEND").unwrap_or_else(|_| "cpu".into());
-    let backend = Backend::from_str(&backend_name, true).expect("APITUNE_BENCH_BACKEND: cpu, wgpu or cuda");
-    let steps: u64 = std::env::var("APITUNE_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let backend =
+        Backend::from_str(&backend_name, true).expect("APITUNE_BENCH_BACKEND: cpu, wgpu or cuda");
+    let steps: u64 = std::env::var("APITUNE_BENCH_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
 
-    let config = ModelConfig::from_json(&shape.config.to_string(), std::path::Path::new("bench config")).unwrap();
-    let vocab = shape.config.get("vocab_size").and_then(|v| v.as_u64()).unwrap() as u32;
+    let config = ModelConfig::from_json(
+        &shape.config.to_string(),
+        std::path::Path::new("bench config"),
+    )
+    .unwrap();
+    let vocab = shape
+        .config
+        .get("vocab_size")
+        .and_then(|v| v.as_u64())
+        .unwrap() as u32;
     let device = backend.device().expect("apitune backend").autodiff();
-    let settings = LoraSettings { r: R, alpha: 2.0 * R as f64, dropout: 0.0, targets: shape.targets.iter().map(|t| t.to_string()).collect() };
+    let settings = LoraSettings {
+        r: R,
+        alpha: 2.0 * R as f64,
+        dropout: 0.0,
+        targets: shape.targets.iter().map(|t| t.to_string()).collect(),
+    };
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let examples: Vec<Example> = (0..BATCH)
-        .map(|_| Example { tokens: (0..SEQ).map(|_| rng.random_range(0..vocab)).collect(), target_start: SEQ / 4 })
+        .map(|_| Example {
+            tokens: (0..SEQ).map(|_| rng.random_range(0..vocab)).collect(),
+            target_start: SEQ / 4,
+        })
         .collect();
     let base_dtype = std::env::var("APITUNE_BENCH_BASE_DTYPE").unwrap_or_else(|_| "f32".into());
     let mut base = CausalLm::init(&config, &device, 0);
@@ -95,13 +122,35 @@ fn main() {
     }
     let (network, _) = lora::attach(base, &settings, &config, 0).unwrap();
     let train_settings = TrainSettings {
-        lr: 1e-4, steps: Some(WARMUP + steps), micro_batch: BATCH, grad_accum: 1, max_len: SEQ, warmup: 0.0,
-        schedule: Schedule::Constant, clip: 1.0, checkpoint_every: 0, ..TrainSettings::default()
+        lr: 1e-4,
+        steps: Some(WARMUP + steps),
+        micro_batch: BATCH,
+        grad_accum: 1,
+        max_len: SEQ,
+        warmup: 0.0,
+        schedule: Schedule::Constant,
+        clip: 1.0,
+        checkpoint_every: 0,
+        ..TrainSettings::default()
     };
     let work = tempfile::tempdir().unwrap();
-    let outcome = train::train(network, &TrainRun { examples: &examples, settings: &train_settings, seed: 0, device: &device, work_dir: work.path(), progress: &|_, _, _| {} }).unwrap();
+    let outcome = train::train(
+        network,
+        &TrainRun {
+            examples: &examples,
+            settings: &train_settings,
+            seed: 0,
+            device: &device,
+            work_dir: work.path(),
+            progress: &|_, _, _| {},
+        },
+    )
+    .unwrap();
     // Every step ends by reading its loss back, so per-step times include the device's work.
-    let step_seconds: Vec<f64> = outcome.steps[WARMUP as usize..].iter().map(|s| (BATCH * SEQ) as f64 / s.tokens_per_s).collect();
+    let step_seconds: Vec<f64> = outcome.steps[WARMUP as usize..]
+        .iter()
+        .map(|s| (BATCH * SEQ) as f64 / s.tokens_per_s)
+        .collect();
     let seconds = median(step_seconds);
     println!(
         "{}",
@@ -110,15 +159,40 @@ fn main() {
             "trainable_params": outcome.trainable_params, "tokens_per_s": (BATCH * SEQ) as f64 / seconds, "seconds_per_step": seconds,
         })
     );
-    let Some(python) = std::env::var_os("APITUNE_BENCH_PYTHON") else { return };
+    let Some(python) = std::env::var_os("APITUNE_BENCH_PYTHON") else {
+        return;
+    };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/lora_peft.py");
-    let (device, dtypes) = if backend == Backend::Cpu { ("cpu", &["float32"][..]) } else { ("cuda", &["float32", "bfloat16"][..]) };
+    let (device, dtypes) = if backend == Backend::Cpu {
+        ("cpu", &["float32"][..])
+    } else {
+        ("cuda", &["float32", "bfloat16"][..])
+    };
     for dtype in dtypes {
         let out = std::process::Command::new(&python)
             .arg(script)
-            .args(["--config", &shape.config.to_string(), "--targets", &shape.targets.join(",")])
-            .args(["--threads", &threads, "--batch", &BATCH.to_string(), "--seq", &SEQ.to_string()])
-            .args(["--steps", &steps.to_string(), "--warmup", &WARMUP.to_string(), "--r", &R.to_string()])
+            .args([
+                "--config",
+                &shape.config.to_string(),
+                "--targets",
+                &shape.targets.join(","),
+            ])
+            .args([
+                "--threads",
+                &threads,
+                "--batch",
+                &BATCH.to_string(),
+                "--seq",
+                &SEQ.to_string(),
+            ])
+            .args([
+                "--steps",
+                &steps.to_string(),
+                "--warmup",
+                &WARMUP.to_string(),
+                "--r",
+                &R.to_string(),
+            ])
             .args(["--device", device, "--dtype", dtype])
             .output()
             .expect("running the PEFT benchmark");

@@ -15,7 +15,11 @@ fn apitune(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("apitune runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -60,8 +64,14 @@ run = "cp $APITUNE_INPUT_TRAIN/n $APITUNE_OUT/"
     std::fs::write(dir.path().join("m.toml"), manifest).unwrap();
     let t = Instant::now();
     apitune(dir.path(), &["run", "m.toml", "-j", "2"]);
-    println!("first run (201 arms, each a shell command): {:.1} s", t.elapsed().as_secs_f64());
-    let status = median_ms(|| drop(apitune(dir.path(), &["status", "m.toml", "--exit-code"])), 15);
+    println!(
+        "first run (201 arms, each a shell command): {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let status = median_ms(
+        || drop(apitune(dir.path(), &["status", "m.toml", "--exit-code"])),
+        15,
+    );
     let run = median_ms(|| drop(apitune(dir.path(), &["run", "m.toml"])), 15);
     println!("status of the cached 201-arm sweep: median {status:.1} ms over 15 runs");
     println!("run of the cached 201-arm sweep (nothing to do): median {run:.1} ms over 15 runs");

@@ -23,7 +23,11 @@ pub const DEFAULT_MANIFEST: &str = "experiments/quickstart.toml";
 const NAME_COLUMN: usize = 60;
 
 #[derive(Parser, Debug)]
-#[command(name = "apitune", version, about = "One TOML manifest in, a reproducible LLM fine-tuning study for API code generation out")]
+#[command(
+    name = "apitune",
+    version,
+    about = "One TOML manifest in, a reproducible LLM fine-tuning study for API code generation out"
+)]
 pub struct Cli {
     /// Cache directory (artifacts, index, work dirs) [env: APITUNE_CACHE] [default: ./cache]
     #[arg(long, global = true)]
@@ -220,9 +224,9 @@ impl From<crate::cache::CacheError> for Failure {
         use crate::cache::CacheError;
         match e {
             e if e.is_unavailable() => Failure::Unavailable(e.to_string()),
-            e @ (CacheError::Foreign { .. } | CacheError::Format { .. } | CacheError::LinkedSubdirectory { .. }) => {
-                Failure::Usage(e.to_string())
-            }
+            e @ (CacheError::Foreign { .. }
+            | CacheError::Format { .. }
+            | CacheError::LinkedSubdirectory { .. }) => Failure::Usage(e.to_string()),
             e => Failure::Other(e.into()),
         }
     }
@@ -300,9 +304,15 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
             // Bad input files are the user's to fix: a usage error.
             Err(e) => Err(Failure::Usage(format!("{e:#}"))),
         },
-        Command::Generate(args) => crate::model::cli::generate(args).map_err(|e| Failure::Usage(format!("{e:#}"))),
-        Command::Score(args) => crate::model::cli::score(args).map_err(|e| Failure::Usage(format!("{e:#}"))),
-        Command::Merge(args) => crate::model::cli::merge(args).map_err(|e| Failure::Usage(format!("{e:#}"))),
+        Command::Generate(args) => {
+            crate::model::cli::generate(args).map_err(|e| Failure::Usage(format!("{e:#}")))
+        }
+        Command::Score(args) => {
+            crate::model::cli::score(args).map_err(|e| Failure::Usage(format!("{e:#}")))
+        }
+        Command::Merge(args) => {
+            crate::model::cli::merge(args).map_err(|e| Failure::Usage(format!("{e:#}")))
+        }
     }
 }
 
@@ -329,16 +339,29 @@ impl Loaded {
             } else {
                 "check the path"
             };
-            return Err(Failure::Usage(format!("manifest `{}` not found: {hint}", path.display())));
+            return Err(Failure::Usage(format!(
+                "manifest `{}` not found: {hint}",
+                path.display()
+            )));
         }
         let (manifest, dag) = Manifest::load_with_dag(path, set).map_err(Failure::Manifest)?;
-        Ok(Loaded { manifest, dag, targets, backend_choice: None })
+        Ok(Loaded {
+            manifest,
+            dag,
+            targets,
+            backend_choice: None,
+        })
     }
 
     /// The resolved backend (`auto` becomes what this machine has), as it enters keys.
     fn backend(&self) -> Result<String, Failure> {
-        let choice = self.backend_choice.unwrap_or(self.manifest.experiment.backend);
-        choice.resolve().map(|b| b.to_string()).map_err(|e| Failure::Usage(format!("{e}")))
+        let choice = self
+            .backend_choice
+            .unwrap_or(self.manifest.experiment.backend);
+        choice
+            .resolve()
+            .map(|b| b.to_string())
+            .map_err(|e| Failure::Usage(format!("{e}")))
     }
 
     fn keyer<'a>(&'a self, cache: &'a Cache) -> Result<Keyer<'a>, Failure> {
@@ -355,12 +378,18 @@ impl Loaded {
 /// The first argument is the manifest when it looks like one (`*.toml` or an existing file).
 fn split_manifest_arg(args: &[String]) -> (PathBuf, Vec<String>) {
     match args.split_first() {
-        Some((first, rest)) if first.ends_with(".toml") || Path::new(first).is_file() => (PathBuf::from(first), rest.to_vec()),
+        Some((first, rest)) if first.ends_with(".toml") || Path::new(first).is_file() => {
+            (PathBuf::from(first), rest.to_vec())
+        }
         _ => (PathBuf::from(DEFAULT_MANIFEST), args.to_vec()),
     }
 }
 
-fn plans_for(cache_dir: &Path, loaded: &Loaded, forced: &BTreeSet<usize>) -> Result<Vec<ArmPlan>, Failure> {
+fn plans_for(
+    cache_dir: &Path,
+    loaded: &Loaded,
+    forced: &BTreeSet<usize>,
+) -> Result<Vec<ArmPlan>, Failure> {
     let cache = Cache::open_read_only(cache_dir)?;
     let keyer = loaded.keyer(&cache)?;
     Ok(plan::plan(&keyer, &loaded.selected()?, forced)?)
@@ -382,20 +411,35 @@ fn invalid_plans(plans: &[ArmPlan], loaded: &Loaded) -> Result<(), Failure> {
             Decision::Invalid { error } => {
                 let stage = loaded.dag.arms[p.id].stage.clone();
                 let message = format!("`{}`: {error}", p.arm);
-                Some(loaded.manifest.error(&["stages".to_string(), stage], true, message, None))
+                Some(
+                    loaded
+                        .manifest
+                        .error(&["stages".to_string(), stage], true, message, None),
+                )
             }
             _ => None,
         })
         .collect();
-    if invalid.is_empty() { Ok(()) } else { Err(Failure::Manifest(ManifestErrors(invalid))) }
+    if invalid.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Manifest(ManifestErrors(invalid)))
+    }
 }
 
 fn print_plans(plans: &[ArmPlan], format: Format) {
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "arms": plans })).expect("plain JSON"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "arms": plans })).expect("plain JSON")
+        );
         return;
     }
-    let width = plans.iter().map(|p| p.arm.chars().count()).max().unwrap_or(0);
+    let width = plans
+        .iter()
+        .map(|p| p.arm.chars().count())
+        .max()
+        .unwrap_or(0);
     for p in plans {
         let (status, detail) = match &p.decision {
             Decision::Hit { key, .. } => ("hit", format!("key {}", short(&key.to_string()))),
@@ -403,10 +447,21 @@ fn print_plans(plans: &[ArmPlan], format: Format) {
             Decision::Pending { after } => ("pending", format!("runs after {}", after.join(", "))),
             Decision::Invalid { error } => ("invalid", error.clone()),
         };
-        println!("{:<width$}  {:<10}  {:<7}  {detail}", p.arm, p.kind, status, width = width.min(NAME_COLUMN));
+        println!(
+            "{:<width$}  {:<10}  {:<7}  {detail}",
+            p.arm,
+            p.kind,
+            status,
+            width = width.min(NAME_COLUMN)
+        );
     }
     let misses = plans.iter().filter(|p| !p.is_hit()).count();
-    println!("{} arms: {} cached, {} to run", plans.len(), plans.len() - misses, misses);
+    println!(
+        "{} arms: {} cached, {} to run",
+        plans.len(),
+        plans.len() - misses,
+        misses
+    );
 }
 
 fn short(hex: &str) -> &str {
@@ -420,7 +475,10 @@ fn status_command(cache_dir: &Path, args: &StatusArgs) -> Result<(), Failure> {
     invalid_plans(&plans, &loaded)?;
     let stale = plans.iter().filter(|p| !p.is_hit()).count();
     if args.exit_code && stale > 0 {
-        return Err(Failure::Stale(format!("{stale} of {} arms are not up to date", plans.len())));
+        return Err(Failure::Stale(format!(
+            "{stale} of {} arms are not up to date",
+            plans.len()
+        )));
     }
     Ok(())
 }
@@ -432,29 +490,42 @@ fn show_command(cache_dir: &Path, args: &ShowArgs) -> Result<(), Failure> {
     let plans = plan::plan(&keyer, &loaded.selected()?, &BTreeSet::new())?;
     let reports: Vec<&ArmPlan> = plans.iter().filter(|p| p.kind == "report").collect();
     if reports.is_empty() {
-        return Err(Failure::Usage("the manifest has no stage of kind `report`".into()));
+        return Err(Failure::Usage(
+            "the manifest has no stage of kind `report`".into(),
+        ));
     }
     let mut shown = 0;
     for p in reports {
         match &p.decision {
             Decision::Hit { key, .. } => {
-                let entry = cache.lookup(key)?.ok_or_else(|| anyhow::anyhow!("cache entry {key} vanished"))?;
+                let entry = cache
+                    .lookup(key)?
+                    .ok_or_else(|| anyhow::anyhow!("cache entry {key} vanished"))?;
                 if shown > 0 {
                     println!();
                 }
                 print!("{}", crate::report::show(&entry.dir, args.format)?);
                 shown += 1;
             }
-            _ => eprintln!("`{}` is not up to date: run `apitune run` first (`apitune status` says why)", p.arm),
+            _ => eprintln!(
+                "`{}` is not up to date: run `apitune run` first (`apitune status` says why)",
+                p.arm
+            ),
         }
     }
-    if shown == 0 { Err(Failure::Stale(String::new())) } else { Ok(()) }
+    if shown == 0 {
+        Err(Failure::Stale(String::new()))
+    } else {
+        Ok(())
+    }
 }
 
 fn check_command(cache_dir: &Path, args: &StatusArgs) -> Result<(), Failure> {
     let loaded = Loaded::new(&args.manifest)?;
     if !loaded.targets.is_empty() {
-        return Err(Failure::Usage("check takes the whole manifest; it accepts no targets".into()));
+        return Err(Failure::Usage(
+            "check takes the whole manifest; it accepts no targets".into(),
+        ));
     }
     let cache = Cache::open_read_only(cache_dir)?;
     let keyer = loaded.keyer(&cache)?;
@@ -462,7 +533,10 @@ fn check_command(cache_dir: &Path, args: &StatusArgs) -> Result<(), Failure> {
     invalid_plans(&report.stale, &loaded)?;
     if args.format == Format::Json {
         let out = json!({ "passed": report.passed(), "stale": report.stale, "expectations": report.expectations });
-        println!("{}", serde_json::to_string_pretty(&out).expect("plain JSON"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("plain JSON")
+        );
     } else {
         for p in &report.stale {
             let why = match &p.decision {
@@ -475,24 +549,41 @@ fn check_command(cache_dir: &Path, args: &StatusArgs) -> Result<(), Failure> {
         for e in &report.expectations {
             let value = e.value.map_or("-".to_string(), |v| format!("{v}"));
             let verdict = if e.ok { "ok" } else { "FAIL" };
-            let problem = e.problem.as_deref().map(|p| format!("  ({p})")).unwrap_or_default();
-            println!("{verdict:<6}  {}  = {value}  expected {}{problem}", e.target, e.bound);
+            let problem = e
+                .problem
+                .as_deref()
+                .map(|p| format!("  ({p})"))
+                .unwrap_or_default();
+            println!(
+                "{verdict:<6}  {}  = {value}  expected {}{problem}",
+                e.target, e.bound
+            );
         }
         println!(
             "{}: {} arms stale, {} of {} expectations hold",
-            if report.passed() { "check passed" } else { "check FAILED" },
+            if report.passed() {
+                "check passed"
+            } else {
+                "check FAILED"
+            },
             report.stale.len(),
             report.expectations.iter().filter(|e| e.ok).count(),
             report.expectations.len()
         );
     }
-    if report.passed() { Ok(()) } else { Err(Failure::Stale(String::new())) }
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(Failure::Stale(String::new()))
+    }
 }
 
 fn explain_command(cache_dir: &Path, args: &ExplainArgs) -> Result<(), Failure> {
     let loaded = Loaded::new(&args.manifest)?;
     if loaded.targets.is_empty() {
-        return Err(Failure::Usage("name the stage or arm to explain: apitune explain [MANIFEST] STAGE".into()));
+        return Err(Failure::Usage(
+            "name the stage or arm to explain: apitune explain [MANIFEST] STAGE".into(),
+        ));
     }
     let cache = Cache::open_read_only(cache_dir)?;
     let keyer = loaded.keyer(&cache)?;
@@ -501,7 +592,15 @@ fn explain_command(cache_dir: &Path, args: &ExplainArgs) -> Result<(), Failure> 
     let wanted: BTreeSet<usize> = loaded
         .targets
         .iter()
-        .flat_map(|t| loaded.dag.stage_arms.get(t).cloned().or_else(|| loaded.dag.arm_by_name(t).map(|i| vec![i])).unwrap_or_default())
+        .flat_map(|t| {
+            loaded
+                .dag
+                .stage_arms
+                .get(t)
+                .cloned()
+                .or_else(|| loaded.dag.arm_by_name(t).map(|i| vec![i]))
+                .unwrap_or_default()
+        })
         .collect();
     let mut out = Vec::new();
     for p in plans.iter().filter(|p| wanted.contains(&p.id)) {
@@ -516,7 +615,9 @@ fn explain_command(cache_dir: &Path, args: &ExplainArgs) -> Result<(), Failure> 
                     })
                     .collect();
                 let km = keyer.key_manifest(p.id, &digests)?;
-                history.nearest(&p.arm, &km).map(|(e, diffs)| (e.key.to_string(), diffs))
+                history
+                    .nearest(&p.arm, &km)
+                    .map(|(e, diffs)| (e.key.to_string(), diffs))
             }
             _ => None,
         };
@@ -532,20 +633,38 @@ fn explain_command(cache_dir: &Path, args: &ExplainArgs) -> Result<(), Failure> 
                 })) })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "arms": arms })).expect("plain JSON"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "arms": arms })).expect("plain JSON")
+        );
         return Ok(());
     }
     for (p, nearest) in out {
         match &p.decision {
-            Decision::Hit { key, .. } => println!("{}: up to date (key {})", p.arm, short(&key.to_string())),
-            Decision::Pending { after } => println!("{}: runs after {} (its key depends on their output)", p.arm, after.join(", ")),
+            Decision::Hit { key, .. } => {
+                println!("{}: up to date (key {})", p.arm, short(&key.to_string()))
+            }
+            Decision::Pending { after } => println!(
+                "{}: runs after {} (its key depends on their output)",
+                p.arm,
+                after.join(", ")
+            ),
             Decision::Invalid { error } => println!("{}: cannot be keyed: {error}", p.arm),
             Decision::Miss { key, reason, .. } => {
-                println!("{}: miss (new key {}): {reason}", p.arm, short(&key.to_string()));
+                println!(
+                    "{}: miss (new key {}): {reason}",
+                    p.arm,
+                    short(&key.to_string())
+                );
                 if let Some((old_key, diffs)) = nearest {
-                    println!("  nearest cached key {}; differing fields:", short(&old_key));
+                    println!(
+                        "  nearest cached key {}; differing fields:",
+                        short(&old_key)
+                    );
                     for d in diffs {
-                        let show = |v: &Option<serde_json::Value>| v.as_ref().map_or("(unset)".into(), |v| v.to_string());
+                        let show = |v: &Option<serde_json::Value>| {
+                            v.as_ref().map_or("(unset)".into(), |v| v.to_string())
+                        };
                         println!("    {}: {} → {}", d.path, show(&d.old), show(&d.new));
                     }
                 }
@@ -563,26 +682,47 @@ fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failure> {
     } else if loaded.targets.is_empty() {
         selected.clone()
     } else {
-        loaded.dag.select(&loaded.targets).map_err(Failure::Usage)?.into_iter().filter(|id| {
-            let arm = &loaded.dag.arms[*id];
-            loaded.targets.iter().any(|t| *t == arm.stage || *t == arm.name)
-        }).collect()
+        loaded
+            .dag
+            .select(&loaded.targets)
+            .map_err(Failure::Usage)?
+            .into_iter()
+            .filter(|id| {
+                let arm = &loaded.dag.arms[*id];
+                loaded
+                    .targets
+                    .iter()
+                    .any(|t| *t == arm.stage || *t == arm.name)
+            })
+            .collect()
     };
     let cache = Cache::open(cache_dir)?;
     let keyer = loaded.keyer(&cache)?;
     // Problems a plan can see (a missing input file) are the user's to fix before anything runs.
     invalid_plans(&plan::plan(&keyer, &selected, &forced)?, &loaded)?;
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let opts = RunOptions { jobs, keep_going: args.keep_going, forced };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = RunOptions {
+        jobs,
+        keep_going: args.keep_going,
+        forced,
+    };
     let reporter = Reporter::new(args.format == Format::Json);
     let results = scheduler::run(&keyer, &selected, &opts, &reporter);
     reporter.clear();
     if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "arms": results })).expect("plain JSON"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "arms": results })).expect("plain JSON")
+        );
     } else {
         print_results(&results);
     }
-    let failed: Vec<&ArmResult> = results.iter().filter(|r| matches!(r.outcome, Outcome::Failed(_))).collect();
+    let failed: Vec<&ArmResult> = results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+        .collect();
     if failed.is_empty() {
         return Ok(());
     }
@@ -601,7 +741,11 @@ fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failure> {
 }
 
 fn print_results(results: &[ArmResult]) {
-    let width = results.iter().map(|r| r.arm.chars().count()).max().unwrap_or(0);
+    let width = results
+        .iter()
+        .map(|r| r.arm.chars().count())
+        .max()
+        .unwrap_or(0);
     for r in results {
         let (status, detail) = match &r.outcome {
             Outcome::Hit => ("cached", crate::stages::headline(&r.summary)),
@@ -610,12 +754,21 @@ fn print_results(results: &[ArmResult]) {
                     (Some(s), Some(f)) => format!("{:>6.1}s  ", (f - s) as f64 / 1000.0),
                     _ => String::new(),
                 };
-                ("ran", format!("{secs}{}", crate::stages::headline(&r.summary)))
+                (
+                    "ran",
+                    format!("{secs}{}", crate::stages::headline(&r.summary)),
+                )
             }
             Outcome::Failed(_) => ("FAILED", String::new()),
             Outcome::Skipped(why) => ("skipped", why.clone()),
         };
-        println!("{:<width$}  {:<10}  {:<7}  {detail}", r.arm, r.kind, status, width = width.min(NAME_COLUMN));
+        println!(
+            "{:<width$}  {:<10}  {:<7}  {detail}",
+            r.arm,
+            r.kind,
+            status,
+            width = width.min(NAME_COLUMN)
+        );
     }
     let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
     println!(
@@ -638,7 +791,11 @@ struct Reporter {
 impl Reporter {
     fn new(quiet: bool) -> Reporter {
         let multi = (!quiet && std::io::stderr().is_terminal()).then(MultiProgress::new);
-        Reporter { quiet, multi, bars: Mutex::new(HashMap::new()) }
+        Reporter {
+            quiet,
+            multi,
+            bars: Mutex::new(HashMap::new()),
+        }
     }
 
     fn clear(&self) {
@@ -656,10 +813,16 @@ impl Events for Reporter {
         match &self.multi {
             Some(multi) => {
                 let bar = multi.add(ProgressBar::new_spinner());
-                bar.set_style(ProgressStyle::with_template("{spinner} {prefix} {msg} [{elapsed}]").expect("valid template"));
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {prefix} {msg} [{elapsed}]")
+                        .expect("valid template"),
+                );
                 bar.set_prefix(arm.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
-                self.bars.lock().expect("reporter lock").insert(arm.to_string(), bar);
+                self.bars
+                    .lock()
+                    .expect("reporter lock")
+                    .insert(arm.to_string(), bar);
             }
             None => eprintln!("running {arm}"),
         }
@@ -683,7 +846,11 @@ impl Events for Reporter {
         }
         let line = match &result.outcome {
             Outcome::Ran => format!("done    {}", result.arm),
-            Outcome::Failed(msg) => format!("FAILED  {}: {}", result.arm, msg.lines().next().unwrap_or("")),
+            Outcome::Failed(msg) => format!(
+                "FAILED  {}: {}",
+                result.arm,
+                msg.lines().next().unwrap_or("")
+            ),
             _ => return,
         };
         match &self.multi {
@@ -699,7 +866,11 @@ fn verify_command(cache_dir: &Path, args: &VerifyArgs) -> Result<(), Failure> {
     let cache = Cache::open(cache_dir)?;
     let report = cache.verify(args.repair)?;
     if args.format == Format::Json {
-        let quarantined: Vec<_> = report.quarantined.iter().map(|(k, why)| json!({"key": k.to_string(), "reason": why})).collect();
+        let quarantined: Vec<_> = report
+            .quarantined
+            .iter()
+            .map(|(k, why)| json!({"key": k.to_string(), "reason": why}))
+            .collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
@@ -721,7 +892,14 @@ fn verify_command(cache_dir: &Path, args: &VerifyArgs) -> Result<(), Failure> {
             report.checked,
             report.ok,
             report.quarantined.len(),
-            if args.repair { format!("; index: {} re-indexed, {} dropped", report.reindexed, report.dropped_index) } else { String::new() }
+            if args.repair {
+                format!(
+                    "; index: {} re-indexed, {} dropped",
+                    report.reindexed, report.dropped_index
+                )
+            } else {
+                String::new()
+            }
         );
     }
     if report.quarantined.is_empty() && report.memos_damaged.is_empty() {
@@ -736,8 +914,16 @@ fn verify_command(cache_dir: &Path, args: &VerifyArgs) -> Result<(), Failure> {
 }
 
 fn gc_command(cache_dir: &Path, args: &GcArgs) -> Result<(), Failure> {
-    let manifests = if args.manifests.is_empty() { vec![PathBuf::from(DEFAULT_MANIFEST)] } else { args.manifests.clone() };
-    let cache = if args.dry_run { Cache::open_read_only(cache_dir)? } else { Cache::open(cache_dir)? };
+    let manifests = if args.manifests.is_empty() {
+        vec![PathBuf::from(DEFAULT_MANIFEST)]
+    } else {
+        args.manifests.clone()
+    };
+    let cache = if args.dry_run {
+        Cache::open_read_only(cache_dir)?
+    } else {
+        Cache::open(cache_dir)?
+    };
     let mut keep = std::collections::HashSet::new();
     for path in &manifests {
         let loaded = Loaded::from_path(path, &args.set, Vec::new())?;
@@ -753,15 +939,29 @@ fn gc_command(cache_dir: &Path, args: &GcArgs) -> Result<(), Failure> {
         .entries()?
         .iter()
         .filter(|e| keep.contains(&e.key))
-        .flat_map(|e| e.meta.summary["memo"].as_array().cloned().unwrap_or_default())
+        .flat_map(|e| {
+            e.meta.summary["memo"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
     let report = cache.gc(&keep, &live_memos, args.dry_run)?;
-    let verb = if args.dry_run { "would remove" } else { "removed" };
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     for (what, bytes) in &report.removed {
         println!("{verb} {what} ({})", human_bytes(*bytes));
     }
-    println!("{verb} {} items, {}; kept {} entries", report.removed.len(), human_bytes(report.bytes), report.kept);
+    println!(
+        "{verb} {} items, {}; kept {} entries",
+        report.removed.len(),
+        human_bytes(report.bytes),
+        report.kept
+    );
     Ok(())
 }
 
@@ -773,5 +973,9 @@ fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }

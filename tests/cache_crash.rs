@@ -86,7 +86,9 @@ fn helper_publish_until_killed() {
 
         // A memo log grows line by line and is now and then rewritten from its intact prefix,
         // as eval does; a kill at any point must leave only intact lines (and perhaps a cut one).
-        let memo = memo_dir(Path::new(&root), &json!({"seed": seed % 3})).unwrap().join("log.jsonl");
+        let memo = memo_dir(Path::new(&root), &json!({"seed": seed % 3}))
+            .unwrap()
+            .join("log.jsonl");
         let mut items = read_memo::<serde_json::Value>(&memo).unwrap().items;
         items.push(json!({"i": i, "pad": "x".repeat(rng.below(20_000) as usize)}));
         let mut writer = MemoWriter::rewrite(&memo, &items[..items.len() - 1]).unwrap();

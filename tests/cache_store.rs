@@ -488,7 +488,11 @@ fn gc_dry_run_reports_exactly_what_gc_removes() {
     fs::write(abandoned.join("ckpt"), vec![0u8; 2000]).unwrap();
     fs::create_dir(root.path().join("tmp/leftover.1.0")).unwrap();
     fs::write(root.path().join("tmp/leftover.1.0/f"), vec![0u8; 300]).unwrap();
-    fs::write(root.path().join("file-hashes.json.tmp-99999"), vec![0u8; 50]).unwrap(); // a writer died closing
+    fs::write(
+        root.path().join("file-hashes.json.tmp-99999"),
+        vec![0u8; 50],
+    )
+    .unwrap(); // a writer died closing
     let live = cache.staging(&manifest(12).key()).unwrap(); // this process's own, in use
     fs::write(live.dir.join("out"), "x").unwrap();
 
@@ -653,7 +657,11 @@ fn file_hash_stat_cache_hits_until_the_file_changes() {
     set_mtime(&weights, Duration::from_secs(100));
     let reader = Cache::open_read_only(root.path()).unwrap();
     assert_eq!(reader.hash_file(&weights).unwrap(), blake3::hash(&changed));
-    assert_eq!(reader.hash_stats().files_hashed, 1, "a changed file is re-read");
+    assert_eq!(
+        reader.hash_stats().files_hashed,
+        1,
+        "a changed file is re-read"
+    );
 }
 
 #[test]
@@ -686,17 +694,34 @@ fn hash_path_of_a_directory_matches_the_artifact_digest() {
 fn only_empty_or_marked_directories_are_opened() {
     let root = tempfile::tempdir().unwrap();
     fs::write(root.path().join("notes.txt"), "mine").unwrap();
-    assert!(matches!(Cache::open(root.path()), Err(CacheError::Foreign { .. })));
-    assert!(matches!(Cache::open_read_only(root.path()), Err(CacheError::Foreign { .. })));
-    assert_eq!(children(root.path()), ["notes.txt"], "nothing was created or removed");
+    assert!(matches!(
+        Cache::open(root.path()),
+        Err(CacheError::Foreign { .. })
+    ));
+    assert!(matches!(
+        Cache::open_read_only(root.path()),
+        Err(CacheError::Foreign { .. })
+    ));
+    assert_eq!(
+        children(root.path()),
+        ["notes.txt"],
+        "nothing was created or removed"
+    );
 
     let fresh = tempfile::tempdir().unwrap();
     drop(Cache::open(fresh.path()).unwrap());
     let marker = fs::read_to_string(fresh.path().join(apitune::cache::CACHE_MARKER)).unwrap();
-    assert_eq!(marker.trim(), format!("apitune cache format {}", apitune::cache::CACHE_FORMAT));
+    assert_eq!(
+        marker.trim(),
+        format!("apitune cache format {}", apitune::cache::CACHE_FORMAT)
+    );
     publish(&Cache::open(fresh.path()).unwrap(), 1);
 
-    fs::write(fresh.path().join(apitune::cache::CACHE_MARKER), "apitune cache format 999\n").unwrap();
+    fs::write(
+        fresh.path().join(apitune::cache::CACHE_MARKER),
+        "apitune cache format 999\n",
+    )
+    .unwrap();
     match Cache::open(fresh.path()) {
         Err(e @ CacheError::Format { .. }) => assert!(e.to_string().contains("999"), "{e}"),
         other => panic!("expected a format error, got {:?}", other.err()),
@@ -724,7 +749,10 @@ fn a_symlinked_subdirectory_is_refused_before_anything_is_deleted() {
         fs::remove_dir_all(root.path().join(sub)).unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), root.path().join(sub)).unwrap();
         assert!(
-            matches!(Cache::open(root.path()), Err(CacheError::LinkedSubdirectory { .. })),
+            matches!(
+                Cache::open(root.path()),
+                Err(CacheError::LinkedSubdirectory { .. })
+            ),
             "{sub}"
         );
         assert_eq!(children(elsewhere.path()), ["precious"], "{sub}");
@@ -749,7 +777,11 @@ fn a_file_changed_after_publication_is_never_a_hit() {
     assert!(entry.dir.exists(), "a reader reports, never moves");
     assert!(cache.lookup(&entry.key).unwrap().is_none());
     assert!(!entry.dir.exists(), "the writer quarantined it");
-    assert_eq!(children(&root.path().join("quarantine")).len(), 2, "entry and its .reason");
+    assert_eq!(
+        children(&root.path().join("quarantine")).len(),
+        2,
+        "entry and its .reason"
+    );
 }
 
 #[test]
@@ -765,7 +797,10 @@ fn consuming_an_entry_rehashes_it_even_when_its_stat_looks_unchanged() {
     bytes[1] ^= 0x01;
     fs::write(&file, &bytes).unwrap();
     let why = cache.verify_for_use(&entry).unwrap().unwrap_err();
-    assert!(why.contains("sub/stats.json") && why.contains("quarantine"), "{why}");
+    assert!(
+        why.contains("sub/stats.json") && why.contains("quarantine"),
+        "{why}"
+    );
     assert!(cache.lookup(&entry.key).unwrap().is_none());
 }
 
@@ -786,7 +821,11 @@ fn verify_cuts_a_damaged_memo_back_to_its_intact_prefix() {
 
     let report = cache.verify(false).unwrap();
     assert_eq!(report.memos_damaged.len(), 1, "{:?}", report.memos_damaged);
-    assert!(report.memos_damaged[0].1.contains("line 3"), "{:?}", report.memos_damaged);
+    assert!(
+        report.memos_damaged[0].1.contains("line 3"),
+        "{:?}",
+        report.memos_damaged
+    );
     let read = read_memo::<serde_json::Value>(&log).unwrap();
     assert_eq!(read.items.len(), 2);
     assert!(read.damaged.is_none(), "repaired");

@@ -23,11 +23,16 @@ fn valid_array() -> Vec<u8> {
 /// Runs the whole API Pack path (scanner + record parsing) over `bytes`; counts records.
 fn read_array_bytes(bytes: &[u8], buffer: usize) -> Result<usize, DataError> {
     let mut count = 0;
-    for_each_array_element(BufReader::with_capacity(buffer, bytes), Path::new("fuzz.json"), 1 << 16, |element| {
-        let _ = serde_json::from_slice::<serde_json::Value>(element.bytes);
-        count += 1;
-        Ok(ControlFlow::Continue(()))
-    })?;
+    for_each_array_element(
+        BufReader::with_capacity(buffer, bytes),
+        Path::new("fuzz.json"),
+        1 << 16,
+        |element| {
+            let _ = serde_json::from_slice::<serde_json::Value>(element.bytes);
+            count += 1;
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
     Ok(count)
 }
 

@@ -5,7 +5,8 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 use apitune::data::{
-    ApiRecord, HeldoutScope, HeldoutSpec, NormalizeParams, read_endpoints, read_records, run_normalize, take_samples,
+    ApiRecord, HeldoutScope, HeldoutSpec, NormalizeParams, read_endpoints, read_records,
+    run_normalize, take_samples,
 };
 use serde_json::{Value, json};
 
@@ -56,7 +57,15 @@ fn write_corpus(dir: &Path) -> usize {
 }
 
 fn params(level: usize) -> NormalizeParams {
-    NormalizeParams { heldout: HeldoutSpec { level1: level, level2: level, level3: level, per: HeldoutScope::Lang }, ..Default::default() }
+    NormalizeParams {
+        heldout: HeldoutSpec {
+            level1: level,
+            level2: level,
+            level3: level,
+            per: HeldoutScope::Lang,
+        },
+        ..Default::default()
+    }
 }
 
 fn load(path: &Path) -> Vec<ApiRecord> {
@@ -76,21 +85,40 @@ fn split(params: &NormalizeParams, seed: u64) -> Split {
     let dir = tempfile::tempdir().unwrap();
     let summary = run_normalize(params, seed, input.path(), dir.path()).unwrap();
     let train = load(&dir.path().join("train.jsonl"));
-    let levels = ["level1", "level2", "level3"].map(|level| load(&dir.path().join(format!("{level}.jsonl"))));
-    Split { summary, train, levels, dir }
+    let levels = ["level1", "level2", "level3"]
+        .map(|level| load(&dir.path().join(format!("{level}.jsonl"))));
+    Split {
+        summary,
+        train,
+        levels,
+        dir,
+    }
 }
 
 fn endpoint_key(record: &ApiRecord) -> (String, Option<String>, String) {
-    (record.api_name.clone(), record.method.clone(), record.path.clone())
+    (
+        record.api_name.clone(),
+        record.method.clone(),
+        record.path.clone(),
+    )
 }
 
 #[test]
 fn normalises_deduplicates_and_drops_empty_code() {
     let result = split(&params(2), 7);
     assert_eq!(result.summary["input_records"], 12 * 6 * 3 + 2);
-    assert_eq!(result.summary["dropped"], json!({"duplicate": 1, "empty_code": 1}), "{:#}", result.summary);
+    assert_eq!(
+        result.summary["dropped"],
+        json!({"duplicate": 1, "empty_code": 1}),
+        "{:#}",
+        result.summary
+    );
     assert_eq!(result.summary["kept"], 12 * 6 * 3);
-    let all: Vec<&ApiRecord> = result.train.iter().chain(result.levels.iter().flatten()).collect();
+    let all: Vec<&ApiRecord> = result
+        .train
+        .iter()
+        .chain(result.levels.iter().flatten())
+        .collect();
     assert!(all.iter().all(|r| LANGS.contains(&r.lang.as_str())));
     assert!(!all.iter().any(|r| r.unique_id == "messy"));
 }
@@ -104,14 +132,23 @@ fn levels_do_not_leak_into_training() {
         let [level1, level2, level3] = &result.levels;
         let train_apis: BTreeSet<&str> = result.train.iter().map(|r| r.api_name.as_str()).collect();
         let train_endpoints: HashSet<_> = result.train.iter().map(endpoint_key).collect();
-        let train_pairs: HashSet<(&str, &str)> =
-            result.train.iter().map(|r| (r.instruction.as_str(), r.code.as_str())).collect();
+        let train_pairs: HashSet<(&str, &str)> = result
+            .train
+            .iter()
+            .map(|r| (r.instruction.as_str(), r.code.as_str()))
+            .collect();
         let expected = match per {
             HeldoutScope::Lang => 4 * LANGS.len(),
             HeldoutScope::Overall => 4,
         };
         for (level, records) in result.levels.iter().enumerate() {
-            assert_eq!(records.len(), expected, "level{} {per:?}: {:#}", level + 1, result.summary);
+            assert_eq!(
+                records.len(),
+                expected,
+                "level{} {per:?}: {:#}",
+                level + 1,
+                result.summary
+            );
         }
         assert_eq!(result.summary["shortfall"], json!({}));
         // Level 3: API never seen.
@@ -127,13 +164,26 @@ fn levels_do_not_leak_into_training() {
         // this code.
         for r in level1 {
             assert!(train_endpoints.contains(&endpoint_key(r)), "{r:?}");
-            assert!(r.instruction.starts_with("How would I"), "level files prompt with instruction_test: {r:?}");
-            assert!(!train_pairs.contains(&(r.instruction.as_str(), r.code.as_str())), "{r:?}");
+            assert!(
+                r.instruction.starts_with("How would I"),
+                "level files prompt with instruction_test: {r:?}"
+            );
+            assert!(
+                !train_pairs.contains(&(r.instruction.as_str(), r.code.as_str())),
+                "{r:?}"
+            );
         }
         // Held-out levels are disjoint.
-        let ids: Vec<BTreeSet<&str>> =
-            result.levels.iter().map(|l| l.iter().map(|r| r.unique_id.as_str()).collect()).collect();
-        assert!(ids[0].is_disjoint(&ids[1]) && ids[1].is_disjoint(&ids[2]) && ids[0].is_disjoint(&ids[2]));
+        let ids: Vec<BTreeSet<&str>> = result
+            .levels
+            .iter()
+            .map(|l| l.iter().map(|r| r.unique_id.as_str()).collect())
+            .collect();
+        assert!(
+            ids[0].is_disjoint(&ids[1])
+                && ids[1].is_disjoint(&ids[2])
+                && ids[0].is_disjoint(&ids[2])
+        );
     }
 }
 
@@ -154,7 +204,10 @@ fn level1_can_leave_training_while_its_endpoint_stays() {
 #[test]
 fn splits_are_deterministic_per_seed_and_differ_across_seeds() {
     let ids = |s: &Split| -> Vec<Vec<String>> {
-        std::iter::once(&s.train).chain(s.levels.iter()).map(|l| l.iter().map(|r| r.unique_id.clone()).collect()).collect()
+        std::iter::once(&s.train)
+            .chain(s.levels.iter())
+            .map(|l| l.iter().map(|r| r.unique_id.clone()).collect())
+            .collect()
     };
     let a = split(&params(3), 5);
     let b = split(&params(3), 5);
@@ -162,7 +215,13 @@ fn splits_are_deterministic_per_seed_and_differ_across_seeds() {
     assert_eq!(ids(&a), ids(&b));
     assert_eq!(a.summary, b.summary);
     assert_ne!(ids(&a), ids(&c));
-    for name in ["train.jsonl", "level1.jsonl", "level2.jsonl", "level3.jsonl", "endpoints.jsonl"] {
+    for name in [
+        "train.jsonl",
+        "level1.jsonl",
+        "level2.jsonl",
+        "level3.jsonl",
+        "endpoints.jsonl",
+    ] {
         assert_eq!(
             std::fs::read(a.dir.path().join(name)).unwrap(),
             std::fs::read(b.dir.path().join(name)).unwrap(),
@@ -179,17 +238,33 @@ fn sample_sets_are_nested_prefixes() {
     let large = take_samples(&train_path, 40).unwrap();
     assert_eq!(&large[..10], &small[..]);
     // `samples` in the params writes the same prefix.
-    let capped = split(&NormalizeParams { samples: Some(40), ..params(2) }, 9);
+    let capped = split(
+        &NormalizeParams {
+            samples: Some(40),
+            ..params(2)
+        },
+        9,
+    );
     assert_eq!(capped.train, large);
     assert_eq!(capped.summary["splits"]["train"]["pool"], full.train.len());
     let err = take_samples(&train_path, 100_000).unwrap_err().to_string();
-    assert!(err.contains("100000") && err.contains("train.jsonl"), "{err}");
+    assert!(
+        err.contains("100000") && err.contains("train.jsonl"),
+        "{err}"
+    );
 }
 
 #[test]
 fn shortfall_is_reported_not_hidden() {
     let result = split(&params(1000), 1);
-    assert!(result.summary["shortfall"]["level3"]["curl"].as_u64().unwrap() > 0, "{:#}", result.summary);
+    assert!(
+        result.summary["shortfall"]["level3"]["curl"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{:#}",
+        result.summary
+    );
     // At most half of the APIs are held out, so training keeps data.
     assert_eq!(result.summary["heldout_apis"], 6);
     assert!(!result.train.is_empty());
@@ -210,8 +285,16 @@ fn endpoints_artifact_lists_every_api_endpoint() {
 
 #[test]
 fn normalize_params_parse_with_defaults() {
-    let parsed: NormalizeParams = toml::from_str("heldout = { level1 = 200, level2 = 100, level3 = 50 }").unwrap();
-    assert_eq!((parsed.heldout.level1, parsed.heldout.level3, parsed.heldout.per), (200, 50, HeldoutScope::Lang));
+    let parsed: NormalizeParams =
+        toml::from_str("heldout = { level1 = 200, level2 = 100, level3 = 50 }").unwrap();
+    assert_eq!(
+        (
+            parsed.heldout.level1,
+            parsed.heldout.level3,
+            parsed.heldout.per
+        ),
+        (200, 50, HeldoutScope::Lang)
+    );
     assert!(parsed.dedup && parsed.level1_in_train && parsed.samples.is_none());
     assert!(toml::from_str::<NormalizeParams>("heldout = { level4 = 1 }").is_err());
     assert!(toml::from_str::<NormalizeParams>("sample = 3").is_err());

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use apitune::data::{
-    ApiRecord, BadRecordPolicy, DataError, IngestParams, PathPatterns, SourceSpec, ingest_input_files, read_records,
-    run_ingest,
+    ApiRecord, BadRecordPolicy, DataError, IngestParams, PathPatterns, SourceSpec,
+    ingest_input_files, read_records, run_ingest,
 };
 use serde_json::{Value, json};
 
@@ -30,7 +30,12 @@ fn apipack_record(api: &str, lang: &str, code: &str, path: &str, id: &str) -> Va
 }
 
 fn params(source: SourceSpec) -> IngestParams {
-    IngestParams { source, langs: None, on_bad_record: BadRecordPolicy::Error, limit: None }
+    IngestParams {
+        source,
+        langs: None,
+        on_bad_record: BadRecordPolicy::Error,
+        limit: None,
+    }
 }
 
 fn one(pattern: &str) -> PathPatterns {
@@ -51,19 +56,47 @@ const PYTHON_CODE: &str = "import http.client\n\nconn = http.client.HTTPSConnect
 fn apipack_array_with_rapidapi_scheme_and_mixed_case_langs() {
     let dir = tempfile::tempdir().unwrap();
     let records = json!([
-        apipack_record("Hotels", "cURL", RAPIDAPI_CURL, "/locations/search", "hotels_1"),
-        apipack_record("Hotels", " Python ", PYTHON_CODE, "/locations/search", "hotels_2"),
-        apipack_record("Hotels", "javascript XHR", "xhr.open(\"GET\", \"https://hotels4.p.rapidapi.com/locations/search\");", "/locations/search", "hotels_3"),
+        apipack_record(
+            "Hotels",
+            "cURL",
+            RAPIDAPI_CURL,
+            "/locations/search",
+            "hotels_1"
+        ),
+        apipack_record(
+            "Hotels",
+            " Python ",
+            PYTHON_CODE,
+            "/locations/search",
+            "hotels_2"
+        ),
+        apipack_record(
+            "Hotels",
+            "javascript XHR",
+            "xhr.open(\"GET\", \"https://hotels4.p.rapidapi.com/locations/search\");",
+            "/locations/search",
+            "hotels_3"
+        ),
     ]);
-    std::fs::write(dir.path().join("total_data_cleaned_mixed.json"), serde_json::to_vec_pretty(&records).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("total_data_cleaned_mixed.json"),
+        serde_json::to_vec_pretty(&records).unwrap(),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("other.json"), "[]").unwrap();
 
     let params = params(SourceSpec::Apipack(one("total_data_*.json")));
     let files = ingest_input_files(&params, dir.path()).unwrap();
-    assert_eq!(files, vec![dir.path().join("total_data_cleaned_mixed.json")]);
+    assert_eq!(
+        files,
+        vec![dir.path().join("total_data_cleaned_mixed.json")]
+    );
     let (summary, records) = ingest(&params, dir.path()).unwrap();
     assert_eq!(summary["records"], 3);
-    assert_eq!(summary["per_lang"], json!({"curl": 1, "javascript": 1, "python": 1}));
+    assert_eq!(
+        summary["per_lang"],
+        json!({"curl": 1, "javascript": 1, "python": 1})
+    );
     let langs: Vec<&str> = records.iter().map(|r| r.lang.as_str()).collect();
     assert_eq!(langs, ["curl", "python", "javascript"]);
     let curl = &records[0];
@@ -82,12 +115,18 @@ fn apipack_array_with_rapidapi_scheme_and_mixed_case_langs() {
     filtered.langs = Some(vec!["PYTHON".into()]);
     let (summary, records) = ingest(&filtered, dir.path()).unwrap();
     assert_eq!(records.len(), 1);
-    assert_eq!(summary["filtered_out_by_lang"], json!({"curl": 1, "javascript": 1}));
+    assert_eq!(
+        summary["filtered_out_by_lang"],
+        json!({"curl": 1, "javascript": 1})
+    );
 
     let mut limited = params;
     limited.limit = Some(2);
     let (summary, records) = ingest(&limited, dir.path()).unwrap();
-    assert_eq!((records.len(), summary["limit_reached"].as_bool()), (2, Some(true)));
+    assert_eq!(
+        (records.len(), summary["limit_reached"].as_bool()),
+        (2, Some(true))
+    );
 }
 
 #[test]
@@ -99,11 +138,18 @@ fn jsonl_accepts_apipack_and_apirecord_shapes() {
     });
     let text = format!(
         "{}\n\n{}\n",
-        apipack_record("Hotels", "Node", "const request = require('request');", "/x", "h1"),
+        apipack_record(
+            "Hotels",
+            "Node",
+            "const request = require('request');",
+            "/x",
+            "h1"
+        ),
         api_record
     );
     std::fs::write(dir.path().join("mixed.jsonl"), text).unwrap();
-    let (summary, records) = ingest(&params(SourceSpec::Jsonl(one("mixed.jsonl"))), dir.path()).unwrap();
+    let (summary, records) =
+        ingest(&params(SourceSpec::Jsonl(one("mixed.jsonl"))), dir.path()).unwrap();
     assert_eq!(summary["records"], 2);
     assert_eq!(records[0].lang, "node");
     assert_eq!(records[1].lang, "go");
@@ -192,7 +238,11 @@ fn openapi_json_and_yaml_30_and_31_with_refs_and_code_samples() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("specs/nested")).unwrap();
     std::fs::write(dir.path().join("specs/kites.yml"), SPEC_30_YAML).unwrap();
-    std::fs::write(dir.path().join("specs/nested/tides.json"), serde_json::to_vec(&spec_31_json()).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("specs/nested/tides.json"),
+        serde_json::to_vec(&spec_31_json()).unwrap(),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("specs/README.md"), "not a spec").unwrap();
     let params = IngestParams {
         langs: Some(vec!["curl".into(), "python".into(), "Node".into()]),
@@ -203,40 +253,93 @@ fn openapi_json_and_yaml_30_and_31_with_refs_and_code_samples() {
     assert_eq!(summary["records"], 9, "{summary:#}");
     assert_eq!(summary["openapi"]["from_code_samples"], 2);
 
-    let find = |id: &str| records.iter().find(|r| r.unique_id == id).unwrap_or_else(|| panic!("{id} missing: {records:#?}"));
+    let find = |id: &str| {
+        records
+            .iter()
+            .find(|r| r.unique_id == id)
+            .unwrap_or_else(|| panic!("{id} missing: {records:#?}"))
+    };
     let get_kite = find("kites_0_curl");
     assert_eq!(get_kite.method.as_deref(), Some("GET"));
     assert_eq!(get_kite.path, "/kites/{kiteId}");
     assert_eq!(get_kite.host.as_deref(), Some("api.kites.test"));
-    assert_eq!(get_kite.base_url.as_deref(), Some("https://api.kites.test/v1"));
+    assert_eq!(
+        get_kite.base_url.as_deref(),
+        Some("https://api.kites.test/v1")
+    );
     assert_eq!(get_kite.domain, ["Kites"]);
     assert_eq!(get_kite.instruction, "Get a kite using the Kite Club API.");
-    assert_eq!(get_kite.instruction_test, "I need to call the Kite Club API: Fetches one kite.");
+    assert_eq!(
+        get_kite.instruction_test,
+        "I need to call the Kite Club API: Fetches one kite."
+    );
     assert_eq!(
         get_kite.code,
         "curl --request GET \\\n  --url https://api.kites.test/v1/kites/%7BkiteId%7D \\\n  --header 'X-Kite-Key: REPLACE_KEY_VALUE'"
     );
-    assert_eq!(get_kite.api_arguments, json!({"kiteId": "SOME_STRING_VALUE"}));
+    assert_eq!(
+        get_kite.api_arguments,
+        json!({"kiteId": "SOME_STRING_VALUE"})
+    );
 
     // requestBody $ref -> schema $ref; the recursive `parent` stops at null; the spec's sample replaces curl.
     let create_python = find("kites_1_python");
-    assert!(create_python.code.contains(r#"payload = "{\"name\":\"Red Baron\",\"span\":0,\"parent\":null}""#), "{}", create_python.code);
-    assert_eq!(create_python.instruction, "Registers a kite for the club using the Kite Club API.");
-    assert_eq!(create_python.instruction_test, "Show me how to call the Kite Club API for this: registers a kite for the club.");
-    assert_eq!(find("kites_1_curl").code, "curl -X POST https://api.kites.test/v1/kites -d '{}'");
+    assert!(
+        create_python
+            .code
+            .contains(r#"payload = "{\"name\":\"Red Baron\",\"span\":0,\"parent\":null}""#),
+        "{}",
+        create_python.code
+    );
+    assert_eq!(
+        create_python.instruction,
+        "Registers a kite for the club using the Kite Club API."
+    );
+    assert_eq!(
+        create_python.instruction_test,
+        "Show me how to call the Kite Club API for this: registers a kite for the club."
+    );
+    assert_eq!(
+        find("kites_1_curl").code,
+        "curl -X POST https://api.kites.test/v1/kites -d '{}'"
+    );
 
     let tides_node = find("nested/tides_0_node");
-    assert!(tides_node.code.contains("url: 'http://sandbox.tides.test/stations/%7Bid%7D/tides'"), "{}", tides_node.code);
-    assert!(tides_node.code.contains("qs: {'date': '2026-01-01'}"), "{}", tides_node.code);
-    assert!(tides_node.code.contains("headers: {'X-Trace': 'SOME_INTEGER_VALUE'}"), "{}", tides_node.code);
-    assert_eq!(tides_node.instruction, "List station tides using the Tide Tables API.");
-    assert_eq!(find("nested/tides_0_python").code, "import tides\ntides.get('x')");
+    assert!(
+        tides_node
+            .code
+            .contains("url: 'http://sandbox.tides.test/stations/%7Bid%7D/tides'"),
+        "{}",
+        tides_node.code
+    );
+    assert!(
+        tides_node.code.contains("qs: {'date': '2026-01-01'}"),
+        "{}",
+        tides_node.code
+    );
+    assert!(
+        tides_node
+            .code
+            .contains("headers: {'X-Trace': 'SOME_INTEGER_VALUE'}"),
+        "{}",
+        tides_node.code
+    );
+    assert_eq!(
+        tides_node.instruction,
+        "List station tides using the Tide Tables API."
+    );
+    assert_eq!(
+        find("nested/tides_0_python").code,
+        "import tides\ntides.get('x')"
+    );
     assert!(!records.iter().any(|r| r.lang == "go"));
 }
 
 fn bad_apipack_file(dir: &Path) {
     let good = apipack_record("Hotels", "curl", RAPIDAPI_CURL, "/x", "h1").to_string();
-    let missing_code = json!({"api_name": "Hotels", "instruction": "x", "api_call_data": {"lang": "curl"}}).to_string();
+    let missing_code =
+        json!({"api_name": "Hotels", "instruction": "x", "api_call_data": {"lang": "curl"}})
+            .to_string();
     // Element 2 is not valid JSON (an unquoted word) but its brackets balance, so the stream
     // goes on after it.
     let text = format!("[{good},\n {missing_code},\n {{\"api_name\": oops}},\n {good}]");
@@ -249,16 +352,35 @@ fn bad_records_name_file_and_index_or_are_skipped_and_counted() {
     bad_apipack_file(dir.path());
     let mut params = params(SourceSpec::Apipack(one("bad.json")));
     let err = ingest(&params, dir.path()).unwrap_err().to_string();
-    assert!(err.contains("bad.json") && err.contains("record 1 (array element at byte offset") && err.contains("wrong_shape") && err.contains("api_call"), "{err}");
+    assert!(
+        err.contains("bad.json")
+            && err.contains("record 1 (array element at byte offset")
+            && err.contains("wrong_shape")
+            && err.contains("api_call"),
+        "{err}"
+    );
 
     params.on_bad_record = BadRecordPolicy::Skip;
     let (summary, records) = ingest(&params, dir.path()).unwrap();
     assert_eq!(records.len(), 2);
-    assert_eq!(summary["skipped"], json!({"invalid_json": 1, "wrong_shape": 1}));
-    assert!(summary["skipped_examples"][1].as_str().unwrap().contains("record 2"), "{summary:#}");
+    assert_eq!(
+        summary["skipped"],
+        json!({"invalid_json": 1, "wrong_shape": 1})
+    );
+    assert!(
+        summary["skipped_examples"][1]
+            .as_str()
+            .unwrap()
+            .contains("record 2"),
+        "{summary:#}"
+    );
 
     // JSONL: line numbers.
-    std::fs::write(dir.path().join("bad.jsonl"), "{\"api_name\": 1}\n[1]\n{truncated").unwrap();
+    std::fs::write(
+        dir.path().join("bad.jsonl"),
+        "{\"api_name\": 1}\n[1]\n{truncated",
+    )
+    .unwrap();
     let mut params = params.clone();
     params.source = SourceSpec::Jsonl(one("bad.jsonl"));
     params.on_bad_record = BadRecordPolicy::Error;
@@ -266,30 +388,58 @@ fn bad_records_name_file_and_index_or_are_skipped_and_counted() {
     assert!(err.contains("bad.jsonl: line 1:"), "{err}");
     params.on_bad_record = BadRecordPolicy::Skip;
     let (summary, _) = ingest(&params, dir.path()).unwrap();
-    assert_eq!(summary["skipped"], json!({"invalid_json": 1, "wrong_shape": 2}));
+    assert_eq!(
+        summary["skipped"],
+        json!({"invalid_json": 1, "wrong_shape": 2})
+    );
 }
 
 #[test]
 fn truncated_array_is_a_file_error_even_when_skipping() {
     let dir = tempfile::tempdir().unwrap();
     let good = apipack_record("Hotels", "curl", RAPIDAPI_CURL, "/x", "h1").to_string();
-    std::fs::write(dir.path().join("cut.json"), format!("[{good}, {}", &good[..40])).unwrap();
-    let params = IngestParams { on_bad_record: BadRecordPolicy::Skip, ..params(SourceSpec::Apipack(one("cut.json"))) };
+    std::fs::write(
+        dir.path().join("cut.json"),
+        format!("[{good}, {}", &good[..40]),
+    )
+    .unwrap();
+    let params = IngestParams {
+        on_bad_record: BadRecordPolicy::Skip,
+        ..params(SourceSpec::Apipack(one("cut.json")))
+    };
     let err = ingest(&params, dir.path()).unwrap_err().to_string();
-    assert!(err.contains("cut.json") && err.contains("inside record 1") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("cut.json") && err.contains("inside record 1") && err.contains("truncated"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_specs_error_or_are_skipped_per_reason() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("specs")).unwrap();
-    std::fs::write(dir.path().join("specs/a_swagger.json"), r#"{"swagger": "2.0", "paths": {}}"#).unwrap();
-    std::fs::write(dir.path().join("specs/b_broken.yaml"), "openapi: 3.0.0\npaths: [unclosed").unwrap();
-    std::fs::write(dir.path().join("specs/c_old.json"), r#"{"openapi": "4.0.0", "paths": {}}"#).unwrap();
+    std::fs::write(
+        dir.path().join("specs/a_swagger.json"),
+        r#"{"swagger": "2.0", "paths": {}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("specs/b_broken.yaml"),
+        "openapi: 3.0.0\npaths: [unclosed",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("specs/c_old.json"),
+        r#"{"openapi": "4.0.0", "paths": {}}"#,
+    )
+    .unwrap();
     std::fs::write(dir.path().join("specs/d_good.yml"), SPEC_30_YAML).unwrap();
     let mut params = params(SourceSpec::Openapi(one("specs")));
     let err = ingest(&params, dir.path()).unwrap_err().to_string();
-    assert!(err.contains("a_swagger.json") && err.contains("swagger2_unsupported"), "{err}");
+    assert!(
+        err.contains("a_swagger.json") && err.contains("swagger2_unsupported"),
+        "{err}"
+    );
     params.on_bad_record = BadRecordPolicy::Skip;
     let (summary, records) = ingest(&params, dir.path()).unwrap();
     assert_eq!(records.len(), 20);
@@ -303,11 +453,19 @@ fn bad_specs_error_or_are_skipped_per_reason() {
 fn missing_inputs_and_bad_params_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let params = params(SourceSpec::Apipack(one("nothing/*.json")));
-    let err = ingest_input_files(&params, dir.path()).unwrap_err().to_string();
-    assert!(err.contains("nothing/*.json") && err.contains("matched no files"), "{err}");
+    let err = ingest_input_files(&params, dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nothing/*.json") && err.contains("matched no files"),
+        "{err}"
+    );
     std::fs::create_dir_all(dir.path().join("specs")).unwrap();
     std::fs::write(dir.path().join("specs/k.yaml"), SPEC_30_YAML).unwrap();
-    let params = IngestParams { langs: Some(vec!["cobol".into()]), ..params_openapi() };
+    let params = IngestParams {
+        langs: Some(vec!["cobol".into()]),
+        ..params_openapi()
+    };
     let err = ingest(&params, dir.path()).unwrap_err().to_string();
     assert!(err.contains("cobol"), "{err}");
 }
@@ -318,23 +476,40 @@ fn params_openapi() -> IngestParams {
 
 #[test]
 fn params_parse_from_toml_with_defaults_and_reject_unknown_keys() {
-    let parsed: IngestParams = toml::from_str("source = { openapi = \"experiments/data/specs\" }\nlangs = [\"curl\"]").unwrap();
-    assert_eq!(parsed.source, SourceSpec::Openapi(one("experiments/data/specs")));
-    assert_eq!(parsed.on_bad_record, BadRecordPolicy::Error);
     let parsed: IngestParams =
-        toml::from_str("source = { apipack = [\"a/*.json\", \"b.json\"] }\non_bad_record = \"skip\"\nlimit = 5").unwrap();
+        toml::from_str("source = { openapi = \"experiments/data/specs\" }\nlangs = [\"curl\"]")
+            .unwrap();
+    assert_eq!(
+        parsed.source,
+        SourceSpec::Openapi(one("experiments/data/specs"))
+    );
+    assert_eq!(parsed.on_bad_record, BadRecordPolicy::Error);
+    let parsed: IngestParams = toml::from_str(
+        "source = { apipack = [\"a/*.json\", \"b.json\"] }\non_bad_record = \"skip\"\nlimit = 5",
+    )
+    .unwrap();
     assert_eq!(parsed.on_bad_record, BadRecordPolicy::Skip);
-    assert!(toml::from_str::<IngestParams>("source = { openapi = \"x\" }\nlang = [\"curl\"]").is_err());
+    assert!(
+        toml::from_str::<IngestParams>("source = { openapi = \"x\" }\nlang = [\"curl\"]").is_err()
+    );
     assert!(toml::from_str::<IngestParams>("source = { swagger = \"x\" }").is_err());
 }
 
 #[test]
 fn params_have_json_schemas_for_the_manifest() {
     let schema = serde_json::to_string(&schemars::schema_for!(IngestParams)).unwrap();
-    for word in ["openapi", "apipack", "jsonl", "on_bad_record", "skip", "limit"] {
+    for word in [
+        "openapi",
+        "apipack",
+        "jsonl",
+        "on_bad_record",
+        "skip",
+        "limit",
+    ] {
         assert!(schema.contains(word), "{word} missing from {schema}");
     }
-    let schema = serde_json::to_string(&schemars::schema_for!(apitune::data::NormalizeParams)).unwrap();
+    let schema =
+        serde_json::to_string(&schemars::schema_for!(apitune::data::NormalizeParams)).unwrap();
     for word in ["heldout", "level3", "samples", "level1_in_train", "overall"] {
         assert!(schema.contains(word), "{word} missing from {schema}");
     }

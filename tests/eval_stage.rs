@@ -51,18 +51,32 @@ fn eval_writes_results_and_samples_and_feeds_the_report() {
     assert!(statuses(&json).iter().all(|(_, s)| s == "ran"), "{json}");
 
     let artifacts = p.path().join("cache/artifacts");
-    let eval_dir = std::fs::read_dir(&artifacts).unwrap().map(|e| e.unwrap().path()).find(|d| d.join("results.json").exists()).unwrap();
-    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(eval_dir.join("results.json")).unwrap()).unwrap();
+    let eval_dir = std::fs::read_dir(&artifacts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| d.join("results.json").exists())
+        .unwrap();
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(eval_dir.join("results.json")).unwrap())
+            .unwrap();
     assert_eq!(results["model"], "tiny");
     assert!(results["adapter"].is_null());
     let levels = results["levels"].as_object().unwrap();
-    assert_eq!(levels.keys().collect::<Vec<_>>(), ["level1", "level2", "level3"]);
+    assert_eq!(
+        levels.keys().collect::<Vec<_>>(),
+        ["level1", "level2", "level3"]
+    );
     let n = results["overall"]["n"].as_u64().unwrap();
     assert!(n > 0 && n <= 9, "at most 3 per level: {n}");
-    let ppl = results["perplexity"].as_f64().expect("perplexity is measured");
+    let ppl = results["perplexity"]
+        .as_f64()
+        .expect("perplexity is measured");
     assert!(ppl > 1.0 && ppl.is_finite(), "{ppl}");
     let samples = std::fs::read_to_string(eval_dir.join("samples.jsonl")).unwrap();
-    let lines: Vec<serde_json::Value> = samples.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = samples
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len() as u64, n);
     for s in &lines {
         assert!(s["prompt_hash"].as_str().unwrap().len() == 64);
@@ -71,21 +85,41 @@ fn eval_writes_results_and_samples_and_feeds_the_report() {
     }
 
     let show = p.run(&["show", "m.toml"]);
-    assert!(show.expect_code(0).stdout().contains("tiny"), "{}", show.stdout());
+    assert!(
+        show.expect_code(0).stdout().contains("tiny"),
+        "{}",
+        show.stdout()
+    );
 
     // A change that only affects scoring reuses the memoised generations: identical predictions.
     let memo = p.path().join("cache/memo");
     let memo_files = || std::fs::read_dir(&memo).unwrap().count();
     assert_eq!(memo_files(), 3, "one memo per level's prompts");
-    let out = p.run(&["run", "m.toml", "--format", "json", "-S", "stages.baseline.perplexity=false"]);
-    assert_eq!(statuses(&out.expect_code(0).json())[2], ("baseline".to_string(), "ran".to_string()));
+    let out = p.run(&[
+        "run",
+        "m.toml",
+        "--format",
+        "json",
+        "-S",
+        "stages.baseline.perplexity=false",
+    ]);
+    assert_eq!(
+        statuses(&out.expect_code(0).json())[2],
+        ("baseline".to_string(), "ran".to_string())
+    );
     assert_eq!(memo_files(), 3, "no new generation run");
 
     // gc keeps the memos of live entries and drops those no live entry was made from.
     std::fs::create_dir_all(memo.join("0123abcd")).unwrap();
     std::fs::write(memo.join("0123abcd/level1.jsonl"), "{}\n").unwrap();
     let out = p.run(&["gc", "m.toml", "--dry-run"]);
-    assert!(out.expect_code(0).stdout().contains("would remove memo/0123abcd"), "{}", out.stdout());
+    assert!(
+        out.expect_code(0)
+            .stdout()
+            .contains("would remove memo/0123abcd"),
+        "{}",
+        out.stdout()
+    );
     p.run(&["gc", "m.toml"]).expect_code(0);
     assert_eq!(memo_files(), 3);
 }
@@ -106,14 +140,25 @@ fn interrupted_generation_resumes_from_the_memo() {
     let first = full.lines().next().unwrap();
     std::fs::write(&level1, format!("{first}\n{{\"index\": 1, \"prom")).unwrap();
     p.run(&["run", "m.toml", "-f", "baseline"]).expect_code(0);
-    assert_eq!(std::fs::read_to_string(&level1).unwrap(), full, "resumed generation equals the uninterrupted one");
+    assert_eq!(
+        std::fs::read_to_string(&level1).unwrap(),
+        full,
+        "resumed generation equals the uninterrupted one"
+    );
 }
 
 #[test]
 fn eval_errors_name_the_problem() {
     let p = Project::new();
-    p.write("m.toml", &manifest(3, "").replace("model = \"tiny\"", "model = \"tiny2\""));
+    p.write(
+        "m.toml",
+        &manifest(3, "").replace("model = \"tiny\"", "model = \"tiny2\""),
+    );
     let out = p.run(&["run", "m.toml"]);
     assert_eq!(out.code(), 2, "{}", out.stderr());
-    assert!(out.stderr().contains("unknown model `tiny2`"), "{}", out.stderr());
+    assert!(
+        out.stderr().contains("unknown model `tiny2`"),
+        "{}",
+        out.stderr()
+    );
 }

@@ -34,10 +34,17 @@ fn root() -> PathBuf {
 #[track_caller]
 fn assert_close(what: &str, got: f64, want: f64) {
     let rel = (got - want).abs() / want.abs().max(1e-12);
-    assert!(rel < 1e-4, "{what}: apitune {got} vs PEFT {want} (relative {rel:e})");
+    assert!(
+        rel < 1e-4,
+        "{what}: apitune {got} vs PEFT {want} (relative {rel:e})"
+    );
 }
 
-fn mean_loss(network: &apitune::model::CausalLm, examples: &[Example], device: &Device) -> burn::tensor::Tensor<1> {
+fn mean_loss(
+    network: &apitune::model::CausalLm,
+    examples: &[Example],
+    device: &Device,
+) -> burn::tensor::Tensor<1> {
     let rows: Vec<&Example> = examples.iter().collect();
     let targets: usize = examples.iter().map(Example::target_tokens).sum();
     train::batch_nll(network, &rows, device).div_scalar(targets as f64)
@@ -49,23 +56,55 @@ fn scalar(t: burn::tensor::Tensor<1>) -> f64 {
 
 fn check(model_name: &str) {
     let dir = root().join("lora").join(model_name);
-    let reference: Reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
     let device = model_support::device().autodiff();
-    let mut model = lora::load_with_adapter(&root().join("models").join(model_name), &dir, &device).unwrap();
-    let examples: Vec<Example> = reference.rows.iter().map(|r| Example { tokens: r.tokens.clone(), target_start: r.target_start }).collect();
-    assert_eq!(train::params::trainable_count(&model.network), reference.trainable_params);
+    let mut model =
+        lora::load_with_adapter(&root().join("models").join(model_name), &dir, &device).unwrap();
+    let examples: Vec<Example> = reference
+        .rows
+        .iter()
+        .map(|r| Example {
+            tokens: r.tokens.clone(),
+            target_start: r.target_start,
+        })
+        .collect();
+    assert_eq!(
+        train::params::trainable_count(&model.network),
+        reference.trainable_params
+    );
 
     let loss = mean_loss(&model.network, &examples, &device);
-    assert_close("loss with adapter", scalar(loss.clone()), reference.loss_before);
+    assert_close(
+        "loss with adapter",
+        scalar(loss.clone()),
+        reference.loss_before,
+    );
     let grads = loss.backward();
     let mut checked = 0;
     for (name, proj) in lora::projections_mut(&mut model.network) {
         let Some(path) = &proj.lora else { continue };
         for (suffix, param) in [("lora_A", &path.a), ("lora_B", &path.b)] {
             let key = format!("base_model.model.{name}.{suffix}.weight");
-            let grad = param.val().grad(&grads).unwrap_or_else(|| panic!("no gradient for {key}"));
-            let norm = grad.into_data().convert::<f64>().try_to_vec::<f64>().unwrap().iter().map(|v| v * v).sum::<f64>().sqrt();
-            assert_close(&format!("grad norm {key}"), norm, reference.grad_norms[&key]);
+            let grad = param
+                .val()
+                .grad(&grads)
+                .unwrap_or_else(|| panic!("no gradient for {key}"));
+            let norm = grad
+                .into_data()
+                .convert::<f64>()
+                .try_to_vec::<f64>()
+                .unwrap()
+                .iter()
+                .map(|v| v * v)
+                .sum::<f64>()
+                .sqrt();
+            assert_close(
+                &format!("grad norm {key}"),
+                norm,
+                reference.grad_norms[&key],
+            );
             checked += 1;
         }
     }
@@ -86,11 +125,26 @@ fn check(model_name: &str) {
     let work = tempfile::tempdir().unwrap();
     let outcome = train::train(
         model.network,
-        &TrainRun { examples: &examples, settings: &settings, seed: 0, device: &device, work_dir: work.path(), progress: &|_, _, _| {} },
+        &TrainRun {
+            examples: &examples,
+            settings: &settings,
+            seed: 0,
+            device: &device,
+            work_dir: work.path(),
+            progress: &|_, _, _| {},
+        },
     )
     .unwrap();
-    assert_close("loss in the step's log", outcome.steps[0].loss, reference.loss_before);
-    assert_close("loss after one AdamW step", scalar(mean_loss(&outcome.network, &examples, &device)), reference.loss_after);
+    assert_close(
+        "loss in the step's log",
+        outcome.steps[0].loss,
+        reference.loss_before,
+    );
+    assert_close(
+        "loss after one AdamW step",
+        scalar(mean_loss(&outcome.network, &examples, &device)),
+        reference.loss_after,
+    );
 }
 
 #[test]
@@ -117,18 +171,33 @@ fn apitune_adapter_fixture_is_current() {
     let device = Device::flex();
     let base_dir = root().join("models/gpt2-tiny");
     let base = apitune::model::Model::load(&base_dir, &device).unwrap();
-    let settings = lora::LoraSettings { r: 4, alpha: 16.0, dropout: 0.0, targets: vec!["c_attn".into(), "c_proj".into(), "c_fc".into()] };
+    let settings = lora::LoraSettings {
+        r: 4,
+        alpha: 16.0,
+        dropout: 0.0,
+        targets: vec!["c_attn".into(), "c_proj".into(), "c_fc".into()],
+    };
     let (mut network, _) = lora::attach(base.network, &settings, &base.config, 9).unwrap();
     for (_, proj) in lora::projections_mut(&mut network) {
         if let Some(path) = proj.lora.as_mut() {
             let [r, out] = path.b.dims();
-            let values: Vec<f32> = (0..r * out).map(|k| ((k * 7 % 11) as f32 - 5.0) * 0.01).collect();
-            path.b = burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(values, [r, out]), &device));
+            let values: Vec<f32> = (0..r * out)
+                .map(|k| ((k * 7 % 11) as f32 - 5.0) * 0.01)
+                .collect();
+            path.b = burn::module::Param::from_tensor(Tensor::from_data(
+                TensorData::new(values, [r, out]),
+                &device,
+            ));
         }
     }
     let tokens = vec![5u32, 17, 42, 7, 99, 3];
     let input = apitune::model::ForwardInput::causal(std::slice::from_ref(&tokens), &device);
-    let logits: Vec<f32> = network.forward(&input, None).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let logits: Vec<f32> = network
+        .forward(&input, None)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
     let fresh = tempfile::tempdir().unwrap();
     lora::save_adapter(&mut network, &settings, &base.config, fresh.path()).unwrap();
     let committed = root().join("lora/apitune-gpt2-tiny");
@@ -138,10 +207,19 @@ fn apitune_adapter_fixture_is_current() {
         for f in [lora::ADAPTER_CONFIG_FILE, lora::ADAPTER_WEIGHTS_FILE] {
             std::fs::copy(fresh.path().join(f), committed.join(f)).unwrap();
         }
-        std::fs::write(committed.join("logits.json"), serde_json::to_string(&reference).unwrap()).unwrap();
+        std::fs::write(
+            committed.join("logits.json"),
+            serde_json::to_string(&reference).unwrap(),
+        )
+        .unwrap();
     }
     let read = |dir: &Path| std::fs::read(dir.join(lora::ADAPTER_WEIGHTS_FILE)).unwrap();
-    assert!(read(fresh.path()) == read(&committed), "committed apitune adapter is stale: rerun with APITUNE_WRITE_FIXTURES=1");
-    let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(committed.join("logits.json")).unwrap()).unwrap();
+    assert!(
+        read(fresh.path()) == read(&committed),
+        "committed apitune adapter is stale: rerun with APITUNE_WRITE_FIXTURES=1"
+    );
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(committed.join("logits.json")).unwrap())
+            .unwrap();
     assert_eq!(stored, reference);
 }

@@ -20,18 +20,31 @@ fn load_err(dir: &Path) -> ModelError {
 }
 
 /// Rewrites `file` with `edit` applied to its (name -> (dtype, shape, bytes)) map.
-fn rewrite_safetensors(file: &Path, edit: impl FnOnce(&mut HashMap<String, (Dtype, Vec<usize>, Vec<u8>)>)) {
+fn rewrite_safetensors(
+    file: &Path,
+    edit: impl FnOnce(&mut HashMap<String, (Dtype, Vec<usize>, Vec<u8>)>),
+) {
     let bytes = std::fs::read(file).unwrap();
     let tensors = SafeTensors::deserialize(&bytes).unwrap();
     let mut map: HashMap<String, (Dtype, Vec<usize>, Vec<u8>)> = tensors
         .tensors()
         .into_iter()
-        .map(|(name, view)| (name, (view.dtype(), view.shape().to_vec(), view.data().to_vec())))
+        .map(|(name, view)| {
+            (
+                name,
+                (view.dtype(), view.shape().to_vec(), view.data().to_vec()),
+            )
+        })
         .collect();
     edit(&mut map);
     let views: Vec<(String, TensorView)> = map
         .iter()
-        .map(|(name, (dtype, shape, data))| (name.clone(), TensorView::new(*dtype, shape.clone(), data).unwrap()))
+        .map(|(name, (dtype, shape, data))| {
+            (
+                name.clone(),
+                TensorView::new(*dtype, shape.clone(), data).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, file).unwrap();
 }
@@ -49,17 +62,29 @@ fn truncated_weights_file() {
     let dir = copy_fixture("gpt2-tiny");
     let file = dir.path().join("model.safetensors");
     let len = std::fs::metadata(&file).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len - 100).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len - 100)
+        .unwrap();
     let err = load_err(dir.path());
     assert!(matches!(err, ModelError::CorruptWeights { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(message.contains("model.safetensors") && message.contains("truncated"), "{message}");
+    assert!(
+        message.contains("model.safetensors") && message.contains("truncated"),
+        "{message}"
+    );
 }
 
 #[test]
 fn garbage_weights_file() {
     let dir = copy_fixture("gpt2-tiny");
-    std::fs::write(dir.path().join("model.safetensors"), b"not a safetensors file").unwrap();
+    std::fs::write(
+        dir.path().join("model.safetensors"),
+        b"not a safetensors file",
+    )
+    .unwrap();
     let err = load_err(dir.path());
     assert!(matches!(err, ModelError::CorruptWeights { .. }), "{err:?}");
 }
@@ -68,7 +93,9 @@ fn garbage_weights_file() {
 fn mis_shaped_tensor() {
     let dir = copy_fixture("qwen2-tiny");
     rewrite_safetensors(&dir.path().join("model.safetensors"), |map| {
-        let (_, shape, data) = map.get_mut("model.layers.1.self_attn.k_proj.weight").unwrap();
+        let (_, shape, data) = map
+            .get_mut("model.layers.1.self_attn.k_proj.weight")
+            .unwrap();
         assert_eq!(shape, &vec![32, 64]);
         *shape = vec![64, 32];
         let _ = data;
@@ -76,8 +103,14 @@ fn mis_shaped_tensor() {
     let err = load_err(dir.path());
     let message = err.to_string();
     assert!(matches!(err, ModelError::ShapeMismatch { .. }), "{err:?}");
-    assert!(message.contains("model.layers.1.self_attn.k_proj.weight"), "{message}");
-    assert!(message.contains("expected shape [32, 64], found [64, 32]"), "{message}");
+    assert!(
+        message.contains("model.layers.1.self_attn.k_proj.weight"),
+        "{message}"
+    );
+    assert!(
+        message.contains("expected shape [32, 64], found [64, 32]"),
+        "{message}"
+    );
     assert!(message.contains("model.safetensors"), "{message}");
 }
 
@@ -90,7 +123,10 @@ fn missing_tensor() {
     let err = load_err(dir.path());
     let message = err.to_string();
     assert!(matches!(err, ModelError::MissingTensor { .. }), "{err:?}");
-    assert!(message.contains("transformer.h.1.mlp.c_fc.bias"), "{message}");
+    assert!(
+        message.contains("transformer.h.1.mlp.c_fc.bias"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -98,7 +134,14 @@ fn untied_config_without_lm_head() {
     let dir = copy_fixture("qwen2-tiny-bf16-tied");
     let config = dir.path().join("config.json");
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("\"tie_word_embeddings\": true", "\"tie_word_embeddings\": false")).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "\"tie_word_embeddings\": true",
+            "\"tie_word_embeddings\": false",
+        ),
+    )
+    .unwrap();
     let message = load_err(dir.path()).to_string();
     assert!(message.contains("lm_head.weight"), "{message}");
 }
@@ -112,8 +155,14 @@ fn unsupported_dtype() {
     });
     let err = load_err(dir.path());
     let message = err.to_string();
-    assert!(matches!(err, ModelError::UnsupportedDtype { .. }), "{err:?}");
-    assert!(message.contains("transformer.ln_f.bias") && message.contains("I32"), "{message}");
+    assert!(
+        matches!(err, ModelError::UnsupportedDtype { .. }),
+        "{err:?}"
+    );
+    assert!(
+        message.contains("transformer.ln_f.bias") && message.contains("I32"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -121,11 +170,23 @@ fn unknown_architecture() {
     let dir = copy_fixture("gpt2-tiny");
     let config = dir.path().join("config.json");
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("\"model_type\": \"gpt2\"", "\"model_type\": \"llama\"")).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("\"model_type\": \"gpt2\"", "\"model_type\": \"llama\""),
+    )
+    .unwrap();
     let err = load_err(dir.path());
     let message = err.to_string();
-    assert!(matches!(err, ModelError::UnknownArchitecture { .. }), "{err:?}");
-    assert!(message.contains("config.json") && message.contains("\"llama\"") && message.contains("qwen2"), "{message}");
+    assert!(
+        matches!(err, ModelError::UnknownArchitecture { .. }),
+        "{err:?}"
+    );
+    assert!(
+        message.contains("config.json")
+            && message.contains("\"llama\"")
+            && message.contains("qwen2"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -135,7 +196,10 @@ fn inconsistent_config() {
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace("\"n_head\": 4", "\"n_head\": 5")).unwrap();
     let message = load_err(dir.path()).to_string();
-    assert!(message.contains("n_head") && message.contains("config.json"), "{message}");
+    assert!(
+        message.contains("n_head") && message.contains("config.json"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -145,7 +209,10 @@ fn config_missing_a_required_field() {
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace("\"hidden_size\": 64,", "")).unwrap();
     let message = load_err(dir.path()).to_string();
-    assert!(message.contains("hidden_size") && message.contains("config.json"), "{message}");
+    assert!(
+        message.contains("hidden_size") && message.contains("config.json"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -178,14 +245,19 @@ fn shard_listed_in_index_is_missing() {
     std::fs::remove_file(dir.path().join("model-00003-of-00004.safetensors")).unwrap();
     let err = load_err(dir.path());
     let message = err.to_string();
-    assert!(message.contains("model.safetensors.index.json") && message.contains("model-00003-of-00004"), "{message}");
+    assert!(
+        message.contains("model.safetensors.index.json")
+            && message.contains("model-00003-of-00004"),
+        "{message}"
+    );
 }
 
 #[test]
 fn index_points_to_the_wrong_shard() {
     let dir = copy_fixture("bigcode-tiny-sharded");
     let index = dir.path().join("model.safetensors.index.json");
-    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
     let map = json["weight_map"].as_object_mut().unwrap();
     let wrong = if map["transformer.wte.weight"] == "model-00001-of-00004.safetensors" {
         "model-00002-of-00004.safetensors"
@@ -195,7 +267,10 @@ fn index_points_to_the_wrong_shard() {
     map.insert("transformer.wte.weight".into(), wrong.into());
     std::fs::write(&index, serde_json::to_string(&json).unwrap()).unwrap();
     let message = load_err(dir.path()).to_string();
-    assert!(message.contains("transformer.wte.weight") && message.contains(wrong), "{message}");
+    assert!(
+        message.contains("transformer.wte.weight") && message.contains(wrong),
+        "{message}"
+    );
 }
 
 #[test]
@@ -203,9 +278,17 @@ fn truncated_shard() {
     let dir = copy_fixture("bigcode-tiny-sharded");
     let file = dir.path().join("model-00002-of-00004.safetensors");
     let len = std::fs::metadata(&file).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len / 2).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
     let message = load_err(dir.path()).to_string();
-    assert!(message.contains("model-00002-of-00004.safetensors"), "{message}");
+    assert!(
+        message.contains("model-00002-of-00004.safetensors"),
+        "{message}"
+    );
 }
 
 /// Sizes that would make the process abort on an impossible allocation (or build a degenerate
@@ -213,20 +296,80 @@ fn truncated_shard() {
 #[test]
 fn config_sizes_out_of_range() {
     let cases: [(&str, &str, Value, &str); 14] = [
-        ("gpt2-tiny", "n_layer", json!(1_000_000_000u64), "1000000000 is out of range; expected 1 to 1024"),
-        ("gpt2-tiny", "n_embd", json!(4_000_000_000u64), "4000000000 is out of range; expected 1 to 65536"),
-        ("gpt2-tiny", "vocab_size", json!(0), "0 is out of range; expected 1 to 4194304"),
-        ("gpt2-tiny", "n_positions", json!(1u64 << 40), "expected 1 to 1048576"),
+        (
+            "gpt2-tiny",
+            "n_layer",
+            json!(1_000_000_000u64),
+            "1000000000 is out of range; expected 1 to 1024",
+        ),
+        (
+            "gpt2-tiny",
+            "n_embd",
+            json!(4_000_000_000u64),
+            "4000000000 is out of range; expected 1 to 65536",
+        ),
+        (
+            "gpt2-tiny",
+            "vocab_size",
+            json!(0),
+            "0 is out of range; expected 1 to 4194304",
+        ),
+        (
+            "gpt2-tiny",
+            "n_positions",
+            json!(1u64 << 40),
+            "expected 1 to 1048576",
+        ),
         ("gpt2-tiny", "n_inner", json!(0), "expected 1 to 262144"),
         ("gpt2-tiny", "n_head", json!(0), "expected 1 to 64"),
-        ("gpt2-tiny", "layer_norm_epsilon", json!(-1.0), "expected 0 or more"),
-        ("bigcode-tiny-sharded", "n_layer", json!(5000), "expected 1 to 1024"),
-        ("qwen2-tiny", "num_hidden_layers", json!(1_000_000_000u64), "expected 1 to 1024"),
-        ("qwen2-tiny", "intermediate_size", json!(1_000_000_000u64), "expected 1 to 262144"),
-        ("qwen2-tiny", "max_position_embeddings", json!(0), "expected 1 to 1048576"),
-        ("qwen2-tiny", "num_attention_heads", json!(128), "expected 1 to 64"),
-        ("qwen2-tiny", "num_key_value_heads", json!(3), "3 does not divide num_attention_heads 4"),
-        ("qwen2-tiny", "rms_norm_eps", json!(-0.5), "expected 0 or more"),
+        (
+            "gpt2-tiny",
+            "layer_norm_epsilon",
+            json!(-1.0),
+            "expected 0 or more",
+        ),
+        (
+            "bigcode-tiny-sharded",
+            "n_layer",
+            json!(5000),
+            "expected 1 to 1024",
+        ),
+        (
+            "qwen2-tiny",
+            "num_hidden_layers",
+            json!(1_000_000_000u64),
+            "expected 1 to 1024",
+        ),
+        (
+            "qwen2-tiny",
+            "intermediate_size",
+            json!(1_000_000_000u64),
+            "expected 1 to 262144",
+        ),
+        (
+            "qwen2-tiny",
+            "max_position_embeddings",
+            json!(0),
+            "expected 1 to 1048576",
+        ),
+        (
+            "qwen2-tiny",
+            "num_attention_heads",
+            json!(128),
+            "expected 1 to 64",
+        ),
+        (
+            "qwen2-tiny",
+            "num_key_value_heads",
+            json!(3),
+            "3 does not divide num_attention_heads 4",
+        ),
+        (
+            "qwen2-tiny",
+            "rms_norm_eps",
+            json!(-0.5),
+            "expected 0 or more",
+        ),
     ];
     for (fixture, field, value, expected) in cases {
         let dir = copy_fixture(fixture);
@@ -235,8 +378,16 @@ fn config_sizes_out_of_range() {
         });
         let err = load_err(dir.path());
         let message = err.to_string();
-        assert!(matches!(err, ModelError::InvalidConfig { .. }), "{fixture} {field}={value}: {err:?}");
-        assert!(message.contains("config.json") && message.contains(&format!("{field}: ")) && message.contains(expected), "{message}");
+        assert!(
+            matches!(err, ModelError::InvalidConfig { .. }),
+            "{fixture} {field}={value}: {err:?}"
+        );
+        assert!(
+            message.contains("config.json")
+                && message.contains(&format!("{field}: "))
+                && message.contains(expected),
+            "{message}"
+        );
     }
 }
 
@@ -249,13 +400,24 @@ fn config_too_large_for_this_machine() {
     }
     let dir = copy_fixture("gpt2-tiny");
     edit_json(dir.path(), "config.json", |config| {
-        for (field, value) in [("n_embd", 65536), ("n_head", 64), ("n_layer", 1024), ("n_inner", 262144)] {
+        for (field, value) in [
+            ("n_embd", 65536),
+            ("n_head", 64),
+            ("n_layer", 1024),
+            ("n_inner", 262144),
+        ] {
             config.insert(field.into(), json!(value));
         }
     });
     let message = load_err(dir.path()).to_string();
-    assert!(message.contains("config.json") && message.contains("n_layer"), "{message}");
-    assert!(message.contains("parameters") && message.contains("GiB of memory"), "{message}");
+    assert!(
+        message.contains("config.json") && message.contains("n_layer"),
+        "{message}"
+    );
+    assert!(
+        message.contains("parameters") && message.contains("GiB of memory"),
+        "{message}"
+    );
 }
 
 /// Random initialisation (pretraining from a manifest) parses its config with the same checks;
@@ -264,12 +426,19 @@ fn config_too_large_for_this_machine() {
 fn random_init_config_is_checked_when_parsed() {
     let config = json!({"model_type": "gpt2", "vocab_size": 64, "n_embd": 4_000_000_000u64, "n_layer": 1, "n_head": 2});
     let err = ModelConfig::from_value(config, Path::new("")).unwrap_err();
-    assert_eq!(err.to_string(), "n_embd: 4000000000 is out of range; expected 1 to 65536");
+    assert_eq!(
+        err.to_string(),
+        "n_embd: 4000000000 is out of range; expected 1 to 65536"
+    );
     let text = r#"{"model_type": "qwen2", "vocab_size": 64, "hidden_size": 16, "intermediate_size": 32,
         "num_hidden_layers": 1000000000, "num_attention_heads": 2}"#;
     let err = ModelConfig::from_json(text, Path::new("out/config.json")).unwrap_err();
-    assert_eq!(err.to_string(), "out/config.json: num_hidden_layers: 1000000000 is out of range; expected 1 to 1024");
-    let ok = json!({"model_type": "gpt2", "vocab_size": 64, "n_embd": 8, "n_layer": 1, "n_head": 2});
+    assert_eq!(
+        err.to_string(),
+        "out/config.json: num_hidden_layers: 1000000000 is out of range; expected 1 to 1024"
+    );
+    let ok =
+        json!({"model_type": "gpt2", "vocab_size": 64, "n_embd": 8, "n_layer": 1, "n_head": 2});
     let config = ModelConfig::from_value(ok, Path::new("")).unwrap();
     // wte 64*8 + wpe 1024*8 + block (4*8 + 8*24+24 + 8*8+8 + 8*32+32 + 32*8+8) + ln_f 16
     assert_eq!(config.parameter_count(), 512 + 8192 + 872 + 16);
@@ -279,10 +448,15 @@ fn random_init_config_is_checked_when_parsed() {
 /// an added token (tokenizers gives an added token its vocabulary id).
 fn add_token(dir: &Path, content: &str, id: u32) {
     edit_json(dir, "tokenizer.json", |tokenizer| {
-        tokenizer["model"]["vocab"].as_object_mut().unwrap().insert(content.into(), json!(id));
+        tokenizer["model"]["vocab"]
+            .as_object_mut()
+            .unwrap()
+            .insert(content.into(), json!(id));
         let added = tokenizer["added_tokens"].as_array_mut().unwrap();
-        added.push(json!({"id": id, "content": content, "single_word": false, "lstrip": false,
-            "rstrip": false, "normalized": false, "special": true}));
+        added.push(
+            json!({"id": id, "content": content, "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true}),
+        );
     });
 }
 
@@ -295,7 +469,10 @@ fn tokenizer_added_token_beyond_the_vocabulary() {
     let err = load_err(dir.path());
     let message = err.to_string();
     assert!(matches!(err, ModelError::Tokenizer { .. }), "{err:?}");
-    assert!(message.contains("tokenizer.json") && message.contains("\"<|extra|>\" has id 400"), "{message}");
+    assert!(
+        message.contains("tokenizer.json") && message.contains("\"<|extra|>\" has id 400"),
+        "{message}"
+    );
     assert!(message.contains("vocab_size is 320"), "{message}");
 }
 
@@ -307,8 +484,14 @@ fn tokenizer_vocabulary_larger_than_the_config() {
         config.insert("vocab_size".into(), json!(300));
     });
     let message = load_err(dir.path()).to_string();
-    assert!(message.contains("tokenizer.json") && message.contains("has id 319"), "{message}");
-    assert!(message.contains("vocab_size is 300 (ids 0 to 299)"), "{message}");
+    assert!(
+        message.contains("tokenizer.json") && message.contains("has id 319"),
+        "{message}"
+    );
+    assert!(
+        message.contains("vocab_size is 300 (ids 0 to 299)"),
+        "{message}"
+    );
 }
 
 /// Special token ids feed the embedding too (generation pads with EOS): each is checked against
@@ -328,8 +511,17 @@ fn special_token_ids_beyond_the_vocabulary() {
         });
         let err = load_err(dir.path());
         let message = err.to_string();
-        assert!(matches!(err, ModelError::InvalidConfig { .. }), "{file} {field}: {err:?}");
-        assert!(message.contains(file) && message.contains(field), "{message}");
-        assert!(message.contains("outside the model's vocabulary (vocab_size 320: ids 0 to 319)"), "{message}");
+        assert!(
+            matches!(err, ModelError::InvalidConfig { .. }),
+            "{file} {field}: {err:?}"
+        );
+        assert!(
+            message.contains(file) && message.contains(field),
+            "{message}"
+        );
+        assert!(
+            message.contains("outside the model's vocabulary (vocab_size 320: ids 0 to 319)"),
+            "{message}"
+        );
     }
 }

@@ -25,9 +25,27 @@ fn model_arg() -> String {
 #[test]
 fn generate_parses_flags_and_runs() {
     let cli = GenerateCli::try_parse_from([
-        "generate", "--model", &model_arg(), "--max-new-tokens", "4", "--temperature", "0.7",
-        "--top-k", "5", "--top-p", "0.9", "--seed", "3", "--backend", "cpu", "--format", "json",
-        "--stop", "\n", "curl --request", "import http",
+        "generate",
+        "--model",
+        &model_arg(),
+        "--max-new-tokens",
+        "4",
+        "--temperature",
+        "0.7",
+        "--top-k",
+        "5",
+        "--top-p",
+        "0.9",
+        "--seed",
+        "3",
+        "--backend",
+        "cpu",
+        "--format",
+        "json",
+        "--stop",
+        "\n",
+        "curl --request",
+        "import http",
     ])
     .unwrap();
     assert_eq!(cli.args.prompt, ["curl --request", "import http"]);
@@ -37,21 +55,53 @@ fn generate_parses_flags_and_runs() {
 
 #[test]
 fn generate_reports_a_missing_adapter_with_its_path() {
-    let cli = GenerateCli::try_parse_from(["generate", "--model", &model_arg(), "--adapter", "some/adapter", "x"]).unwrap();
+    let cli = GenerateCli::try_parse_from([
+        "generate",
+        "--model",
+        &model_arg(),
+        "--adapter",
+        "some/adapter",
+        "x",
+    ])
+    .unwrap();
     let err = format!("{:#}", generate(&cli.args).unwrap_err());
-    assert!(err.contains("some/adapter") && err.contains("adapter_config.json"), "{err}");
+    assert!(
+        err.contains("some/adapter") && err.contains("adapter_config.json"),
+        "{err}"
+    );
 }
 
 #[test]
 fn generate_reports_a_bad_model_dir_with_its_path() {
-    let cli = GenerateCli::try_parse_from(["generate", "--model", "no/such/model", "--backend", "cpu", "x"]).unwrap();
+    let cli = GenerateCli::try_parse_from([
+        "generate",
+        "--model",
+        "no/such/model",
+        "--backend",
+        "cpu",
+        "x",
+    ])
+    .unwrap();
     let err = format!("{:#}", generate(&cli.args).unwrap_err());
-    assert!(err.contains("no/such/model") && err.contains("config.json"), "{err}");
+    assert!(
+        err.contains("no/such/model") && err.contains("config.json"),
+        "{err}"
+    );
 }
 
 #[test]
 fn generate_rejects_bad_sampling_options() {
-    let cli = GenerateCli::try_parse_from(["generate", "--model", &model_arg(), "--top-p", "1.5", "--temperature", "1", "x"]).unwrap();
+    let cli = GenerateCli::try_parse_from([
+        "generate",
+        "--model",
+        &model_arg(),
+        "--top-p",
+        "1.5",
+        "--temperature",
+        "1",
+        "x",
+    ])
+    .unwrap();
     let err = generate(&cli.args).unwrap_err().to_string();
     assert!(err.contains("top_p"), "{err}");
 }
@@ -59,7 +109,15 @@ fn generate_rejects_bad_sampling_options() {
 #[test]
 fn score_parses_and_runs() {
     let cli = ScoreCli::try_parse_from([
-        "score", "--model", &model_arg(), "--prompt", "curl --request", "--target", " GET", "--backend", "cpu",
+        "score",
+        "--model",
+        &model_arg(),
+        "--prompt",
+        "curl --request",
+        "--target",
+        " GET",
+        "--backend",
+        "cpu",
     ])
     .unwrap();
     score(&cli.args).unwrap();
@@ -77,21 +135,71 @@ fn adapter_generation_equals_the_merged_checkpoint() {
     let bin = env!("CARGO_BIN_EXE_apitune");
     let run = |args: &[&str]| {
         let o = std::process::Command::new(bin).args(args).output().unwrap();
-        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     };
-    run(&["merge", "--model", &base, "--adapter", &adapter, "--out", merged.to_str().unwrap()]);
-    let with_adapter = run(&["generate", "--model", &base, "--adapter", &adapter, "--max-new-tokens", "12", "--backend", "cpu", "curl"]);
-    let from_merged = run(&["generate", "--model", merged.to_str().unwrap(), "--max-new-tokens", "12", "--backend", "cpu", "curl"]);
-    let plain = run(&["generate", "--model", &base, "--max-new-tokens", "12", "--backend", "cpu", "curl"]);
+    run(&[
+        "merge",
+        "--model",
+        &base,
+        "--adapter",
+        &adapter,
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    let with_adapter = run(&[
+        "generate",
+        "--model",
+        &base,
+        "--adapter",
+        &adapter,
+        "--max-new-tokens",
+        "12",
+        "--backend",
+        "cpu",
+        "curl",
+    ]);
+    let from_merged = run(&[
+        "generate",
+        "--model",
+        merged.to_str().unwrap(),
+        "--max-new-tokens",
+        "12",
+        "--backend",
+        "cpu",
+        "curl",
+    ]);
+    let plain = run(&[
+        "generate",
+        "--model",
+        &base,
+        "--max-new-tokens",
+        "12",
+        "--backend",
+        "cpu",
+        "curl",
+    ]);
     assert_eq!(with_adapter, from_merged);
-    assert_ne!(with_adapter, plain, "the fixture adapter changes the output");
+    assert_ne!(
+        with_adapter, plain,
+        "the fixture adapter changes the output"
+    );
 }
 
 /// Runs the `apitune` binary; returns its exit code (None when a signal killed it) and stderr.
 fn run_apitune(args: &[&str]) -> (Option<i32>, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_apitune")).args(args).output().unwrap();
-    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_apitune"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// A config.json implying a model no machine can hold: `generate`, `score` and `merge` exit 2
@@ -101,20 +209,48 @@ fn impossible_config_is_a_usage_error_not_an_abort() {
     let dir = copy_fixture("gpt2-tiny");
     let config = dir.path().join("config.json");
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("\"n_layer\": 2", "\"n_layer\": 1000000000")).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("\"n_layer\": 2", "\"n_layer\": 1000000000"),
+    )
+    .unwrap();
     let model = dir.path().to_str().unwrap();
-    let adapter = format!("{}/tests/fixtures/lora/gpt2-tiny", env!("CARGO_MANIFEST_DIR"));
+    let adapter = format!(
+        "{}/tests/fixtures/lora/gpt2-tiny",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let out = dir.path().join("merged");
     let commands: [&[&str]; 3] = [
         &["generate", "--model", model, "--backend", "cpu", "curl"],
-        &["score", "--model", model, "--prompt", "curl", "--target", " -X", "--backend", "cpu"],
-        &["merge", "--model", model, "--adapter", &adapter, "--out", out.to_str().unwrap()],
+        &[
+            "score",
+            "--model",
+            model,
+            "--prompt",
+            "curl",
+            "--target",
+            " -X",
+            "--backend",
+            "cpu",
+        ],
+        &[
+            "merge",
+            "--model",
+            model,
+            "--adapter",
+            &adapter,
+            "--out",
+            out.to_str().unwrap(),
+        ],
     ];
     for args in commands {
         let (code, stderr) = run_apitune(args);
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
         let expected = "n_layer: 1000000000 is out of range; expected 1 to 1024";
-        assert!(stderr.contains("config.json") && stderr.contains(expected), "{stderr}");
+        assert!(
+            stderr.contains("config.json") && stderr.contains(expected),
+            "{stderr}"
+        );
     }
 }
 
@@ -125,18 +261,41 @@ fn impossible_config_is_a_usage_error_not_an_abort() {
 fn tokenizer_beyond_the_vocabulary_is_a_usage_error_not_a_panic() {
     let dir = copy_fixture("qwen2-tiny");
     let path = dir.path().join("tokenizer.json");
-    let mut tokenizer: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut tokenizer: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     tokenizer["added_tokens"].as_array_mut().unwrap().push(serde_json::json!({"id": 320, "content": "<|extra|>",
         "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}));
     std::fs::write(&path, tokenizer.to_string()).unwrap();
     let model = dir.path().to_str().unwrap();
     let commands: [&[&str]; 2] = [
-        &["generate", "--model", model, "--backend", "cpu", "--max-new-tokens", "2", "curl <|extra|>"],
-        &["score", "--model", model, "--prompt", "curl", "--target", "<|extra|>", "--backend", "cpu"],
+        &[
+            "generate",
+            "--model",
+            model,
+            "--backend",
+            "cpu",
+            "--max-new-tokens",
+            "2",
+            "curl <|extra|>",
+        ],
+        &[
+            "score",
+            "--model",
+            model,
+            "--prompt",
+            "curl",
+            "--target",
+            "<|extra|>",
+            "--backend",
+            "cpu",
+        ],
     ];
     for args in commands {
         let (code, stderr) = run_apitune(args);
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains("tokenizer.json") && stderr.contains("has id 320"), "{stderr}");
+        assert!(
+            stderr.contains("tokenizer.json") && stderr.contains("has id 320"),
+            "{stderr}"
+        );
     }
 }

@@ -13,15 +13,30 @@ use model_support::*;
 const ARCHITECTURES: [&str; 3] = ["gpt2-tiny", "bigcode-tiny-sharded", "qwen2-tiny"];
 
 fn prompts(name: &str) -> Vec<Vec<u32>> {
-    reference(name).prompts.into_iter().map(|p| p.input_ids).collect()
+    reference(name)
+        .prompts
+        .into_iter()
+        .map(|p| p.input_ids)
+        .collect()
 }
 
-fn run(model: &apitune::model::Model, prompts: &[Vec<u32>], config: &GenerationConfig) -> Vec<Vec<u32>> {
-    generate_tokens(&model.network, prompts, config, model.config.max_positions(), &model.device, &mut |_, _| false)
-        .unwrap()
-        .into_iter()
-        .map(|g| g.tokens)
-        .collect()
+fn run(
+    model: &apitune::model::Model,
+    prompts: &[Vec<u32>],
+    config: &GenerationConfig,
+) -> Vec<Vec<u32>> {
+    generate_tokens(
+        &model.network,
+        prompts,
+        config,
+        model.config.max_positions(),
+        &model.device,
+        &mut |_, _| false,
+    )
+    .unwrap()
+    .into_iter()
+    .map(|g| g.tokens)
+    .collect()
 }
 
 #[test]
@@ -37,7 +52,11 @@ fn kv_cache_generation_equals_full_recomputation() {
             for _ in 0..config.max_new_tokens {
                 let logits = sequence_logits(&model.network, &sequence, &model.device);
                 let [t, v] = logits.dims();
-                let last: Vec<f32> = logits.slice([t - 1..t, 0..v]).into_data().try_into_vec::<f32>().unwrap();
+                let last: Vec<f32> = logits
+                    .slice([t - 1..t, 0..v])
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .unwrap();
                 let token = argmax(&last);
                 recomputed.push(token);
                 sequence.push(token);
@@ -52,7 +71,10 @@ fn cached_step_logits_match_uncached_logits() {
     for name in ARCHITECTURES {
         let model = load(name);
         let tokens = prompts(name).remove(0);
-        let full: Vec<f32> = sequence_logits(&model.network, &tokens, &model.device).into_data().try_into_vec::<f32>().unwrap();
+        let full: Vec<f32> = sequence_logits(&model.network, &tokens, &model.device)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
         let vocab = full.len() / tokens.len();
         // Feed the prompt in three chunks through the cache.
         let mut cache = model.network.new_cache();
@@ -61,7 +83,12 @@ fn cached_step_logits_match_uncached_logits() {
             let past = cache.len();
             let valid = vec![vec![true; past + chunk.len()]];
             let input = ForwardInput::new(&[chunk.to_vec()], &valid, past, &model.device);
-            let logits: Vec<f32> = model.network.forward(&input, Some(&mut cache)).into_data().try_into_vec::<f32>().unwrap();
+            let logits: Vec<f32> = model
+                .network
+                .forward(&input, Some(&mut cache))
+                .into_data()
+                .try_into_vec::<f32>()
+                .unwrap();
             stepped.extend(logits);
         }
         assert_eq!(stepped.len(), tokens.len() * vocab);
@@ -78,11 +105,19 @@ fn left_padded_batch_logits_match_single_sequences() {
         let longest = prompts.iter().map(Vec::len).max().unwrap();
         let rows: Vec<Vec<u32>> = prompts
             .iter()
-            .map(|p| std::iter::repeat_n(0, longest - p.len()).chain(p.iter().copied()).collect())
+            .map(|p| {
+                std::iter::repeat_n(0, longest - p.len())
+                    .chain(p.iter().copied())
+                    .collect()
+            })
             .collect();
         let valid: Vec<Vec<bool>> = prompts
             .iter()
-            .map(|p| std::iter::repeat_n(false, longest - p.len()).chain(std::iter::repeat_n(true, p.len())).collect())
+            .map(|p| {
+                std::iter::repeat_n(false, longest - p.len())
+                    .chain(std::iter::repeat_n(true, p.len()))
+                    .collect()
+            })
             .collect();
         let input = ForwardInput::new(&rows, &valid, 0, &model.device);
         let batch: Tensor<3> = model.network.forward(&input, None);
@@ -94,7 +129,10 @@ fn left_padded_batch_logits_match_single_sequences() {
                 .into_data()
                 .try_into_vec::<f32>()
                 .unwrap();
-            let alone: Vec<f32> = sequence_logits(&model.network, prompt, &model.device).into_data().try_into_vec::<f32>().unwrap();
+            let alone: Vec<f32> = sequence_logits(&model.network, prompt, &model.device)
+                .into_data()
+                .try_into_vec::<f32>()
+                .unwrap();
             let diff = max_abs_diff(&padded, &alone);
             assert!(diff < 1e-4, "{name} row {b}: {diff:e}");
         }
@@ -132,7 +170,15 @@ fn rows_finishing_early_leave_the_others_unchanged() {
     // Make the second prompt's 3rd generated token an EOS: that row stops there.
     let mut config = GenerationConfig::greedy(10);
     config.eos_token_ids = vec![free[1][2]];
-    let out = generate_tokens(&model.network, &prompts, &config, 64, &model.device, &mut |_, _| false).unwrap();
+    let out = generate_tokens(
+        &model.network,
+        &prompts,
+        &config,
+        64,
+        &model.device,
+        &mut |_, _| false,
+    )
+    .unwrap();
     let first_eos = free[1].iter().position(|&t| t == free[1][2]).unwrap();
     assert_eq!(out[1].tokens, free[1][..=first_eos]);
     assert_eq!(out[1].finish_reason, FinishReason::Eos);
@@ -164,17 +210,41 @@ fn sampling_is_reproducible_and_seed_dependent() {
 fn max_new_tokens_and_context_length_bound_generation() {
     let model = load("gpt2-tiny");
     let prompt = prompts("gpt2-tiny").remove(0);
-    let out = generate_tokens(&model.network, std::slice::from_ref(&prompt), &GenerationConfig::greedy(5), 64, &model.device, &mut |_, _| false).unwrap();
+    let out = generate_tokens(
+        &model.network,
+        std::slice::from_ref(&prompt),
+        &GenerationConfig::greedy(5),
+        64,
+        &model.device,
+        &mut |_, _| false,
+    )
+    .unwrap();
     assert_eq!(out[0].tokens.len(), 5);
     assert_eq!(out[0].finish_reason, FinishReason::MaxNewTokens);
 
     let limit = prompt.len() + 3;
-    let out = generate_tokens(&model.network, std::slice::from_ref(&prompt), &GenerationConfig::greedy(50), limit, &model.device, &mut |_, _| false).unwrap();
+    let out = generate_tokens(
+        &model.network,
+        std::slice::from_ref(&prompt),
+        &GenerationConfig::greedy(50),
+        limit,
+        &model.device,
+        &mut |_, _| false,
+    )
+    .unwrap();
     assert_eq!(out[0].tokens.len(), 3);
     assert_eq!(out[0].finish_reason, FinishReason::ContextLength);
 
     let too_long = vec![1u32; 65];
-    let err = generate_tokens(&model.network, &[too_long], &GenerationConfig::greedy(1), 64, &model.device, &mut |_, _| false).unwrap_err();
+    let err = generate_tokens(
+        &model.network,
+        &[too_long],
+        &GenerationConfig::greedy(1),
+        64,
+        &model.device,
+        &mut |_, _| false,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("context length 64"), "{err}");
 }
 
@@ -182,7 +252,9 @@ fn max_new_tokens_and_context_length_bound_generation() {
 fn stop_strings_end_generation_and_are_cut_from_the_text() {
     let model = load("gpt2-tiny");
     let prompt = "curl --request GET";
-    let free = generate(&model, &[prompt], &GenerationConfig::greedy(16)).unwrap().remove(0);
+    let free = generate(&model, &[prompt], &GenerationConfig::greedy(16))
+        .unwrap()
+        .remove(0);
     assert!(free.text.chars().count() > 4, "{free:?}");
     // Stop at a piece of text the model produces anyway.
     let stop: String = free.text.chars().skip(2).take(2).collect();
@@ -193,5 +265,8 @@ fn stop_strings_end_generation_and_are_cut_from_the_text() {
     assert!(!stopped.text.contains(&stop));
     assert!(free.text.starts_with(&stopped.text));
     assert!(stopped.token_ids.len() <= free.token_ids.len());
-    assert_eq!(stopped.token_ids[..], free.token_ids[..stopped.token_ids.len()]);
+    assert_eq!(
+        stopped.token_ids[..],
+        free.token_ids[..stopped.token_ids.len()]
+    );
 }

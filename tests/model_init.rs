@@ -6,7 +6,10 @@ use apitune::model::bigcode::GptBigCodeConfig;
 use apitune::model::gpt2::Gpt2Config;
 use apitune::model::qwen2::Qwen2Config;
 use apitune::model::tokenizer::{decode, encode};
-use apitune::model::{CausalLm, END_OF_TEXT, ForwardInput, GenerationConfig, ModelConfig, generate_tokens, load_tokenizer, train_bpe};
+use apitune::model::{
+    CausalLm, END_OF_TEXT, ForwardInput, GenerationConfig, ModelConfig, generate_tokens,
+    load_tokenizer, train_bpe,
+};
 use model_support::device;
 
 fn configs() -> Vec<ModelConfig> {
@@ -31,8 +34,16 @@ fn random_models_run_and_are_reproducible_per_seed() {
         let a = run(7);
         assert!(a.iter().all(|x| x.is_finite()));
         assert!(a.iter().any(|&x| x != 0.0));
-        assert!(a == run(7), "{}: same seed, same weights", config.model_type());
-        assert!(a != run(8), "{}: other seed, other weights", config.model_type());
+        assert!(
+            a == run(7),
+            "{}: same seed, same weights",
+            config.model_type()
+        );
+        assert!(
+            a != run(8),
+            "{}: other seed, other weights",
+            config.model_type()
+        );
     }
 }
 
@@ -41,8 +52,19 @@ fn random_models_generate() {
     for config in configs() {
         let device = device();
         let model = CausalLm::init(&config, &device, 0);
-        let out = generate_tokens(&model, &[vec![3, 4, 5], vec![9]], &GenerationConfig::greedy(6), config.max_positions(), &device, &mut |_, _| false).unwrap();
-        assert!(out.iter().all(|g| g.tokens.len() == 6 && g.tokens.iter().all(|&t| (t as usize) < 300)));
+        let out = generate_tokens(
+            &model,
+            &[vec![3, 4, 5], vec![9]],
+            &GenerationConfig::greedy(6),
+            config.max_positions(),
+            &device,
+            &mut |_, _| false,
+        )
+        .unwrap();
+        assert!(
+            out.iter()
+                .all(|g| g.tokens.len() == 6 && g.tokens.iter().all(|&t| (t as usize) < 300))
+        );
     }
 }
 
@@ -50,7 +72,10 @@ fn random_models_generate() {
 fn config_round_trips_through_hf_json() {
     for config in configs() {
         let json = serde_json::to_string(&config).unwrap();
-        assert!(json.contains(&format!("\"model_type\":\"{}\"", config.model_type())), "{json}");
+        assert!(
+            json.contains(&format!("\"model_type\":\"{}\"", config.model_type())),
+            "{json}"
+        );
         let back = ModelConfig::from_json(&json, std::path::Path::new("config.json")).unwrap();
         assert_eq!(back, config);
     }
@@ -61,12 +86,25 @@ fn qwen2_reads_rope_theta_old_and_new_style() {
     let base = r#"{"model_type": "qwen2", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
         "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1"#;
     let path = std::path::Path::new("config.json");
-    let old = ModelConfig::from_json(&format!("{base}, \"rope_theta\": 1000000.0}}"), path).unwrap();
-    let new = ModelConfig::from_json(&format!("{base}, \"rope_parameters\": {{\"rope_theta\": 500.0, \"rope_type\": \"default\"}}}}"), path).unwrap();
-    let (ModelConfig::Qwen2(old), ModelConfig::Qwen2(new)) = (old, new) else { panic!() };
+    let old =
+        ModelConfig::from_json(&format!("{base}, \"rope_theta\": 1000000.0}}"), path).unwrap();
+    let new = ModelConfig::from_json(
+        &format!(
+            "{base}, \"rope_parameters\": {{\"rope_theta\": 500.0, \"rope_type\": \"default\"}}}}"
+        ),
+        path,
+    )
+    .unwrap();
+    let (ModelConfig::Qwen2(old), ModelConfig::Qwen2(new)) = (old, new) else {
+        panic!()
+    };
     assert_eq!(old.rope_theta(), 1e6);
     assert_eq!(new.rope_theta(), 500.0);
-    let err = ModelConfig::from_json(&format!("{base}, \"rope_scaling\": {{\"type\": \"yarn\", \"factor\": 4.0}}}}"), path).unwrap_err();
+    let err = ModelConfig::from_json(
+        &format!("{base}, \"rope_scaling\": {{\"type\": \"yarn\", \"factor\": 4.0}}}}"),
+        path,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("rope_scaling"), "{err}");
 }
 
@@ -115,9 +153,16 @@ fn unreadable_tokenizer_names_the_file() {
 #[test]
 fn random_model_with_trained_tokenizer_generates_text() {
     let tokenizer = train_bpe(CORPUS.iter().cycle().take(40), 300).unwrap();
-    let config = ModelConfig::Gpt2(Gpt2Config::new(tokenizer.get_vocab_size(true), 64, 32, 2, 4));
+    let config = ModelConfig::Gpt2(Gpt2Config::new(
+        tokenizer.get_vocab_size(true),
+        64,
+        32,
+        2,
+        4,
+    ));
     let model = apitune::model::Model::random(config, tokenizer, &device(), 5);
     assert_eq!(model.special_tokens.eos_token_id, vec![0]);
-    let out = apitune::model::generate(&model, &["curl --request"], &GenerationConfig::greedy(8)).unwrap();
+    let out = apitune::model::generate(&model, &["curl --request"], &GenerationConfig::greedy(8))
+        .unwrap();
     assert!(!out[0].token_ids.is_empty() && out[0].token_ids.len() <= 8);
 }

@@ -24,7 +24,10 @@ fn check_logits(name: &str) {
         assert_eq!(logits.dims(), [ids.len(), vocab]);
         let actual: Vec<f32> = logits.into_data().try_into_vec::<f32>().unwrap();
         let diff = max_abs_diff(&actual, &expected);
-        assert!(diff <= LOGITS_ABS_TOLERANCE, "{name} prompt {i}: max |logit diff| {diff:e}");
+        assert!(
+            diff <= LOGITS_ABS_TOLERANCE,
+            "{name} prompt {i}: max |logit diff| {diff:e}"
+        );
     }
 }
 
@@ -37,7 +40,13 @@ fn check_loss(name: &str) {
         .iter()
         .map(|p| (p.input_ids[..1].to_vec(), p.input_ids[1..].to_vec()))
         .collect();
-    let scores = score_tokens(&model.network, &pairs, model.config.max_positions(), &model.device).unwrap();
+    let scores = score_tokens(
+        &model.network,
+        &pairs,
+        model.config.max_positions(),
+        &model.device,
+    )
+    .unwrap();
     for (i, (score, prompt)) in scores.iter().zip(&reference.prompts).enumerate() {
         let rel = (score.mean_nll() - prompt.loss).abs() / prompt.loss.abs();
         assert!(
@@ -64,7 +73,10 @@ fn check_greedy(name: &str) {
             &mut |_, _| false,
         )
         .unwrap();
-        assert_eq!(out[0].tokens, prompt.greedy_new_tokens, "{name}: greedy tokens of prompt {i}");
+        assert_eq!(
+            out[0].tokens, prompt.greedy_new_tokens,
+            "{name}: greedy tokens of prompt {i}"
+        );
     }
 }
 
@@ -93,6 +105,10 @@ reference_tests! {
 fn every_fixture_uses_every_tensor() {
     for name in FIXTURES {
         let model = load(name);
-        assert!(model.unused_tensors.is_empty(), "{name}: unused {:?}", model.unused_tensors);
+        assert!(
+            model.unused_tensors.is_empty(),
+            "{name}: unused {:?}",
+            model.unused_tensors
+        );
     }
 }

@@ -32,7 +32,9 @@ fn wgpu() -> Option<Device> {
 
 fn pair(name: &str) -> Option<(Model, Model)> {
     let gpu = wgpu()?;
-    let on = |device: &Device| Model::load(&fixture_dir(name), device).unwrap_or_else(|e| panic!("loading {name}: {e}"));
+    let on = |device: &Device| {
+        Model::load(&fixture_dir(name), device).unwrap_or_else(|e| panic!("loading {name}: {e}"))
+    };
     Some((on(&Device::flex()), on(&gpu)))
 }
 
@@ -41,17 +43,33 @@ fn check_logits_and_loss(name: &str) {
     let reference = reference(name);
     for (i, prompt) in reference.prompts.iter().enumerate() {
         let logits = |m: &Model| -> Vec<f32> {
-            sequence_logits(&m.network, &prompt.input_ids, &m.device).into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+            sequence_logits(&m.network, &prompt.input_ids, &m.device)
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap()
         };
         let diff = max_abs_diff(&logits(&gpu), &logits(&cpu));
-        assert!(diff <= LOGITS_ABS_TOLERANCE, "{name} prompt {i}: max |wgpu - flex| logit {diff:e}");
+        assert!(
+            diff <= LOGITS_ABS_TOLERANCE,
+            "{name} prompt {i}: max |wgpu - flex| logit {diff:e}"
+        );
     }
-    let pairs: Vec<(Vec<u32>, Vec<u32>)> =
-        reference.prompts.iter().map(|p| (p.input_ids[..1].to_vec(), p.input_ids[1..].to_vec())).collect();
-    let nll = |m: &Model| score_tokens(&m.network, &pairs, m.config.max_positions(), &m.device).unwrap();
+    let pairs: Vec<(Vec<u32>, Vec<u32>)> = reference
+        .prompts
+        .iter()
+        .map(|p| (p.input_ids[..1].to_vec(), p.input_ids[1..].to_vec()))
+        .collect();
+    let nll =
+        |m: &Model| score_tokens(&m.network, &pairs, m.config.max_positions(), &m.device).unwrap();
     for (i, (g, c)) in nll(&gpu).iter().zip(nll(&cpu)).enumerate() {
         let rel = (g.mean_nll() - c.mean_nll()).abs() / c.mean_nll().abs();
-        assert!(rel <= LOSS_REL_TOLERANCE, "{name} prompt {i}: NLL wgpu {} vs flex {} (rel {rel:e})", g.mean_nll(), c.mean_nll());
+        assert!(
+            rel <= LOSS_REL_TOLERANCE,
+            "{name} prompt {i}: NLL wgpu {} vs flex {} (rel {rel:e})",
+            g.mean_nll(),
+            c.mean_nll()
+        );
     }
 }
 
@@ -61,11 +79,31 @@ fn check_greedy(name: &str) {
     let mut config = GenerationConfig::greedy(reference.max_new_tokens);
     config.eos_token_ids = vec![reference.eos_token_id];
     // All prompts in one batch: prompts of different lengths exercise the left padding.
-    let prompts: Vec<Vec<u32>> = reference.prompts.iter().map(|p| p.input_ids.clone()).collect();
-    let run = |m: &Model| generate_tokens(&m.network, &prompts, &config, m.config.max_positions(), &m.device, &mut |_, _| false).unwrap();
+    let prompts: Vec<Vec<u32>> = reference
+        .prompts
+        .iter()
+        .map(|p| p.input_ids.clone())
+        .collect();
+    let run = |m: &Model| {
+        generate_tokens(
+            &m.network,
+            &prompts,
+            &config,
+            m.config.max_positions(),
+            &m.device,
+            &mut |_, _| false,
+        )
+        .unwrap()
+    };
     for (i, (g, c)) in run(&gpu).iter().zip(run(&cpu)).enumerate() {
-        assert_eq!(g.tokens, c.tokens, "{name} prompt {i}: greedy tokens on wgpu vs flex");
-        assert_eq!(g.tokens, reference.prompts[i].greedy_new_tokens, "{name} prompt {i}: greedy tokens on wgpu vs HF");
+        assert_eq!(
+            g.tokens, c.tokens,
+            "{name} prompt {i}: greedy tokens on wgpu vs flex"
+        );
+        assert_eq!(
+            g.tokens, reference.prompts[i].greedy_new_tokens,
+            "{name} prompt {i}: greedy tokens on wgpu vs HF"
+        );
     }
 }
 

@@ -32,9 +32,32 @@ run = "true"
 "#;
 
 const FRAGMENTS: &[&str] = &[
-    "[", "]", "{", "}", "=", "\"", "\n", ",", ".", "needs = [\"r\"]", "matrix = {}", "kind = 1", "[stages.a]",
-    "x = [1, [2]]", "\"env.X\" = [1, 1]", "[[stages]]", "seed = -3", "needs = \"b\"", "ä", "\u{0}", "#", "'''",
-    "[expect]\n\"a.m\" = { min = 2, max = 1 }", "matrix = { kind = [1] }", "inf", "nan",
+    "[",
+    "]",
+    "{",
+    "}",
+    "=",
+    "\"",
+    "\n",
+    ",",
+    ".",
+    "needs = [\"r\"]",
+    "matrix = {}",
+    "kind = 1",
+    "[stages.a]",
+    "x = [1, [2]]",
+    "\"env.X\" = [1, 1]",
+    "[[stages]]",
+    "seed = -3",
+    "needs = \"b\"",
+    "ä",
+    "\u{0}",
+    "#",
+    "'''",
+    "[expect]\n\"a.m\" = { min = 2, max = 1 }",
+    "matrix = { kind = [1] }",
+    "inf",
+    "nan",
 ];
 
 fn check(text: &str, overrides: &[String]) {
@@ -43,7 +66,10 @@ fn check(text: &str, overrides: &[String]) {
         Err(errors) => assert!(!errors.0.is_empty()),
         Ok((manifest, errors)) => {
             let dag = apitune::pipeline::Dag::build(&manifest);
-            for d in errors.iter().chain(dag.as_ref().err().map(|e| e.0.iter()).into_iter().flatten()) {
+            for d in errors
+                .iter()
+                .chain(dag.as_ref().err().map(|e| e.0.iter()).into_iter().flatten())
+            {
                 assert!(!d.message.is_empty());
                 if let Origin::File { line, col, .. } = d.origin {
                     assert!(line >= 1 && col >= 1);

@@ -39,11 +39,19 @@ fn good_manifest_validates_and_expands_matrix_with_fan_out() {
     let p = project_with(GOOD);
     let out = p.run(&["validate", "m.toml"]);
     out.expect_code(0);
-    assert!(out.stdout().contains("3 stages, 7 arms"), "{}", out.stdout());
+    assert!(
+        out.stdout().contains("3 stages, 7 arms"),
+        "{}",
+        out.stdout()
+    );
     let dag = p.run(&["dag", "m.toml"]);
     dag.expect_code(0);
     let text = dag.stdout();
-    for arm in ["prep (command)", "train[env.N=2] (command)  <- prep", "eval[env.N=3] (command)  <- train[env.N=3], prep"] {
+    for arm in [
+        "prep (command)",
+        "train[env.N=2] (command)  <- prep",
+        "eval[env.N=3] (command)  <- train[env.N=3], prep",
+    ] {
         assert!(text.contains(arm), "missing `{arm}` in\n{text}");
     }
 }
@@ -52,7 +60,13 @@ fn good_manifest_validates_and_expands_matrix_with_fan_out() {
 fn dag_renders_dot_and_mermaid() {
     let p = project_with(GOOD);
     let dot = p.run(&["dag", "m.toml", "--format", "dot"]);
-    assert!(dot.expect_code(0).stdout().contains("\"prep\" -> \"train[env.N=1]\";"), "{}", dot.stdout());
+    assert!(
+        dot.expect_code(0)
+            .stdout()
+            .contains("\"prep\" -> \"train[env.N=1]\";"),
+        "{}",
+        dot.stdout()
+    );
     let mer = p.run(&["dag", "m.toml", "--format", "mermaid"]);
     assert!(mer.expect_code(0).stdout().starts_with("flowchart LR\n"));
     assert_eq!(mer.stdout().matches("-->").count(), 9, "{}", mer.stdout());
@@ -74,48 +88,108 @@ fn assert_error(text: &str, args: &[&str], expected: &[&str]) {
 #[test]
 fn unknown_key_is_located_with_did_you_mean() {
     let text = GOOD.replace("run = \"echo prep", "rnu = \"x\"\nrun = \"echo prep");
-    assert_error(&text, &[], &["m.toml:8:1:", "unknown field `rnu`", "did you mean `run`?"]);
+    assert_error(
+        &text,
+        &[],
+        &["m.toml:8:1:", "unknown field `rnu`", "did you mean `run`?"],
+    );
 }
 
 #[test]
 fn unknown_section_and_kind_are_located() {
     let text = GOOD.replace("[expect]", "[expects]");
-    assert_error(&text, &[], &["m.toml:21:2:", "unknown section `expects`", "did you mean `[expect]`?"]);
-    let text = GOOD.replace("kind = \"command\"\nrun = \"echo prep", "kind = \"comand\"\nrun = \"echo prep");
-    assert_error(&text, &[], &["m.toml:7:8:", "unknown stage kind `comand`", "did you mean `command`?"]);
+    assert_error(
+        &text,
+        &[],
+        &[
+            "m.toml:21:2:",
+            "unknown section `expects`",
+            "did you mean `[expect]`?",
+        ],
+    );
+    let text = GOOD.replace(
+        "kind = \"command\"\nrun = \"echo prep",
+        "kind = \"comand\"\nrun = \"echo prep",
+    );
+    assert_error(
+        &text,
+        &[],
+        &[
+            "m.toml:7:8:",
+            "unknown stage kind `comand`",
+            "did you mean `command`?",
+        ],
+    );
 }
 
 #[test]
 fn wrong_type_is_located() {
     let text = GOOD.replace("seed = 3", "seed = \"three\"");
-    assert_error(&text, &[], &["m.toml:4:8:", "invalid type: string \"three\", expected u64"]);
+    assert_error(
+        &text,
+        &[],
+        &[
+            "m.toml:4:8:",
+            "invalid type: string \"three\", expected u64",
+        ],
+    );
 }
 
 #[test]
 fn cycle_names_the_stages() {
-    let text = GOOD.replace("kind = \"command\"\nrun = \"echo prep", "kind = \"command\"\nneeds = [\"eval\"]\nrun = \"echo prep");
-    assert_error(&text, &[], &["the stages `prep`, `train`, `eval` need each other in a cycle"]);
+    let text = GOOD.replace(
+        "kind = \"command\"\nrun = \"echo prep",
+        "kind = \"command\"\nneeds = [\"eval\"]\nrun = \"echo prep",
+    );
+    assert_error(
+        &text,
+        &[],
+        &["the stages `prep`, `train`, `eval` need each other in a cycle"],
+    );
 }
 
 #[test]
 fn missing_need_is_located_with_suggestion() {
     let text = GOOD.replace("needs = [\"prep\"]", "needs = [\"prepp\"]");
-    assert_error(&text, &[], &["m.toml:12:10:", "stage `train` needs `prepp`, which is not a stage", "did you mean `prep`?"]);
+    assert_error(
+        &text,
+        &[],
+        &[
+            "m.toml:12:10:",
+            "stage `train` needs `prepp`, which is not a stage",
+            "did you mean `prep`?",
+        ],
+    );
 }
 
 #[test]
 fn bad_matrix_is_located() {
     let text = GOOD.replace("[\"1\", \"2\", \"3\"]", "[\"1\", \"1\"]");
-    assert_error(&text, &[], &["m.toml:14:22:", "matrix axis `env.N` lists `1` twice"]);
+    assert_error(
+        &text,
+        &[],
+        &["m.toml:14:22:", "matrix axis `env.N` lists `1` twice"],
+    );
     let text = GOOD.replace("[\"1\", \"2\", \"3\"]", "[]");
     assert_error(&text, &[], &["matrix axis `env.N` has no values"]);
     let text = GOOD.replace("\"env.N\" = [\"1\", \"2\", \"3\"]", "runn = [\"a\", \"b\"]");
-    assert_error(&text, &[], &["m.toml:14:12:", "unknown field `runn`", "did you mean `run`?"]);
+    assert_error(
+        &text,
+        &[],
+        &[
+            "m.toml:14:12:",
+            "unknown field `runn`",
+            "did you mean `run`?",
+        ],
+    );
 }
 
 #[test]
 fn all_errors_are_reported_at_once() {
-    let text = GOOD.replace("seed = 3", "seed = -1").replace("needs = [\"prep\"]", "needs = [\"nope\"]").replace("[expect]", "[expectt]");
+    let text = GOOD
+        .replace("seed = 3", "seed = -1")
+        .replace("needs = [\"prep\"]", "needs = [\"nope\"]")
+        .replace("[expect]", "[expectt]");
     let p = project_with(&text);
     let out = p.run(&["validate", "m.toml"]);
     out.expect_code(2);
@@ -126,21 +200,52 @@ fn all_errors_are_reported_at_once() {
 #[test]
 fn overrides_are_type_checked_and_paths_must_exist() {
     let p = project_with(GOOD);
-    p.run(&["validate", "m.toml", "-S", "experiment.seed=11"]).expect_code(0);
+    p.run(&["validate", "m.toml", "-S", "experiment.seed=11"])
+        .expect_code(0);
     // a quoted key may contain `=`
-    p.run(&["validate", "m.toml", "-S", "expect.\"eval[env.N=1].score\".min=0.5"]).expect_code(0);
+    p.run(&[
+        "validate",
+        "m.toml",
+        "-S",
+        "expect.\"eval[env.N=1].score\".min=0.5",
+    ])
+    .expect_code(0);
     let cases: [(&str, &[&str]); 5] = [
-        ("experiment.seed=abc", &["-S experiment.seed=abc:", "expected u64"]),
-        ("experiment.sed=1", &["-S experiment.sed=1:", "unknown field `sed`", "did you mean `seed`?"]),
-        ("stages.trian.run=x", &["-S stages.trian.run=x:", "no `trian` in `stages`", "did you mean `train`?"]),
-        ("stagez.prep.run=x", &["unknown path", "did you mean `stages`?"]),
+        (
+            "experiment.seed=abc",
+            &["-S experiment.seed=abc:", "expected u64"],
+        ),
+        (
+            "experiment.sed=1",
+            &[
+                "-S experiment.sed=1:",
+                "unknown field `sed`",
+                "did you mean `seed`?",
+            ],
+        ),
+        (
+            "stages.trian.run=x",
+            &[
+                "-S stages.trian.run=x:",
+                "no `trian` in `stages`",
+                "did you mean `train`?",
+            ],
+        ),
+        (
+            "stagez.prep.run=x",
+            &["unknown path", "did you mean `stages`?"],
+        ),
         ("no-equals-sign", &["expected `path=value`"]),
     ];
     for (arg, expected) in cases {
         let out = p.run(&["validate", "m.toml", "-S", arg]);
         out.expect_code(2);
         for e in expected {
-            assert!(out.stderr().contains(e), "-S {arg}: expected `{e}` in:\n{}", out.stderr());
+            assert!(
+                out.stderr().contains(e),
+                "-S {arg}: expected `{e}` in:\n{}",
+                out.stderr()
+            );
         }
     }
 }
@@ -148,12 +253,23 @@ fn overrides_are_type_checked_and_paths_must_exist() {
 #[test]
 fn expectation_must_name_an_arm() {
     let text = GOOD.replace("\"eval[env.N=1].score\"", "\"evl[env.N=1].score\"");
-    assert_error(&text, &[], &["`evl[env.N=1].score` names no arm", "did you mean `eval[env.N=1]`?"]);
+    assert_error(
+        &text,
+        &[],
+        &[
+            "`evl[env.N=1].score` names no arm",
+            "did you mean `eval[env.N=1]`?",
+        ],
+    );
 }
 
 #[test]
 fn invalid_toml_is_located() {
-    assert_error("[experiment]\nname = \"x\nseed = 1\n", &[], &["m.toml:2:", "invalid TOML"]);
+    assert_error(
+        "[experiment]\nname = \"x\nseed = 1\n",
+        &[],
+        &["m.toml:2:", "invalid TOML"],
+    );
 }
 
 #[test]
@@ -161,7 +277,11 @@ fn unknown_target_is_a_usage_error() {
     let p = project_with(GOOD);
     let out = p.run(&["plan", "m.toml", "evall"]);
     out.expect_code(2);
-    assert!(out.stderr().contains("did you mean `eval`?"), "{}", out.stderr());
+    assert!(
+        out.stderr().contains("did you mean `eval`?"),
+        "{}",
+        out.stderr()
+    );
 }
 
 #[test]

@@ -48,13 +48,20 @@ fn run_json(p: &Project, args: &[&str]) -> Vec<(String, String)> {
 }
 
 fn names_with(status: &[(String, String)], wanted: &str) -> Vec<String> {
-    status.iter().filter(|(_, s)| s == wanted).map(|(a, _)| a.clone()).collect()
+    status
+        .iter()
+        .filter(|(_, s)| s == wanted)
+        .map(|(a, _)| a.clone())
+        .collect()
 }
 
 #[test]
 fn rerun_with_no_change_runs_nothing() {
     let p = chain();
-    assert_eq!(names_with(&run_json(&p, &[]), "ran"), ["a", "b", "c", "side"]);
+    assert_eq!(
+        names_with(&run_json(&p, &[]), "ran"),
+        ["a", "b", "c", "side"]
+    );
     let second = run_json(&p, &[]);
     assert_eq!(names_with(&second, "hit"), ["a", "b", "c", "side"]);
     p.run(&["status", "m.toml", "--exit-code"]).expect_code(0);
@@ -64,9 +71,19 @@ fn rerun_with_no_change_runs_nothing() {
 fn param_change_reruns_exactly_that_stage_and_downstream() {
     let p = chain();
     run_json(&p, &[]);
-    let out = p.run(&["status", "m.toml", "--exit-code", "-S", "stages.b.env.TAG=two"]);
+    let out = p.run(&[
+        "status",
+        "m.toml",
+        "--exit-code",
+        "-S",
+        "stages.b.env.TAG=two",
+    ]);
     out.expect_code(1);
-    assert!(out.stdout().contains("params.env.TAG \"one\" → \"two\""), "{}", out.stdout());
+    assert!(
+        out.stdout().contains("params.env.TAG \"one\" → \"two\""),
+        "{}",
+        out.stdout()
+    );
     let second = run_json(&p, &["-S", "stages.b.env.TAG=two"]);
     assert_eq!(names_with(&second, "ran"), ["b", "c"]);
     assert_eq!(names_with(&second, "hit"), ["a", "side"]);
@@ -77,7 +94,13 @@ fn early_cutoff_when_upstream_output_is_unchanged() {
     let p = chain();
     run_json(&p, &[]);
     // `b` re-runs with a different command but writes the same bytes: `c` stays cached.
-    let second = run_json(&p, &["-S", "stages.b.run=cat $APITUNE_INPUT_A/a.txt > $APITUNE_OUT/b.txt && echo $TAG >> $APITUNE_OUT/b.txt"]);
+    let second = run_json(
+        &p,
+        &[
+            "-S",
+            "stages.b.run=cat $APITUNE_INPUT_A/a.txt > $APITUNE_OUT/b.txt && echo $TAG >> $APITUNE_OUT/b.txt",
+        ],
+    );
     assert_eq!(names_with(&second, "ran"), ["b"]);
     assert_eq!(names_with(&second, "hit"), ["a", "c", "side"]);
 }
@@ -90,7 +113,13 @@ fn file_input_is_keyed_by_content() {
     assert!(names_with(&run_json(&p, &[]), "ran").is_empty());
     p.write("input.txt", "world\n");
     let plan = p.run(&["plan", "m.toml"]);
-    assert!(plan.expect_code(0).stdout().contains("file `input.txt` changed"), "{}", plan.stdout());
+    assert!(
+        plan.expect_code(0)
+            .stdout()
+            .contains("file `input.txt` changed"),
+        "{}",
+        plan.stdout()
+    );
     assert_eq!(names_with(&run_json(&p, &[]), "ran"), ["a", "b", "c"]);
 }
 
@@ -103,10 +132,27 @@ fn explain_lists_field_level_differences() {
     let text = out.stdout();
     assert!(text.contains("b: miss"), "{text}");
     assert!(text.contains("params.env.TAG: \"one\" → \"two\""), "{text}");
-    let json = p.run(&["explain", "m.toml", "b", "--format", "json", "-S", "stages.b.env.TAG=two"]).json();
-    assert_eq!(json["arms"][0]["nearest"]["differences"][0]["field"], "params.env.TAG");
+    let json = p
+        .run(&[
+            "explain",
+            "m.toml",
+            "b",
+            "--format",
+            "json",
+            "-S",
+            "stages.b.env.TAG=two",
+        ])
+        .json();
+    assert_eq!(
+        json["arms"][0]["nearest"]["differences"][0]["field"],
+        "params.env.TAG"
+    );
     let downstream = p.run(&["explain", "m.toml", "c", "-S", "stages.b.env.TAG=two"]);
-    assert!(downstream.stdout().contains("c: runs after b"), "{}", downstream.stdout());
+    assert!(
+        downstream.stdout().contains("c: runs after b"),
+        "{}",
+        downstream.stdout()
+    );
 }
 
 #[test]
@@ -114,18 +160,35 @@ fn plan_json_reports_hit_miss_and_pending() {
     let p = chain();
     let out = p.run(&["plan", "m.toml", "--format", "json"]);
     let s = statuses(&out.expect_code(0).json());
-    assert_eq!(s, [("a".into(), "miss".into()), ("b".into(), "pending".into()), ("c".into(), "pending".into()), ("side".into(), "miss".into())]);
+    assert_eq!(
+        s,
+        [
+            ("a".into(), "miss".into()),
+            ("b".into(), "pending".into()),
+            ("c".into(), "pending".into()),
+            ("side".into(), "miss".into())
+        ]
+    );
     assert_eq!(out.json()["arms"][0]["reason"], "never ran");
     // --dry-run is the same and runs nothing
     p.run(&["run", "m.toml", "--dry-run"]).expect_code(0);
-    assert!(!p.path().join("cache/artifacts").exists() || std::fs::read_dir(p.path().join("cache/artifacts")).unwrap().next().is_none());
+    assert!(
+        !p.path().join("cache/artifacts").exists()
+            || std::fs::read_dir(p.path().join("cache/artifacts"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
 }
 
 #[test]
 fn targets_select_a_subgraph_with_upstream() {
     let p = chain();
     let ran = run_json(&p, &["b"]);
-    assert_eq!(ran.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(
+        ran.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
 }
 
 #[test]
@@ -161,21 +224,37 @@ fn independent_stages_overlap_in_time() {
     let out = p.run(&["run", "m.toml", "-j", "2", "--format", "json"]);
     let json = out.expect_code(0).json();
     let span = |name: &str| {
-        let arm = json["arms"].as_array().unwrap().iter().find(|a| a["arm"] == name).unwrap();
-        (arm["started_unix_ms"].as_u64().unwrap(), arm["finished_unix_ms"].as_u64().unwrap())
+        let arm = json["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["arm"] == name)
+            .unwrap();
+        (
+            arm["started_unix_ms"].as_u64().unwrap(),
+            arm["finished_unix_ms"].as_u64().unwrap(),
+        )
     };
     let (l0, l1) = span("left");
     let (r0, r1) = span("right");
     let (j0, _) = span("join");
-    assert!(l0 < r1 && r0 < l1, "left {l0}..{l1} and right {r0}..{r1} did not overlap");
+    assert!(
+        l0 < r1 && r0 < l1,
+        "left {l0}..{l1} and right {r0}..{r1} did not overlap"
+    );
     assert!(j0 >= l1.max(r1), "join started before its inputs finished");
     // with one job they must not overlap
     let q = Project::new();
     q.write("m.toml", PARALLEL);
-    let json = q.run(&["run", "m.toml", "-j", "1", "--format", "json"]).json();
+    let json = q
+        .run(&["run", "m.toml", "-j", "1", "--format", "json"])
+        .json();
     let arms = json["arms"].as_array().unwrap();
     let (a, b) = (&arms[0], &arms[1]);
-    assert!(a["finished_unix_ms"].as_u64() <= b["started_unix_ms"].as_u64() || b["finished_unix_ms"].as_u64() <= a["started_unix_ms"].as_u64());
+    assert!(
+        a["finished_unix_ms"].as_u64() <= b["started_unix_ms"].as_u64()
+            || b["finished_unix_ms"].as_u64() <= a["started_unix_ms"].as_u64()
+    );
 }
 
 const FAILING: &str = r#"
@@ -212,7 +291,11 @@ fn failure_exits_3_and_keep_going_runs_independent_branches() {
     assert_eq!(get("bad"), "failed");
     assert_eq!(get("after_bad"), "skipped");
     assert_eq!(get("good"), "ran");
-    assert!(out.stderr().contains("doomed"), "the failing command's output is shown: {}", out.stderr());
+    assert!(
+        out.stderr().contains("doomed"),
+        "the failing command's output is shown: {}",
+        out.stderr()
+    );
     // without -k, nothing new starts after the failure
     let q = Project::new();
     q.write("m.toml", FAILING);
@@ -245,16 +328,29 @@ fn tampered_artifact_is_quarantined_and_rebuilt() {
 fn gc_dry_run_lists_unreachable_entries_with_sizes() {
     let p = chain();
     run_json(&p, &[]);
-    run_json(&p, &["-S", "stages.side.run=echo other > $APITUNE_OUT/s.txt"]);
+    run_json(
+        &p,
+        &["-S", "stages.side.run=echo other > $APITUNE_OUT/s.txt"],
+    );
     let out = p.run(&["gc", "m.toml", "--dry-run"]);
     out.expect_code(0);
     assert!(out.stdout().contains("would remove"), "{}", out.stdout());
-    assert!(out.stdout().contains(" B)"), "sizes are listed: {}", out.stdout());
+    assert!(
+        out.stdout().contains(" B)"),
+        "sizes are listed: {}",
+        out.stdout()
+    );
     // nothing was removed: the other variant is still cached
-    let s = run_json(&p, &["-S", "stages.side.run=echo other > $APITUNE_OUT/s.txt"]);
+    let s = run_json(
+        &p,
+        &["-S", "stages.side.run=echo other > $APITUNE_OUT/s.txt"],
+    );
     assert!(names_with(&s, "ran").is_empty());
     p.run(&["gc", "m.toml"]).expect_code(0);
-    let s = run_json(&p, &["-S", "stages.side.run=echo other > $APITUNE_OUT/s.txt"]);
+    let s = run_json(
+        &p,
+        &["-S", "stages.side.run=echo other > $APITUNE_OUT/s.txt"],
+    );
     assert_eq!(names_with(&s, "ran"), ["side"]);
 }
 
@@ -276,27 +372,49 @@ run = "head -c 100000 /dev/zero > $APITUNE_OUT/big; sleep 3; echo done > $APITUN
 fn kill_during_a_stage_leaves_no_corrupt_entry_and_rerun_completes() {
     let p = Project::new();
     p.write("m.toml", SLOW);
-    let mut child = p.command(&["run", "m.toml", "--format", "json"]).spawn().unwrap();
+    let mut child = p
+        .command(&["run", "m.toml", "--format", "json"])
+        .spawn()
+        .unwrap();
     // wait until the slow stage has started writing
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let tmp = p.path().join("cache/tmp");
-        let writing = std::fs::read_dir(&tmp).map(|d| d.flatten().any(|e| e.path().join("big").exists())).unwrap_or(false);
+        let writing = std::fs::read_dir(&tmp)
+            .map(|d| d.flatten().any(|e| e.path().join("big").exists()))
+            .unwrap_or(false);
         if writing {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "slow stage never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slow stage never started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     // the interrupted arm is not cached; the finished one is
     let plan = p.run(&["plan", "m.toml", "--format", "json"]);
-    assert_eq!(statuses(&plan.expect_code(0).json()), [("first".into(), "hit".into()), ("slow".into(), "miss".into())]);
+    assert_eq!(
+        statuses(&plan.expect_code(0).json()),
+        [
+            ("first".into(), "hit".into()),
+            ("slow".into(), "miss".into())
+        ]
+    );
     let out = p.run(&["run", "m.toml", "--format", "json"]);
-    assert_eq!(statuses(&out.expect_code(0).json()), [("first".into(), "hit".into()), ("slow".into(), "ran".into())]);
+    assert_eq!(
+        statuses(&out.expect_code(0).json()),
+        [
+            ("first".into(), "hit".into()),
+            ("slow".into(), "ran".into())
+        ]
+    );
     p.run(&["verify"]).expect_code(0);
-    let tmp_left = std::fs::read_dir(p.path().join("cache/tmp")).map(|d| d.count()).unwrap_or(0);
+    let tmp_left = std::fs::read_dir(p.path().join("cache/tmp"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(tmp_left, 0, "leftovers of the killed run were cleaned");
 }
 
@@ -304,13 +422,22 @@ fn kill_during_a_stage_leaves_no_corrupt_entry_and_rerun_completes() {
 fn second_writer_is_refused_while_first_runs() {
     let p = Project::new();
     p.write("m.toml", SLOW);
-    let mut child = p.command(&["run", "m.toml"]).stderr(std::process::Stdio::null()).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = p
+        .command(&["run", "m.toml"])
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(800));
     let out = p.run(&["run", "m.toml"]);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_ne!(out.code(), 0);
-    assert!(out.stderr().to_lowercase().contains("lock"), "{}", out.stderr());
+    assert!(
+        out.stderr().to_lowercase().contains("lock"),
+        "{}",
+        out.stderr()
+    );
 }
 
 const METRICS: &str = r#"
@@ -332,7 +459,11 @@ fn check_needs_everything_cached_and_every_expectation_to_hold() {
     p.write("m.toml", METRICS);
     let stale = p.run(&["check", "m.toml"]);
     stale.expect_code(1);
-    assert!(stale.stdout().contains("stale   score"), "{}", stale.stdout());
+    assert!(
+        stale.stdout().contains("stale   score"),
+        "{}",
+        stale.stdout()
+    );
     p.run(&["run", "m.toml"]).expect_code(0);
     let ok = p.run(&["check", "m.toml", "--format", "json"]);
     let json = ok.expect_code(0).json();
@@ -341,15 +472,28 @@ fn check_needs_everything_cached_and_every_expectation_to_hold() {
     // an expectation out of range fails without running anything
     let out = p.run(&["check", "m.toml", "-S", "expect.\"score.bleu\".value=25.0"]);
     out.expect_code(1);
-    assert!(out.stdout().contains("FAIL    score.bleu  = 19.5  expected 25 ± 1"), "{}", out.stdout());
+    assert!(
+        out.stdout()
+            .contains("FAIL    score.bleu  = 19.5  expected 25 ± 1"),
+        "{}",
+        out.stdout()
+    );
     // a param change makes the arm stale: check fails and names it
     let out = p.run(&["check", "m.toml", "-S", "stages.score.env.X=abc"]);
     out.expect_code(1);
-    assert!(out.stdout().contains("stale   score  params.env.X"), "{}", out.stdout());
+    assert!(
+        out.stdout().contains("stale   score  params.env.X"),
+        "{}",
+        out.stdout()
+    );
     // a metric that does not exist is reported, not ignored
     let out = p.run(&["check", "m.toml", "-S", "expect.\"score.nope\".min=1"]);
     out.expect_code(1);
-    assert!(out.stdout().contains("no metric `nope`"), "{}", out.stdout());
+    assert!(
+        out.stdout().contains("no metric `nope`"),
+        "{}",
+        out.stdout()
+    );
 }
 
 // --- Reliability regressions (each names the defect it guards) ---
@@ -370,15 +514,30 @@ fn a_foreign_directory_is_never_adopted_as_a_cache() {
     std::fs::create_dir_all(foreign.join("tmp")).unwrap();
     std::fs::write(foreign.join("artifacts/thesis.txt"), "years of work").unwrap();
     std::fs::write(foreign.join("tmp/notes.txt"), "notes").unwrap();
-    for args in [&["verify"][..], &["verify", "--repair"], &["gc", "m.toml"], &["run", "m.toml"]] {
+    for args in [
+        &["verify"][..],
+        &["verify", "--repair"],
+        &["gc", "m.toml"],
+        &["run", "m.toml"],
+    ] {
         let mut cmd = p.command(args);
         cmd.arg("--cache").arg(&foreign);
         let out = common::Run(cmd.output().unwrap());
         out.expect_code(2);
-        assert!(out.stderr().contains("is not an apitune cache"), "{}", out.stderr());
+        assert!(
+            out.stderr().contains("is not an apitune cache"),
+            "{}",
+            out.stderr()
+        );
     }
-    assert_eq!(std::fs::read_to_string(foreign.join("artifacts/thesis.txt")).unwrap(), "years of work");
-    assert_eq!(std::fs::read_to_string(foreign.join("tmp/notes.txt")).unwrap(), "notes");
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("artifacts/thesis.txt")).unwrap(),
+        "years of work"
+    );
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("tmp/notes.txt")).unwrap(),
+        "notes"
+    );
     assert!(!foreign.join("quarantine").exists());
 }
 
@@ -394,12 +553,24 @@ fn symlinked_cache_subdirectories_are_refused_and_their_targets_kept() {
         let link = p.path().join("cache").join(sub);
         std::fs::remove_dir_all(&link).ok();
         std::os::unix::fs::symlink(&outside, &link).unwrap();
-        for args in [&["run", "m.toml"][..], &["verify", "--repair"], &["gc", "m.toml"]] {
+        for args in [
+            &["run", "m.toml"][..],
+            &["verify", "--repair"],
+            &["gc", "m.toml"],
+        ] {
             let out = p.run(args);
             out.expect_code(2);
-            assert!(out.stderr().contains("is a symbolic link"), "{}", out.stderr());
+            assert!(
+                out.stderr().contains("is a symbolic link"),
+                "{}",
+                out.stderr()
+            );
         }
-        assert_eq!(std::fs::read_to_string(outside.join("precious")).unwrap(), "keep me", "{sub}");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("precious")).unwrap(),
+            "keep me",
+            "{sub}"
+        );
         std::fs::remove_file(&link).unwrap();
     }
     run_json(&p, &[]);
@@ -418,7 +589,11 @@ fn a_changed_artifact_is_detected_before_use_and_recomputed() {
     assert!(status.stdout().contains("damaged"), "{}", status.stdout());
     p.run(&["check", "m.toml"]).expect_code(1);
     let rerun = run_json(&p, &[]);
-    assert_eq!(names_with(&rerun, "ran"), ["b"], "only the damaged arm is recomputed (c's input is unchanged)");
+    assert_eq!(
+        names_with(&rerun, "ran"),
+        ["b"],
+        "only the damaged arm is recomputed (c's input is unchanged)"
+    );
     p.run(&["verify"]).expect_code(0);
 }
 
@@ -433,8 +608,18 @@ fn published_files_are_read_only_whatever_the_stage_wrote() {
     );
     p.run(&["run", "m.toml"]).expect_code(0);
     let file = cached_file(&p, "d/f");
-    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o444);
-    assert_eq!(std::fs::metadata(file.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o444
+    );
+    assert_eq!(
+        std::fs::metadata(file.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
 }
 
 #[test]
@@ -451,11 +636,23 @@ fn inputs_outside_the_project_need_an_explicit_opt_in() {
     p.write("m.toml", &manifest(""));
     let out = p.run(&["plan", "m.toml"]);
     out.expect_code(2);
-    assert!(out.stderr().contains("outside the project") && out.stderr().contains("inputs_outside"), "{}", out.stderr());
+    assert!(
+        out.stderr().contains("outside the project") && out.stderr().contains("inputs_outside"),
+        "{}",
+        out.stderr()
+    );
     let out = p.run(&["run", "m.toml"]);
     out.expect_code(2);
-    assert!(!p.path().join("cache/file-hashes.json").exists() || !std::fs::read_to_string(p.path().join("cache/file-hashes.json")).unwrap().contains("secret"));
-    let allowed = format!("inputs_outside = [\"{}\", \"/etc\"]", outside.path().display());
+    assert!(
+        !p.path().join("cache/file-hashes.json").exists()
+            || !std::fs::read_to_string(p.path().join("cache/file-hashes.json"))
+                .unwrap()
+                .contains("secret")
+    );
+    let allowed = format!(
+        "inputs_outside = [\"{}\", \"/etc\"]",
+        outside.path().display()
+    );
     p.write("m.toml", &manifest(&allowed));
     p.run(&["run", "m.toml"]).expect_code(0);
 }
@@ -470,7 +667,12 @@ fn identical_runs_into_fresh_caches_give_identical_keys_and_timings_stay_out_of_
         cmd.arg("--cache").arg(p.path().join(cache));
         let out = common::Run(cmd.output().unwrap());
         out.expect_code(0);
-        let mut keys: Vec<String> = out.json()["arms"].as_array().unwrap().iter().map(|a| a["key"].as_str().unwrap().to_string()).collect();
+        let mut keys: Vec<String> = out.json()["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["key"].as_str().unwrap().to_string())
+            .collect();
         keys.sort();
         keys
     };
@@ -481,10 +683,22 @@ fn identical_runs_into_fresh_caches_give_identical_keys_and_timings_stay_out_of_
 fn a_held_cache_lock_exits_4_not_3() {
     let p = Project::new();
     p.write("m.toml", SLOW);
-    let mut child = p.command(&["run", "m.toml"]).stderr(std::process::Stdio::null()).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = p
+        .command(&["run", "m.toml"])
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(p.path().join("cache/lock")).unwrap_or_default().trim().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "first run never took the lock");
+    while std::fs::read_to_string(p.path().join("cache/lock"))
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first run never took the lock"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = p.run(&["run", "m.toml"]);
@@ -493,7 +707,11 @@ fn a_held_cache_lock_exits_4_not_3() {
     child.wait().unwrap();
     out.expect_code(4);
     verify.expect_code(4);
-    assert!(out.stderr().contains("in use by process"), "{}", out.stderr());
+    assert!(
+        out.stderr().contains("in use by process"),
+        "{}",
+        out.stderr()
+    );
 }
 
 #[cfg(unix)]
@@ -501,11 +719,21 @@ fn a_held_cache_lock_exits_4_not_3() {
 fn a_closed_pipe_ends_quietly() {
     use std::io::Read;
     let p = chain();
-    let mut child = p.command(&["schema"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = p
+        .command(&["schema"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     drop(child.stdout.take()); // the reader goes away before apitune writes
     let status = child.wait().unwrap();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_ne!(status.code(), Some(101), "{stderr}");
 }
@@ -524,7 +752,9 @@ fn a_full_disk_is_reported_once_with_its_path_and_exits_4() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        eprintln!("SKIPPED a_full_disk_is_reported_once_with_its_path_and_exits_4: cannot mount a tmpfs here (not root)");
+        eprintln!(
+            "SKIPPED a_full_disk_is_reported_once_with_its_path_and_exits_4: cannot mount a tmpfs here (not root)"
+        );
         return;
     }
     let cache = mnt.join("cache");
@@ -534,17 +764,32 @@ fn a_full_disk_is_reported_once_with_its_path_and_exits_4() {
         common::Run(cmd.output().unwrap())
     };
     run(&["run", "m.toml", "a"]).expect_code(0);
-    let _ = std::process::Command::new("sh").arg("-c").arg(format!("head -c 1000000 /dev/zero > {}/filler", mnt.display())).status();
+    let _ = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "head -c 1000000 /dev/zero > {}/filler",
+            mnt.display()
+        ))
+        .status();
     // A stage that writes nothing itself: the failure is apitune's own write into the cache.
     let out = run(&["run", "m.toml", "side", "-S", "stages.side.run=true"]);
-    let _ = std::process::Command::new("umount").arg("-l").arg(&mnt).status();
+    let _ = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(&mnt)
+        .status();
     out.expect_code(4);
     let err = out.stderr();
     assert!(err.contains("no space left"), "{err}");
     for line in err.lines() {
-        assert!(line.to_lowercase().matches("no space left").count() <= 1, "said twice: {line}");
+        assert!(
+            line.to_lowercase().matches("no space left").count() <= 1,
+            "said twice: {line}"
+        );
     }
-    assert!(err.contains(&cache.display().to_string()), "names the path: {err}");
+    assert!(
+        err.contains(&cache.display().to_string()),
+        "names the path: {err}"
+    );
     assert!(!err.contains("os error 28"), "{err}");
 }
 
@@ -560,5 +805,9 @@ fn a_symlink_loop_in_a_directory_dependency_is_an_error_not_a_hang() {
     let out = p.run(&["plan", "m.toml"]);
     assert!(started.elapsed() < Duration::from_secs(10));
     out.expect_code(2);
-    assert!(out.stderr().contains("loop") && out.stderr().contains("m.toml:"), "{}", out.stderr());
+    assert!(
+        out.stderr().contains("loop") && out.stderr().contains("m.toml:"),
+        "{}",
+        out.stderr()
+    );
 }

@@ -5,13 +5,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use apitune::metrics::corpus::{Rate, Scores, SyntaxSummary};
-use apitune::report::{self, AdapterInfo, EvalResults, LevelScores, ShowFormat, TrainStep, TrainSummary};
+use apitune::report::{
+    self, AdapterInfo, EvalResults, LevelScores, ShowFormat, TrainStep, TrainSummary,
+};
 use apitune::stages::{Input, ReportParams, RunContext, StageKind};
 
 const SAMPLES: [u64; 3] = [100, 1000, 10000];
 
 fn rate(n: usize, r: Option<f64>) -> Rate {
-    Rate { hits: r.map_or(0, |r| (r * n as f64).round() as usize), n: if r.is_some() { n } else { 0 }, rate: r }
+    Rate {
+        hits: r.map_or(0, |r| (r * n as f64).round() as usize),
+        n: if r.is_some() { n } else { 0 },
+        rate: r,
+    }
 }
 
 /// Scores whose every metric is a known function of `exact`, so tests can predict each cell.
@@ -24,7 +30,13 @@ fn scores(n: usize, exact: f64, hallucinated: Option<f64>) -> Scores {
         sacrebleu_sentence_mean: exact * 100.0 + 5.0,
         hf_bleu: exact + 0.1,
         rouge_l: exact + 0.2,
-        syntax: SyntaxSummary { checked: n, valid: n, unchecked: 0, fenced: 0, rate: Some(0.5 + exact / 2.0) },
+        syntax: SyntaxSummary {
+            checked: n,
+            valid: n,
+            unchecked: 0,
+            fenced: 0,
+            rate: Some(0.5 + exact / 2.0),
+        },
         endpoint_match: rate(n, Some(exact + 0.3)),
         api_call_match: rate(n, Some(exact + 0.05)),
         method_path_match: rate(n, Some(exact + 0.3)),
@@ -43,8 +55,16 @@ struct Model {
 }
 
 const MODELS: [Model; 2] = [
-    Model { name: "gpt2", zero_shot_exact: 0.10, lora_exact: [0.20, 0.25, 0.30] },
-    Model { name: "qwen2-0.5b", zero_shot_exact: 0.30, lora_exact: [0.35, 0.42, 0.50] },
+    Model {
+        name: "gpt2",
+        zero_shot_exact: 0.10,
+        lora_exact: [0.20, 0.25, 0.30],
+    },
+    Model {
+        name: "qwen2-0.5b",
+        zero_shot_exact: 0.30,
+        lora_exact: [0.35, 0.42, 0.50],
+    },
 ];
 
 fn key_of(arm: &str) -> String {
@@ -76,7 +96,10 @@ fn results(model: &Model, samples: Option<u64>, exact: f64) -> EvalResults {
         .map(|l| {
             (
                 format!("level{l}"),
-                LevelScores { overall: scores(100, exact / l as f64, hallucinated), per_lang: per_lang.clone() },
+                LevelScores {
+                    overall: scores(100, exact / l as f64, hallucinated),
+                    per_lang: per_lang.clone(),
+                },
             )
         })
         .collect();
@@ -124,9 +147,21 @@ fn fixture() -> Fixture {
     };
     for model in MODELS.iter().rev() {
         for (i, &s) in SAMPLES.iter().enumerate().rev() {
-            let dir = add("eval", eval_arm(model.name, Some(s)), "eval", serde_json::Value::Null);
-            results(model, Some(s), model.lora_exact[i]).write(&dir).unwrap();
-            let dir = add("lora", train_arm(model.name, s), "lora-train", serde_json::json!({ "seconds": s as f64 / 50.0 }));
+            let dir = add(
+                "eval",
+                eval_arm(model.name, Some(s)),
+                "eval",
+                serde_json::Value::Null,
+            );
+            results(model, Some(s), model.lora_exact[i])
+                .write(&dir)
+                .unwrap();
+            let dir = add(
+                "lora",
+                train_arm(model.name, s),
+                "lora-train",
+                serde_json::json!({ "seconds": s as f64 / 50.0 }),
+            );
             let steps: Vec<TrainStep> = (0..=20u64)
                 .map(|step| TrainStep {
                     step: step * 10,
@@ -145,16 +180,33 @@ fn fixture() -> Fixture {
             .write(&dir)
             .unwrap();
         }
-        let dir = add("baseline", eval_arm(model.name, None), "eval", serde_json::Value::Null);
-        results(model, None, model.zero_shot_exact).write(&dir).unwrap();
+        let dir = add(
+            "baseline",
+            eval_arm(model.name, None),
+            "eval",
+            serde_json::Value::Null,
+        );
+        results(model, None, model.zero_shot_exact)
+            .write(&dir)
+            .unwrap();
     }
     // A kind the report does not read.
-    add("data", "normalize".into(), "normalize", serde_json::Value::Null);
+    add(
+        "data",
+        "normalize".into(),
+        "normalize",
+        serde_json::Value::Null,
+    );
     let out = root.path().join("out");
     let work = root.path().join("work");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::create_dir_all(&work).unwrap();
-    Fixture { _root: root, inputs, out, work }
+    Fixture {
+        _root: root,
+        inputs,
+        out,
+        work,
+    }
 }
 
 fn run_stage(f: &Fixture, params: &ReportParams) -> anyhow::Result<serde_json::Value> {
@@ -180,7 +232,10 @@ fn run_stage(f: &Fixture, params: &ReportParams) -> anyhow::Result<serde_json::V
 fn default_params() -> ReportParams {
     let stage = apitune::stages::lookup("report").expect("report is registered");
     assert!(stage.aggregates());
-    let resolved = stage.resolve(toml::Value::Table(toml::Table::new())).map_err(|e| e.message).unwrap();
+    let resolved = stage
+        .resolve(toml::Value::Table(toml::Table::new()))
+        .map_err(|e| e.message)
+        .unwrap();
     serde_json::from_value(resolved).unwrap()
 }
 
@@ -193,8 +248,12 @@ fn expected_rows() -> Vec<(&'static Model, Option<u64>, f64)> {
     MODELS
         .iter()
         .flat_map(|m| {
-            std::iter::once((m, None, m.zero_shot_exact))
-                .chain(SAMPLES.iter().zip(m.lora_exact).map(move |(&s, e)| (m, Some(s), e)))
+            std::iter::once((m, None, m.zero_shot_exact)).chain(
+                SAMPLES
+                    .iter()
+                    .zip(m.lora_exact)
+                    .map(move |(&s, e)| (m, Some(s), e)),
+            )
         })
         .collect()
 }
@@ -216,25 +275,59 @@ fn report_json_rows_values_deltas_and_provenance() {
     for (row, (model, samples, exact)) in rows.iter().zip(expected_rows()) {
         let arm = eval_arm(model.name, samples);
         assert_eq!(row["model"], model.name);
-        assert_eq!(row["method"], if samples.is_some() { "lora" } else { "zero-shot" });
+        assert_eq!(
+            row["method"],
+            if samples.is_some() {
+                "lora"
+            } else {
+                "zero-shot"
+            }
+        );
         assert_eq!(row["samples"], serde_json::json!(samples));
         assert_eq!(row["eval"]["arm"], arm, "each row names its eval arm");
-        assert_eq!(row["eval"]["key"], key_of(&arm), "each row carries its eval artifact's key");
+        assert_eq!(
+            row["eval"]["key"],
+            key_of(&arm),
+            "each row carries its eval artifact's key"
+        );
         let values = &row["values"];
-        let keys: Vec<&str> = values.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<&str> = values
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(
             keys,
-            report::Metric::defaults().iter().map(|m| m.name()).collect::<Vec<_>>(),
+            report::Metric::defaults()
+                .iter()
+                .map(|m| m.name())
+                .collect::<Vec<_>>(),
             "columns in params order"
         );
         assert!(close(values["exact_match"].as_f64().unwrap(), exact));
-        assert!(close(values["sacrebleu_corpus"].as_f64().unwrap(), exact * 100.0 + 10.0));
-        assert!(close(values["api_call_match"].as_f64().unwrap(), exact + 0.05));
+        assert!(close(
+            values["sacrebleu_corpus"].as_f64().unwrap(),
+            exact * 100.0 + 10.0
+        ));
+        assert!(close(
+            values["api_call_match"].as_f64().unwrap(),
+            exact + 0.05
+        ));
         if model.name == "gpt2" {
-            assert!(close(values["perplexity"].as_f64().unwrap(), 20.0 - 30.0 * exact));
-            assert!(close(values["hallucinated_endpoint"].as_f64().unwrap(), 0.4 - exact));
+            assert!(close(
+                values["perplexity"].as_f64().unwrap(),
+                20.0 - 30.0 * exact
+            ));
+            assert!(close(
+                values["hallucinated_endpoint"].as_f64().unwrap(),
+                0.4 - exact
+            ));
         } else {
-            assert!(values["perplexity"].is_null(), "unmeasured perplexity stays null, not 0");
+            assert!(
+                values["perplexity"].is_null(),
+                "unmeasured perplexity stays null, not 0"
+            );
             assert!(values["hallucinated_endpoint"].is_null());
         }
         match samples {
@@ -247,10 +340,19 @@ fn report_json_rows_values_deltas_and_provenance() {
                 assert_eq!(row["baseline"]["arm"], base_arm);
                 assert_eq!(row["baseline"]["key"], key_of(&base_arm));
                 let d = &row["deltas"];
-                assert!(close(d["exact_match"].as_f64().unwrap(), exact - model.zero_shot_exact));
-                assert!(close(d["sacrebleu_sentence_mean"].as_f64().unwrap(), (exact - model.zero_shot_exact) * 100.0));
+                assert!(close(
+                    d["exact_match"].as_f64().unwrap(),
+                    exact - model.zero_shot_exact
+                ));
+                assert!(close(
+                    d["sacrebleu_sentence_mean"].as_f64().unwrap(),
+                    (exact - model.zero_shot_exact) * 100.0
+                ));
                 if model.name == "gpt2" {
-                    assert!(close(d["perplexity"].as_f64().unwrap(), -30.0 * (exact - model.zero_shot_exact)));
+                    assert!(close(
+                        d["perplexity"].as_f64().unwrap(),
+                        -30.0 * (exact - model.zero_shot_exact)
+                    ));
                 } else {
                     assert!(d["perplexity"].is_null());
                 }
@@ -263,20 +365,42 @@ fn report_json_rows_values_deltas_and_provenance() {
     assert_eq!(levels.len(), 24);
     let l3: Vec<&serde_json::Value> = levels.iter().filter(|r| r["group"] == "level3").collect();
     assert_eq!(l3.len(), 8);
-    let qwen_10k = l3.iter().find(|r| r["model"] == "qwen2-0.5b" && r["samples"] == 10000).unwrap();
-    assert!(close(qwen_10k["values"]["exact_match"].as_f64().unwrap(), 0.50 / 3.0));
-    assert!(close(qwen_10k["deltas"]["exact_match"].as_f64().unwrap(), (0.50 - 0.30) / 3.0));
-    assert!(qwen_10k["values"].get("perplexity").unwrap().is_null(), "perplexity is not broken down");
+    let qwen_10k = l3
+        .iter()
+        .find(|r| r["model"] == "qwen2-0.5b" && r["samples"] == 10000)
+        .unwrap();
+    assert!(close(
+        qwen_10k["values"]["exact_match"].as_f64().unwrap(),
+        0.50 / 3.0
+    ));
+    assert!(close(
+        qwen_10k["deltas"]["exact_match"].as_f64().unwrap(),
+        (0.50 - 0.30) / 3.0
+    ));
+    assert!(
+        qwen_10k["values"].get("perplexity").unwrap().is_null(),
+        "perplexity is not broken down"
+    );
 
     let per_lang = json["per_lang"].as_array().unwrap();
     assert_eq!(per_lang.len(), 16);
-    let py = per_lang.iter().find(|r| r["group"] == "python" && r["model"] == "gpt2" && r["samples"] == 1000).unwrap();
+    let py = per_lang
+        .iter()
+        .find(|r| r["group"] == "python" && r["model"] == "gpt2" && r["samples"] == 1000)
+        .unwrap();
     assert!(close(py["values"]["exact_match"].as_f64().unwrap(), 0.125));
-    assert!(close(py["deltas"]["exact_match"].as_f64().unwrap(), 0.125 - 0.05));
+    assert!(close(
+        py["deltas"]["exact_match"].as_f64().unwrap(),
+        0.125 - 0.05
+    ));
 
     let training = json["training"].as_array().unwrap();
     assert_eq!(training.len(), 6);
-    assert!(training.iter().all(|t| t["steps"] == 21 && t["train"]["key"].as_str().unwrap().len() == 64));
+    assert!(
+        training
+            .iter()
+            .all(|t| t["steps"] == 21 && t["train"]["key"].as_str().unwrap().len() == 64)
+    );
 }
 
 #[test]
@@ -289,7 +413,12 @@ fn markdown_shows_values_deltas_dashes_and_short_keys() {
     let table: Vec<Vec<String>> = lines[results_at + 2..]
         .iter()
         .take_while(|l| l.starts_with('|'))
-        .map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect())
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
         .collect();
     let header = &table[0];
     assert_eq!(&header[..4], ["model", "method", "samples", "n"]);
@@ -302,17 +431,35 @@ fn markdown_shows_values_deltas_dashes_and_short_keys() {
         let em = &cells[col("exact_match")];
         match samples {
             None => assert_eq!(*em, format!("{exact:.3}")),
-            Some(_) => assert_eq!(*em, format!("{exact:.3} ({:+.3})", exact - model.zero_shot_exact)),
+            Some(_) => assert_eq!(
+                *em,
+                format!("{exact:.3} ({:+.3})", exact - model.zero_shot_exact)
+            ),
         }
-        assert_eq!(cells[col("eval key")], key_of(&eval_arm(model.name, samples))[..12]);
+        assert_eq!(
+            cells[col("eval key")],
+            key_of(&eval_arm(model.name, samples))[..12]
+        );
         if model.name == "qwen2-0.5b" {
             let ppl = &cells[col("perplexity")];
-            assert_eq!(ppl, "–", "missing perplexity prints as a dash, never 0, without a delta");
+            assert_eq!(
+                ppl, "–",
+                "missing perplexity prints as a dash, never 0, without a delta"
+            );
         }
     }
     // gpt2 at 10000 samples: perplexity 20 - 9 = 11 vs 17 zero-shot, a drop of 6.
-    assert!(body[3][col("perplexity")] == "11.00 (-6.00)", "{:?}", body[3]);
-    for section in ["## By API Pack level", "## By language", "## Training runs", "## Plots"] {
+    assert!(
+        body[3][col("perplexity")] == "11.00 (-6.00)",
+        "{:?}",
+        body[3]
+    );
+    for section in [
+        "## By API Pack level",
+        "## By language",
+        "## Training runs",
+        "## Plots",
+    ] {
         assert!(md.contains(section), "{section} missing");
     }
 }
@@ -324,15 +471,31 @@ fn csv_parses_back_to_the_same_numbers() {
     let text = read(&f, "report.csv");
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader.headers().unwrap().clone();
-    let col = |name: &str| headers.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"));
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    };
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(records.len(), 8);
     for (rec, (model, samples, exact)) in records.iter().zip(expected_rows()) {
         let arm = eval_arm(model.name, samples);
-        assert_eq!(&rec[col("eval_arm")], arm, "arm names with commas survive quoting");
+        assert_eq!(
+            &rec[col("eval_arm")],
+            arm,
+            "arm names with commas survive quoting"
+        );
         assert_eq!(&rec[col("eval_key")], key_of(&arm));
-        assert_eq!(rec[col("exact_match")].parse::<f64>().unwrap(), exact, "full precision round-trips");
-        assert_eq!(&rec[col("samples")], samples.map_or(String::new(), |s| s.to_string()));
+        assert_eq!(
+            rec[col("exact_match")].parse::<f64>().unwrap(),
+            exact,
+            "full precision round-trips"
+        );
+        assert_eq!(
+            &rec[col("samples")],
+            samples.map_or(String::new(), |s| s.to_string())
+        );
         match samples {
             None => assert_eq!(&rec[col("exact_match_delta")], ""),
             Some(_) => {
@@ -341,14 +504,21 @@ fn csv_parses_back_to_the_same_numbers() {
             }
         }
         if model.name == "qwen2-0.5b" {
-            assert_eq!(&rec[col("hallucinated_endpoint")], "", "missing is empty, not 0");
+            assert_eq!(
+                &rec[col("hallucinated_endpoint")],
+                "",
+                "missing is empty, not 0"
+            );
             assert_eq!(&rec[col("perplexity_delta")], "");
         }
     }
 }
 
 fn attr(node: roxmltree::Node, name: &str) -> f64 {
-    node.attribute(name).unwrap_or_else(|| panic!("no {name}")).parse().unwrap()
+    node.attribute(name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -361,13 +531,18 @@ fn plots_are_well_formed_and_points_map_monotonically() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     plot_files.sort();
-    let mut expected: Vec<String> = params.metrics.iter().map(|m| format!("ablation-{m}.svg")).collect();
+    let mut expected: Vec<String> = params
+        .metrics
+        .iter()
+        .map(|m| format!("ablation-{m}.svg"))
+        .collect();
     expected.push("loss.svg".into());
     expected.sort();
     assert_eq!(plot_files, expected);
     for file in &plot_files {
         let text = read(&f, &format!("plots/{file}"));
-        let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{file} is not well-formed XML: {e}"));
+        let doc = roxmltree::Document::parse(&text)
+            .unwrap_or_else(|e| panic!("{file} is not well-formed XML: {e}"));
         assert_eq!(doc.root_element().tag_name().name(), "svg", "{file}");
     }
 
@@ -396,13 +571,23 @@ fn plots_are_well_formed_and_points_map_monotonically() {
         // Log x: each decade is the same width.
         let gap1 = mine[1].3 - mine[0].3;
         let gap2 = mine[2].3 - mine[1].3;
-        assert!(gap1 > 0.0 && (gap1 - gap2).abs() < 0.05, "log spacing: {gap1} vs {gap2}");
+        assert!(
+            gap1 > 0.0 && (gap1 - gap2).abs() < 0.05,
+            "log spacing: {gap1} vs {gap2}"
+        );
     }
     // Larger values sit higher (smaller cy), across every series; x likewise orders cx.
     for a in &points {
         for b in &points {
             if a.2 > b.2 + 1e-12 {
-                assert!(a.4 < b.4, "value {} above {} but cy {} >= {}", a.2, b.2, a.4, b.4);
+                assert!(
+                    a.4 < b.4,
+                    "value {} above {} but cy {} >= {}",
+                    a.2,
+                    b.2,
+                    a.4,
+                    b.4
+                );
             }
             if a.1 > b.1 {
                 assert!(a.3 > b.3);
@@ -412,12 +597,17 @@ fn plots_are_well_formed_and_points_map_monotonically() {
     // y is linear: the dashed zero-shot lines sit where the points' mapping puts their values.
     let (p, q) = (&points[0], &points[points.len() - 1]);
     let y_of = |v: f64| p.4 + (v - p.2) * (q.4 - p.4) / (q.2 - p.2);
-    let baselines: Vec<roxmltree::Node> =
-        doc.descendants().filter(|n| n.has_tag_name("line") && n.attribute("class") == Some("baseline")).collect();
+    let baselines: Vec<roxmltree::Node> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("line") && n.attribute("class") == Some("baseline"))
+        .collect();
     assert_eq!(baselines.len(), 2);
     for line in baselines {
         assert_eq!(line.attribute("stroke-dasharray"), Some("6 4"));
-        let model = MODELS.iter().find(|m| Some(m.name) == line.attribute("data-series")).unwrap();
+        let model = MODELS
+            .iter()
+            .find(|m| Some(m.name) == line.attribute("data-series"))
+            .unwrap();
         assert_eq!(attr(line, "data-y"), model.zero_shot_exact);
         assert!((attr(line, "y1") - y_of(model.zero_shot_exact)).abs() < 0.05);
     }
@@ -425,12 +615,21 @@ fn plots_are_well_formed_and_points_map_monotonically() {
     // Perplexity: only gpt2 has values; qwen gets neither points nor a baseline.
     let text = read(&f, "plots/ablation-perplexity.svg");
     let doc = roxmltree::Document::parse(&text).unwrap();
-    let series: Vec<&str> = doc.descendants().filter_map(|n| n.attribute("data-series")).collect();
-    assert!(!series.is_empty() && series.iter().all(|s| *s == "gpt2"), "{series:?}");
+    let series: Vec<&str> = doc
+        .descendants()
+        .filter_map(|n| n.attribute("data-series"))
+        .collect();
+    assert!(
+        !series.is_empty() && series.iter().all(|s| *s == "gpt2"),
+        "{series:?}"
+    );
 
     let text = read(&f, "plots/loss.svg");
     let doc = roxmltree::Document::parse(&text).unwrap();
-    let lines: Vec<roxmltree::Node> = doc.descendants().filter(|n| n.has_tag_name("polyline")).collect();
+    let lines: Vec<roxmltree::Node> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .collect();
     assert_eq!(lines.len(), 6, "one loss curve per lora-train arm");
     for line in lines {
         let pts: Vec<(f64, f64)> = line
@@ -444,7 +643,10 @@ fn plots_are_well_formed_and_points_map_monotonically() {
             .collect();
         assert_eq!(pts.len(), 21);
         // Steps increase and the fixture's loss falls: x grows, y (downwards) grows.
-        assert!(pts.windows(2).all(|w| w[1].0 > w[0].0 && w[1].1 > w[0].1), "{pts:?}");
+        assert!(
+            pts.windows(2).all(|w| w[1].0 > w[0].0 && w[1].1 > w[0].1),
+            "{pts:?}"
+        );
     }
 }
 
@@ -463,15 +665,19 @@ fn html_is_one_self_contained_page() {
         for (at, _) in lower.match_indices(attr) {
             let rest = lower[at + attr.len()..].trim_start_matches(['"', '\'', ' ']);
             assert!(
-                !rest.starts_with("http:") && !rest.starts_with("https:") && !rest.starts_with("//"),
+                !rest.starts_with("http:")
+                    && !rest.starts_with("https:")
+                    && !rest.starts_with("//"),
                 "external reference: {}",
                 &html[at..(at + 80).min(html.len())]
             );
         }
     }
     // Every chart is inline and well-formed on its own.
-    let svgs: Vec<&str> =
-        html.match_indices("<svg").map(|(at, _)| &html[at..at + html[at..].find("</svg>").unwrap() + 6]).collect();
+    let svgs: Vec<&str> = html
+        .match_indices("<svg")
+        .map(|(at, _)| &html[at..at + html[at..].find("</svg>").unwrap() + 6])
+        .collect();
     assert_eq!(svgs.len(), default_params().metrics.len() + 1);
     for svg in svgs {
         roxmltree::Document::parse(svg).unwrap();
@@ -480,13 +686,19 @@ fn html_is_one_self_contained_page() {
     for (model, samples, _) in expected_rows() {
         let key = key_of(&eval_arm(model.name, samples));
         assert!(html.contains(&format!("data-eval-key=\"{key}\"")));
-        assert!(html.contains(&format!(">{}</span>", &key[..12])), "short key shown");
+        assert!(
+            html.contains(&format!(">{}</span>", &key[..12])),
+            "short key shown"
+        );
     }
     assert!(
         html.contains(r#"<span class="delta better">(+0.100)</span>"#),
         "gpt2 at 100 samples gains 0.1 exact match"
     );
-    assert!(html.contains(r#"<span class="delta better">(-6.00)</span>"#), "a perplexity drop is an improvement");
+    assert!(
+        html.contains(r#"<span class="delta better">(-6.00)</span>"#),
+        "a perplexity drop is an improvement"
+    );
 }
 
 /// The page renders in headless Chromium with no console error and no outside request
@@ -495,7 +707,12 @@ fn html_is_one_self_contained_page() {
 fn html_renders_in_headless_chromium() {
     let browser = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
-        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
     let Some(browser) = browser else {
         eprintln!("skipped: no Chromium installed");
         return;
@@ -505,10 +722,23 @@ fn html_renders_in_headless_chromium() {
     let html = f.out.join("report.html");
     let png = f.work.join("report.png");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/report_screenshot.sh");
-    let out = std::process::Command::new("bash").arg(script).arg(&html).arg(&png).output().unwrap();
-    assert!(out.status.success(), "{browser}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .arg(&html)
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{browser}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bytes = std::fs::read(&png).unwrap();
-    assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "a real screenshot, {} bytes", bytes.len());
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+        "a real screenshot, {} bytes",
+        bytes.len()
+    );
 }
 
 #[test]
@@ -517,11 +747,21 @@ fn show_renders_table_json_and_csv_from_the_artifact() {
     run_stage(&f, &default_params()).unwrap();
     let table = report::show(&f.out, ShowFormat::Table).unwrap();
     assert!(table.starts_with("apitune report\n8 rows, 2 models\n"));
-    assert_eq!(table.lines().filter(|l| l.starts_with("| qwen2-0.5b ")).count(), 4);
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.starts_with("| qwen2-0.5b "))
+            .count(),
+        4
+    );
     assert!(table.contains("0.500 (+0.200)"));
-    let json: serde_json::Value = serde_json::from_str(&report::show(&f.out, ShowFormat::Json).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&report::show(&f.out, ShowFormat::Json).unwrap()).unwrap();
     assert_eq!(json["rows"].as_array().unwrap().len(), 8);
-    assert_eq!(report::show(&f.out, ShowFormat::Csv).unwrap(), read(&f, "report.csv"));
+    assert_eq!(
+        report::show(&f.out, ShowFormat::Csv).unwrap(),
+        read(&f, "report.csv")
+    );
 
     let empty = tempfile::tempdir().unwrap();
     let err = report::show(empty.path(), ShowFormat::Table).unwrap_err();
@@ -533,11 +773,16 @@ fn params_select_columns_and_title() {
     let f = fixture();
     let stage = apitune::stages::lookup("report").unwrap();
     let params: toml::Value =
-        toml::from_str("metrics = [\"rouge_l\", \"host_match\"]\ntitle = \"Ablation <1>\"").unwrap();
-    let params: ReportParams = serde_json::from_value(stage.resolve(params).map_err(|e| e.message).unwrap()).unwrap();
+        toml::from_str("metrics = [\"rouge_l\", \"host_match\"]\ntitle = \"Ablation <1>\"")
+            .unwrap();
+    let params: ReportParams =
+        serde_json::from_value(stage.resolve(params).map_err(|e| e.message).unwrap()).unwrap();
     run_stage(&f, &params).unwrap();
     let csv_header = read(&f, "report.csv").lines().next().unwrap().to_string();
-    assert!(csv_header.ends_with(",n,rouge_l,rouge_l_delta,host_match,host_match_delta"), "{csv_header}");
+    assert!(
+        csv_header.ends_with(",n,rouge_l,rouge_l_delta,host_match,host_match_delta"),
+        "{csv_header}"
+    );
     assert!(read(&f, "report.md").starts_with("# Ablation <1>\n"));
     assert!(read(&f, "report.html").contains("<title>Ablation &lt;1&gt;</title>"));
     assert!(f.out.join("plots/ablation-host_match.svg").exists());
@@ -545,16 +790,27 @@ fn params_select_columns_and_title() {
     let bad: toml::Value = toml::from_str("metrics = [\"bleu\"]").unwrap();
     let err = stage.resolve(bad).unwrap_err();
     assert_eq!(err.path, ["metrics", "0"]);
-    assert!(err.message.contains("exact_match"), "names the known metrics: {}", err.message);
+    assert!(
+        err.message.contains("exact_match"),
+        "names the known metrics: {}",
+        err.message
+    );
 }
 
 #[test]
 fn bad_inputs_are_named_in_errors() {
     let f = fixture();
     let broken = f.inputs.iter().find(|i| i.kind == "eval").unwrap();
-    std::fs::write(broken.dir.join("results.json"), r#"{"arm": "x", "model": 3}"#).unwrap();
+    std::fs::write(
+        broken.dir.join("results.json"),
+        r#"{"arm": "x", "model": 3}"#,
+    )
+    .unwrap();
     let err = format!("{:#}", run_stage(&f, &default_params()).unwrap_err());
-    assert!(err.contains(&broken.arm) && err.contains("results.json") && err.contains("model"), "{err}");
+    assert!(
+        err.contains(&broken.arm) && err.contains("results.json") && err.contains("model"),
+        "{err}"
+    );
 
     let f = fixture();
     let train = f.inputs.iter().find(|i| i.kind == "lora-train").unwrap();
@@ -562,7 +818,10 @@ fn bad_inputs_are_named_in_errors() {
     text.push_str("{\"step\": 300, \"loss\": \"nan\"}\n");
     std::fs::write(train.dir.join("metrics.jsonl"), text).unwrap();
     let err = format!("{:#}", run_stage(&f, &default_params()).unwrap_err());
-    assert!(err.contains(&train.arm) && err.contains("metrics.jsonl line 22"), "{err}");
+    assert!(
+        err.contains(&train.arm) && err.contains("metrics.jsonl line 22"),
+        "{err}"
+    );
 
     let mut f = fixture();
     f.inputs.retain(|i| i.kind != "eval");
@@ -586,7 +845,8 @@ fn committed_example_results_match_the_format() {
 #[test]
 #[ignore = "writes a sample report for manual inspection; set REPORT_SAMPLE_DIR"]
 fn write_sample_report() {
-    let target = std::env::var_os("REPORT_SAMPLE_DIR").expect("set REPORT_SAMPLE_DIR to an output directory");
+    let target = std::env::var_os("REPORT_SAMPLE_DIR")
+        .expect("set REPORT_SAMPLE_DIR to an output directory");
     let f = fixture();
     run_stage(&f, &default_params()).unwrap();
     let target = PathBuf::from(target);
@@ -607,20 +867,33 @@ fn single_input_fixture(entries: &[(EvalResults, &str)]) -> Fixture {
         let dir = root.path().join(format!("eval-{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         results.write(&dir).unwrap();
-        inputs.push(Input { stage: "eval".into(), arm: arm.to_string(), kind: "eval".into(), key: key_of(arm), dir, run_facts: serde_json::Value::Null });
+        inputs.push(Input {
+            stage: "eval".into(),
+            arm: arm.to_string(),
+            kind: "eval".into(),
+            key: key_of(arm),
+            dir,
+            run_facts: serde_json::Value::Null,
+        });
     }
     let out = root.path().join("out");
     let work = root.path().join("work");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::create_dir_all(&work).unwrap();
-    Fixture { _root: root, inputs, out, work }
+    Fixture {
+        _root: root,
+        inputs,
+        out,
+        work,
+    }
 }
 
 fn all_outputs(f: &Fixture) -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = ["report.md", "report.csv", "report.json", "report.html"]
-        .iter()
-        .map(|rel| (rel.to_string(), read(f, rel)))
-        .collect();
+    let mut files: Vec<(String, String)> =
+        ["report.md", "report.csv", "report.json", "report.html"]
+            .iter()
+            .map(|rel| (rel.to_string(), read(f, rel)))
+            .collect();
     for entry in std::fs::read_dir(f.out.join("plots")).unwrap() {
         let entry = entry.unwrap();
         let name = format!("plots/{}", entry.file_name().into_string().unwrap());
@@ -641,11 +914,20 @@ fn zero_shot_only_report_has_no_deltas_and_annotated_plots() {
     let json: serde_json::Value = serde_json::from_str(&read(&f, "report.json")).unwrap();
     assert!(json["rows"][0]["samples"].is_null());
     for (name, text) in all_outputs(&f) {
-        assert!(!text.contains("NaN") && !text.contains("inf"), "{name} prints a non-number");
+        assert!(
+            !text.contains("NaN") && !text.contains("inf"),
+            "{name} prints a non-number"
+        );
     }
-    assert!(read(&f, "plots/ablation-exact_match.svg").contains("no fine-tuned arm with a sample count"));
+    assert!(
+        read(&f, "plots/ablation-exact_match.svg")
+            .contains("no fine-tuned arm with a sample count")
+    );
     assert!(read(&f, "plots/loss.svg").contains("no lora-train input"));
-    assert!(!read(&f, "report.md").contains(" (+"), "no deltas without LoRA rows");
+    assert!(
+        !read(&f, "report.md").contains(" (+"),
+        "no deltas without LoRA rows"
+    );
 }
 
 #[test]
@@ -658,7 +940,11 @@ fn lora_without_baseline_and_whole_pool_arms() {
     let mut empty = results(&MODELS[0], None, 0.0);
     empty.overall = Scores::default();
     empty.perplexity = None;
-    let f = single_input_fixture(&[(whole_pool, "eval[all]"), (single, "eval[300]"), (empty, "baseline[empty]")]);
+    let f = single_input_fixture(&[
+        (whole_pool, "eval[all]"),
+        (single, "eval[300]"),
+        (empty, "baseline[empty]"),
+    ]);
     run_stage(&f, &default_params()).unwrap();
     let all = all_outputs(&f);
     assert!(all.iter().all(|(_, t)| !t.contains("NaN")));
@@ -672,26 +958,48 @@ fn lora_without_baseline_and_whole_pool_arms() {
             .to_string()
     };
     let qwen_300 = row("eval[300]");
-    assert!(qwen_300.contains("| 300 ") && qwen_300.contains("0.400") && !qwen_300.contains('('), "{qwen_300}");
+    assert!(
+        qwen_300.contains("| 300 ") && qwen_300.contains("0.400") && !qwen_300.contains('('),
+        "{qwen_300}"
+    );
     let qwen_all = row("eval[all]");
     assert!(qwen_all.contains("| all "), "{qwen_all}");
     let empty = row("baseline[empty]");
     let dashes = empty.matches(" – ").count();
-    assert_eq!(dashes, report::Metric::defaults().len(), "an unscored row shows only dashes: {empty}");
+    assert_eq!(
+        dashes,
+        report::Metric::defaults().len(),
+        "an unscored row shows only dashes: {empty}"
+    );
     // Whole-pool rows sort after every sample count.
     assert!(table.find(&key_of("eval[300]")[..12]) < table.find(&key_of("eval[all]")[..12]));
 
     let svg = read(&f, "plots/ablation-exact_match.svg");
-    assert!(svg.contains("1 LoRA arm(s) trained on the whole pool are not plotted"), "{svg}");
+    assert!(
+        svg.contains("1 LoRA arm(s) trained on the whole pool are not plotted"),
+        "{svg}"
+    );
     let doc = roxmltree::Document::parse(&svg).unwrap();
     let ticks: Vec<&str> = doc
         .descendants()
         .filter(|n| n.attribute("class") == Some("x-ticks"))
         .flat_map(|g| g.children().filter_map(|t| t.text()))
         .collect();
-    assert!(ticks.len() >= 2, "a single sample count still gets an axis: {ticks:?}");
-    let point = doc.descendants().find(|n| n.attribute("class") == Some("point")).unwrap();
-    let frame = doc.descendants().find(|n| n.attribute("class") == Some("frame")).unwrap();
+    assert!(
+        ticks.len() >= 2,
+        "a single sample count still gets an axis: {ticks:?}"
+    );
+    let point = doc
+        .descendants()
+        .find(|n| n.attribute("class") == Some("point"))
+        .unwrap();
+    let frame = doc
+        .descendants()
+        .find(|n| n.attribute("class") == Some("frame"))
+        .unwrap();
     let (x0, w) = (attr(frame, "x"), attr(frame, "width"));
-    assert!(attr(point, "cx") > x0 && attr(point, "cx") < x0 + w, "the point lies inside the plot");
+    assert!(
+        attr(point, "cx") > x0 && attr(point, "cx") < x0 + w,
+        "the point lies inside the plot"
+    );
 }

@@ -54,7 +54,9 @@ train = {{ lr = 1e-2, steps = {lora_steps}, micro_batch = 2, grad_accum = 2, max
 
 fn find_file(root: &Path, name: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(root) else { return found };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return found;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -67,7 +69,10 @@ fn find_file(root: &Path, name: &str) -> Vec<PathBuf> {
 }
 
 fn artifact_with(p: &Project, file: &str) -> PathBuf {
-    let hits: Vec<PathBuf> = find_file(&p.path().join("cache"), file).into_iter().filter(|f| !f.to_string_lossy().contains("/work/")).collect();
+    let hits: Vec<PathBuf> = find_file(&p.path().join("cache"), file)
+        .into_iter()
+        .filter(|f| !f.to_string_lossy().contains("/work/"))
+        .collect();
     assert_eq!(hits.len(), 1, "{file}: {hits:?}");
     hits[0].parent().unwrap().to_path_buf()
 }
@@ -79,14 +84,27 @@ fn pretrain_and_lora_train_write_their_artifacts() {
     let run = p.run(&["run", m.to_str().unwrap(), "--format", "json"]);
     let json = run.expect_code(0).json();
     let s = statuses(&json);
-    assert!(s.contains(&("pretrain".into(), "ran".into())) && s.contains(&("lora".into(), "ran".into())), "{s:?}");
+    assert!(
+        s.contains(&("pretrain".into(), "ran".into()))
+            && s.contains(&("lora".into(), "ran".into())),
+        "{s:?}"
+    );
 
     let pretrained = artifact_with(&p, "model.safetensors");
-    for f in ["config.json", "tokenizer.json", "summary.json", "metrics.jsonl"] {
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "summary.json",
+        "metrics.jsonl",
+    ] {
         assert!(pretrained.join(f).is_file(), "pretrain artifact lacks {f}");
     }
     let model = apitune::model::Model::load(&pretrained, &burn::tensor::Device::flex()).unwrap();
-    assert!(model.unused_tensors.is_empty(), "{:?}", model.unused_tensors);
+    assert!(
+        model.unused_tensors.is_empty(),
+        "{:?}",
+        model.unused_tensors
+    );
 
     let adapter = artifact_with(&p, "adapter_model.safetensors");
     let steps = apitune::report::inputs::load_train_steps(&adapter).unwrap();
@@ -99,7 +117,8 @@ fn pretrain_and_lora_train_write_their_artifacts() {
     let base = apitune::stages::BaseRef::load(&adapter).unwrap();
     assert_eq!(base.model, "tiny");
     assert!(base.pretrain_key.is_some());
-    apitune::model::lora::load_with_adapter(&pretrained, &adapter, &burn::tensor::Device::flex()).unwrap();
+    apitune::model::lora::load_with_adapter(&pretrained, &adapter, &burn::tensor::Device::flex())
+        .unwrap();
 }
 
 #[test]
@@ -108,36 +127,67 @@ fn killed_training_resumes_to_the_same_adapter() {
     let reference = Project::new();
     let m = reference.write("m.toml", &manifest(steps));
     reference.run(&["run", m.to_str().unwrap()]).expect_code(0);
-    let expected = std::fs::read(artifact_with(&reference, "adapter_model.safetensors").join("adapter_model.safetensors")).unwrap();
+    let expected = std::fs::read(
+        artifact_with(&reference, "adapter_model.safetensors").join("adapter_model.safetensors"),
+    )
+    .unwrap();
 
     let p = Project::new();
     let m = p.write("m.toml", &manifest(steps));
-    let mut child = p.command(&["run", m.to_str().unwrap()]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = p
+        .command(&["run", m.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     // Kill once the LoRA run has checkpointed a few steps, before it finishes.
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let states = find_file(&p.path().join("cache"), "state.json");
         let past_step_3 = states.iter().any(|s| {
-            std::fs::read_to_string(s).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v["step"].as_u64()).is_some_and(|n| n >= 3)
+            std::fs::read_to_string(s)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|n| n >= 3)
         });
-        let lora_dir_has_adapter = !find_file(&p.path().join("cache"), "adapter_model.safetensors").is_empty();
+        let lora_dir_has_adapter =
+            !find_file(&p.path().join("cache"), "adapter_model.safetensors").is_empty();
         if past_step_3 || lora_dir_has_adapter || child.try_wait().unwrap().is_some() {
             break;
         }
         assert!(Instant::now() < deadline, "training never checkpointed");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let killed_midway = child.try_wait().unwrap().is_none() && find_file(&p.path().join("cache"), "adapter_model.safetensors").is_empty();
+    let killed_midway = child.try_wait().unwrap().is_none()
+        && find_file(&p.path().join("cache"), "adapter_model.safetensors").is_empty();
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(killed_midway, "the run finished before it could be killed; raise the step count");
+    assert!(
+        killed_midway,
+        "the run finished before it could be killed; raise the step count"
+    );
 
     let rerun = p.run(&["run", m.to_str().unwrap(), "--format", "json"]);
     let json = rerun.expect_code(0).json();
-    let lora = json["arms"].as_array().unwrap().iter().find(|a| a["arm"] == "lora").expect("lora arm");
-    assert!(lora["summary"]["resumed_from_step"].as_u64().unwrap() >= 3, "{lora}");
-    let resumed = std::fs::read(artifact_with(&p, "adapter_model.safetensors").join("adapter_model.safetensors")).unwrap();
-    assert!(resumed == expected, "resumed adapter differs from the uninterrupted one");
+    let lora = json["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["arm"] == "lora")
+        .expect("lora arm");
+    assert!(
+        lora["summary"]["resumed_from_step"].as_u64().unwrap() >= 3,
+        "{lora}"
+    );
+    let resumed = std::fs::read(
+        artifact_with(&p, "adapter_model.safetensors").join("adapter_model.safetensors"),
+    )
+    .unwrap();
+    assert!(
+        resumed == expected,
+        "resumed adapter differs from the uninterrupted one"
+    );
 }
 
 #[test]
@@ -164,7 +214,12 @@ needs = ["eval", "lora"]
         let json = out.expect_code(0).json();
         let arms = json["arms"].as_array().unwrap().clone();
         arms.iter()
-            .map(|a| (a["arm"].as_str().unwrap().to_string(), a["key"].as_str().unwrap().to_string()))
+            .map(|a| {
+                (
+                    a["arm"].as_str().unwrap().to_string(),
+                    a["key"].as_str().unwrap().to_string(),
+                )
+            })
             .collect::<Vec<_>>()
     };
     let (one, two) = (keys("one"), keys("two"));

@@ -36,7 +36,9 @@ pub fn exp(x: f32) -> f32 {
     let p = 1.0
         + r * (1.0
             + r * (1.0 / 2.0
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
     let scale = f32::from_bits(k_bits.wrapping_add(127) << 23);
     if x < -87.0 { 0.0 } else { p * scale }
 }
@@ -84,7 +86,9 @@ macro_rules! widest_simd {
 /// HF's `gelu_new`, `0.5·x·(1 + tanh(z))`, computed as the identical `x·sigmoid(2z)`.
 pub fn gelu_tanh(x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len());
-    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(out, x)| gelu_block(x, out));
+    out.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(out, x)| gelu_block(x, out));
 }
 
 widest_simd!(gelu_block => gelu_body(x: &[f32], out: &mut [f32]));
@@ -134,20 +138,49 @@ fn silu_mul_body(gate: &[f32], up: &[f32], out: &mut [f32]) {
 
 /// The gradients of [`silu_mul`] for `gate` and `up`, `grad` being that of its output:
 /// `grad·up·s·(1 + g·(1−s))` and `grad·g·s`, with `s = sigmoid(g)`.
-pub fn silu_mul_backward(gate: &[f32], up: &[f32], grad: &[f32], grad_gate: &mut [f32], grad_up: &mut [f32]) {
-    assert!(gate.len() == grad.len() && up.len() == grad.len() && grad_gate.len() == grad.len() && grad_up.len() == grad.len());
+pub fn silu_mul_backward(
+    gate: &[f32],
+    up: &[f32],
+    grad: &[f32],
+    grad_gate: &mut [f32],
+    grad_up: &mut [f32],
+) {
+    assert!(
+        gate.len() == grad.len()
+            && up.len() == grad.len()
+            && grad_gate.len() == grad.len()
+            && grad_up.len() == grad.len()
+    );
     grad_gate
         .par_chunks_mut(CHUNK)
         .zip(grad_up.par_chunks_mut(CHUNK))
-        .zip(gate.par_chunks(CHUNK).zip(up.par_chunks(CHUNK)).zip(grad.par_chunks(CHUNK)))
-        .for_each(|((grad_gate, grad_up), ((gate, up), grad))| silu_mul_backward_block(gate, up, grad, grad_gate, grad_up));
+        .zip(
+            gate.par_chunks(CHUNK)
+                .zip(up.par_chunks(CHUNK))
+                .zip(grad.par_chunks(CHUNK)),
+        )
+        .for_each(|((grad_gate, grad_up), ((gate, up), grad))| {
+            silu_mul_backward_block(gate, up, grad, grad_gate, grad_up)
+        });
 }
 
 widest_simd!(silu_mul_backward_block => silu_mul_backward_body(gate: &[f32], up: &[f32], grad: &[f32], grad_gate: &mut [f32], grad_up: &mut [f32]));
 
 #[inline(always)]
-fn silu_mul_backward_body(gate: &[f32], up: &[f32], grad: &[f32], grad_gate: &mut [f32], grad_up: &mut [f32]) {
-    for ((((dg, du), &g), &u), &d) in grad_gate.iter_mut().zip(grad_up.iter_mut()).zip(gate).zip(up).zip(grad) {
+fn silu_mul_backward_body(
+    gate: &[f32],
+    up: &[f32],
+    grad: &[f32],
+    grad_gate: &mut [f32],
+    grad_up: &mut [f32],
+) {
+    for ((((dg, du), &g), &u), &d) in grad_gate
+        .iter_mut()
+        .zip(grad_up.iter_mut())
+        .zip(gate)
+        .zip(up)
+        .zip(grad)
+    {
         let s = sigmoid(g);
         *dg = d * u * s * (1.0 + g * (1.0 - s));
         *du = d * g * s;
@@ -158,7 +191,9 @@ fn silu_mul_backward_body(gate: &[f32], up: &[f32], grad: &[f32], grad_gate: &mu
 pub fn softmax_rows(x: &[f32], width: usize, out: &mut [f32]) {
     assert!(x.len() == out.len() && width > 0 && x.len().is_multiple_of(width));
     let chunk = rows_per_task(width) * width;
-    out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(out, x)| softmax_block(x, width, out));
+    out.par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk))
+        .for_each(|(out, x)| softmax_block(x, width, out));
 }
 
 widest_simd!(softmax_block => softmax_body(x: &[f32], width: usize, out: &mut [f32]));
@@ -181,7 +216,12 @@ fn softmax_body(x: &[f32], width: usize, out: &mut [f32]) {
 
 /// `y ⊙ (dy − Σ dy ⊙ y)` per row, the gradient through `y = softmax_rows(x)`.
 pub fn softmax_rows_backward(y: &[f32], grad: &[f32], width: usize, out: &mut [f32]) {
-    assert!(y.len() == out.len() && grad.len() == out.len() && width > 0 && y.len().is_multiple_of(width));
+    assert!(
+        y.len() == out.len()
+            && grad.len() == out.len()
+            && width > 0
+            && y.len().is_multiple_of(width)
+    );
     let chunk = rows_per_task(width) * width;
     out.par_chunks_mut(chunk)
         .zip(y.par_chunks(chunk).zip(grad.par_chunks(chunk)))
@@ -192,7 +232,11 @@ widest_simd!(softmax_backward_block => softmax_backward_body(y: &[f32], grad: &[
 
 #[inline(always)]
 fn softmax_backward_body(y: &[f32], grad: &[f32], width: usize, out: &mut [f32]) {
-    for ((out, y), g) in out.chunks_exact_mut(width).zip(y.chunks_exact(width)).zip(grad.chunks_exact(width)) {
+    for ((out, y), g) in out
+        .chunks_exact_mut(width)
+        .zip(y.chunks_exact(width))
+        .zip(grad.chunks_exact(width))
+    {
         let dot = dot(y, g);
         for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
             *o = y * (g - dot);
@@ -204,9 +248,12 @@ fn softmax_backward_body(y: &[f32], grad: &[f32], width: usize, out: &mut [f32])
 /// NaN: the loss then says something is wrong instead of the process aborting.
 pub fn token_nll(logits: &[f32], width: usize, targets: &[usize], out: &mut [f32]) {
     assert!(width > 0 && logits.len() == targets.len() * width && out.len() == targets.len());
-    out.par_iter_mut().zip(logits.par_chunks(width)).zip(targets).for_each(|((out, row), &target)| {
-        *out = log_sum_exp(row) - row.get(target).copied().unwrap_or(f32::NAN);
-    });
+    out.par_iter_mut()
+        .zip(logits.par_chunks(width))
+        .zip(targets)
+        .for_each(|((out, row), &target)| {
+            *out = log_sum_exp(row) - row.get(target).copied().unwrap_or(f32::NAN);
+        });
 }
 
 widest_simd!(log_sum_exp => log_sum_exp_body(row: &[f32]) -> f32);
@@ -231,17 +278,27 @@ fn log_sum_exp_body(row: &[f32]) -> f32 {
 /// The gradient of [`token_nll`] for the logits, `grad` being that of its output:
 /// `grad[row] · (softmax(row) − onehot(target))`. The row's log-sum-exp comes back from the
 /// forward's output, `nll = lse − x[target]`, so this is a single pass.
-pub fn token_nll_backward(logits: &[f32], width: usize, targets: &[usize], nll: &[f32], grad: &[f32], out: &mut [f32]) {
+pub fn token_nll_backward(
+    logits: &[f32],
+    width: usize,
+    targets: &[usize],
+    nll: &[f32],
+    grad: &[f32],
+    out: &mut [f32],
+) {
     assert!(width > 0 && logits.len() == out.len() && logits.len() == targets.len() * width);
     assert!(nll.len() == targets.len() && grad.len() == targets.len());
-    out.par_chunks_mut(width).zip(logits.par_chunks(width)).enumerate().for_each(|(r, (out, row))| {
-        let target = targets[r];
-        let lse = nll[r] + row.get(target).copied().unwrap_or(f32::NAN);
-        softmax_scaled_block(row, lse, grad[r], out);
-        if let Some(o) = out.get_mut(target) {
-            *o -= grad[r];
-        }
-    });
+    out.par_chunks_mut(width)
+        .zip(logits.par_chunks(width))
+        .enumerate()
+        .for_each(|(r, (out, row))| {
+            let target = targets[r];
+            let lse = nll[r] + row.get(target).copied().unwrap_or(f32::NAN);
+            softmax_scaled_block(row, lse, grad[r], out);
+            if let Some(o) = out.get_mut(target) {
+                *o -= grad[r];
+            }
+        });
 }
 
 widest_simd!(softmax_scaled_block => softmax_scaled_body(row: &[f32], lse: f32, scale: f32, out: &mut [f32]));
@@ -275,7 +332,12 @@ fn sum(values: &[f32]) -> f32 {
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(a, b)| a * b).sum();
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
     for (a, b) in a_chunks.zip(b_chunks) {
         for ((lane, &a), &b) in lanes.iter_mut().zip(a).zip(b) {
             *lane += a * b;
@@ -288,7 +350,11 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 fn max(values: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 8];
     let chunks = values.chunks_exact(8);
-    let tail = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     for chunk in chunks {
         for (lane, &v) in lanes.iter_mut().zip(chunk) {
             *lane = lane.max(v);
@@ -308,7 +374,10 @@ mod tests {
             let expected = (x as f64).exp();
             let got = exp(x) as f64;
             let relative = ((got - expected) / expected).abs();
-            assert!(relative < 2.5e-7, "exp({x}) = {got}, expected {expected} (relative error {relative:e})");
+            assert!(
+                relative < 2.5e-7,
+                "exp({x}) = {got}, expected {expected} (relative error {relative:e})"
+            );
             x += 0.0137;
         }
         assert_eq!(exp(f32::NEG_INFINITY), 0.0);
@@ -321,8 +390,12 @@ mod tests {
     #[test]
     fn vector_variants_match_the_baseline_bit_for_bit() {
         let width = 300;
-        let x: Vec<f32> = (0..width * 7).map(|k| ((k * 7919 % 2000) as f32 - 1000.0) / 97.0).collect();
-        let g: Vec<f32> = (0..width * 7).map(|k| ((k * 104_729 % 2000) as f32 - 1000.0) / 1000.0).collect();
+        let x: Vec<f32> = (0..width * 7)
+            .map(|k| ((k * 7919 % 2000) as f32 - 1000.0) / 97.0)
+            .collect();
+        let g: Vec<f32> = (0..width * 7)
+            .map(|k| ((k * 104_729 % 2000) as f32 - 1000.0) / 1000.0)
+            .collect();
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         let run = |f: &dyn Fn(&mut [f32])| {
             let mut out = vec![0.0f32; x.len()];
@@ -330,11 +403,26 @@ mod tests {
             bits(&out)
         };
         assert_eq!(run(&|o| gelu_block(&x, o)), run(&|o| gelu_body(&x, o)));
-        assert_eq!(run(&|o| gelu_backward_block(&x, &g, o)), run(&|o| gelu_backward_body(&x, &g, o)));
-        assert_eq!(run(&|o| softmax_block(&x, width, o)), run(&|o| softmax_body(&x, width, o)));
-        assert_eq!(run(&|o| softmax_backward_block(&x, &g, width, o)), run(&|o| softmax_backward_body(&x, &g, width, o)));
-        assert_eq!(run(&|o| softmax_scaled_block(&x, 3.5, 0.25, o)), run(&|o| softmax_scaled_body(&x, 3.5, 0.25, o)));
-        assert_eq!(run(&|o| silu_mul_block(&x, &g, o)), run(&|o| silu_mul_body(&x, &g, o)));
+        assert_eq!(
+            run(&|o| gelu_backward_block(&x, &g, o)),
+            run(&|o| gelu_backward_body(&x, &g, o))
+        );
+        assert_eq!(
+            run(&|o| softmax_block(&x, width, o)),
+            run(&|o| softmax_body(&x, width, o))
+        );
+        assert_eq!(
+            run(&|o| softmax_backward_block(&x, &g, width, o)),
+            run(&|o| softmax_backward_body(&x, &g, width, o))
+        );
+        assert_eq!(
+            run(&|o| softmax_scaled_block(&x, 3.5, 0.25, o)),
+            run(&|o| softmax_scaled_body(&x, 3.5, 0.25, o))
+        );
+        assert_eq!(
+            run(&|o| silu_mul_block(&x, &g, o)),
+            run(&|o| silu_mul_body(&x, &g, o))
+        );
         let run_two = |f: &dyn Fn(&mut [f32], &mut [f32])| {
             let (mut first, mut second) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
             f(&mut first, &mut second);
@@ -349,10 +437,15 @@ mod tests {
 
     #[test]
     fn reductions_match_a_plain_loop() {
-        let values: Vec<f32> = (0..1037).map(|k| ((k * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let values: Vec<f32> = (0..1037)
+            .map(|k| ((k * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
         let plain: f64 = values.iter().map(|&v| v as f64).sum();
         assert!((sum(&values) as f64 - plain).abs() < 1e-3);
-        assert_eq!(max(&values), values.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+        assert_eq!(
+            max(&values),
+            values.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+        );
         let squares: f64 = values.iter().map(|&v| (v as f64) * (v as f64)).sum();
         assert!((dot(&values, &values) as f64 - squares).abs() / squares < 1e-6);
     }

@@ -7,8 +7,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::digest::{ENTRY_FILE, merkle};
 use super::digest::hash_file_contents;
+use super::digest::{ENTRY_FILE, merkle};
 use super::error::CacheError;
 use super::ids::{Digest, Key};
 use super::index::FileStamp;
@@ -205,7 +205,10 @@ fn read_record(dir: &Path) -> Result<ReadRecord, CacheError> {
 
 /// The metadata record of the artifact directory `dir` published under `key`; `Ok(Err(reason))`
 /// when it is missing, unreadable or belongs to another key.
-pub(crate) fn read_record_of(dir: &Path, key: &Key) -> Result<Result<EntryRecord, String>, CacheError> {
+pub(crate) fn read_record_of(
+    dir: &Path,
+    key: &Key,
+) -> Result<Result<EntryRecord, String>, CacheError> {
     let record = match read_record(dir)? {
         ReadRecord::Found(record) => *record,
         ReadRecord::Missing => return Ok(Err(format!("no {ENTRY_FILE}"))),
@@ -255,7 +258,10 @@ pub(crate) fn check_files_unchanged(
         }
         if meta.len() != file.size {
             let (now, was) = (meta.len(), file.size);
-            return Ok(Err(format!("`{}` has {now} bytes, {was} expected", file.path)));
+            return Ok(Err(format!(
+                "`{}` has {now} bytes, {was} expected",
+                file.path
+            )));
         }
         if file.stamp == Some(FileStamp::of(&meta)) {
             continue;

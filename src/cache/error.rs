@@ -82,7 +82,9 @@ fn describe_io(e: &io::Error) -> String {
         Some(28) => "no space left on the device; free space on that file system (delete \
                      files outside the cache, or move the cache with --cache) and run again"
             .to_string(),
-        Some(30) => "the file system is read-only; point --cache at a writable directory".to_string(),
+        Some(30) => {
+            "the file system is read-only; point --cache at a writable directory".to_string()
+        }
         _ => {
             let text = e.to_string();
             match text.find(" (os error") {
@@ -96,7 +98,11 @@ fn describe_io(e: &io::Error) -> String {
 fn describe_index_failure(path: &std::path::Path, cause: &sled::Error) -> String {
     match cause {
         sled::Error::Io(io) if matches!(io.raw_os_error(), Some(28) | Some(30)) => {
-            format!("cannot write the cache index `{}`: {}", path.display(), describe_io(io))
+            format!(
+                "cannot write the cache index `{}`: {}",
+                path.display(),
+                describe_io(io)
+            )
         }
         _ => format!(
             "the cache index `{}` failed ({cause}); run `apitune verify --repair` to rebuild it \
@@ -122,14 +128,19 @@ impl CacheError {
     /// Whether the cache itself cannot be used right now (held by another run, read-only, full),
     /// as opposed to a stage failing: such failures get their own exit code.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, CacheError::Locked { .. } | CacheError::ReadOnly { .. })
-            || self.os_error().is_some_and(is_environment_error)
+        matches!(
+            self,
+            CacheError::Locked { .. } | CacheError::ReadOnly { .. }
+        ) || self.os_error().is_some_and(is_environment_error)
     }
 }
 
 /// Out of space, read-only file system, permission denied, quota exceeded.
 pub fn is_environment_error(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(28) | Some(30) | Some(13) | Some(1) | Some(122))
+    matches!(
+        e.raw_os_error(),
+        Some(28) | Some(30) | Some(13) | Some(1) | Some(122)
+    )
 }
 
 fn holder(pid: Option<u32>) -> String {

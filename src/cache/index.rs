@@ -27,7 +27,9 @@ pub struct FileStamp {
 impl CachedHash {
     /// The hash, if the file still has the stamp it had when hashed.
     pub fn hash_if(&self, stamp: &FileStamp) -> Option<blake3::Hash> {
-        (self.stamp == *stamp).then(|| blake3::Hash::from_hex(&self.blake3).ok()).flatten()
+        (self.stamp == *stamp)
+            .then(|| blake3::Hash::from_hex(&self.blake3).ok())
+            .flatten()
     }
 }
 

@@ -12,8 +12,8 @@ use super::error::CacheError;
 use super::ids::Key;
 use super::index::{FileStamp, IndexedEntry};
 use super::store::{
-    ARTIFACTS, BROKEN_INDEX_PREFIX, Cache, FILE_HASHES_TMP_PREFIX, MEMO, QUARANTINE, TMP, WORK, fsync_dir, list_children,
-    remove_if_exists, unique_suffix,
+    ARTIFACTS, BROKEN_INDEX_PREFIX, Cache, FILE_HASHES_TMP_PREFIX, MEMO, QUARANTINE, TMP, WORK,
+    fsync_dir, list_children, remove_if_exists, unique_suffix,
 };
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -10,8 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::digest::{ENTRY_FILE, Links, hash_file_contents, list_files, merkle};
 use super::entry::{
     Entry, EntryFile, EntryMeta, EntryRecord, check_files_content, check_files_unchanged,
-    entry_file_path,
-    read_record_of, write_record,
+    entry_file_path, read_record_of, write_record,
 };
 use super::error::CacheError;
 use super::ids::Key;
@@ -63,8 +62,13 @@ impl Drop for Cache {
         // While the lock is still held. A snapshot that is lost or stale only costs rehashing.
         if let Some(writer) = &self.writer {
             let records = writer.index.file_hash_records();
-            let tmp = self.root.join(format!("{FILE_HASHES_TMP_PREFIX}{}", std::process::id()));
-            if serde_json::to_vec(&records).ok().is_some_and(|bytes| fs::write(&tmp, bytes).is_ok()) {
+            let tmp = self
+                .root
+                .join(format!("{FILE_HASHES_TMP_PREFIX}{}", std::process::id()));
+            if serde_json::to_vec(&records)
+                .ok()
+                .is_some_and(|bytes| fs::write(&tmp, bytes).is_ok())
+            {
                 let _ = fs::rename(&tmp, self.root.join(FILE_HASHES));
             }
         }
@@ -245,7 +249,9 @@ impl Cache {
             ));
         }
         self.quarantine_dir(dir, &key.to_string(), &reason)?;
-        Ok(format!("the cached entry was damaged ({reason}) and moved to quarantine"))
+        Ok(format!(
+            "the cached entry was damaged ({reason}) and moved to quarantine"
+        ))
     }
 
     /// The entry record for `dir`: from the index when its record was read from the metadata
@@ -571,9 +577,12 @@ fn make_read_only(path: &Path) -> Result<(), CacheError> {
     }
     #[cfg(not(unix))]
     {
-        let mut perms = fs::metadata(path).map_err(CacheError::io("read metadata of", path))?.permissions();
+        let mut perms = fs::metadata(path)
+            .map_err(CacheError::io("read metadata of", path))?
+            .permissions();
         perms.set_readonly(true);
-        fs::set_permissions(path, perms).map_err(CacheError::io("set read-only permissions on", path))?;
+        fs::set_permissions(path, perms)
+            .map_err(CacheError::io("set read-only permissions on", path))?;
     }
     Ok(())
 }
@@ -622,11 +631,16 @@ fn claim_root(root: &Path) -> Result<bool, CacheError> {
     }
     let meta = fs::metadata(root).map_err(CacheError::io("read metadata of", root))?;
     if !meta.is_dir() {
-        return Err(CacheError::Foreign { path: root.to_path_buf() });
+        return Err(CacheError::Foreign {
+            path: root.to_path_buf(),
+        });
     }
     match fs::read_to_string(root.join(CACHE_MARKER)) {
         Ok(text) => {
-            let found = text.trim().strip_prefix("apitune cache format ").unwrap_or(text.trim());
+            let found = text
+                .trim()
+                .strip_prefix("apitune cache format ")
+                .unwrap_or(text.trim());
             if found == CACHE_FORMAT.to_string() {
                 return Ok(true);
             }
@@ -645,12 +659,14 @@ fn claim_root(root: &Path) -> Result<bool, CacheError> {
             });
         }
     }
-    let legacy = fs::read_to_string(root.join(CACHEDIR_TAG))
-        .is_ok_and(|tag| tag.contains(LEGACY_TAG_TEXT));
+    let legacy =
+        fs::read_to_string(root.join(CACHEDIR_TAG)).is_ok_and(|tag| tag.contains(LEGACY_TAG_TEXT));
     if legacy || list_children(root)?.is_empty() {
         return Ok(false);
     }
-    Err(CacheError::Foreign { path: root.to_path_buf() })
+    Err(CacheError::Foreign {
+        path: root.to_path_buf(),
+    })
 }
 
 /// `CACHEDIR.TAG` tells backup tools to skip the directory (https://bford.info/cachedir/);

@@ -61,7 +61,9 @@ fn lenient_optional_string<'de, D: Deserializer<'de>>(de: D) -> Result<Option<St
         serde_json::Value::String(s) => Ok(Some(s)),
         serde_json::Value::Number(n) => Ok(Some(n.to_string())),
         serde_json::Value::Bool(b) => Ok(Some(b.to_string())),
-        other => Err(D::Error::custom(format!("expected a string, found {other}"))),
+        other => Err(D::Error::custom(format!(
+            "expected a string, found {other}"
+        ))),
     }
 }
 
@@ -74,10 +76,14 @@ fn string_or_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Er
             .into_iter()
             .map(|item| match item {
                 serde_json::Value::String(s) => Ok(s),
-                other => Err(D::Error::custom(format!("domain entries must be strings, found {other}"))),
+                other => Err(D::Error::custom(format!(
+                    "domain entries must be strings, found {other}"
+                ))),
             })
             .collect(),
-        other => Err(D::Error::custom(format!("expected a string or a list of strings, found {other}"))),
+        other => Err(D::Error::custom(format!(
+            "expected a string or a list of strings, found {other}"
+        ))),
     }
 }
 
@@ -117,16 +123,24 @@ fn classify(err: &serde_json::Error) -> BadReason {
 }
 
 fn file_stem(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Reads an API Pack file (one JSON array of records) as a stream.
-pub fn read_apipack_array(path: &Path, on_record: &mut RecordCallback<'_>) -> Result<(), DataError> {
+pub fn read_apipack_array(
+    path: &Path,
+    on_record: &mut RecordCallback<'_>,
+) -> Result<(), DataError> {
     let file = File::open(path).map_err(|e| DataError::io(path, "opening API Pack file", e))?;
     let reader = BufReader::with_capacity(1 << 20, file);
     let stem = file_stem(path);
     for_each_array_element(reader, path, DEFAULT_MAX_ELEMENT_BYTES, |element| {
-        let location = RecordLocation::ArrayElement { index: element.index, byte_offset: element.byte_offset };
+        let location = RecordLocation::ArrayElement {
+            index: element.index,
+            byte_offset: element.byte_offset,
+        };
         let parsed = serde_json::from_slice::<ApiPackRecord>(element.bytes)
             .map(|record| record.into_api_record(|| format!("{stem}_{}", element.index)))
             .map_err(|err| DataError::BadRecord {
@@ -141,7 +155,10 @@ pub fn read_apipack_array(path: &Path, on_record: &mut RecordCallback<'_>) -> Re
 
 /// Parses one JSON object that is either an API Pack record (has `api_call_data`) or an
 /// `ApiRecord`. The language is canonicalised either way.
-pub fn record_from_json_value(value: &serde_json::Value, fallback_id: impl FnOnce() -> String) -> Result<ApiRecord, serde_json::Error> {
+pub fn record_from_json_value(
+    value: &serde_json::Value,
+    fallback_id: impl FnOnce() -> String,
+) -> Result<ApiRecord, serde_json::Error> {
     if value.get("api_call_data").is_some() {
         Ok(ApiPackRecord::deserialize(value)?.into_api_record(fallback_id))
     } else {
@@ -179,9 +196,10 @@ pub fn read_jsonl(path: &Path, on_record: &mut RecordCallback<'_>) -> Result<(),
         };
         let parsed = match serde_json::from_slice::<serde_json::Value>(&line) {
             Err(err) => Err(bad(BadReason::InvalidJson, err.to_string())),
-            Ok(value) if !value.is_object() => {
-                Err(bad(BadReason::WrongShape, "expected one JSON object per line".to_string()))
-            }
+            Ok(value) if !value.is_object() => Err(bad(
+                BadReason::WrongShape,
+                "expected one JSON object per line".to_string(),
+            )),
             Ok(value) => record_from_json_value(&value, || format!("{stem}_{}", line_number - 1))
                 .map_err(|err| bad(BadReason::WrongShape, err.to_string())),
         };

@@ -46,7 +46,10 @@ impl std::fmt::Display for RecordLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::ArrayElement { index, byte_offset } => {
-                write!(f, "record {index} (array element at byte offset {byte_offset})")
+                write!(
+                    f,
+                    "record {index} (array element at byte offset {byte_offset})"
+                )
             }
             Self::Line { line } => write!(f, "line {line}"),
             Self::WholeFile => write!(f, "whole file"),
@@ -92,8 +95,16 @@ pub enum DataError {
 }
 
 impl DataError {
-    pub(crate) fn io(path: impl Into<PathBuf>, context: &'static str, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), context, source }
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        context: &'static str,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            path: path.into(),
+            context,
+            source,
+        }
     }
 
     /// The reason when this error is a skippable bad record.

@@ -73,7 +73,9 @@ impl SourceSpec {
 }
 
 /// What to do with a record (or spec) that cannot be read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BadRecordPolicy {
     /// Stop with an error naming the file and record.
@@ -109,7 +111,11 @@ fn has_glob_chars(pattern: &str) -> bool {
     pattern.contains(['*', '?', '['])
 }
 
-fn walk_directory(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> Result<(), DataError> {
+fn walk_directory(
+    dir: &Path,
+    extensions: &[&str],
+    out: &mut Vec<PathBuf>,
+) -> Result<(), DataError> {
     let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "listing directory", e))?;
     let mut paths: Vec<PathBuf> = Vec::new();
     for entry in entries {
@@ -139,7 +145,13 @@ fn id_relative_to(path: &Path, root: &Path) -> String {
     let relative = path.strip_prefix(root).unwrap_or(path);
     let without_extension = relative.with_extension("");
     let text = without_extension.to_string_lossy().replace('\\', "/");
-    if text.is_empty() { path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default() } else { text }
+    if text.is_empty() {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        text
+    }
 }
 
 fn collect_inputs(source: &SourceSpec, base_dir: &Path) -> Result<Vec<InputFile>, DataError> {
@@ -150,8 +162,10 @@ fn collect_inputs(source: &SourceSpec, base_dir: &Path) -> Result<Vec<InputFile>
         let mut found: Vec<(PathBuf, PathBuf)> = Vec::new(); // (file, root for its id)
         if has_glob_chars(pattern) {
             let full_text = full.to_string_lossy().into_owned();
-            let matches = glob::glob(&full_text)
-                .map_err(|e| DataError::BadPattern { pattern: pattern.to_string(), message: e.to_string() })?;
+            let matches = glob::glob(&full_text).map_err(|e| DataError::BadPattern {
+                pattern: pattern.to_string(),
+                message: e.to_string(),
+            })?;
             let root: PathBuf = full
                 .components()
                 .take_while(|c| !has_glob_chars(&c.as_os_str().to_string_lossy()))
@@ -178,7 +192,10 @@ fn collect_inputs(source: &SourceSpec, base_dir: &Path) -> Result<Vec<InputFile>
             found.push((full.clone(), parent));
         }
         if found.is_empty() {
-            return Err(DataError::NoMatch { pattern: pattern.to_string(), base: base_dir.to_path_buf() });
+            return Err(DataError::NoMatch {
+                pattern: pattern.to_string(),
+                base: base_dir.to_path_buf(),
+            });
         }
         for (path, root) in found {
             if seen.insert(path.clone()) {
@@ -192,12 +209,21 @@ fn collect_inputs(source: &SourceSpec, base_dir: &Path) -> Result<Vec<InputFile>
 
 /// Every file that feeds the ingest stage, in reading order (for content-keying the stage). Errors
 /// when a pattern matches nothing.
-pub fn ingest_input_files(params: &IngestParams, base_dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    Ok(collect_inputs(&params.source, base_dir)?.into_iter().map(|input| input.path).collect())
+pub fn ingest_input_files(
+    params: &IngestParams,
+    base_dir: &Path,
+) -> Result<Vec<PathBuf>, DataError> {
+    Ok(collect_inputs(&params.source, base_dir)?
+        .into_iter()
+        .map(|input| input.path)
+        .collect())
 }
 
 fn display_path(path: &Path, base_dir: &Path) -> String {
-    path.strip_prefix(base_dir).unwrap_or(path).to_string_lossy().replace('\\', "/")
+    path.strip_prefix(base_dir)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
 }
 
 /// Counts and the output writer shared by all readers of one ingest run.
@@ -232,15 +258,22 @@ impl Sink<'_> {
             *self.filtered_out.entry(record.lang.clone()).or_default() += 1;
             return Ok(ControlFlow::Continue(()));
         }
-        serde_json::to_writer(&mut self.writer, record)
-            .map_err(|e| DataError::io(&self.out_path, "writing records", std::io::Error::other(e)))?;
-        self.writer.write_all(b"\n").map_err(|e| DataError::io(&self.out_path, "writing records", e))?;
+        serde_json::to_writer(&mut self.writer, record).map_err(|e| {
+            DataError::io(&self.out_path, "writing records", std::io::Error::other(e))
+        })?;
+        self.writer
+            .write_all(b"\n")
+            .map_err(|e| DataError::io(&self.out_path, "writing records", e))?;
         self.written += 1;
         *self.per_lang.entry(record.lang.clone()).or_default() += 1;
         if self.written.is_multiple_of(1000) {
             (self.progress)(self.written);
         }
-        Ok(if self.limit_reached() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+        Ok(if self.limit_reached() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
     }
 
     /// A bad record: an error under `error`, counted under `skip`. Non-record errors always stop.
@@ -267,11 +300,16 @@ pub fn run_ingest(
     out_dir: &Path,
     progress: &dyn Fn(u64),
 ) -> Result<Value, DataError> {
-    let langs: Option<Vec<String>> =
-        params.langs.as_ref().map(|langs| langs.iter().map(|l| canonical_lang(l)).collect());
+    let langs: Option<Vec<String>> = params
+        .langs
+        .as_ref()
+        .map(|langs| langs.iter().map(|l| canonical_lang(l)).collect());
     if let (SourceSpec::Openapi(_), Some(langs)) = (&params.source, &langs) {
         let probe = probe_request();
-        if let Some(unknown) = langs.iter().find(|lang| snippets::render(lang, &probe).is_none()) {
+        if let Some(unknown) = langs
+            .iter()
+            .find(|lang| snippets::render(lang, &probe).is_none())
+        {
             return Err(DataError::Params(format!(
                 "no snippet generator for language `{unknown}`; OpenAPI sources support {}",
                 TARGET_LANGS.join(", ")
@@ -279,12 +317,16 @@ pub fn run_ingest(
         }
     }
     if langs.as_ref().is_some_and(Vec::is_empty) {
-        return Err(DataError::Params("`langs` is empty: list at least one language or leave it out".into()));
+        return Err(DataError::Params(
+            "`langs` is empty: list at least one language or leave it out".into(),
+        ));
     }
     let inputs = collect_inputs(&params.source, base_dir)?;
-    std::fs::create_dir_all(out_dir).map_err(|e| DataError::io(out_dir, "creating output directory", e))?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| DataError::io(out_dir, "creating output directory", e))?;
     let out_path = out_dir.join(RECORDS_FILE);
-    let file = File::create(&out_path).map_err(|e| DataError::io(&out_path, "creating records file", e))?;
+    let file = File::create(&out_path)
+        .map_err(|e| DataError::io(&out_path, "creating records file", e))?;
     let mut sink = Sink {
         writer: BufWriter::with_capacity(1 << 20, file),
         out_path: out_path.clone(),
@@ -298,8 +340,9 @@ pub fn run_ingest(
         skipped_examples: Vec::new(),
         progress,
     };
-    let generated_langs: Vec<String> =
-        langs.clone().unwrap_or_else(|| TARGET_LANGS.iter().map(|l| l.to_string()).collect());
+    let generated_langs: Vec<String> = langs
+        .clone()
+        .unwrap_or_else(|| TARGET_LANGS.iter().map(|l| l.to_string()).collect());
     let mut files_summary = Vec::new();
     let mut totals = BTreeMap::<&'static str, u64>::new();
 
@@ -314,9 +357,10 @@ pub fn run_ingest(
             SourceSpec::Openapi(_) => match load_spec(&input.path) {
                 Err(error) => sink.reject(error)?,
                 Ok(document) => {
-                    let stats = spec_records(&document, &input.id, &generated_langs, &mut |record| {
-                        Ok(sink.accept(&record)?.is_continue())
-                    })?;
+                    let stats =
+                        spec_records(&document, &input.id, &generated_langs, &mut |record| {
+                            Ok(sink.accept(&record)?.is_continue())
+                        })?;
                     *totals.entry("operations").or_default() += stats.operations;
                     *totals.entry("from_code_samples").or_default() += stats.from_code_samples;
                     *totals.entry("unresolved_refs").or_default() += stats.unresolved_refs;
@@ -332,7 +376,9 @@ pub fn run_ingest(
                         .path
                         .extension()
                         .and_then(|e| e.to_str())
-                        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson"));
+                        .is_some_and(|e| {
+                            e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson")
+                        });
                 let mut on_record = |item: Result<ApiRecord, DataError>| match item {
                     Ok(record) => sink.accept(&record),
                     Err(error) => sink.reject(error).map(|()| ControlFlow::Continue(())),
@@ -348,7 +394,9 @@ pub fn run_ingest(
         file_entry["skipped"] = json!(sink.skipped.values().sum::<u64>() - skipped_before);
         files_summary.push(file_entry);
     }
-    sink.writer.flush().map_err(|e| DataError::io(&out_path, "writing records", e))?;
+    sink.writer
+        .flush()
+        .map_err(|e| DataError::io(&out_path, "writing records", e))?;
     (sink.progress)(sink.written);
 
     let mut summary = json!({

@@ -57,14 +57,21 @@ where
     R: BufRead,
     F: FnMut(ArrayElement<'_>) -> Result<ControlFlow<()>, DataError>,
 {
-    let bad_file = |message: String| DataError::BadFile { path: path.to_path_buf(), message };
+    let bad_file = |message: String| DataError::BadFile {
+        path: path.to_path_buf(),
+        message,
+    };
     let mut state = State::BeforeArray;
     let mut offset: u64 = 0;
     let mut element: Vec<u8> = Vec::new();
     let mut element_start: u64 = 0;
     let mut index: u64 = 0;
     let mut bom_matched: u64 = 0;
-    let mut scan = ElementScan { depth: 0, in_string: false, escaped: false };
+    let mut scan = ElementScan {
+        depth: 0,
+        in_string: false,
+        escaped: false,
+    };
 
     loop {
         let chunk = match reader.fill_buf() {
@@ -85,7 +92,10 @@ where
                 State::BeforeArray => {
                     // A UTF-8 byte order mark, possibly split across chunks.
                     let position = offset + i as u64;
-                    if position < 3 && bom_matched == position && byte == UTF8_BOM[position as usize] {
+                    if position < 3
+                        && bom_matched == position
+                        && byte == UTF8_BOM[position as usize]
+                    {
                         bom_matched += 1;
                         i += 1;
                         continue;
@@ -122,7 +132,11 @@ where
                             element.clear();
                             element_start = offset + i as u64;
                             segment_start = i;
-                            scan = ElementScan { depth: 0, in_string: false, escaped: false };
+                            scan = ElementScan {
+                                depth: 0,
+                                in_string: false,
+                                escaped: false,
+                            };
                             // Do not advance: the element's first byte is scanned below.
                         }
                     }
@@ -229,8 +243,14 @@ where
         State::BeforeArray => Err(bad_file("empty file: expected a JSON array".to_string())),
         State::InElement if scan.depth == 0 && !scan.in_string => {
             // A scalar element running into EOF; report it to the sink first for a precise error.
-            let _ = sink(ArrayElement { index, byte_offset: element_start, bytes: &element })?;
-            Err(bad_file(format!("file ends after record {index} without closing the array (`]`); it looks truncated")))
+            let _ = sink(ArrayElement {
+                index,
+                byte_offset: element_start,
+                bytes: &element,
+            })?;
+            Err(bad_file(format!(
+                "file ends after record {index} without closing the array (`]`); it looks truncated"
+            )))
         }
         State::InElement => Err(bad_file(format!(
             "file ends inside record {index} (which starts at byte offset {element_start}); it looks truncated"
@@ -261,7 +281,11 @@ mod tests {
             Path::new("t.json"),
             1 << 20,
             |e| {
-                out.push((e.index, e.byte_offset, String::from_utf8_lossy(e.bytes).into_owned()));
+                out.push((
+                    e.index,
+                    e.byte_offset,
+                    String::from_utf8_lossy(e.bytes).into_owned(),
+                ));
                 Ok(ControlFlow::Continue(()))
             },
         )?;
@@ -274,7 +298,10 @@ mod tests {
         for buffer in [1, 2, 3, 7, 64] {
             let got = elements(input, buffer).unwrap();
             let texts: Vec<&str> = got.iter().map(|(_, _, t)| t.as_str()).collect();
-            assert_eq!(texts, [r#"{"a": "x,]}\"y"}"#, "[1, [2]]", r#""s\\""#, "12", "null"]);
+            assert_eq!(
+                texts,
+                [r#"{"a": "x,]}\"y"}"#, "[1, [2]]", r#""s\\""#, "12", "null"]
+            );
             assert_eq!(got[0].1, 3);
         }
     }
@@ -286,11 +313,20 @@ mod tests {
 
     #[test]
     fn truncation_and_garbage_are_errors() {
-        let err = elements(br#"[{"a": 1}, {"b": "#, 4).unwrap_err().to_string();
-        assert!(err.contains("t.json") && err.contains("inside record 1") && err.contains("byte offset 11"), "{err}");
+        let err = elements(br#"[{"a": 1}, {"b": "#, 4)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("t.json")
+                && err.contains("inside record 1")
+                && err.contains("byte offset 11"),
+            "{err}"
+        );
         let err = elements(br#"{"a": 1}"#, 4).unwrap_err().to_string();
         assert!(err.contains("expected a JSON array"), "{err}");
-        let err = elements(br#"[{"a": 1} {"b": 2}]"#, 4).unwrap_err().to_string();
+        let err = elements(br#"[{"a": 1} {"b": 2}]"#, 4)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("expected `,` or `]`"), "{err}");
         let err = elements(br#"[1,]"#, 4).unwrap_err().to_string();
         assert!(err.contains("expected record 1"), "{err}");

@@ -8,8 +8,18 @@
 //! (trimmed, lower-cased) so a `langs` filter can still select or drop them.
 
 /// The ten languages of API Pack, in its file order.
-pub const TARGET_LANGS: [&str; 10] =
-    ["curl", "go", "java", "javascript", "libcurl", "node", "php", "python", "ruby", "swift"];
+pub const TARGET_LANGS: [&str; 10] = [
+    "curl",
+    "go",
+    "java",
+    "javascript",
+    "libcurl",
+    "node",
+    "php",
+    "python",
+    "ruby",
+    "swift",
+];
 
 /// Canonical form of a language label.
 pub fn canonical_lang(label: &str) -> String {
@@ -17,8 +27,8 @@ pub fn canonical_lang(label: &str) -> String {
     let collapsed: String = lowered.split_whitespace().collect::<Vec<_>>().join(" ");
     let canonical = match collapsed.as_str() {
         "curl" | "shell" | "bash" | "sh" | "shell curl" | "curl shell" | "console" => "curl",
-        "javascript" | "js" | "javascript xhr" | "xhr" | "javascript fetch" | "javascript jquery"
-        | "jquery" | "browser" => "javascript",
+        "javascript" | "js" | "javascript xhr" | "xhr" | "javascript fetch"
+        | "javascript jquery" | "jquery" | "browser" => "javascript",
         "node" | "nodejs" | "node.js" | "node request" | "node js" | "javascript node"
         | "node fetch" | "node axios" => "node",
         "python" | "python3" | "py" | "python http.client" | "python requests" => "python",

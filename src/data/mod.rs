@@ -41,11 +41,14 @@ pub mod record;
 pub mod split;
 
 pub use error::{BadReason, DataError, RecordLocation};
-pub use ingest::{BadRecordPolicy, IngestParams, PathPatterns, RECORDS_FILE, SourceSpec, ingest_input_files, run_ingest};
+pub use ingest::{
+    BadRecordPolicy, IngestParams, PathPatterns, RECORDS_FILE, SourceSpec, ingest_input_files,
+    run_ingest,
+};
 pub use lang::{TARGET_LANGS, canonical_lang};
 pub use prompt::prompt;
 pub use record::ApiRecord;
 pub use split::{
-    ENDPOINTS_FILE, HeldoutScope, HeldoutSpec, KnownEndpoint, KnownEndpoints, LEVEL_FILES, NormalizeParams, TRAIN_FILE,
-    read_endpoints, read_records, run_normalize, take_samples,
+    ENDPOINTS_FILE, HeldoutScope, HeldoutSpec, KnownEndpoint, KnownEndpoints, LEVEL_FILES,
+    NormalizeParams, TRAIN_FILE, read_endpoints, read_records, run_normalize, take_samples,
 };

@@ -33,9 +33,14 @@ fn expand_tabs(line: &str, tab_width: usize) -> String {
 }
 
 pub fn normalize_code(code: &str, tab_width: usize) -> String {
-    let code = code.trim_start_matches('\u{feff}').replace("\r\n", "\n").replace('\r', "\n");
-    let lines: Vec<String> =
-        code.split('\n').map(|line| expand_tabs(line, tab_width).trim_end().to_string()).collect();
+    let code = code
+        .trim_start_matches('\u{feff}')
+        .replace("\r\n", "\n")
+        .replace('\r', "\n");
+    let lines: Vec<String> = code
+        .split('\n')
+        .map(|line| expand_tabs(line, tab_width).trim_end().to_string())
+        .collect();
     let indent = lines
         .iter()
         .filter(|line| !line.is_empty())
@@ -64,15 +69,29 @@ pub fn normalize_record(mut record: ApiRecord, tab_width: usize) -> ApiRecord {
     record.api_description = normalize_text(&record.api_description);
     record.lang = canonical_lang(&record.lang);
     record.path = record.path.trim().to_string();
-    record.method = record.method.map(|m| m.trim().to_ascii_uppercase()).filter(|m| !m.is_empty());
+    record.method = record
+        .method
+        .map(|m| m.trim().to_ascii_uppercase())
+        .filter(|m| !m.is_empty());
     record.functionality = normalize_text(&record.functionality);
     record.description = normalize_text(&record.description);
-    record.domain = record.domain.iter().map(|d| normalize_text(d)).filter(|d| !d.is_empty()).collect();
+    record.domain = record
+        .domain
+        .iter()
+        .map(|d| normalize_text(d))
+        .filter(|d| !d.is_empty())
+        .collect();
     record.instruction = normalize_text(&record.instruction);
     record.instruction_test = normalize_text(&record.instruction_test);
     record.code = normalize_code(&record.code, tab_width);
-    record.host = record.host.map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty());
-    record.base_url = record.base_url.map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
+    record.host = record
+        .host
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty());
+    record.base_url = record
+        .base_url
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty());
     record
 }
 

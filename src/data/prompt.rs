@@ -23,26 +23,51 @@ pub fn prompt(record: &ApiRecord, lang: &str) -> String {
 pub fn python_json_dumps(value: &serde_json::Value) -> String {
     let mut out = Vec::new();
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
-    value.serialize(&mut serializer).expect("serialising a JSON value into memory cannot fail");
+    value
+        .serialize(&mut serializer)
+        .expect("serialising a JSON value into memory cannot fail");
     String::from_utf8(out).expect("the formatter writes ASCII only")
 }
 
 struct PythonFormatter;
 
 impl serde_json::ser::Formatter for PythonFormatter {
-    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, first: bool) -> std::io::Result<()> {
-        if first { Ok(()) } else { writer.write_all(b", ") }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
     }
 
-    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, first: bool) -> std::io::Result<()> {
-        if first { Ok(()) } else { writer.write_all(b", ") }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
     }
 
-    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
         writer.write_all(b": ")
     }
 
-    fn write_string_fragment<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, fragment: &str) -> std::io::Result<()> {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
         for c in fragment.chars() {
             if c.is_ascii() {
                 writer.write_all(&[c as u8])?;
@@ -84,7 +109,10 @@ mod tests {
 
     #[test]
     fn python_style_json() {
-        assert_eq!(python_json_dumps(&json!({"a": [1, 2], "b": "é\n"})), r#"{"a": [1, 2], "b": "\u00e9\n"}"#);
+        assert_eq!(
+            python_json_dumps(&json!({"a": [1, 2], "b": "é\n"})),
+            r#"{"a": [1, 2], "b": "\u00e9\n"}"#
+        );
         assert_eq!(python_json_dumps(&json!({})), "{}");
         assert_eq!(python_json_dumps(&json!("😀")), r#""\ud83d\ude00""#);
     }

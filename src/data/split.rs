@@ -45,7 +45,9 @@ pub const LEVEL_FILES: [&str; 3] = ["level1.jsonl", "level2.jsonl", "level3.json
 pub const ENDPOINTS_FILE: &str = "endpoints.jsonl";
 
 /// What a held-out size counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum HeldoutScope {
     /// Records per level per language.
@@ -75,7 +77,12 @@ fn default_level_size() -> usize {
 
 impl Default for HeldoutSpec {
     fn default() -> Self {
-        Self { level1: 20, level2: 20, level3: 20, per: HeldoutScope::Lang }
+        Self {
+            level1: 20,
+            level2: 20,
+            level3: 20,
+            per: HeldoutScope::Lang,
+        }
     }
 }
 
@@ -199,7 +206,9 @@ fn content_hash(record: &ApiRecord) -> [u8; 16] {
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
-    hasher.finalize().as_bytes()[..16].try_into().expect("16 bytes")
+    hasher.finalize().as_bytes()[..16]
+        .try_into()
+        .expect("16 bytes")
 }
 
 /// What pass one keeps of each surviving record: where it is and what it belongs to.
@@ -244,9 +253,15 @@ const TRAIN_BIT: u8 = 1;
 /// Normalises, de-duplicates and splits `input_dir/records.jsonl` into `out_dir`'s `train.jsonl`,
 /// `level1.jsonl`, `level2.jsonl`, `level3.jsonl` and `endpoints.jsonl`. Returns the summary
 /// (counts per split per language, drops per reason, shortfalls).
-pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_dir: &Path) -> Result<Value, DataError> {
+pub fn run_normalize(
+    params: &NormalizeParams,
+    seed: u64,
+    input_dir: &Path,
+    out_dir: &Path,
+) -> Result<Value, DataError> {
     let input_path = input_dir.join(RECORDS_FILE);
-    let file = File::open(&input_path).map_err(|e| DataError::io(&input_path, "opening ingest output", e))?;
+    let file = File::open(&input_path)
+        .map_err(|e| DataError::io(&input_path, "opening ingest output", e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
 
     // Pass one: normalise, drop, de-duplicate; keep only positions and group ids.
@@ -264,7 +279,9 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
     let mut line_number: u64 = 0;
     loop {
         line.clear();
-        let read = reader.read_until(b'\n', &mut line).map_err(|e| DataError::io(&input_path, "reading ingest output", e))?;
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| DataError::io(&input_path, "reading ingest output", e))?;
         if read == 0 {
             break;
         }
@@ -275,7 +292,10 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
             continue;
         }
         input_records += 1;
-        let record = normalize_record(parse_record_line(&line, &input_path, line_number)?, params.tab_width);
+        let record = normalize_record(
+            parse_record_line(&line, &input_path, line_number)?,
+            params.tab_width,
+        );
         if record.code.is_empty() {
             *dropped.entry("empty_code").or_default() += 1;
             continue;
@@ -291,7 +311,10 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
         }
         let lang = langs.id(&record.lang);
         if lang > u16::MAX as u32 {
-            return Err(DataError::Split { path: input_path, message: "more than 65,535 distinct languages".into() });
+            return Err(DataError::Split {
+                path: input_path,
+                message: "more than 65,535 distinct languages".into(),
+            });
         }
         let api = apis.id(&record.api_name);
         let (method, path) = record.endpoint();
@@ -306,14 +329,17 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
         }
         let entry = catalogue.get_mut(&record.api_name).expect("inserted above");
         if new_endpoint {
-            entry.endpoints.insert((record.method.clone(), record.path.clone()));
+            entry
+                .endpoints
+                .insert((record.method.clone(), record.path.clone()));
         }
         if let Some(host) = &record.host
             && !entry.hosts.contains(host)
         {
             entry.hosts.insert(host.clone());
         }
-        let distinct_test = !record.instruction_test.is_empty() && record.instruction_test != record.instruction;
+        let distinct_test =
+            !record.instruction_test.is_empty() && record.instruction_test != record.instruction;
         metas.push(Meta {
             offset: line_offset,
             len: u32::try_from(read).map_err(|_| DataError::Split {
@@ -338,7 +364,11 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
         HeldoutScope::Lang => langs.names.len(),
         HeldoutScope::Overall => 1,
     };
-    let quotas = [params.heldout.level1, params.heldout.level2, params.heldout.level3];
+    let quotas = [
+        params.heldout.level1,
+        params.heldout.level2,
+        params.heldout.level3,
+    ];
     let mut flags: Vec<u8> = vec![0; metas.len()];
 
     // Level 3: whole APIs.
@@ -347,7 +377,12 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
         api_group_counts[meta.api as usize][group_of(meta)] += 1;
     }
     let mut api_order: Vec<u32> = (0..apis.names.len() as u32).collect();
-    api_order.sort_by_key(|&api| (rank(seed, "level3-api", apis.names[api as usize].as_bytes()), api));
+    api_order.sort_by_key(|&api| {
+        (
+            rank(seed, "level3-api", apis.names[api as usize].as_bytes()),
+            api,
+        )
+    });
     let max_heldout_apis = apis.names.len() / 2;
     let mut heldout_apis: HashSet<u32> = HashSet::new();
     let mut covered = vec![0u64; group_count];
@@ -357,7 +392,10 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
             break;
         }
         let counts = &api_group_counts[api as usize];
-        let helps = counts.iter().zip(&covered).any(|(&n, &c)| n > 0 && c < quotas[2] as u64);
+        let helps = counts
+            .iter()
+            .zip(&covered)
+            .any(|(&n, &c)| n > 0 && c < quotas[2] as u64);
         if !helps {
             continue;
         }
@@ -368,7 +406,8 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
     }
 
     // Level 2: whole endpoints of the remaining APIs.
-    let mut endpoint_group_counts: Vec<Vec<u64>> = vec![vec![0; group_count]; endpoints.names.len()];
+    let mut endpoint_group_counts: Vec<Vec<u64>> =
+        vec![vec![0; group_count]; endpoints.names.len()];
     for meta in &metas {
         endpoint_group_counts[meta.endpoint as usize][group_of(meta)] += 1;
     }
@@ -376,9 +415,19 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
     for &api in &endpoint_api {
         api_live_endpoints[api as usize] += 1;
     }
-    let mut endpoint_order: Vec<u32> =
-        (0..endpoints.names.len() as u32).filter(|e| !heldout_apis.contains(&endpoint_api[*e as usize])).collect();
-    endpoint_order.sort_by_key(|&e| (rank(seed, "level2-endpoint", endpoints.names[e as usize].as_bytes()), e));
+    let mut endpoint_order: Vec<u32> = (0..endpoints.names.len() as u32)
+        .filter(|e| !heldout_apis.contains(&endpoint_api[*e as usize]))
+        .collect();
+    endpoint_order.sort_by_key(|&e| {
+        (
+            rank(
+                seed,
+                "level2-endpoint",
+                endpoints.names[e as usize].as_bytes(),
+            ),
+            e,
+        )
+    });
     let mut heldout_endpoints: HashSet<u32> = HashSet::new();
     let mut covered = vec![0u64; group_count];
     for &endpoint in &endpoint_order {
@@ -390,7 +439,11 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
             continue;
         }
         let counts = &endpoint_group_counts[endpoint as usize];
-        if !counts.iter().zip(&covered).any(|(&n, &c)| n > 0 && c < quotas[1] as u64) {
+        if !counts
+            .iter()
+            .zip(&covered)
+            .any(|(&n, &c)| n > 0 && c < quotas[1] as u64)
+        {
             continue;
         }
         heldout_endpoints.insert(endpoint);
@@ -403,7 +456,12 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
     // Sample each level's records per group in seeded order.
     let sample_level = |level: usize, candidates: Vec<usize>, flags: &mut Vec<u8>| -> Vec<u64> {
         let mut ordered = candidates;
-        ordered.sort_by_key(|&i| (rank(seed, ["level1", "level2", "level3"][level], &metas[i].hash), i));
+        ordered.sort_by_key(|&i| {
+            (
+                rank(seed, ["level1", "level2", "level3"][level], &metas[i].hash),
+                i,
+            )
+        });
         let mut taken = vec![0u64; group_count];
         for i in ordered {
             let group = group_of(&metas[i]);
@@ -429,7 +487,9 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
             endpoint_train_records[meta.endpoint as usize] += 1;
         }
     }
-    let mut l1_order: Vec<usize> = (0..metas.len()).filter(|&i| flags[i] & TRAIN_BIT != 0 && metas[i].distinct_test).collect();
+    let mut l1_order: Vec<usize> = (0..metas.len())
+        .filter(|&i| flags[i] & TRAIN_BIT != 0 && metas[i].distinct_test)
+        .collect();
     l1_order.sort_by_key(|&i| (rank(seed, "level1", &metas[i].hash), i));
     let mut taken = vec![0u64; group_count];
     for i in l1_order {
@@ -450,8 +510,10 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
     }
 
     // Write the files.
-    std::fs::create_dir_all(out_dir).map_err(|e| DataError::io(out_dir, "creating output directory", e))?;
-    let source = File::open(&input_path).map_err(|e| DataError::io(&input_path, "opening ingest output", e))?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| DataError::io(out_dir, "creating output directory", e))?;
+    let source = File::open(&input_path)
+        .map_err(|e| DataError::io(&input_path, "opening ingest output", e))?;
     let load = |i: usize| -> Result<ApiRecord, DataError> {
         use std::os::unix::fs::FileExt;
         let meta = &metas[i];
@@ -459,10 +521,15 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
         source
             .read_exact_at(&mut buffer, meta.offset)
             .map_err(|e| DataError::io(&input_path, "re-reading ingest output", e))?;
-        Ok(normalize_record(parse_record_line(&buffer, &input_path, 0)?, params.tab_width))
+        Ok(normalize_record(
+            parse_record_line(&buffer, &input_path, 0)?,
+            params.tab_width,
+        ))
     };
 
-    let mut train: Vec<usize> = (0..metas.len()).filter(|&i| flags[i] & TRAIN_BIT != 0).collect();
+    let mut train: Vec<usize> = (0..metas.len())
+        .filter(|&i| flags[i] & TRAIN_BIT != 0)
+        .collect();
     let train_pool = train.len();
     train.sort_by_key(|&i| (rank(seed, "train-order", &metas[i].hash), i));
     if let Some(samples) = params.samples {
@@ -472,16 +539,23 @@ pub fn run_normalize(params: &NormalizeParams, seed: u64, input_dir: &Path, out_
     let lang_counts = |indices: &[usize]| -> BTreeMap<String, u64> {
         let mut counts = BTreeMap::new();
         for &i in indices {
-            *counts.entry(langs.names[metas[i].lang as usize].clone()).or_default() += 1;
+            *counts
+                .entry(langs.names[metas[i].lang as usize].clone())
+                .or_default() += 1;
         }
         counts
     };
     write_records(&out_dir.join(TRAIN_FILE), &train, &load, false)?;
-    splits.insert("train".into(), json!({ "total": train.len(), "pool": train_pool, "per_lang": lang_counts(&train) }));
+    splits.insert(
+        "train".into(),
+        json!({ "total": train.len(), "pool": train_pool, "per_lang": lang_counts(&train) }),
+    );
 
     let mut shortfall = serde_json::Map::new();
     for level in 0..3 {
-        let mut members: Vec<usize> = (0..metas.len()).filter(|&i| flags[i] & LEVEL_BIT[level] != 0).collect();
+        let mut members: Vec<usize> = (0..metas.len())
+            .filter(|&i| flags[i] & LEVEL_BIT[level] != 0)
+            .collect();
         let purpose = ["level1-order", "level2-order", "level3-order"][level];
         members.sort_by_key(|&i| (rank(seed, purpose, &metas[i].hash), i));
         write_records(&out_dir.join(LEVEL_FILES[level]), &members, &load, true)?;
@@ -545,25 +619,41 @@ fn write_records(
         if test_phrasing && !record.instruction_test.is_empty() {
             std::mem::swap(&mut record.instruction, &mut record.instruction_test);
         }
-        serde_json::to_writer(&mut writer, &record).map_err(|e| DataError::io(path, "writing split file", std::io::Error::other(e)))?;
-        writer.write_all(b"\n").map_err(|e| DataError::io(path, "writing split file", e))?;
+        serde_json::to_writer(&mut writer, &record)
+            .map_err(|e| DataError::io(path, "writing split file", std::io::Error::other(e)))?;
+        writer
+            .write_all(b"\n")
+            .map_err(|e| DataError::io(path, "writing split file", e))?;
     }
-    writer.flush().map_err(|e| DataError::io(path, "writing split file", e))
+    writer
+        .flush()
+        .map_err(|e| DataError::io(path, "writing split file", e))
 }
 
 /// One line per API: `{"api_name", "hosts": [...], "endpoints": [{"method", "path"}]}`, over all
 /// kept records (held-out ones included: they are real endpoints of the API).
-fn write_endpoints(path: &Path, catalogue: &BTreeMap<String, ApiEndpoints>) -> Result<(), DataError> {
+fn write_endpoints(
+    path: &Path,
+    catalogue: &BTreeMap<String, ApiEndpoints>,
+) -> Result<(), DataError> {
     let file = File::create(path).map_err(|e| DataError::io(path, "creating endpoints file", e))?;
     let mut writer = BufWriter::new(file);
     for (api_name, entry) in catalogue {
-        let endpoints: Vec<Value> =
-            entry.endpoints.iter().map(|(method, path)| json!({ "method": method, "path": path })).collect();
+        let endpoints: Vec<Value> = entry
+            .endpoints
+            .iter()
+            .map(|(method, path)| json!({ "method": method, "path": path }))
+            .collect();
         let line = json!({ "api_name": api_name, "hosts": entry.hosts, "endpoints": endpoints });
-        serde_json::to_writer(&mut writer, &line).map_err(|e| DataError::io(path, "writing endpoints file", std::io::Error::other(e)))?;
-        writer.write_all(b"\n").map_err(|e| DataError::io(path, "writing endpoints file", e))?;
+        serde_json::to_writer(&mut writer, &line)
+            .map_err(|e| DataError::io(path, "writing endpoints file", std::io::Error::other(e)))?;
+        writer
+            .write_all(b"\n")
+            .map_err(|e| DataError::io(path, "writing endpoints file", e))?;
     }
-    writer.flush().map_err(|e| DataError::io(path, "writing endpoints file", e))
+    writer
+        .flush()
+        .map_err(|e| DataError::io(path, "writing endpoints file", e))
 }
 
 /// One API's known endpoints, as written to `endpoints.jsonl`.
@@ -582,7 +672,8 @@ pub struct KnownEndpoint {
 
 /// Reads an `endpoints.jsonl` (for the metrics' hallucinated-endpoint rate).
 pub fn read_endpoints(path: &Path) -> Result<Vec<KnownEndpoints>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, "reading endpoints file", e))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| DataError::io(path, "reading endpoints file", e))?;
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())

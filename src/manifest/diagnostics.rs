@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 /// Where a problem is.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Origin {
-    File { path: PathBuf, line: usize, col: usize },
+    File {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+    },
     /// A `-S path=value` command-line override.
     Override(String),
     /// No better place is known than the file itself.
@@ -67,7 +71,11 @@ pub struct SourceMap {
 
 impl SourceMap {
     pub fn new(path: &Path, text: &str) -> SourceMap {
-        SourceMap { path: path.to_path_buf(), text: text.to_string(), doc: toml_edit::Document::parse(text.to_string()).ok() }
+        SourceMap {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+            doc: toml_edit::Document::parse(text.to_string()).ok(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -78,12 +86,20 @@ impl SourceMap {
         let before = &self.text[..offset.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        Origin::File { path: self.path.clone(), line, col }
+        Origin::File {
+            path: self.path.clone(),
+            line,
+            col,
+        }
     }
 
     /// Position of the deepest existing item along `path`; the key itself when `want_key`.
     pub fn locate(&self, path: &[String], want_key: bool) -> Origin {
-        match self.doc.as_ref().and_then(|doc| span_of(doc.as_item(), path, want_key)) {
+        match self
+            .doc
+            .as_ref()
+            .and_then(|doc| span_of(doc.as_item(), path, want_key))
+        {
             Some(span) => self.at_offset(span.start),
             None => Origin::Whole(self.path.clone()),
         }
@@ -100,39 +116,62 @@ fn span_of(root: &toml_edit::Item, path: &[String], want_key: bool) -> Option<Ra
                 Some((k, v)) => (k.span(), v),
                 None => return best,
             },
-            toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => match t.get_key_value(seg) {
-                Some((k, v)) => (k.span(), v),
-                None => return best,
-            },
+            toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => {
+                match t.get_key_value(seg) {
+                    Some((k, v)) => (k.span(), v),
+                    None => return best,
+                }
+            }
             toml_edit::Item::Value(toml_edit::Value::Array(a)) => {
-                let Some(v) = seg.parse::<usize>().ok().and_then(|i| a.get(i)) else { return best };
+                let Some(v) = seg.parse::<usize>().ok().and_then(|i| a.get(i)) else {
+                    return best;
+                };
                 if last {
                     return v.span().or(best);
                 }
                 // Array elements are values, not items: descend through a temporary.
                 let item = toml_edit::Item::Value(v.clone());
-                return span_of(&item, &path[depth + 1..], want_key).or(v.span()).or(best);
+                return span_of(&item, &path[depth + 1..], want_key)
+                    .or(v.span())
+                    .or(best);
             }
             toml_edit::Item::ArrayOfTables(a) => {
-                let Some(t) = seg.parse::<usize>().ok().and_then(|i| a.get(i)) else { return best };
+                let Some(t) = seg.parse::<usize>().ok().and_then(|i| a.get(i)) else {
+                    return best;
+                };
                 let item = toml_edit::Item::Table(t.clone());
-                return span_of(&item, &path[depth + 1..], want_key).or(t.span()).or(best);
+                return span_of(&item, &path[depth + 1..], want_key)
+                    .or(t.span())
+                    .or(best);
             }
             _ => return best,
         };
-        best = if last && want_key { key_span.or(next.span()) } else { next.span().or(key_span).or(best) };
+        best = if last && want_key {
+            key_span.or(next.span())
+        } else {
+            next.span().or(key_span).or(best)
+        };
         item = next;
     }
     best
 }
 
 /// The closest of `candidates` to a misspelt `name`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     // Transpositions and one-letter slips are the usual typos; Jaro-Winkler catches longer names.
     let max_edits = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(name, c), strsim::jaro_winkler(name, c), c))
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(name, c),
+                strsim::jaro_winkler(name, c),
+                c,
+            )
+        })
         .filter(|(edits, jw, _)| *edits <= max_edits || *jw > 0.85)
         .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
         .map(|(_, _, c)| c)
@@ -143,7 +182,9 @@ pub fn hint_for_serde_message(message: &str) -> Option<String> {
     if message.ends_with("expected a string") {
         return Some("quote the value; on the command line: -S 'path=\"value\"'".into());
     }
-    let unknown = ["unknown field `", "unknown variant `"].iter().find_map(|p| message.strip_prefix(p))?;
+    let unknown = ["unknown field `", "unknown variant `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))?;
     let (name, rest) = unknown.split_once('`')?;
     let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
     if let Some(best) = did_you_mean(name, expected.iter().copied()) {
@@ -163,16 +204,24 @@ mod tests {
     #[test]
     fn serde_unknown_field_gets_a_suggestion() {
         let msg = "unknown field `lrr`, expected one of `lr`, `epochs`, `warmup`";
-        assert_eq!(hint_for_serde_message(msg).as_deref(), Some("did you mean `lr`?"));
+        assert_eq!(
+            hint_for_serde_message(msg).as_deref(),
+            Some("did you mean `lr`?")
+        );
         let msg = "unknown field `zzz`, expected `lr` or `epochs`";
-        assert_eq!(hint_for_serde_message(msg).as_deref(), Some("expected one of: lr, epochs"));
+        assert_eq!(
+            hint_for_serde_message(msg).as_deref(),
+            Some("expected one of: lr, epochs")
+        );
     }
 
     #[test]
     fn locate_points_at_key_and_value() {
         let text = "[a]\nx = 1\n[b.c]\ny = { z = [1, 2] }\n";
         let map = SourceMap::new(Path::new("m.toml"), text);
-        let at = |p: &[&str], k| match map.locate(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>(), k) {
+        let at = |p: &[&str], k| match map
+            .locate(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>(), k)
+        {
             Origin::File { line, col, .. } => (line, col),
             other => panic!("{other:?}"),
         };

@@ -14,7 +14,9 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use diagnostics::{Diagnostic, ManifestErrors, Origin, SourceMap, did_you_mean, hint_for_serde_message};
+pub use diagnostics::{
+    Diagnostic, ManifestErrors, Origin, SourceMap, did_you_mean, hint_for_serde_message,
+};
 
 use crate::stages::{self, DynStage};
 
@@ -125,23 +127,41 @@ impl Manifest {
     }
 
     /// Checks manifest `text` as if read from `path`.
-    pub fn parse(path: &Path, text: &str, overrides: &[String]) -> Result<Manifest, ManifestErrors> {
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        overrides: &[String],
+    ) -> Result<Manifest, ManifestErrors> {
         let (manifest, errors) = Manifest::parse_partial(path, text, overrides)?;
-        if errors.is_empty() { Ok(manifest) } else { Err(ManifestErrors(errors)) }
+        if errors.is_empty() {
+            Ok(manifest)
+        } else {
+            Err(ManifestErrors(errors))
+        }
     }
 
     /// Like [`Manifest::parse`], but returns what could be read alongside the errors, so that
     /// later checks (the DAG) can report their problems in the same pass. Fails outright only on
     /// unparsable TOML.
-    pub fn parse_partial(path: &Path, text: &str, overrides: &[String]) -> Result<(Manifest, Vec<Diagnostic>), ManifestErrors> {
+    pub fn parse_partial(
+        path: &Path,
+        text: &str,
+        overrides: &[String],
+    ) -> Result<(Manifest, Vec<Diagnostic>), ManifestErrors> {
         let source = SourceMap::new(path, text);
         let mut root: toml::Table = match text.parse() {
             Ok(t) => t,
             Err(e) => {
                 let e: toml::de::Error = e;
-                let origin = e.span().map_or(Origin::Whole(path.to_path_buf()), |s| source.at_offset(s.start));
+                let origin = e.span().map_or(Origin::Whole(path.to_path_buf()), |s| {
+                    source.at_offset(s.start)
+                });
                 let message = format!("invalid TOML: {}", e.message());
-                return Err(ManifestErrors(vec![Diagnostic { origin, message, help: None }]));
+                return Err(ManifestErrors(vec![Diagnostic {
+                    origin,
+                    message,
+                    help: None,
+                }]));
             }
         };
         let mut errors = Vec::new();
@@ -153,11 +173,21 @@ impl Manifest {
             }
         }
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
+        let base_dir = if base_dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base_dir
+        };
         let mut manifest = Manifest {
             path: path.to_path_buf(),
             base_dir,
-            experiment: Experiment { name: String::new(), seed: 0, description: None, backend: Default::default(), inputs_outside: Vec::new() },
+            experiment: Experiment {
+                name: String::new(),
+                seed: 0,
+                description: None,
+                backend: Default::default(),
+                inputs_outside: Vec::new(),
+            },
             models: IndexMap::new(),
             stages: IndexMap::new(),
             expect: IndexMap::new(),
@@ -170,7 +200,10 @@ impl Manifest {
     }
 
     /// Reads a manifest, then builds its DAG, reporting the problems of both at once.
-    pub fn load_with_dag(path: &Path, overrides: &[String]) -> Result<(Manifest, crate::pipeline::Dag), ManifestErrors> {
+    pub fn load_with_dag(
+        path: &Path,
+        overrides: &[String],
+    ) -> Result<(Manifest, crate::pipeline::Dag), ManifestErrors> {
         let text = read_manifest_text(path)?;
         let (manifest, mut errors) = Manifest::parse_partial(path, &text, overrides)?;
         match crate::pipeline::Dag::build(&manifest) {
@@ -205,7 +238,12 @@ impl Manifest {
                     Ok(e) => {
                         for (name, exp) in &e {
                             if let Some(msg) = expectation_problem(exp) {
-                                errors.push(self.error(&["expect".into(), name.clone()], false, msg, None));
+                                errors.push(self.error(
+                                    &["expect".into(), name.clone()],
+                                    false,
+                                    msg,
+                                    None,
+                                ));
                             }
                         }
                         self.expect = e;
@@ -213,8 +251,14 @@ impl Manifest {
                     Err(d) => errors.push(d),
                 },
                 other => {
-                    let help = did_you_mean(other, SECTIONS).map(|s| format!("did you mean `[{s}]`?"));
-                    let help = help.or_else(|| Some(format!("a manifest has the sections {}", SECTIONS.join(", "))));
+                    let help =
+                        did_you_mean(other, SECTIONS).map(|s| format!("did you mean `[{s}]`?"));
+                    let help = help.or_else(|| {
+                        Some(format!(
+                            "a manifest has the sections {}",
+                            SECTIONS.join(", ")
+                        ))
+                    });
                     errors.push(self.error(&at, true, format!("unknown section `{other}`"), help));
                 }
             }
@@ -230,25 +274,45 @@ impl Manifest {
             errors.push(Diagnostic {
                 origin: Origin::Whole(self.path.clone()),
                 message: "the manifest declares no stages".into(),
-                help: Some("add a `[stages.NAME]` table with a `kind`, e.g. kind = \"ingest\"".into()),
+                help: Some(
+                    "add a `[stages.NAME]` table with a `kind`, e.g. kind = \"ingest\"".into(),
+                ),
             });
         }
     }
 
     fn read_stages(&mut self, value: toml::Value, errors: &mut Vec<Diagnostic>) {
         let toml::Value::Table(stages) = value else {
-            errors.push(self.error(&["stages".into()], false, "`stages` must be a table of stage tables".into(), None));
+            errors.push(self.error(
+                &["stages".into()],
+                false,
+                "`stages` must be a table of stage tables".into(),
+                None,
+            ));
             return;
         };
         for (name, table) in stages {
             let at = vec!["stages".to_string(), name.clone()];
-            if let Some(bad) = name.chars().find(|c| !(c.is_alphanumeric() || *c == '-' || *c == '_')) {
-                errors.push(self.error(&at, true, format!("stage name `{name}` contains `{bad}`"), Some("use letters, digits, `-` and `_`".into())));
+            if let Some(bad) = name
+                .chars()
+                .find(|c| !(c.is_alphanumeric() || *c == '-' || *c == '_'))
+            {
+                errors.push(self.error(
+                    &at,
+                    true,
+                    format!("stage name `{name}` contains `{bad}`"),
+                    Some("use letters, digits, `-` and `_`".into()),
+                ));
                 self.broken.insert(name);
                 continue;
             }
             let toml::Value::Table(mut table) = table else {
-                errors.push(self.error(&at, false, format!("stage `{name}` must be a table"), None));
+                errors.push(self.error(
+                    &at,
+                    false,
+                    format!("stage `{name}` must be a table"),
+                    None,
+                ));
                 self.broken.insert(name);
                 continue;
             };
@@ -256,28 +320,46 @@ impl Manifest {
                 Some(toml::Value::String(k)) => match stages::lookup(&k) {
                     Some(kind) => Some(kind),
                     None => {
-                        let kinds: Vec<&str> = stages::registry().iter().map(|s| s.kind()).collect();
+                        let kinds: Vec<&str> =
+                            stages::registry().iter().map(|s| s.kind()).collect();
                         let help = match did_you_mean(&k, kinds.iter().copied()) {
                             Some(best) => format!("did you mean `{best}`?"),
                             None => format!("known kinds: {}", kinds.join(", ")),
                         };
-                        errors.push(self.error(&[at.clone(), vec!["kind".into()]].concat(), false, format!("unknown stage kind `{k}`"), Some(help)));
+                        errors.push(self.error(
+                            &[at.clone(), vec!["kind".into()]].concat(),
+                            false,
+                            format!("unknown stage kind `{k}`"),
+                            Some(help),
+                        ));
                         None
                     }
                 },
                 Some(_) => {
-                    errors.push(self.error(&[at.clone(), vec!["kind".into()]].concat(), false, "`kind` must be a string".into(), None));
+                    errors.push(self.error(
+                        &[at.clone(), vec!["kind".into()]].concat(),
+                        false,
+                        "`kind` must be a string".into(),
+                        None,
+                    ));
                     None
                 }
                 None => {
-                    errors.push(self.error(&at, true, format!("stage `{name}` has no `kind`"), Some("add e.g. `kind = \"ingest\"`".into())));
+                    errors.push(self.error(
+                        &at,
+                        true,
+                        format!("stage `{name}` has no `kind`"),
+                        Some("add e.g. `kind = \"ingest\"`".into()),
+                    ));
                     None
                 }
             };
             let needs = match table.remove("needs") {
                 None => Vec::new(),
                 Some(toml::Value::String(s)) => vec![s],
-                Some(v) => match self.typed::<Vec<String>>(v, &[at.clone(), vec!["needs".into()]].concat()) {
+                Some(v) => match self
+                    .typed::<Vec<String>>(v, &[at.clone(), vec!["needs".into()]].concat())
+                {
                     Ok(n) => n,
                     Err(d) => {
                         errors.push(d);
@@ -305,7 +387,16 @@ impl Manifest {
             }
             match kind {
                 Some(kind) => {
-                    self.stages.insert(name.clone(), StageDecl { name, kind, needs, matrix, params: table });
+                    self.stages.insert(
+                        name.clone(),
+                        StageDecl {
+                            name,
+                            kind,
+                            needs,
+                            matrix,
+                            params: table,
+                        },
+                    );
                 }
                 None => {
                     self.broken.insert(name);
@@ -314,7 +405,11 @@ impl Manifest {
         }
     }
 
-    fn typed<T: serde::de::DeserializeOwned>(&self, value: toml::Value, at: &[String]) -> Result<T, Diagnostic> {
+    fn typed<T: serde::de::DeserializeOwned>(
+        &self,
+        value: toml::Value,
+        at: &[String],
+    ) -> Result<T, Diagnostic> {
         serde_path_to_error::deserialize(value).map_err(|e| {
             let path = [at.to_vec(), path_segments(e.path())].concat();
             let message = e.inner().message().to_string();
@@ -325,17 +420,30 @@ impl Manifest {
     }
 
     /// A diagnostic located at a key path of the manifest (or at the `-S` that set it).
-    pub fn error(&self, path: &[String], at_key: bool, message: String, help: Option<String>) -> Diagnostic {
+    pub fn error(
+        &self,
+        path: &[String],
+        at_key: bool,
+        message: String,
+        help: Option<String>,
+    ) -> Diagnostic {
         let origin = match self.overridden.iter().find(|(p, _)| path.starts_with(p)) {
             Some((_, arg)) if !path.is_empty() => Origin::Override(arg.clone()),
             _ => self.source.locate(path, at_key),
         };
-        Diagnostic { origin, message, help }
+        Diagnostic {
+            origin,
+            message,
+            help,
+        }
     }
 
     /// Names of all stages (usable or not), for suggestions.
     pub fn stage_names(&self) -> impl Iterator<Item = &str> {
-        self.stages.keys().map(String::as_str).chain(self.broken.iter().map(String::as_str))
+        self.stages
+            .keys()
+            .map(String::as_str)
+            .chain(self.broken.iter().map(String::as_str))
     }
 }
 
@@ -344,39 +452,58 @@ fn read_manifest_text(path: &Path) -> Result<String, ManifestErrors> {
         ManifestErrors(vec![Diagnostic {
             origin: Origin::Whole(path.to_path_buf()),
             message: format!("cannot read the manifest: {e}"),
-            help: Some("pass the path of a TOML manifest, e.g. `apitune run experiments/quickstart.toml`".into()),
+            help: Some(
+                "pass the path of a TOML manifest, e.g. `apitune run experiments/quickstart.toml`"
+                    .into(),
+            ),
         }])
     })
 }
 
 fn expectation_problem(e: &Expectation) -> Option<String> {
     match (e.value, e.tol, e.min, e.max) {
-        (None, None, None, None) => Some("an expectation needs `value` and `tol`, or `min` and/or `max`".into()),
+        (None, None, None, None) => {
+            Some("an expectation needs `value` and `tol`, or `min` and/or `max`".into())
+        }
         (Some(_), None, _, _) => Some("`value` needs a `tol` (allowed absolute distance)".into()),
         (None, Some(_), _, _) => Some("`tol` needs a `value`".into()),
         (_, Some(t), _, _) if t < 0.0 => Some("`tol` must not be negative".into()),
-        (_, _, Some(lo), Some(hi)) if lo > hi => Some(format!("`min` ({lo}) is above `max` ({hi})")),
+        (_, _, Some(lo), Some(hi)) if lo > hi => {
+            Some(format!("`min` ({lo}) is above `max` ({hi})"))
+        }
         _ => None,
     }
 }
 
 fn check_axis(axis: &str, values: toml::Value) -> Result<Vec<toml::Value>, String> {
     let toml::Value::Array(values) = values else {
-        return Err(format!("matrix axis `{axis}` must be an array of values, e.g. {axis} = [1, 2]"));
+        return Err(format!(
+            "matrix axis `{axis}` must be an array of values, e.g. {axis} = [1, 2]"
+        ));
     };
     if values.is_empty() {
         return Err(format!("matrix axis `{axis}` has no values"));
     }
-    if axis.split('.').any(|s| s.is_empty() || STAGE_KEYS.contains(&s)) {
-        return Err(format!("`{axis}` cannot be a matrix axis: name a param of the stage"));
+    if axis
+        .split('.')
+        .any(|s| s.is_empty() || STAGE_KEYS.contains(&s))
+    {
+        return Err(format!(
+            "`{axis}` cannot be a matrix axis: name a param of the stage"
+        ));
     }
     let mut seen = BTreeSet::new();
     for v in &values {
         if matches!(v, toml::Value::Table(_) | toml::Value::Array(_)) {
-            return Err(format!("matrix axis `{axis}` takes plain values (numbers, strings, booleans), not tables or arrays"));
+            return Err(format!(
+                "matrix axis `{axis}` takes plain values (numbers, strings, booleans), not tables or arrays"
+            ));
         }
         if !seen.insert(label_value(v)) {
-            return Err(format!("matrix axis `{axis}` lists `{}` twice", label_value(v)));
+            return Err(format!(
+                "matrix axis `{axis}` lists `{}` twice",
+                label_value(v)
+            ));
         }
     }
     Ok(values)
@@ -403,11 +530,17 @@ pub fn path_segments(path: &serde_path_to_error::Path) -> Vec<String> {
 }
 
 /// Sets `value` at a dotted `path` inside `table`, creating intermediate tables.
-pub fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+pub fn set_path(
+    table: &mut toml::Table,
+    path: &[String],
+    value: toml::Value,
+) -> Result<(), String> {
     let (last, parents) = path.split_last().ok_or("empty key path")?;
     let mut cur = table;
     for (i, seg) in parents.iter().enumerate() {
-        let entry = cur.entry(seg.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = cur
+            .entry(seg.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         cur = match entry {
             toml::Value::Table(t) => t,
             _ => return Err(format!("`{}` is not a table", parents[..=i].join("."))),

@@ -8,9 +8,17 @@ use super::{Diagnostic, Origin, did_you_mean, set_path};
 
 /// Applies one override; returns the key path it set.
 pub fn apply(root: &mut toml::Table, arg: &str) -> Result<Vec<String>, Diagnostic> {
-    let fail = |message: String, help: Option<String>| Diagnostic { origin: Origin::Override(arg.to_string()), message, help };
-    let (path, raw) = split_assignment(arg)
-        .ok_or_else(|| fail("expected `path=value`".into(), Some("e.g. -S stages.lora.train.lr=1e-4".into())))?;
+    let fail = |message: String, help: Option<String>| Diagnostic {
+        origin: Origin::Override(arg.to_string()),
+        message,
+        help,
+    };
+    let (path, raw) = split_assignment(arg).ok_or_else(|| {
+        fail(
+            "expected `path=value`".into(),
+            Some("e.g. -S stages.lora.train.lr=1e-4".into()),
+        )
+    })?;
     let path: Vec<String> = toml_edit::Key::parse(path.trim())
         .map_err(|e| fail(format!("`{path}` is not a dotted key path: {e}"), None))?
         .into_iter()
@@ -20,31 +28,50 @@ pub fn apply(root: &mut toml::Table, arg: &str) -> Result<Vec<String>, Diagnosti
     let section = &path[0];
     let Some(section_value) = root.get(section) else {
         let names: Vec<&str> = root.keys().map(String::as_str).collect();
-        let help = did_you_mean(section, names.iter().copied()).map(|s| format!("did you mean `{s}`?"));
-        return Err(fail(format!("unknown path: the manifest has no `{section}`"), help));
+        let help =
+            did_you_mean(section, names.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+        return Err(fail(
+            format!("unknown path: the manifest has no `{section}`"),
+            help,
+        ));
     };
     if matches!(section.as_str(), "stages" | "models") {
         let Some(name) = path.get(1) else {
-            return Err(fail(format!("name a value inside `{section}`, e.g. {section}.NAME.param=value"), None));
+            return Err(fail(
+                format!("name a value inside `{section}`, e.g. {section}.NAME.param=value"),
+                None,
+            ));
         };
-        let names: Vec<&str> = section_value.as_table().map(|t| t.keys().map(String::as_str).collect()).unwrap_or_default();
+        let names: Vec<&str> = section_value
+            .as_table()
+            .map(|t| t.keys().map(String::as_str).collect())
+            .unwrap_or_default();
         if !names.contains(&name.as_str()) {
             let help = did_you_mean(name, names.iter().copied())
                 .map(|s| format!("did you mean `{s}`?"))
                 .or_else(|| Some(format!("{section}: {}", names.join(", "))));
-            return Err(fail(format!("unknown path: no `{name}` in `{section}`"), help));
+            return Err(fail(
+                format!("unknown path: no `{name}` in `{section}`"),
+                help,
+            ));
         }
         if path.len() < 3 {
             return Err(fail(format!("name a field of `{section}.{name}`"), None));
         }
     }
     let existing = lookup(root, &path);
-    let value = match (raw.parse::<toml::Value>().ok().or_else(|| parse_value(raw)), existing) {
-        (Some(v), Some(toml::Value::String(_))) if !v.is_str() => toml::Value::String(raw.to_string()),
+    let value = match (
+        raw.parse::<toml::Value>().ok().or_else(|| parse_value(raw)),
+        existing,
+    ) {
+        (Some(v), Some(toml::Value::String(_))) if !v.is_str() => {
+            toml::Value::String(raw.to_string())
+        }
         (Some(v), _) => v,
         (None, _) => toml::Value::String(raw.to_string()),
     };
-    set_path(root, &path, value).map_err(|m| fail(format!("cannot set `{}`: {m}", path.join(".")), None))?;
+    set_path(root, &path, value)
+        .map_err(|m| fail(format!("cannot set `{}`: {m}", path.join(".")), None))?;
     Ok(path)
 }
 

@@ -10,7 +10,8 @@ use crate::stages;
 
 /// The manifest's schema (draft 2020-12) as pretty JSON with a trailing newline.
 pub fn manifest_schema_json() -> String {
-    let mut text = serde_json::to_string_pretty(&manifest_schema()).expect("a schema is plain JSON");
+    let mut text =
+        serde_json::to_string_pretty(&manifest_schema()).expect("a schema is plain JSON");
     text.push('\n');
     text
 }

@@ -12,7 +12,9 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{WeightLayout, WeightSource};
-use super::config::{Activation, MAX_HIDDEN, MAX_INTERMEDIATE, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB};
+use super::config::{
+    Activation, MAX_HIDDEN, MAX_INTERMEDIATE, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
+};
 use super::config::{check_epsilon, check_heads, check_range, clamp};
 use super::error::Result;
 use super::layers::{self, ForwardInput, KvCache};
@@ -59,7 +61,13 @@ fn default_initializer_range() -> f64 {
 }
 
 impl GptBigCodeConfig {
-    pub fn new(vocab_size: usize, n_positions: usize, n_embd: usize, n_layer: usize, n_head: usize) -> Self {
+    pub fn new(
+        vocab_size: usize,
+        n_positions: usize,
+        n_embd: usize,
+        n_layer: usize,
+        n_head: usize,
+    ) -> Self {
         Self {
             vocab_size,
             n_positions,
@@ -104,9 +112,19 @@ impl GptBigCodeConfig {
 
     /// Parameters of the model this config builds.
     pub fn parameter_count(&self) -> u128 {
-        let [v, p, d, l, i] =
-            [self.vocab_size, self.n_positions, self.n_embd, self.n_layer, self.inner_size()].map(clamp);
-        let kv = if self.multi_query { self.n_embd.checked_div(self.n_head).unwrap_or(0) } else { self.n_embd };
+        let [v, p, d, l, i] = [
+            self.vocab_size,
+            self.n_positions,
+            self.n_embd,
+            self.n_layer,
+            self.inner_size(),
+        ]
+        .map(clamp);
+        let kv = if self.multi_query {
+            self.n_embd.checked_div(self.n_head).unwrap_or(0)
+        } else {
+            self.n_embd
+        };
         let qkv = d + 2 * clamp(kv);
         let norms = 4 * d;
         let attention = (d * qkv + qkv) + (d * d + d);
@@ -182,16 +200,48 @@ impl GptBigCodeForCausalLM {
             h.push(GptBigCodeBlock {
                 ln_1: layers::layer_norm(source, &format!("{p}.ln_1"), d, eps)?,
                 attn: GptBigCodeAttention {
-                    c_attn: layers::linear(source, &format!("{p}.attn.c_attn"), d, d + 2 * kv_dim, true, linear, std)?,
-                    c_proj: layers::linear(source, &format!("{p}.attn.c_proj"), d, d, true, linear, std)?,
+                    c_attn: layers::linear(
+                        source,
+                        &format!("{p}.attn.c_attn"),
+                        d,
+                        d + 2 * kv_dim,
+                        true,
+                        linear,
+                        std,
+                    )?,
+                    c_proj: layers::linear(
+                        source,
+                        &format!("{p}.attn.c_proj"),
+                        d,
+                        d,
+                        true,
+                        linear,
+                        std,
+                    )?,
                     n_head: config.n_head,
                     multi_query: config.multi_query,
                     scale,
                 },
                 ln_2: layers::layer_norm(source, &format!("{p}.ln_2"), d, eps)?,
                 mlp: GptBigCodeMlp {
-                    c_fc: layers::linear(source, &format!("{p}.mlp.c_fc"), d, config.inner_size(), true, linear, std)?,
-                    c_proj: layers::linear(source, &format!("{p}.mlp.c_proj"), config.inner_size(), d, true, linear, std)?,
+                    c_fc: layers::linear(
+                        source,
+                        &format!("{p}.mlp.c_fc"),
+                        d,
+                        config.inner_size(),
+                        true,
+                        linear,
+                        std,
+                    )?,
+                    c_proj: layers::linear(
+                        source,
+                        &format!("{p}.mlp.c_proj"),
+                        config.inner_size(),
+                        d,
+                        true,
+                        linear,
+                        std,
+                    )?,
                     activation: config.activation_function,
                 },
             });
@@ -202,19 +252,37 @@ impl GptBigCodeForCausalLM {
             h,
             ln_f: layers::layer_norm(source, "ln_f", d, eps)?,
         };
-        let lm_head = layers::lm_head(source, config.tie_word_embeddings, config.vocab_size, d, std)?;
-        Ok(Self { transformer, lm_head })
+        let lm_head = layers::lm_head(
+            source,
+            config.tie_word_embeddings,
+            config.vocab_size,
+            d,
+            std,
+        )?;
+        Ok(Self {
+            transformer,
+            lm_head,
+        })
     }
 
     pub fn num_layers(&self) -> usize {
         self.transformer.h.len()
     }
 
-    pub fn forward_hidden(&self, input: &ForwardInput, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+    pub fn forward_hidden(
+        &self,
+        input: &ForwardInput,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
         let t = &self.transformer;
         let mut x = t.wte.forward(input.input_ids.clone()) + t.wpe.forward(input.positions.clone());
         for (i, block) in t.h.iter().enumerate() {
-            let attn = block.attn.forward(block.ln_1.forward(x.clone()), input, i, cache.as_deref_mut());
+            let attn = block.attn.forward(
+                block.ln_1.forward(x.clone()),
+                input,
+                i,
+                cache.as_deref_mut(),
+            );
             x = x + attn;
             x = x.clone() + block.mlp.forward(block.ln_2.forward(x));
         }
@@ -231,23 +299,38 @@ impl GptBigCodeForCausalLM {
 }
 
 impl GptBigCodeAttention {
-    fn forward(&self, x: Tensor<3>, input: &ForwardInput, layer: usize, cache: Option<&mut KvCache>) -> Tensor<3> {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        input: &ForwardInput,
+        layer: usize,
+        cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let head_dim = d / self.n_head;
         let qkv = self.c_attn.forward(x);
         let (q, mut k, mut v) = if self.multi_query {
             // [q: d | k: head_dim | v: head_dim]
             let q = layers::split_heads(qkv.clone().slice([0..b, 0..t, 0..d]), self.n_head);
-            let k = qkv.clone().slice([0..b, 0..t, d..d + head_dim]).unsqueeze_dim::<4>(1);
-            let v = qkv.slice([0..b, 0..t, d + head_dim..d + 2 * head_dim]).unsqueeze_dim::<4>(1);
+            let k = qkv
+                .clone()
+                .slice([0..b, 0..t, d..d + head_dim])
+                .unsqueeze_dim::<4>(1);
+            let v = qkv
+                .slice([0..b, 0..t, d + head_dim..d + 2 * head_dim])
+                .unsqueeze_dim::<4>(1);
             (q, k, v)
         } else {
             // per head: [q | k | v], each head_dim wide
-            let per_head = qkv.reshape([b, t, self.n_head, 3 * head_dim]).swap_dims(1, 2);
+            let per_head = qkv
+                .reshape([b, t, self.n_head, 3 * head_dim])
+                .swap_dims(1, 2);
             let h = self.n_head;
             (
                 per_head.clone().slice([0..b, 0..h, 0..t, 0..head_dim]),
-                per_head.clone().slice([0..b, 0..h, 0..t, head_dim..2 * head_dim]),
+                per_head
+                    .clone()
+                    .slice([0..b, 0..h, 0..t, head_dim..2 * head_dim]),
                 per_head.slice([0..b, 0..h, 0..t, 2 * head_dim..3 * head_dim]),
             )
         };
@@ -261,6 +344,7 @@ impl GptBigCodeAttention {
 
 impl GptBigCodeMlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.c_proj.forward(self.activation.apply(self.c_fc.forward(x)))
+        self.c_proj
+            .forward(self.activation.apply(self.c_fc.forward(x)))
     }
 }

@@ -28,7 +28,9 @@ impl CausalLm {
     pub fn build(config: &ModelConfig, source: &mut WeightSource) -> Result<Self> {
         Ok(match config {
             ModelConfig::Gpt2(c) => Self::Gpt2(Gpt2ForCausalLM::build(c, source)?),
-            ModelConfig::GptBigCode(c) => Self::GptBigCode(GptBigCodeForCausalLM::build(c, source)?),
+            ModelConfig::GptBigCode(c) => {
+                Self::GptBigCode(GptBigCodeForCausalLM::build(c, source)?)
+            }
             ModelConfig::Qwen2(c) => Self::Qwen2(Qwen2ForCausalLM::build(c, source)?),
         })
     }
@@ -82,12 +84,22 @@ impl CausalLm {
     /// The negative log-likelihood of each `targets[i]` predicted at position `positions[i]`
     /// (flat: row · T + column) of `hidden` `[B, T, d]`: `[N]`. Only those positions are
     /// projected to the vocabulary, so prompt and padding positions cost nothing there.
-    pub fn target_nll(&self, hidden: Tensor<3>, positions: Vec<i64>, targets: Vec<i64>) -> Tensor<1> {
+    pub fn target_nll(
+        &self,
+        hidden: Tensor<3>,
+        positions: Vec<i64>,
+        targets: Vec<i64>,
+    ) -> Tensor<1> {
         let [b, t, d] = hidden.dims();
         let n = positions.len();
         let device = hidden.device();
         let positions = Tensor::<1, Int>::from_data(TensorData::new(positions, [n]), &device);
-        let logits = self.logits(hidden.reshape([b * t, d]).select(0, positions).reshape([1, n, d]));
+        let logits = self.logits(
+            hidden
+                .reshape([b * t, d])
+                .select(0, positions)
+                .reshape([1, n, d]),
+        );
         let vocab = logits.dims()[2];
         let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &device);
         super::kernels::token_nll(logits.reshape([n, vocab]), targets)
@@ -143,7 +155,8 @@ impl Model {
         let tokenizer = load_tokenizer(&tokenizer_path)?;
         check_fits_vocab(&tokenizer, config.vocab_size(), &tokenizer_path)?;
         let checkpoint = Checkpoint::open(dir)?;
-        let mut source = WeightSource::checkpoint(&checkpoint, CausalLm::body_prefix(&config), device);
+        let mut source =
+            WeightSource::checkpoint(&checkpoint, CausalLm::body_prefix(&config), device);
         let network = CausalLm::build(&config, &mut source)?;
         let unused_tensors = source.unused();
         Ok(Self {

@@ -9,9 +9,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
+use memmap2::Mmap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use memmap2::Mmap;
 use safetensors::tensor::{Dtype, Metadata, SafeTensors};
 
 use super::error::{ModelError, Result};
@@ -88,7 +88,8 @@ impl Checkpoint {
     }
 
     fn open_sharded(dir: &Path, index_path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(index_path).map_err(|e| ModelError::io(index_path, e))?;
+        let text =
+            std::fs::read_to_string(index_path).map_err(|e| ModelError::io(index_path, e))?;
         let index: ShardIndex = serde_json::from_str(&text).map_err(|error| ModelError::Json {
             path: index_path.to_path_buf(),
             error,
@@ -113,7 +114,9 @@ impl Checkpoint {
             if shards[shard].metadata.info(name).is_none() {
                 return Err(ModelError::CorruptWeights {
                     path: index_path.to_path_buf(),
-                    detail: format!("it places tensor {name:?} in {file:?}, which does not hold it"),
+                    detail: format!(
+                        "it places tensor {name:?} in {file:?}, which does not hold it"
+                    ),
                 });
             }
             locations.insert(name.clone(), shard);
@@ -150,7 +153,12 @@ impl Checkpoint {
 
     /// Reads matrix `name` stored `[rows, cols]` and returns it transposed, `[cols, rows]`,
     /// laid out contiguously (the transpose happens during the f32 conversion, no extra copy).
-    pub fn load_transposed(&self, name: &str, [rows, cols]: [usize; 2], device: &Device) -> Result<Tensor<2>> {
+    pub fn load_transposed(
+        &self,
+        name: &str,
+        [rows, cols]: [usize; 2],
+        device: &Device,
+    ) -> Result<Tensor<2>> {
         let values = self.read_f32(name, &[rows, cols])?;
         let mut transposed = vec![0f32; values.len()];
         for (r, row) in values.chunks_exact(cols).enumerate() {
@@ -159,16 +167,21 @@ impl Checkpoint {
             }
         }
         drop(values);
-        Ok(Tensor::from_data(TensorData::new(transposed, [cols, rows]), device))
+        Ok(Tensor::from_data(
+            TensorData::new(transposed, [cols, rows]),
+            device,
+        ))
     }
 
     fn read_f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let shard = &self.shards[*self.locations.get(name).ok_or_else(|| {
-            ModelError::MissingTensor {
-                name: name.to_string(),
-                searched: self.describe_files(),
-            }
-        })?];
+        let shard =
+            &self.shards[*self
+                .locations
+                .get(name)
+                .ok_or_else(|| ModelError::MissingTensor {
+                    name: name.to_string(),
+                    searched: self.describe_files(),
+                })?];
         let info = shard
             .metadata
             .info(name)
@@ -192,7 +205,11 @@ impl Checkpoint {
     }
 
     fn describe_files(&self) -> String {
-        let files: Vec<String> = self.shards.iter().map(|s| s.path.display().to_string()).collect();
+        let files: Vec<String> = self
+            .shards
+            .iter()
+            .map(|s| s.path.display().to_string())
+            .collect();
         files.join(", ")
     }
 }
@@ -223,7 +240,9 @@ fn to_f32(bytes: &[u8], dtype: Dtype) -> Option<Vec<f32>> {
 #[derive(Debug, Clone, Copy)]
 pub enum Init {
     /// N(0, std²), HF's `initializer_range` for weights.
-    Normal { std: f64 },
+    Normal {
+        std: f64,
+    },
     Zeros,
     Ones,
 }
@@ -268,7 +287,11 @@ impl<'a> WeightSource<'a> {
 
     /// Parameters read from `checkpoint`, where the model body's tensors may carry
     /// `body_prefix` (e.g. `transformer.`) or not.
-    pub fn checkpoint(checkpoint: &'a Checkpoint, body_prefix: &'static str, device: &Device) -> Self {
+    pub fn checkpoint(
+        checkpoint: &'a Checkpoint,
+        body_prefix: &'static str,
+        device: &Device,
+    ) -> Self {
         Self {
             kind: SourceKind::Checkpoint {
                 checkpoint,

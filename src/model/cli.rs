@@ -71,8 +71,13 @@ pub struct MergeArgs {
 }
 
 pub fn merge(args: &MergeArgs) -> anyhow::Result<()> {
-    let path = super::lora::merge(&args.model, &args.adapter, &args.out)
-        .with_context(|| format!("merging {} into {}", args.adapter.display(), args.model.display()))?;
+    let path = super::lora::merge(&args.model, &args.adapter, &args.out).with_context(|| {
+        format!(
+            "merging {} into {}",
+            args.adapter.display(),
+            args.model.display()
+        )
+    })?;
     println!("{}", path.display());
     Ok(())
 }
@@ -91,12 +96,24 @@ pub struct ScoreArgs {
     pub backend: Backend,
 }
 
-fn load(model: &std::path::Path, adapter: Option<&std::path::Path>, backend: Backend) -> anyhow::Result<Model> {
+fn load(
+    model: &std::path::Path,
+    adapter: Option<&std::path::Path>,
+    backend: Backend,
+) -> anyhow::Result<Model> {
     let device = backend.device()?;
     let model = match adapter {
-        Some(adapter) => super::lora::load_with_adapter(model, adapter, &device)
-            .with_context(|| format!("loading model {} with adapter {}", model.display(), adapter.display()))?,
-        None => Model::load(model, &device).with_context(|| format!("loading model {}", model.display()))?,
+        Some(adapter) => {
+            super::lora::load_with_adapter(model, adapter, &device).with_context(|| {
+                format!(
+                    "loading model {} with adapter {}",
+                    model.display(),
+                    adapter.display()
+                )
+            })?
+        }
+        None => Model::load(model, &device)
+            .with_context(|| format!("loading model {}", model.display()))?,
     };
     if !model.unused_tensors.is_empty() {
         eprintln!(
@@ -111,7 +128,8 @@ fn load(model: &std::path::Path, adapter: Option<&std::path::Path>, backend: Bac
 }
 
 pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
-    let sampling = Sampling::from_options(Some(args.temperature), args.top_k, args.top_p, args.seed)?;
+    let sampling =
+        Sampling::from_options(Some(args.temperature), args.top_k, args.top_p, args.seed)?;
     let model = load(&args.model, args.adapter.as_deref(), args.backend)?;
     let config = GenerationConfig {
         max_new_tokens: args.max_new_tokens,

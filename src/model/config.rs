@@ -63,10 +63,11 @@ impl ModelConfig {
 
     /// Parses config JSON; `path` only names the source in errors.
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|error| ModelError::Json {
-            path: path.to_path_buf(),
-            error,
-        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|error| ModelError::Json {
+                path: path.to_path_buf(),
+                error,
+            })?;
         Self::from_value(value, path)
     }
 
@@ -201,7 +202,13 @@ fn gib(bytes: u64) -> f64 {
 fn total_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.trim_start_matches("MemTotal:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kib: u64 = line
+        .trim_start_matches("MemTotal:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
     Some(kib.saturating_mul(1024))
 }
 
@@ -214,13 +221,22 @@ pub(crate) fn clamp(size: usize) -> u128 {
 /// Fails unless `value` is a usable norm epsilon (finite, not negative).
 pub(crate) fn check_epsilon(path: &Path, field: &'static str, value: f64) -> Result<()> {
     if !(value.is_finite() && value >= 0.0) {
-        return Err(ModelError::config(path, field, format!("{value} is out of range; expected 0 or more")));
+        return Err(ModelError::config(
+            path,
+            field,
+            format!("{value} is out of range; expected 0 or more"),
+        ));
     }
     Ok(())
 }
 
 /// Fails unless `1 <= value <= max`.
-pub(crate) fn check_range(path: &Path, field: &'static str, value: usize, max: usize) -> Result<()> {
+pub(crate) fn check_range(
+    path: &Path,
+    field: &'static str,
+    value: usize,
+    max: usize,
+) -> Result<()> {
     if value == 0 || value > max {
         return Err(ModelError::config(
             path,

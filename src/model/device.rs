@@ -8,7 +8,19 @@ use serde::{Deserialize, Serialize};
 use super::error::{ModelError, Result};
 
 /// The compute backend for a model, picked on the command line or in a manifest.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// flex, burn's pure-Rust CPU backend (always built).
@@ -41,7 +53,10 @@ impl Backend {
             Self::Cpu => Ok(Device::flex()),
             Self::Wgpu => wgpu_device(),
             Self::Cuda => cuda_device(),
-            Self::Auto => Ok(cuda_device().ok().or_else(wgpu_hardware_device).unwrap_or_else(Device::flex)),
+            Self::Auto => Ok(cuda_device()
+                .ok()
+                .or_else(wgpu_hardware_device)
+                .unwrap_or_else(Device::flex)),
         }
     }
 
@@ -67,13 +82,19 @@ fn wgpu_adapter() -> std::result::Result<(Device, bool), String> {
     use burn::tensor::wgpu::{WgpuInitError, wgpu::DeviceType};
     // Initialise explicitly, once per process, so a machine without a Vulkan/Metal adapter
     // gets an error instead of a panic at the first tensor operation.
-    static ADAPTER: std::sync::OnceLock<std::result::Result<(Device, bool), String>> = std::sync::OnceLock::new();
+    static ADAPTER: std::sync::OnceLock<std::result::Result<(Device, bool), String>> =
+        std::sync::OnceLock::new();
     ADAPTER
         .get_or_init(|| match Device::wgpu_options().init_with_setup() {
-            Ok((device, setup)) => Ok((device, setup.adapter.get_info().device_type != DeviceType::Cpu)),
+            Ok((device, setup)) => Ok((
+                device,
+                setup.adapter.get_info().device_type != DeviceType::Cpu,
+            )),
             // Something in this process already brought the runtime up (e.g. a `Device::default()`
             // of a wgpu build): the adapter exists, so its lazily-bound device is the same one.
-            Err(WgpuInitError::Registration { .. }) => Ok((Device::wgpu(burn::tensor::DeviceKind::DefaultDevice), true)),
+            Err(WgpuInitError::Registration { .. }) => {
+                Ok((Device::wgpu(burn::tensor::DeviceKind::DefaultDevice), true))
+            }
             Err(e) => Err(e.to_string()),
         })
         .clone()
@@ -89,7 +110,10 @@ fn wgpu_device() -> Result<Device> {
 
 #[cfg(feature = "wgpu")]
 fn wgpu_hardware_device() -> Option<Device> {
-    wgpu_adapter().ok().filter(|(_, hardware)| *hardware).map(|(device, _)| device)
+    wgpu_adapter()
+        .ok()
+        .filter(|(_, hardware)| *hardware)
+        .map(|(device, _)| device)
 }
 
 #[cfg(not(feature = "wgpu"))]

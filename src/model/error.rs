@@ -8,10 +8,16 @@ use std::path::{Path, PathBuf};
 pub enum ModelError {
     // The OS error is part of the message, not a `source`: error chains would print it twice.
     #[error("{path}: cannot read: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 
     #[error("{}invalid JSON: {error}", located(.path))]
-    Json { path: PathBuf, error: serde_json::Error },
+    Json {
+        path: PathBuf,
+        error: serde_json::Error,
+    },
 
     #[error(
         "{}unknown model_type {found:?}; supported architectures: gpt2, gpt_bigcode, qwen2",
@@ -34,7 +40,9 @@ pub enum ModelError {
     )]
     NoWeights { dir: PathBuf },
 
-    #[error("{path}: not a valid safetensors file ({detail}); the file may be truncated or corrupt")]
+    #[error(
+        "{path}: not a valid safetensors file ({detail}); the file may be truncated or corrupt"
+    )]
     CorruptWeights { path: PathBuf, detail: String },
 
     #[error("{path}: tensor {name:?}: expected shape {expected:?}, found {found:?}")]
@@ -88,7 +96,10 @@ pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
 impl ModelError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), error: source }
+        Self::Io {
+            path: path.into(),
+            error: source,
+        }
     }
 
     pub(crate) fn config(

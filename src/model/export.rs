@@ -17,7 +17,11 @@ pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 /// Every float parameter of `network` by its HF name with its f32 values and HF shape. LoRA
 /// factors are left out (they belong in an adapter, see [`super::lora::save_adapter`]).
 pub fn hf_tensors(network: &CausalLm, config: &ModelConfig) -> Result<Vec<NamedTensor>> {
-    let mut visitor = PathVisitor { stack: Vec::new(), out: Vec::new(), error: None };
+    let mut visitor = PathVisitor {
+        stack: Vec::new(),
+        out: Vec::new(),
+        error: None,
+    };
     network.visit(&mut visitor);
     if let Some(e) = visitor.error {
         return Err(e);
@@ -29,7 +33,8 @@ pub fn hf_tensors(network: &CausalLm, config: &ModelConfig) -> Result<Vec<NamedT
         if path.iter().any(|p| p == "lora") {
             continue;
         }
-        let is_projection_weight = path.iter().any(|p| p == "base") && path.last().map(String::as_str) == Some("weight");
+        let is_projection_weight =
+            path.iter().any(|p| p == "base") && path.last().map(String::as_str) == Some("weight");
         let name = hf_name(&path);
         if is_projection_weight && transpose_projections && shape.len() == 2 {
             let (rows, cols) = (shape[0], shape[1]);
@@ -84,11 +89,20 @@ impl ModuleVisitor for PathVisitor {
         match data.convert::<f32>().try_into_vec::<f32>() {
             Ok(values) => self.out.push((self.stack.clone(), shape, values)),
             Err(e) => {
-                self.error.get_or_insert(ModelError::InvalidInput(format!("{}: {e:?}", self.stack.join("."))));
+                self.error.get_or_insert(ModelError::InvalidInput(format!(
+                    "{}: {e:?}",
+                    self.stack.join(".")
+                )));
             }
         }
     }
-    fn visit_float_with_path<const D: usize>(&mut self, _path: &[String], _id: ParamId, _tensor: &Tensor<D>) {}
+    fn visit_float_with_path<const D: usize>(
+        &mut self,
+        _path: &[String],
+        _id: ParamId,
+        _tensor: &Tensor<D>,
+    ) {
+    }
 }
 
 /// Writes `network` as an f32 `model.safetensors` at `path`. Tied output matrices are not
@@ -97,11 +111,22 @@ pub fn save_weights(network: &CausalLm, config: &ModelConfig, path: &Path) -> Re
     let tensors = hf_tensors(network, config)?;
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
-        .map(|(name, shape, values)| (name, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .map(|(name, shape, values)| {
+            (
+                name,
+                shape,
+                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
         .collect();
     let views: Vec<(String, TensorView)> = bytes
         .iter()
-        .map(|(name, shape, b)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), b).expect("shape matches the bytes")))
+        .map(|(name, shape, b)| {
+            (
+                name.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), b).expect("shape matches the bytes"),
+            )
+        })
         .collect();
     let mut metadata = std::collections::HashMap::new();
     metadata.insert("format".to_string(), "pt".to_string());

@@ -81,7 +81,9 @@ pub fn generate_tokens(
 ) -> Result<Vec<TokenGeneration>> {
     for (i, prompt) in prompts.iter().enumerate() {
         if prompt.is_empty() {
-            return Err(ModelError::InvalidInput(format!("prompt {i} is empty: nothing to continue")));
+            return Err(ModelError::InvalidInput(format!(
+                "prompt {i} is empty: nothing to continue"
+            )));
         }
         if prompt.len() > max_positions {
             return Err(ModelError::InvalidInput(format!(
@@ -104,7 +106,9 @@ pub fn generate_tokens(
             })
             .collect());
     }
-    let mut samplers: Vec<Sampler> = (0..prompts.len()).map(|i| Sampler::new(&config.sampling, i)).collect();
+    let mut samplers: Vec<Sampler> = (0..prompts.len())
+        .map(|i| Sampler::new(&config.sampling, i))
+        .collect();
 
     // Left-pad the prompts to one length.
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
@@ -140,7 +144,8 @@ pub fn generate_tokens(
 
         let mut still_running = Vec::with_capacity(rows.len());
         for (batch_row, &prompt_index) in rows.iter().enumerate() {
-            let token = samplers[prompt_index].next_token(&logits[batch_row * vocab..(batch_row + 1) * vocab]);
+            let token = samplers[prompt_index]
+                .next_token(&logits[batch_row * vocab..(batch_row + 1) * vocab]);
             let tokens = &mut generated[prompt_index];
             tokens.push(token);
             let length = prompts[prompt_index].len() + tokens.len();
@@ -171,9 +176,15 @@ pub fn generate_tokens(
         if still_running.len() < rows.len() {
             cache.select_rows(&still_running);
             rows = still_running.iter().map(|&r| rows[r]).collect();
-            key_valid = still_running.iter().map(|&r| key_valid[r].clone()).collect();
+            key_valid = still_running
+                .iter()
+                .map(|&r| key_valid[r].clone())
+                .collect();
         }
-        step_tokens = rows.iter().map(|&p| vec![*generated[p].last().expect("one token per step")]).collect();
+        step_tokens = rows
+            .iter()
+            .map(|&p| vec![*generated[p].last().expect("one token per step")])
+            .collect();
         for valid in &mut key_valid {
             valid.push(true);
         }
@@ -185,7 +196,11 @@ pub fn generate_tokens(
 }
 
 /// Tokenizes `prompts`, generates, and decodes; EOS defaults to the model's own.
-pub fn generate(model: &Model, prompts: &[&str], config: &GenerationConfig) -> Result<Vec<Generation>> {
+pub fn generate(
+    model: &Model,
+    prompts: &[&str],
+    config: &GenerationConfig,
+) -> Result<Vec<Generation>> {
     let prompt_ids = prompts
         .iter()
         .map(|p| tokenizer::encode(&model.tokenizer, p))
@@ -194,7 +209,11 @@ pub fn generate(model: &Model, prompts: &[&str], config: &GenerationConfig) -> R
 }
 
 /// Generates from already tokenized prompts (e.g. truncated to fit the context) and decodes.
-pub fn generate_from_ids(model: &Model, prompt_ids: Vec<Vec<u32>>, config: &GenerationConfig) -> Result<Vec<Generation>> {
+pub fn generate_from_ids(
+    model: &Model,
+    prompt_ids: Vec<Vec<u32>>,
+    config: &GenerationConfig,
+) -> Result<Vec<Generation>> {
     let mut config = config.clone();
     if config.eos_token_ids.is_empty() {
         config.eos_token_ids = model.special_tokens.eos_token_id.clone();
@@ -203,7 +222,8 @@ pub fn generate_from_ids(model: &Model, prompt_ids: Vec<Vec<u32>>, config: &Gene
     let tokenizer = &model.tokenizer;
     let mut stop = |_: usize, tokens: &[u32]| {
         !stop_strings.is_empty()
-            && tokenizer::decode(tokenizer, tokens).is_ok_and(|text| stop_strings.iter().any(|s| text.contains(s.as_str())))
+            && tokenizer::decode(tokenizer, tokens)
+                .is_ok_and(|text| stop_strings.iter().any(|s| text.contains(s.as_str())))
     };
     let generations = generate_tokens(
         &model.network,
@@ -218,7 +238,11 @@ pub fn generate_from_ids(model: &Model, prompt_ids: Vec<Vec<u32>>, config: &Gene
         .zip(generations)
         .map(|(prompt_token_ids, g)| {
             let mut text = tokenizer::decode(&model.tokenizer, &g.tokens)?;
-            if let Some(cut) = stop_strings.iter().filter_map(|s| text.find(s.as_str())).min() {
+            if let Some(cut) = stop_strings
+                .iter()
+                .filter_map(|s| text.find(s.as_str()))
+                .min()
+            {
                 text.truncate(cut);
             }
             Ok(Generation {

@@ -12,7 +12,9 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{WeightLayout, WeightSource};
-use super::config::{Activation, MAX_HIDDEN, MAX_INTERMEDIATE, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB};
+use super::config::{
+    Activation, MAX_HIDDEN, MAX_INTERMEDIATE, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
+};
 use super::config::{check_epsilon, check_heads, check_range, clamp};
 use super::error::Result;
 use super::layers::{self, ForwardInput, KvCache};
@@ -61,7 +63,13 @@ fn default_initializer_range() -> f64 {
 
 impl Gpt2Config {
     /// A config with HF's defaults for everything but the sizes.
-    pub fn new(vocab_size: usize, n_positions: usize, n_embd: usize, n_layer: usize, n_head: usize) -> Self {
+    pub fn new(
+        vocab_size: usize,
+        n_positions: usize,
+        n_embd: usize,
+        n_layer: usize,
+        n_head: usize,
+    ) -> Self {
         Self {
             vocab_size,
             n_positions,
@@ -98,8 +106,14 @@ impl Gpt2Config {
 
     /// Parameters of the model this config builds.
     pub fn parameter_count(&self) -> u128 {
-        let [v, p, d, l, i] =
-            [self.vocab_size, self.n_positions, self.n_embd, self.n_layer, self.inner_size()].map(clamp);
+        let [v, p, d, l, i] = [
+            self.vocab_size,
+            self.n_positions,
+            self.n_embd,
+            self.n_layer,
+            self.inner_size(),
+        ]
+        .map(clamp);
         let norms = 4 * d;
         let attention = (d * 3 * d + 3 * d) + (d * d + d);
         let mlp = (d * i + i) + (i * d + d);
@@ -179,15 +193,47 @@ impl Gpt2ForCausalLM {
             h.push(Gpt2Block {
                 ln_1: layers::layer_norm(source, &format!("{p}.ln_1"), d, eps)?,
                 attn: Gpt2Attention {
-                    c_attn: layers::linear(source, &format!("{p}.attn.c_attn"), d, 3 * d, true, WeightLayout::InOut, std)?,
-                    c_proj: layers::linear(source, &format!("{p}.attn.c_proj"), d, d, true, WeightLayout::InOut, std)?,
+                    c_attn: layers::linear(
+                        source,
+                        &format!("{p}.attn.c_attn"),
+                        d,
+                        3 * d,
+                        true,
+                        WeightLayout::InOut,
+                        std,
+                    )?,
+                    c_proj: layers::linear(
+                        source,
+                        &format!("{p}.attn.c_proj"),
+                        d,
+                        d,
+                        true,
+                        WeightLayout::InOut,
+                        std,
+                    )?,
                     n_head: config.n_head,
                     scale,
                 },
                 ln_2: layers::layer_norm(source, &format!("{p}.ln_2"), d, eps)?,
                 mlp: Gpt2Mlp {
-                    c_fc: layers::linear(source, &format!("{p}.mlp.c_fc"), d, config.inner_size(), true, WeightLayout::InOut, std)?,
-                    c_proj: layers::linear(source, &format!("{p}.mlp.c_proj"), config.inner_size(), d, true, WeightLayout::InOut, std)?,
+                    c_fc: layers::linear(
+                        source,
+                        &format!("{p}.mlp.c_fc"),
+                        d,
+                        config.inner_size(),
+                        true,
+                        WeightLayout::InOut,
+                        std,
+                    )?,
+                    c_proj: layers::linear(
+                        source,
+                        &format!("{p}.mlp.c_proj"),
+                        config.inner_size(),
+                        d,
+                        true,
+                        WeightLayout::InOut,
+                        std,
+                    )?,
                     activation: config.activation_function,
                 },
             });
@@ -198,8 +244,17 @@ impl Gpt2ForCausalLM {
             h,
             ln_f: layers::layer_norm(source, "ln_f", d, eps)?,
         };
-        let lm_head = layers::lm_head(source, config.tie_word_embeddings, config.vocab_size, d, std)?;
-        Ok(Self { transformer, lm_head })
+        let lm_head = layers::lm_head(
+            source,
+            config.tie_word_embeddings,
+            config.vocab_size,
+            d,
+            std,
+        )?;
+        Ok(Self {
+            transformer,
+            lm_head,
+        })
     }
 
     pub fn num_layers(&self) -> usize {
@@ -207,11 +262,20 @@ impl Gpt2ForCausalLM {
     }
 
     /// Final hidden states `[B, T, d]` (after `ln_f`); appends to `cache` when given.
-    pub fn forward_hidden(&self, input: &ForwardInput, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+    pub fn forward_hidden(
+        &self,
+        input: &ForwardInput,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
         let t = &self.transformer;
         let mut x = t.wte.forward(input.input_ids.clone()) + t.wpe.forward(input.positions.clone());
         for (i, block) in t.h.iter().enumerate() {
-            let attn = block.attn.forward(block.ln_1.forward(x.clone()), input, i, cache.as_deref_mut());
+            let attn = block.attn.forward(
+                block.ln_1.forward(x.clone()),
+                input,
+                i,
+                cache.as_deref_mut(),
+            );
             x = x + attn;
             x = x.clone() + block.mlp.forward(block.ln_2.forward(x));
         }
@@ -229,7 +293,13 @@ impl Gpt2ForCausalLM {
 }
 
 impl Gpt2Attention {
-    fn forward(&self, x: Tensor<3>, input: &ForwardInput, layer: usize, cache: Option<&mut KvCache>) -> Tensor<3> {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        input: &ForwardInput,
+        layer: usize,
+        cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let qkv = self.c_attn.forward(x);
         let q = qkv.clone().slice([0..b, 0..t, 0..d]);
@@ -248,6 +318,7 @@ impl Gpt2Attention {
 
 impl Gpt2Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.c_proj.forward(self.activation.apply(self.c_fc.forward(x)))
+        self.c_proj
+            .forward(self.activation.apply(self.c_fc.forward(x)))
     }
 }

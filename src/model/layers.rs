@@ -3,7 +3,9 @@
 //! rotary position embedding.
 
 use burn::module::Param;
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::nn::{
+    Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearConfig, RmsNorm, RmsNormConfig,
+};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
@@ -23,31 +25,59 @@ pub fn linear(
     let mut module = LinearConfig::new(d_in, d_out)
         .with_bias(bias)
         .init(source.device());
-    module.weight = Param::from_tensor(source.matrix(&format!("{name}.weight"), d_in, d_out, layout, std)?);
+    module.weight =
+        Param::from_tensor(source.matrix(&format!("{name}.weight"), d_in, d_out, layout, std)?);
     module.bias = if bias {
-        Some(Param::from_tensor(source.tensor(&format!("{name}.bias"), [d_out], Init::Zeros)?))
+        Some(Param::from_tensor(source.tensor(
+            &format!("{name}.bias"),
+            [d_out],
+            Init::Zeros,
+        )?))
     } else {
         None
     };
     Ok(module.into())
 }
 
-pub fn layer_norm(source: &mut WeightSource, name: &str, d: usize, epsilon: f64) -> Result<LayerNorm> {
-    let mut module = LayerNormConfig::new(d).with_epsilon(epsilon).init(source.device());
+pub fn layer_norm(
+    source: &mut WeightSource,
+    name: &str,
+    d: usize,
+    epsilon: f64,
+) -> Result<LayerNorm> {
+    let mut module = LayerNormConfig::new(d)
+        .with_epsilon(epsilon)
+        .init(source.device());
     module.gamma = Param::from_tensor(source.tensor(&format!("{name}.weight"), [d], Init::Ones)?);
-    module.beta = Some(Param::from_tensor(source.tensor(&format!("{name}.bias"), [d], Init::Zeros)?));
+    module.beta = Some(Param::from_tensor(source.tensor(
+        &format!("{name}.bias"),
+        [d],
+        Init::Zeros,
+    )?));
     Ok(module)
 }
 
 pub fn rms_norm(source: &mut WeightSource, name: &str, d: usize, epsilon: f64) -> Result<RmsNorm> {
-    let mut module = RmsNormConfig::new(d).with_epsilon(epsilon).init(source.device());
+    let mut module = RmsNormConfig::new(d)
+        .with_epsilon(epsilon)
+        .init(source.device());
     module.gamma = Param::from_tensor(source.tensor(&format!("{name}.weight"), [d], Init::Ones)?);
     Ok(module)
 }
 
-pub fn embedding(source: &mut WeightSource, name: &str, n: usize, d: usize, std: f64) -> Result<Embedding> {
+pub fn embedding(
+    source: &mut WeightSource,
+    name: &str,
+    n: usize,
+    d: usize,
+    std: f64,
+) -> Result<Embedding> {
     let mut module = EmbeddingConfig::new(n, d).init(source.device());
-    module.weight = Param::from_tensor(source.tensor(&format!("{name}.weight"), [n, d], Init::Normal { std })?);
+    module.weight = Param::from_tensor(source.tensor(
+        &format!("{name}.weight"),
+        [n, d],
+        Init::Normal { std },
+    )?);
     Ok(module)
 }
 
@@ -63,7 +93,11 @@ pub fn lm_head(
     if tie_word_embeddings {
         return Ok(None);
     }
-    Ok(Some(Param::from_tensor(source.tensor("lm_head.weight", [vocab, d], Init::Normal { std })?)))
+    Ok(Some(Param::from_tensor(source.tensor(
+        "lm_head.weight",
+        [vocab, d],
+        Init::Normal { std },
+    )?)))
 }
 
 /// `hidden [B, T, d]` times the `[vocab, d]` output matrix, transposed: logits `[B, T, vocab]`.
@@ -72,7 +106,10 @@ pub fn lm_head(
 pub fn project_to_vocab(hidden: Tensor<3>, vocab_matrix: Tensor<2>) -> Tensor<3> {
     let [b, t, d] = hidden.dims();
     let vocab = vocab_matrix.dims()[0];
-    hidden.reshape([b * t, d]).matmul(vocab_matrix.transpose()).reshape([b, t, vocab])
+    hidden
+        .reshape([b * t, d])
+        .matmul(vocab_matrix.transpose())
+        .reshape([b, t, vocab])
 }
 
 /// Keys and values of the tokens seen so far, one entry per layer, each `[B, kv_heads, S, hd]`.
@@ -103,7 +140,10 @@ impl KvCache {
     /// Appends this step's keys and values to layer `layer` and returns all of them.
     pub fn append(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let (k, v) = match self.layers[layer].take() {
-            Some((past_k, past_v)) => (Tensor::cat(vec![past_k, k], 2), Tensor::cat(vec![past_v, v], 2)),
+            Some((past_k, past_v)) => (
+                Tensor::cat(vec![past_k, k], 2),
+                Tensor::cat(vec![past_v, v], 2),
+            ),
             None => (k, v),
         };
         self.layers[layer] = Some((k.clone(), v.clone()));
@@ -114,7 +154,10 @@ impl KvCache {
     pub fn select_rows(&mut self, rows: &[usize]) {
         for (k, v) in self.layers.iter_mut().flatten() {
             let index = Tensor::<1, Int>::from_data(
-                TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]),
+                TensorData::new(
+                    rows.iter().map(|&r| r as i64).collect::<Vec<_>>(),
+                    [rows.len()],
+                ),
                 &k.device(),
             );
             *k = k.clone().select(0, index.clone());
@@ -170,7 +213,8 @@ impl ForwardInput {
         Self {
             input_ids: Tensor::from_data(TensorData::new(ids, [batch, new]), device),
             positions: Tensor::from_data(TensorData::new(positions, [batch, new]), device),
-            mask: any_masked.then(|| Tensor::from_data(TensorData::new(mask, [batch, 1, new, total]), device)),
+            mask: any_masked
+                .then(|| Tensor::from_data(TensorData::new(mask, [batch, 1, new, total]), device)),
         }
     }
 
@@ -195,18 +239,31 @@ pub fn merge_heads(x: Tensor<4>) -> Tensor<3> {
 
 /// softmax(q kᵀ · scale + mask) v, where k and v may have fewer heads than q (each shared by
 /// `q_heads / kv_heads` consecutive query heads, as in HF's `repeat_kv`).
-pub fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4, Bool>>, scale: f64) -> Tensor<4> {
+pub fn attend(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Option<Tensor<4, Bool>>,
+    scale: f64,
+) -> Tensor<4> {
     let q_heads = q.dims()[1];
     let kv_heads = k.dims()[1];
     let (k, v) = if kv_heads == q_heads || kernel_broadcasts_heads(&q.device()) {
         (k, v)
     } else {
-        (repeat_kv(k, q_heads / kv_heads), repeat_kv(v, q_heads / kv_heads))
+        (
+            repeat_kv(k, q_heads / kv_heads),
+            repeat_kv(v, q_heads / kv_heads),
+        )
     };
     let mask = mask.map(|m| {
         let [b, _, t, s] = m.dims();
         // flex broadcasts a mask over heads itself; the generic kernels want one per head.
-        if kernel_broadcasts_heads(&q.device()) { m } else { m.expand([b, q_heads, t, s]) }
+        if kernel_broadcasts_heads(&q.device()) {
+            m
+        } else {
+            m.expand([b, q_heads, t, s])
+        }
     });
     if q.device().is_autodiff() {
         // Under autodiff, burn's attention is its op-by-op fallback; the fused softmax (one pass
@@ -243,7 +300,9 @@ fn repeat_kv(x: Tensor<4>, times: usize) -> Tensor<4> {
         return x;
     }
     let [b, kv, s, hd] = x.dims();
-    x.unsqueeze_dim::<5>(2).expand([b, kv, times, s, hd]).reshape([b, kv * times, s, hd])
+    x.unsqueeze_dim::<5>(2)
+        .expand([b, kv, times, s, hd])
+        .reshape([b, kv * times, s, hd])
 }
 
 /// HF's rotary embedding (`rotate_half` form: the first and second half of each head are the
@@ -268,8 +327,9 @@ impl Rotary {
         let device = positions.device();
         let [b, t] = positions.dims();
         let half = self.inv_freq.len();
-        let inv_freq = Tensor::<1>::from_data(TensorData::new(self.inv_freq.clone(), [half]), &device)
-            .reshape([1, 1, half]);
+        let inv_freq =
+            Tensor::<1>::from_data(TensorData::new(self.inv_freq.clone(), [half]), &device)
+                .reshape([1, 1, half]);
         let freqs = positions.float().reshape([b, t, 1]) * inv_freq;
         let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).unsqueeze_dim::<4>(1);
         (emb.clone().cos(), emb.sin())

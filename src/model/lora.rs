@@ -60,7 +60,9 @@ pub struct DropoutRng(std::sync::Arc<std::sync::Mutex<StdRng>>);
 
 impl Default for DropoutRng {
     fn default() -> Self {
-        Self(std::sync::Arc::new(std::sync::Mutex::new(StdRng::seed_from_u64(0))))
+        Self(std::sync::Arc::new(std::sync::Mutex::new(
+            StdRng::seed_from_u64(0),
+        )))
     }
 }
 
@@ -70,8 +72,19 @@ impl DropoutRng {
         let dims = x.dims();
         let scale = (1.0 / keep) as f32;
         let values: Vec<f32> = {
-            let mut rng = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            (0..dims.iter().product::<usize>()).map(|_| if rng.random::<f64>() < keep { scale } else { 0.0 }).collect()
+            let mut rng = self
+                .0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (0..dims.iter().product::<usize>())
+                .map(|_| {
+                    if rng.random::<f64>() < keep {
+                        scale
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
         };
         let mask = Tensor::<D>::from_data(TensorData::new(values, dims), &x.device());
         x * mask
@@ -80,7 +93,9 @@ impl DropoutRng {
 
 /// Reseeds the dropout masks of every LoRA path of `network` (no-op without LoRA).
 pub fn seed_dropout(network: &mut CausalLm, seed: u64) {
-    let shared = DropoutRng(std::sync::Arc::new(std::sync::Mutex::new(StdRng::seed_from_u64(seed))));
+    let shared = DropoutRng(std::sync::Arc::new(std::sync::Mutex::new(
+        StdRng::seed_from_u64(seed),
+    )));
     for (_, proj) in projections_mut(network) {
         if let Some(path) = proj.lora.as_mut() {
             path.dropout_rng = shared.clone();
@@ -101,7 +116,13 @@ impl Projection {
             return self.base.forward(x);
         }
         // A base stored in bf16 ([`store_base_as`]) computes in f32: only its storage shrinks.
-        let f32 = |t: Tensor<2>| if t.dtype() == DType::F32 { t } else { t.cast(DType::F32) };
+        let f32 = |t: Tensor<2>| {
+            if t.dtype() == DType::F32 {
+                t
+            } else {
+                t.cast(DType::F32)
+            }
+        };
         let weight = f32(self.base.weight.val().detach());
         let bias = self.base.bias.as_ref().map(|b| b.val().detach());
         let Some(lora) = &self.lora else {
@@ -160,7 +181,12 @@ fn default_alpha() -> f64 {
 
 impl Default for LoraSettings {
     fn default() -> Self {
-        Self { r: default_r(), alpha: default_alpha(), dropout: 0.0, targets: Vec::new() }
+        Self {
+            r: default_r(),
+            alpha: default_alpha(),
+            dropout: 0.0,
+            targets: Vec::new(),
+        }
     }
 }
 
@@ -176,7 +202,11 @@ pub fn default_targets(model_type: &str) -> Vec<String> {
 impl LoraSettings {
     /// Targets with the architecture default filled in.
     pub fn resolved_targets(&self, config: &ModelConfig) -> Vec<String> {
-        if self.targets.is_empty() { default_targets(config.model_type()) } else { self.targets.clone() }
+        if self.targets.is_empty() {
+            default_targets(config.model_type())
+        } else {
+            self.targets.clone()
+        }
     }
 
     pub fn scale(&self) -> f64 {
@@ -186,7 +216,9 @@ impl LoraSettings {
 
 /// PEFT's rule: a module is targeted when its name equals a target or ends with `.target`.
 fn is_target(module: &str, targets: &[String]) -> bool {
-    targets.iter().any(|t| module == t || module.ends_with(&format!(".{t}")))
+    targets
+        .iter()
+        .any(|t| module == t || module.ends_with(&format!(".{t}")))
 }
 
 /// Every projection of the model with its full HF module name (`transformer.h.0.attn.c_attn`).
@@ -230,9 +262,16 @@ pub fn projections_mut(network: &mut CausalLm) -> Vec<(String, &mut Projection)>
 /// Freezes every base parameter and adds fresh LoRA factors to the targeted projections:
 /// B zero, A Kaiming-uniform with a = √5 as PEFT (bound = 1/√in), drawn from `seed` on the host.
 /// Returns the number of trainable parameters, r·(in+out) summed over the targets.
-pub fn attach(network: CausalLm, settings: &LoraSettings, config: &ModelConfig, seed: u64) -> Result<(CausalLm, u64)> {
+pub fn attach(
+    network: CausalLm,
+    settings: &LoraSettings,
+    config: &ModelConfig,
+    seed: u64,
+) -> Result<(CausalLm, u64)> {
     if settings.r == 0 {
-        return Err(ModelError::InvalidInput("lora: r must be at least 1".into()));
+        return Err(ModelError::InvalidInput(
+            "lora: r must be at least 1".into(),
+        ));
     }
     let targets = settings.resolved_targets(config);
     let mut network = network.no_grad();
@@ -247,9 +286,14 @@ pub fn attach(network: CausalLm, settings: &LoraSettings, config: &ModelConfig, 
         let (d_in, d_out) = (proj.d_in(), proj.d_out());
         let device = proj.base.weight.device();
         let bound = 1.0 / (d_in as f64).sqrt();
-        let a: Vec<f32> = (0..d_in * settings.r).map(|_| rng.random_range(-bound..bound) as f32).collect();
+        let a: Vec<f32> = (0..d_in * settings.r)
+            .map(|_| rng.random_range(-bound..bound) as f32)
+            .collect();
         proj.lora = Some(LoraPath {
-            a: Param::from_tensor(Tensor::from_data(TensorData::new(a, [d_in, settings.r]), &device)),
+            a: Param::from_tensor(Tensor::from_data(
+                TensorData::new(a, [d_in, settings.r]),
+                &device,
+            )),
             b: Param::from_tensor(Tensor::zeros([settings.r, d_out], &device)),
             scale: settings.scale(),
             dropout: settings.dropout,
@@ -297,20 +341,34 @@ pub struct AdapterConfig {
 }
 
 /// Writes the model's LoRA factors as a PEFT adapter into `dir`.
-pub fn save_adapter(network: &mut CausalLm, settings: &LoraSettings, config: &ModelConfig, dir: &Path) -> Result<()> {
+pub fn save_adapter(
+    network: &mut CausalLm,
+    settings: &LoraSettings,
+    config: &ModelConfig,
+    dir: &Path,
+) -> Result<()> {
     let mut tensors: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for (name, proj) in projections_mut(network) {
         let Some(lora) = &proj.lora else { continue };
         // PEFT: lora_A [r, in], lora_B [out, r].
         let a = lora.a.val().transpose().into_data();
         let b = lora.b.val().transpose().into_data();
-        tensors.insert(format!("{PEFT_PREFIX}{name}.lora_A.weight"), (a.shape().to_vec(), f32_bytes(&a)?));
-        tensors.insert(format!("{PEFT_PREFIX}{name}.lora_B.weight"), (b.shape().to_vec(), f32_bytes(&b)?));
+        tensors.insert(
+            format!("{PEFT_PREFIX}{name}.lora_A.weight"),
+            (a.shape().to_vec(), f32_bytes(&a)?),
+        );
+        tensors.insert(
+            format!("{PEFT_PREFIX}{name}.lora_B.weight"),
+            (b.shape().to_vec(), f32_bytes(&b)?),
+        );
     }
     let views: Vec<(String, TensorView)> = tensors
         .iter()
         .map(|(k, (shape, bytes))| {
-            (k.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("shape matches the bytes"))
+            (
+                k.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), bytes).expect("shape matches the bytes"),
+            )
         })
         .collect();
     let mut metadata = std::collections::HashMap::new();
@@ -350,11 +408,22 @@ fn f32_bytes(data: &TensorData) -> Result<Vec<u8>> {
 pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
     let path = dir.join(ADAPTER_CONFIG_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
-    let config: AdapterConfig = serde_json::from_str(&text).map_err(|error| ModelError::Json { path: path.clone(), error })?;
+    let config: AdapterConfig = serde_json::from_str(&text).map_err(|error| ModelError::Json {
+        path: path.clone(),
+        error,
+    })?;
     if config.peft_type != "LORA" {
-        return Err(ModelError::InvalidInput(format!("{}: peft_type {:?} is not LORA", path.display(), config.peft_type)));
+        return Err(ModelError::InvalidInput(format!(
+            "{}: peft_type {:?} is not LORA",
+            path.display(),
+            config.peft_type
+        )));
     }
-    if config.use_rslora || config.use_dora || !config.rank_pattern.is_empty() || !config.alpha_pattern.is_empty() {
+    if config.use_rslora
+        || config.use_dora
+        || !config.rank_pattern.is_empty()
+        || !config.alpha_pattern.is_empty()
+    {
         return Err(ModelError::InvalidInput(format!(
             "{}: rsLoRA, DoRA and per-module rank/alpha patterns are not supported; use a plain LoRA adapter",
             path.display()
@@ -369,8 +438,10 @@ pub fn apply_adapter(network: CausalLm, adapter_dir: &Path) -> Result<CausalLm> 
     let config = read_adapter_config(adapter_dir)?;
     let path = adapter_dir.join(ADAPTER_WEIGHTS_FILE);
     let bytes = std::fs::read(&path).map_err(|e| ModelError::io(&path, e))?;
-    let file = SafeTensors::deserialize(&bytes)
-        .map_err(|e| ModelError::CorruptWeights { path: path.clone(), detail: e.to_string() })?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::CorruptWeights {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
     let mut network = network.no_grad();
     let scale = config.lora_alpha / config.r as f64;
     let mismatch = |detail: String| ModelError::CorruptWeights {
@@ -378,12 +449,15 @@ pub fn apply_adapter(network: CausalLm, adapter_dir: &Path) -> Result<CausalLm> 
         detail: format!("{detail}; this adapter was trained for a different base model"),
     };
     let mut names: Vec<String> = file.names().into_iter().map(str::to_string).collect();
-    let mut projections: BTreeMap<String, &mut Projection> = projections_mut(&mut network).into_iter().collect();
+    let mut projections: BTreeMap<String, &mut Projection> =
+        projections_mut(&mut network).into_iter().collect();
     let mut applied = 0usize;
     for (name, proj) in projections.iter_mut() {
         let key_a = format!("{PEFT_PREFIX}{name}.lora_A.weight");
         let key_b = format!("{PEFT_PREFIX}{name}.lora_B.weight");
-        let (Ok(a), Ok(b)) = (file.tensor(&key_a), file.tensor(&key_b)) else { continue };
+        let (Ok(a), Ok(b)) = (file.tensor(&key_a), file.tensor(&key_b)) else {
+            continue;
+        };
         names.retain(|n| n != &key_a && n != &key_b);
         let (d_in, d_out) = (proj.d_in(), proj.d_out());
         if a.shape() != [config.r, d_in] || b.shape() != [d_out, config.r] {
@@ -410,7 +484,9 @@ pub fn apply_adapter(network: CausalLm, adapter_dir: &Path) -> Result<CausalLm> 
     }
     drop(projections);
     if let Some(unknown) = names.first() {
-        return Err(mismatch(format!("tensor {unknown} names no projection of this model")));
+        return Err(mismatch(format!(
+            "tensor {unknown} names no projection of this model"
+        )));
     }
     if applied == 0 {
         return Err(mismatch("no LoRA tensor found".into()));
@@ -421,10 +497,22 @@ pub fn apply_adapter(network: CausalLm, adapter_dir: &Path) -> Result<CausalLm> 
 fn read_f32(view: &TensorView, key: &str, path: &Path) -> Result<Vec<f32>> {
     let data = view.data();
     match view.dtype() {
-        Dtype::F32 => Ok(data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()),
-        Dtype::F16 => Ok(data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
-        Dtype::BF16 => Ok(data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
-        other => Err(ModelError::CorruptWeights { path: path.to_path_buf(), detail: format!("{key}: unsupported dtype {other:?}") }),
+        Dtype::F32 => Ok(data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect()),
+        Dtype::F16 => Ok(data
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect()),
+        Dtype::BF16 => Ok(data
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect()),
+        other => Err(ModelError::CorruptWeights {
+            path: path.to_path_buf(),
+            detail: format!("{key}: unsupported dtype {other:?}"),
+        }),
     }
 }
 
@@ -453,8 +541,17 @@ pub fn merge(base_dir: &Path, adapter_dir: &Path, out_dir: &Path) -> Result<Path
     let mut model = load_with_adapter(base_dir, adapter_dir, &device)?;
     merge_in_place(&mut model.network);
     std::fs::create_dir_all(out_dir).map_err(|e| ModelError::io(out_dir, e))?;
-    super::export::save_weights(&model.network, &model.config, &out_dir.join(super::checkpoint::SINGLE_FILE))?;
-    for file in ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"] {
+    super::export::save_weights(
+        &model.network,
+        &model.config,
+        &out_dir.join(super::checkpoint::SINGLE_FILE),
+    )?;
+    for file in [
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
         let from = base_dir.join(file);
         if from.is_file() {
             std::fs::copy(&from, out_dir.join(file)).map_err(|e| ModelError::io(&from, e))?;

@@ -34,7 +34,10 @@ pub use checkpoint::{Checkpoint, WeightSource};
 pub use config::{ModelConfig, SpecialTokens};
 pub use device::Backend;
 pub use error::ModelError;
-pub use generate::{FinishReason, Generation, GenerationConfig, TokenGeneration, generate, generate_from_ids, generate_tokens};
+pub use generate::{
+    FinishReason, Generation, GenerationConfig, TokenGeneration, generate, generate_from_ids,
+    generate_tokens,
+};
 pub use layers::{ForwardInput, KvCache};
 pub use sampling::Sampling;
 pub use score::{TargetScore, score, score_tokens};

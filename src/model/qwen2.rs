@@ -12,7 +12,9 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{WeightLayout, WeightSource};
-use super::config::{Activation, MAX_HIDDEN, MAX_INTERMEDIATE, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB};
+use super::config::{
+    Activation, MAX_HIDDEN, MAX_INTERMEDIATE, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
+};
 use super::config::{check_epsilon, check_heads, check_range, clamp};
 use super::error::{ModelError, Result};
 use super::kernels;
@@ -121,22 +123,54 @@ impl Qwen2Config {
     /// implemented here.
     pub fn validate(&self, path: &Path) -> Result<()> {
         check_range(path, "vocab_size", self.vocab_size, MAX_VOCAB)?;
-        check_range(path, "max_position_embeddings", self.max_position_embeddings, MAX_POSITIONS)?;
+        check_range(
+            path,
+            "max_position_embeddings",
+            self.max_position_embeddings,
+            MAX_POSITIONS,
+        )?;
         check_range(path, "hidden_size", self.hidden_size, MAX_HIDDEN)?;
-        check_range(path, "intermediate_size", self.intermediate_size, MAX_INTERMEDIATE)?;
-        check_range(path, "num_hidden_layers", self.num_hidden_layers, MAX_LAYERS)?;
-        check_range(path, "num_attention_heads", self.num_attention_heads, self.hidden_size)?;
-        check_heads(path, "num_attention_heads", self.hidden_size, self.num_attention_heads)?;
+        check_range(
+            path,
+            "intermediate_size",
+            self.intermediate_size,
+            MAX_INTERMEDIATE,
+        )?;
+        check_range(
+            path,
+            "num_hidden_layers",
+            self.num_hidden_layers,
+            MAX_LAYERS,
+        )?;
+        check_range(
+            path,
+            "num_attention_heads",
+            self.num_attention_heads,
+            self.hidden_size,
+        )?;
+        check_heads(
+            path,
+            "num_attention_heads",
+            self.hidden_size,
+            self.num_attention_heads,
+        )?;
         let kv = self.kv_heads();
         if kv == 0 || !self.num_attention_heads.is_multiple_of(kv) {
             return Err(ModelError::config(
                 path,
                 "num_key_value_heads",
-                format!("{kv} does not divide num_attention_heads {}", self.num_attention_heads),
+                format!(
+                    "{kv} does not divide num_attention_heads {}",
+                    self.num_attention_heads
+                ),
             ));
         }
         if !self.head_dim().is_multiple_of(2) {
-            return Err(ModelError::config(path, "hidden_size", "rotary embedding needs an even head size"));
+            return Err(ModelError::config(
+                path,
+                "hidden_size",
+                "rotary embedding needs an even head size",
+            ));
         }
         check_epsilon(path, "rms_norm_eps", self.rms_norm_eps)?;
         let theta = self.rope_theta();
@@ -144,32 +178,56 @@ impl Qwen2Config {
             let message = format!("{theta} is out of range; expected more than 0");
             return Err(ModelError::config(path, "rope_theta", message));
         }
-        let rope_type = self.rope_parameters.as_ref().and_then(|p| p.rope_type.as_deref());
+        let rope_type = self
+            .rope_parameters
+            .as_ref()
+            .and_then(|p| p.rope_type.as_deref());
         if rope_type.is_some_and(|t| t != "default") {
             return Err(ModelError::config(
                 path,
                 "rope_parameters.rope_type",
-                format!("{:?} is not supported (only \"default\")", rope_type.unwrap_or_default()),
+                format!(
+                    "{:?} is not supported (only \"default\")",
+                    rope_type.unwrap_or_default()
+                ),
             ));
         }
         let scaling_is_default = match &self.rope_scaling {
             None | Some(serde_json::Value::Null) => true,
-            Some(v) => ["type", "rope_type"].iter().any(|k| v.get(k).and_then(|t| t.as_str()) == Some("default")),
+            Some(v) => ["type", "rope_type"]
+                .iter()
+                .any(|k| v.get(k).and_then(|t| t.as_str()) == Some("default")),
         };
         if !scaling_is_default {
-            return Err(ModelError::config(path, "rope_scaling", "RoPE scaling is not supported"));
+            return Err(ModelError::config(
+                path,
+                "rope_scaling",
+                "RoPE scaling is not supported",
+            ));
         }
         if self.use_sliding_window {
-            return Err(ModelError::config(path, "use_sliding_window", "sliding-window attention is not supported"));
+            return Err(ModelError::config(
+                path,
+                "use_sliding_window",
+                "sliding-window attention is not supported",
+            ));
         }
         Ok(())
     }
 
     /// Parameters of the model this config builds.
     pub fn parameter_count(&self) -> u128 {
-        let [v, d, l, i] =
-            [self.vocab_size, self.hidden_size, self.num_hidden_layers, self.intermediate_size].map(clamp);
-        let head_dim = self.hidden_size.checked_div(self.num_attention_heads).unwrap_or(0);
+        let [v, d, l, i] = [
+            self.vocab_size,
+            self.hidden_size,
+            self.num_hidden_layers,
+            self.intermediate_size,
+        ]
+        .map(clamp);
+        let head_dim = self
+            .hidden_size
+            .checked_div(self.num_attention_heads)
+            .unwrap_or(0);
         let kv = clamp(self.kv_heads()) * clamp(head_dim);
         let attention = (d * d + d) + 2 * (d * kv + kv) + d * d;
         let mlp = 3 * d * i;
@@ -243,18 +301,79 @@ impl Qwen2ForCausalLM {
             layers_.push(Qwen2DecoderLayer {
                 input_layernorm: layers::rms_norm(source, &format!("{p}.input_layernorm"), d, eps)?,
                 self_attn: Qwen2Attention {
-                    q_proj: layers::linear(source, &format!("{p}.self_attn.q_proj"), d, d, true, l, std)?,
-                    k_proj: layers::linear(source, &format!("{p}.self_attn.k_proj"), d, kv_dim, true, l, std)?,
-                    v_proj: layers::linear(source, &format!("{p}.self_attn.v_proj"), d, kv_dim, true, l, std)?,
-                    o_proj: layers::linear(source, &format!("{p}.self_attn.o_proj"), d, d, false, l, std)?,
+                    q_proj: layers::linear(
+                        source,
+                        &format!("{p}.self_attn.q_proj"),
+                        d,
+                        d,
+                        true,
+                        l,
+                        std,
+                    )?,
+                    k_proj: layers::linear(
+                        source,
+                        &format!("{p}.self_attn.k_proj"),
+                        d,
+                        kv_dim,
+                        true,
+                        l,
+                        std,
+                    )?,
+                    v_proj: layers::linear(
+                        source,
+                        &format!("{p}.self_attn.v_proj"),
+                        d,
+                        kv_dim,
+                        true,
+                        l,
+                        std,
+                    )?,
+                    o_proj: layers::linear(
+                        source,
+                        &format!("{p}.self_attn.o_proj"),
+                        d,
+                        d,
+                        false,
+                        l,
+                        std,
+                    )?,
                     n_head: config.num_attention_heads,
                     n_kv_head: config.kv_heads(),
                 },
-                post_attention_layernorm: layers::rms_norm(source, &format!("{p}.post_attention_layernorm"), d, eps)?,
+                post_attention_layernorm: layers::rms_norm(
+                    source,
+                    &format!("{p}.post_attention_layernorm"),
+                    d,
+                    eps,
+                )?,
                 mlp: Qwen2Mlp {
-                    gate_proj: layers::linear(source, &format!("{p}.mlp.gate_proj"), d, inner, false, l, std)?,
-                    up_proj: layers::linear(source, &format!("{p}.mlp.up_proj"), d, inner, false, l, std)?,
-                    down_proj: layers::linear(source, &format!("{p}.mlp.down_proj"), inner, d, false, l, std)?,
+                    gate_proj: layers::linear(
+                        source,
+                        &format!("{p}.mlp.gate_proj"),
+                        d,
+                        inner,
+                        false,
+                        l,
+                        std,
+                    )?,
+                    up_proj: layers::linear(
+                        source,
+                        &format!("{p}.mlp.up_proj"),
+                        d,
+                        inner,
+                        false,
+                        l,
+                        std,
+                    )?,
+                    down_proj: layers::linear(
+                        source,
+                        &format!("{p}.mlp.down_proj"),
+                        inner,
+                        d,
+                        false,
+                        l,
+                        std,
+                    )?,
                     activation: config.hidden_act,
                 },
             });
@@ -265,7 +384,13 @@ impl Qwen2ForCausalLM {
             norm: layers::rms_norm(source, "norm", d, eps)?,
             rotary: Rotary::new(config.head_dim(), config.rope_theta()),
         };
-        let lm_head = layers::lm_head(source, config.tie_word_embeddings, config.vocab_size, d, std)?;
+        let lm_head = layers::lm_head(
+            source,
+            config.tie_word_embeddings,
+            config.vocab_size,
+            d,
+            std,
+        )?;
         Ok(Self { model, lm_head })
     }
 
@@ -273,7 +398,11 @@ impl Qwen2ForCausalLM {
         self.model.layers.len()
     }
 
-    pub fn forward_hidden(&self, input: &ForwardInput, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+    pub fn forward_hidden(
+        &self,
+        input: &ForwardInput,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
         let m = &self.model;
         let (cos, sin) = m.rotary.tables(input.positions.clone());
         let mut x = m.embed_tokens.forward(input.input_ids.clone());

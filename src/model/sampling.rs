@@ -24,16 +24,25 @@ pub enum Sampling {
 
 impl Sampling {
     /// Greedy for temperature 0 (or none), sampling otherwise; checks the ranges.
-    pub fn from_options(temperature: Option<f32>, top_k: Option<usize>, top_p: Option<f32>, seed: u64) -> Result<Self> {
+    pub fn from_options(
+        temperature: Option<f32>,
+        top_k: Option<usize>,
+        top_p: Option<f32>,
+        seed: u64,
+    ) -> Result<Self> {
         if let Some(t) = temperature
             && !(t >= 0.0 && t.is_finite())
         {
-            return Err(ModelError::InvalidInput(format!("temperature must be >= 0, got {t}")));
+            return Err(ModelError::InvalidInput(format!(
+                "temperature must be >= 0, got {t}"
+            )));
         }
         if let Some(p) = top_p
             && !(p > 0.0 && p <= 1.0)
         {
-            return Err(ModelError::InvalidInput(format!("top_p must be in (0, 1], got {p}")));
+            return Err(ModelError::InvalidInput(format!(
+                "top_p must be in (0, 1], got {p}"
+            )));
         }
         if top_k == Some(0) {
             return Err(ModelError::InvalidInput("top_k must be at least 1".into()));
@@ -106,7 +115,12 @@ pub fn argmax(logits: &[f32]) -> u32 {
 
 /// (token, unnormalised probability) pairs left after temperature, top-k and top-p, most
 /// likely first.
-fn filter(logits: &[f32], temperature: f32, top_k: Option<usize>, top_p: Option<f32>) -> Vec<(u32, f64)> {
+fn filter(
+    logits: &[f32],
+    temperature: f32,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+) -> Vec<(u32, f64)> {
     let mut scored: Vec<(u32, f32)> = logits
         .iter()
         .enumerate()
@@ -163,7 +177,10 @@ mod tests {
         // probabilities ~ 0.64, 0.24, 0.09, 0.03
         let logits = [3.0f32, 2.0, 1.0, 0.0];
         let kept = filter(&logits, 1.0, None, Some(0.8));
-        assert_eq!(kept.iter().map(|&(id, _)| id).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(
+            kept.iter().map(|&(id, _)| id).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
         let kept = filter(&logits, 1.0, None, Some(0.5));
         assert_eq!(kept.len(), 1);
     }
@@ -185,6 +202,9 @@ mod tests {
         assert!(Sampling::from_options(Some(-1.0), None, None, 0).is_err());
         assert!(Sampling::from_options(Some(1.0), None, Some(0.0), 0).is_err());
         assert!(Sampling::from_options(Some(1.0), Some(0), None, 0).is_err());
-        assert_eq!(Sampling::from_options(Some(0.0), None, None, 0).unwrap(), Sampling::Greedy);
+        assert_eq!(
+            Sampling::from_options(Some(0.0), None, None, 0).unwrap(),
+            Sampling::Greedy
+        );
     }
 }

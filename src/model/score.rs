@@ -77,7 +77,13 @@ pub fn score_tokens(
         valid.push(v);
     }
     if targets.is_empty() {
-        return Ok(pairs.iter().map(|_| TargetScore { token_ids: Vec::new(), logprobs: Vec::new() }).collect());
+        return Ok(pairs
+            .iter()
+            .map(|_| TargetScore {
+                token_ids: Vec::new(),
+                logprobs: Vec::new(),
+            })
+            .collect());
     }
     let input = ForwardInput::new(&rows, &valid, 0, device);
     let hidden = model.forward_hidden(&input, None);
@@ -91,9 +97,15 @@ pub fn score_tokens(
     Ok(pairs
         .iter()
         .map(|(_, target)| {
-            let logprobs = nll[start..start + target.len()].iter().map(|v| -v).collect();
+            let logprobs = nll[start..start + target.len()]
+                .iter()
+                .map(|v| -v)
+                .collect();
             start += target.len();
-            TargetScore { token_ids: target.clone(), logprobs }
+            TargetScore {
+                token_ids: target.clone(),
+                logprobs,
+            }
         })
         .collect())
 }
@@ -103,7 +115,17 @@ pub fn score_tokens(
 pub fn score(model: &Model, pairs: &[(&str, &str)]) -> Result<Vec<TargetScore>> {
     let ids = pairs
         .iter()
-        .map(|(p, t)| Ok((tokenizer::encode(&model.tokenizer, p)?, tokenizer::encode(&model.tokenizer, t)?)))
+        .map(|(p, t)| {
+            Ok((
+                tokenizer::encode(&model.tokenizer, p)?,
+                tokenizer::encode(&model.tokenizer, t)?,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
-    score_tokens(&model.network, &ids, model.config.max_positions(), &model.device)
+    score_tokens(
+        &model.network,
+        &ids,
+        model.config.max_positions(),
+        &model.device,
+    )
 }

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::models::TrainerWrapper;
 use tokenizers::{AddedToken, Tokenizer};
 
 use super::error::{ModelError, Result};
@@ -31,14 +31,24 @@ pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
 /// The largest token id `tokenizer` can produce (its model's vocabulary and the added tokens),
 /// with its token; `None` for an empty vocabulary.
 pub fn max_token_id(tokenizer: &Tokenizer) -> Option<(u32, String)> {
-    let added = tokenizer.get_added_tokens_decoder().into_iter().map(|(id, token)| (token.content, id));
-    tokenizer.get_vocab(true).into_iter().chain(added).map(|(token, id)| (id, token)).max()
+    let added = tokenizer
+        .get_added_tokens_decoder()
+        .into_iter()
+        .map(|(id, token)| (token.content, id));
+    tokenizer
+        .get_vocab(true)
+        .into_iter()
+        .chain(added)
+        .map(|(token, id)| (id, token))
+        .max()
 }
 
 /// Fails unless every id `tokenizer` (read from `path`) can produce is a row of the model's
 /// `vocab_size`-row embedding: a larger id would index past it as soon as a text contains it.
 pub fn check_fits_vocab(tokenizer: &Tokenizer, vocab_size: usize, path: &Path) -> Result<()> {
-    let Some((id, token)) = max_token_id(tokenizer) else { return Ok(()) };
+    let Some((id, token)) = max_token_id(tokenizer) else {
+        return Ok(());
+    };
     if (id as usize) < vocab_size {
         return Ok(());
     }

@@ -39,30 +39,69 @@ pub fn check(keyer: &Keyer) -> anyhow::Result<CheckReport> {
     for (target, exp) in &keyer.manifest.expect {
         let bound = describe(exp);
         let Some((arm, metric)) = keyer.dag.split_expectation(target) else {
-            expectations.push(ExpectationResult { target: target.clone(), value: None, bound, ok: false, problem: Some("names no arm".into()) });
+            expectations.push(ExpectationResult {
+                target: target.clone(),
+                value: None,
+                bound,
+                ok: false,
+                problem: Some("names no arm".into()),
+            });
             continue;
         };
-        let plan = plans.iter().find(|p| p.id == arm).expect("every arm is planned");
+        let plan = plans
+            .iter()
+            .find(|p| p.id == arm)
+            .expect("every arm is planned");
         let Decision::Hit { key, .. } = &plan.decision else {
             let problem = format!("`{}` is not up to date; run it first", plan.arm);
-            expectations.push(ExpectationResult { target: target.clone(), value: None, bound, ok: false, problem: Some(problem) });
+            expectations.push(ExpectationResult {
+                target: target.clone(),
+                value: None,
+                bound,
+                ok: false,
+                problem: Some(problem),
+            });
             continue;
         };
-        let entry = keyer.cache.lookup(key)?.ok_or_else(|| anyhow::anyhow!("cache entry {key} vanished during check"))?;
+        let entry = keyer
+            .cache
+            .lookup(key)?
+            .ok_or_else(|| anyhow::anyhow!("cache entry {key} vanished during check"))?;
         if let Err(damage) = keyer.cache.verify_for_use(&entry)? {
-            expectations.push(ExpectationResult { target: target.clone(), value: None, bound, ok: false, problem: Some(damage) });
+            expectations.push(ExpectationResult {
+                target: target.clone(),
+                value: None,
+                bound,
+                ok: false,
+                problem: Some(damage),
+            });
             continue;
         }
         match metric_value(&entry, metric) {
             Ok(value) => {
                 let ok = holds(exp, value);
-                expectations.push(ExpectationResult { target: target.clone(), value: Some(value), bound, ok, problem: None });
+                expectations.push(ExpectationResult {
+                    target: target.clone(),
+                    value: Some(value),
+                    bound,
+                    ok,
+                    problem: None,
+                });
             }
-            Err(problem) => expectations.push(ExpectationResult { target: target.clone(), value: None, bound, ok: false, problem: Some(problem) }),
+            Err(problem) => expectations.push(ExpectationResult {
+                target: target.clone(),
+                value: None,
+                bound,
+                ok: false,
+                problem: Some(problem),
+            }),
         }
     }
     let stale = plans.into_iter().filter(|p| !p.is_hit()).collect();
-    Ok(CheckReport { stale, expectations })
+    Ok(CheckReport {
+        stale,
+        expectations,
+    })
 }
 
 /// Finds `metric` (a dotted path) in the arm's summary, then in `metrics.json` or `results.json`
@@ -80,14 +119,19 @@ pub fn metric_value(entry: &crate::cache::Entry, metric: &str) -> Result<f64, St
     }
     for (_, source) in &sources {
         if let Some(v) = lookup(source, metric) {
-            return v.as_f64().ok_or_else(|| format!("`{metric}` is {v}, not a number"));
+            return v
+                .as_f64()
+                .ok_or_else(|| format!("`{metric}` is {v}, not a number"));
         }
     }
     let available: Vec<String> = sources
         .iter()
         .flat_map(|(_, v)| v.as_object().into_iter().flat_map(|o| o.keys().cloned()))
         .collect();
-    Err(format!("no metric `{metric}` in the arm's results (top-level names: {})", available.join(", ")))
+    Err(format!(
+        "no metric `{metric}` in the arm's results (top-level names: {})",
+        available.join(", ")
+    ))
 }
 
 fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {

@@ -40,7 +40,11 @@ impl Dag {
             return Err(ManifestErrors(errors));
         }
         let stage_order = stage_order(manifest)?;
-        let mut dag = Dag { arms: Vec::new(), order: Vec::new(), stage_arms: IndexMap::new() };
+        let mut dag = Dag {
+            arms: Vec::new(),
+            order: Vec::new(),
+            stage_arms: IndexMap::new(),
+        };
         // Stages without arms (their params or an upstream stage are broken) are not expanded
         // further, so one mistake is reported once, not again for every stage downstream.
         let mut unusable = manifest.broken.clone();
@@ -79,10 +83,19 @@ impl Dag {
                 break;
             }
             if let Err(help) = dag.check_expectation_target(name) {
-                errors.push(manifest.error(&["expect".into(), name.clone()], true, format!("`{name}` names no arm of this manifest"), Some(help)));
+                errors.push(manifest.error(
+                    &["expect".into(), name.clone()],
+                    true,
+                    format!("`{name}` names no arm of this manifest"),
+                    Some(help),
+                ));
             }
         }
-        if errors.is_empty() { Ok(dag) } else { Err(ManifestErrors(errors)) }
+        if errors.is_empty() {
+            Ok(dag)
+        } else {
+            Err(ManifestErrors(errors))
+        }
     }
 
     pub fn arm_by_name(&self, name: &str) -> Option<usize> {
@@ -125,9 +138,15 @@ impl Dag {
             } else if let Some(id) = self.arm_by_name(t) {
                 wanted.push(id);
             } else {
-                let names: Vec<&str> =
-                    self.stage_arms.keys().map(String::as_str).chain(self.arms.iter().map(|a| a.name.as_str())).collect();
-                let hint = did_you_mean(t, names.iter().copied()).map(|b| format!("; did you mean `{b}`?")).unwrap_or_default();
+                let names: Vec<&str> = self
+                    .stage_arms
+                    .keys()
+                    .map(String::as_str)
+                    .chain(self.arms.iter().map(|a| a.name.as_str()))
+                    .collect();
+                let hint = did_you_mean(t, names.iter().copied())
+                    .map(|b| format!("; did you mean `{b}`?"))
+                    .unwrap_or_default();
                 return Err(format!("no stage or arm `{t}` in the manifest{hint}"));
             }
         }
@@ -160,14 +179,34 @@ fn check_needs(manifest: &Manifest, errors: &mut Vec<Diagnostic>) {
             if manifest.broken.contains(need) {
                 continue;
             } else if need == name {
-                errors.push(manifest.error(&at, false, format!("stage `{name}` needs itself"), None));
+                errors.push(manifest.error(
+                    &at,
+                    false,
+                    format!("stage `{name}` needs itself"),
+                    None,
+                ));
             } else if !manifest.stages.contains_key(need) {
                 let help = did_you_mean(need, manifest.stage_names())
                     .map(|b| format!("did you mean `{b}`?"))
-                    .or_else(|| Some(format!("stages: {}", manifest.stage_names().collect::<Vec<_>>().join(", "))));
-                errors.push(manifest.error(&at, false, format!("stage `{name}` needs `{need}`, which is not a stage"), help));
+                    .or_else(|| {
+                        Some(format!(
+                            "stages: {}",
+                            manifest.stage_names().collect::<Vec<_>>().join(", ")
+                        ))
+                    });
+                errors.push(manifest.error(
+                    &at,
+                    false,
+                    format!("stage `{name}` needs `{need}`, which is not a stage"),
+                    help,
+                ));
             } else if !seen.insert(need) {
-                errors.push(manifest.error(&at, false, format!("stage `{name}` lists `{need}` twice in `needs`"), None));
+                errors.push(manifest.error(
+                    &at,
+                    false,
+                    format!("stage `{name}` lists `{need}` twice in `needs`"),
+                    None,
+                ));
             }
         }
     }
@@ -175,7 +214,11 @@ fn check_needs(manifest: &Manifest, errors: &mut Vec<Diagnostic>) {
 
 fn stage_order(manifest: &Manifest) -> Result<Vec<String>, ManifestErrors> {
     let mut graph = DiGraph::<&str, ()>::new();
-    let nodes: HashMap<&str, NodeIndex> = manifest.stages.keys().map(|n| (n.as_str(), graph.add_node(n))).collect();
+    let nodes: HashMap<&str, NodeIndex> = manifest
+        .stages
+        .keys()
+        .map(|n| (n.as_str(), graph.add_node(n)))
+        .collect();
     for (name, decl) in &manifest.stages {
         for need in decl.needs.iter().filter(|n| nodes.contains_key(n.as_str())) {
             graph.add_edge(nodes[need.as_str()], nodes[name.as_str()], ());
@@ -194,7 +237,14 @@ fn stage_order(manifest: &Manifest) -> Result<Vec<String>, ManifestErrors> {
                     manifest.error(
                         &["stages".into(), first, "needs".into()],
                         false,
-                        format!("the stages {} need each other in a cycle", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+                        format!(
+                            "the stages {} need each other in a cycle",
+                            names
+                                .iter()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
                         Some("remove one of these `needs` so that data flows one way".into()),
                     )
                 })
@@ -213,7 +263,12 @@ fn stable_order(manifest: &Manifest) -> Vec<String> {
         let next = manifest
             .stages
             .values()
-            .find(|d| !done.contains(&d.name) && d.needs.iter().all(|n| done.contains(n) || !manifest.stages.contains_key(n)))
+            .find(|d| {
+                !done.contains(&d.name)
+                    && d.needs
+                        .iter()
+                        .all(|n| done.contains(n) || !manifest.stages.contains_key(n))
+            })
             .expect("the graph is acyclic");
         done.insert(next.name.clone());
         order.push(next.name.clone());
@@ -228,7 +283,10 @@ struct Combo {
     own: Vec<(String, toml::Value)>,
 }
 
-fn join(labels: &IndexMap<String, String>, other: &IndexMap<String, String>) -> Option<IndexMap<String, String>> {
+fn join(
+    labels: &IndexMap<String, String>,
+    other: &IndexMap<String, String>,
+) -> Option<IndexMap<String, String>> {
     let mut out = labels.clone();
     for (k, v) in other {
         match out.get(k) {
@@ -242,8 +300,17 @@ fn join(labels: &IndexMap<String, String>, other: &IndexMap<String, String>) -> 
     Some(out)
 }
 
-fn expand(manifest: &Manifest, decl: &crate::manifest::StageDecl, dag: &Dag, errors: &mut Vec<Diagnostic>) -> Vec<Arm> {
-    let mut combos = vec![Combo { labels: IndexMap::new(), inputs: Vec::new(), own: Vec::new() }];
+fn expand(
+    manifest: &Manifest,
+    decl: &crate::manifest::StageDecl,
+    dag: &Dag,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<Arm> {
+    let mut combos = vec![Combo {
+        labels: IndexMap::new(),
+        inputs: Vec::new(),
+        own: Vec::new(),
+    }];
     for need in &decl.needs {
         let upstream = &dag.stage_arms[need];
         if decl.kind.aggregates() {
@@ -257,7 +324,11 @@ fn expand(manifest: &Manifest, decl: &crate::manifest::StageDecl, dag: &Dag, err
             .flat_map(|c| {
                 upstream.iter().filter_map(move |&u| {
                     let labels = join(&c.labels, &dag.arms[u].labels)?;
-                    Some(Combo { labels, inputs: [c.inputs.clone(), vec![u]].concat(), own: c.own.clone() })
+                    Some(Combo {
+                        labels,
+                        inputs: [c.inputs.clone(), vec![u]].concat(),
+                        own: c.own.clone(),
+                    })
                 })
             })
             .collect();
@@ -270,7 +341,11 @@ fn expand(manifest: &Manifest, decl: &crate::manifest::StageDecl, dag: &Dag, err
                     let one = IndexMap::from([(axis.clone(), label_value(v))]);
                     let labels = join(&c.labels, &one)?;
                     let own = [c.own.clone(), vec![(axis.clone(), v.clone())]].concat();
-                    Some(Combo { labels, inputs: c.inputs.clone(), own })
+                    Some(Combo {
+                        labels,
+                        inputs: c.inputs.clone(),
+                        own,
+                    })
                 })
             })
             .collect();
@@ -280,7 +355,10 @@ fn expand(manifest: &Manifest, decl: &crate::manifest::StageDecl, dag: &Dag, err
         errors.push(manifest.error(
             &stage_at,
             true,
-            format!("stage `{}` expands to no arms: the arms of its needs agree on no matrix value", decl.name),
+            format!(
+                "stage `{}` expands to no arms: the arms of its needs agree on no matrix value",
+                decl.name
+            ),
             Some("give the stages it needs matrices with common values on shared axes".into()),
         ));
         return Vec::new();
@@ -292,30 +370,46 @@ fn expand(manifest: &Manifest, decl: &crate::manifest::StageDecl, dag: &Dag, err
         for (axis, value) in &combo.own {
             let path: Vec<String> = axis.split('.').map(str::to_string).collect();
             if let Err(msg) = set_path(&mut params, &path, value.clone()) {
-                errors.push(manifest.error(&[stage_at.clone(), vec!["matrix".into(), axis.clone()]].concat(), true, msg, None));
+                errors.push(manifest.error(
+                    &[stage_at.clone(), vec!["matrix".into(), axis.clone()]].concat(),
+                    true,
+                    msg,
+                    None,
+                ));
             }
         }
         let name = if combo.labels.is_empty() {
             decl.name.clone()
         } else {
-            let inner: Vec<String> = combo.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let inner: Vec<String> = combo
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             format!("{}[{}]", decl.name, inner.join(","))
         };
-        let resolved = decl.kind.resolve(toml::Value::Table(params)).and_then(|params| {
-            let ctx = crate::stages::PlanContext {
-                base_dir: &manifest.base_dir,
-                seed: manifest.experiment.seed,
-                models: &manifest.models,
-                backend: "cpu",
-            };
-            match decl.kind.check(&params, &ctx) {
-                Ok(()) => Ok(params),
-                Err((path, message)) => Err(crate::stages::ParamError {
-                    path: path.split('.').filter(|s| !s.is_empty()).map(str::to_string).collect(),
-                    message,
-                }),
-            }
-        });
+        let resolved = decl
+            .kind
+            .resolve(toml::Value::Table(params))
+            .and_then(|params| {
+                let ctx = crate::stages::PlanContext {
+                    base_dir: &manifest.base_dir,
+                    seed: manifest.experiment.seed,
+                    models: &manifest.models,
+                    backend: "cpu",
+                };
+                match decl.kind.check(&params, &ctx) {
+                    Ok(()) => Ok(params),
+                    Err((path, message)) => Err(crate::stages::ParamError {
+                        path: path
+                            .split('.')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                        message,
+                    }),
+                }
+            });
         match resolved {
             Ok(params) => arms.push(Arm {
                 name,
@@ -330,15 +424,37 @@ fn expand(manifest: &Manifest, decl: &crate::manifest::StageDecl, dag: &Dag, err
                 if !reported.insert((e.path.clone(), e.message.clone())) {
                     continue;
                 }
-                let axis = decl.matrix.keys().find(|a| e.path.join(".").starts_with(a.as_str()));
+                let axis = decl
+                    .matrix
+                    .keys()
+                    .find(|a| e.path.join(".").starts_with(a.as_str()));
                 let (at, at_key) = match axis {
-                    Some(axis) => ([stage_at.clone(), vec!["matrix".into(), axis.clone()]].concat(), true),
-                    None => ([stage_at.clone(), e.path.clone()].concat(), e.message.starts_with("unknown field")),
+                    Some(axis) => (
+                        [stage_at.clone(), vec!["matrix".into(), axis.clone()]].concat(),
+                        true,
+                    ),
+                    None => (
+                        [stage_at.clone(), e.path.clone()].concat(),
+                        e.message.starts_with("unknown field"),
+                    ),
                 };
                 let help = crate::manifest::hint_for_serde_message(&e.message);
-                let arm_note = if decl.matrix.is_empty() { String::new() } else { format!(" (arm `{name}`)") };
-                let field = if e.path.is_empty() { String::new() } else { format!("`{}`: ", e.path.join(".")) };
-                errors.push(manifest.error(&at, at_key, format!("stage `{}`{arm_note}: {field}{}", decl.name, e.message), help));
+                let arm_note = if decl.matrix.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (arm `{name}`)")
+                };
+                let field = if e.path.is_empty() {
+                    String::new()
+                } else {
+                    format!("`{}`: ", e.path.join("."))
+                };
+                errors.push(manifest.error(
+                    &at,
+                    at_key,
+                    format!("stage `{}`{arm_note}: {field}{}", decl.name, e.message),
+                    help,
+                ));
             }
         }
     }

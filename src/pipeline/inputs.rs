@@ -14,8 +14,15 @@ pub struct InputScope {
 
 impl InputScope {
     pub fn of(manifest: &Manifest) -> InputScope {
-        let base = manifest.base_dir.canonicalize().unwrap_or_else(|_| manifest.base_dir.clone());
-        let project = base.ancestors().find(|dir| dir.join(".git").exists()).unwrap_or(&base).to_path_buf();
+        let base = manifest
+            .base_dir
+            .canonicalize()
+            .unwrap_or_else(|_| manifest.base_dir.clone());
+        let project = base
+            .ancestors()
+            .find(|dir| dir.join(".git").exists())
+            .unwrap_or(&base)
+            .to_path_buf();
         let mut roots = vec![project];
         for extra in &manifest.experiment.inputs_outside {
             let dir = manifest.base_dir.join(extra);

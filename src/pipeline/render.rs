@@ -6,7 +6,12 @@ use super::Dag;
 pub fn ascii(dag: &Dag) -> String {
     let mut depth = vec![0usize; dag.arms.len()];
     for &id in &dag.order {
-        depth[id] = dag.arms[id].inputs.iter().map(|i| depth[*i] + 1).max().unwrap_or(0);
+        depth[id] = dag.arms[id]
+            .inputs
+            .iter()
+            .map(|i| depth[*i] + 1)
+            .max()
+            .unwrap_or(0);
     }
     let mut out = String::new();
     for &id in &dag.order {
@@ -15,10 +20,18 @@ pub fn ascii(dag: &Dag) -> String {
         let from = if arm.inputs.is_empty() {
             String::new()
         } else {
-            let names: Vec<&str> = arm.inputs.iter().map(|i| dag.arms[*i].name.as_str()).collect();
+            let names: Vec<&str> = arm
+                .inputs
+                .iter()
+                .map(|i| dag.arms[*i].name.as_str())
+                .collect();
             format!("  <- {}", names.join(", "))
         };
-        out.push_str(&format!("{indent}{} ({}){from}\n", arm.name, arm.kind.kind()));
+        out.push_str(&format!(
+            "{indent}{} ({}){from}\n",
+            arm.name,
+            arm.kind.kind()
+        ));
     }
     out
 }
@@ -31,11 +44,19 @@ pub fn dot(dag: &Dag) -> String {
     let mut out = String::from("digraph apitune {\n  rankdir=LR;\n  node [shape=box];\n");
     for &id in &dag.order {
         let arm = &dag.arms[id];
-        out.push_str(&format!("  {} [label={}];\n", quoted(&arm.name), quoted(&format!("{}\\n{}", arm.name, arm.kind.kind()))));
+        out.push_str(&format!(
+            "  {} [label={}];\n",
+            quoted(&arm.name),
+            quoted(&format!("{}\\n{}", arm.name, arm.kind.kind()))
+        ));
     }
     for &id in &dag.order {
         for input in &dag.arms[id].inputs {
-            out.push_str(&format!("  {} -> {};\n", quoted(&dag.arms[*input].name), quoted(&dag.arms[id].name)));
+            out.push_str(&format!(
+                "  {} -> {};\n",
+                quoted(&dag.arms[*input].name),
+                quoted(&dag.arms[id].name)
+            ));
         }
     }
     out.push_str("}\n");
@@ -47,7 +68,11 @@ pub fn mermaid(dag: &Dag) -> String {
     let label = |s: &str| s.replace('"', "#quot;");
     for &id in &dag.order {
         let arm = &dag.arms[id];
-        out.push_str(&format!("  a{id}[\"{}<br/>{}\"]\n", label(&arm.name), arm.kind.kind()));
+        out.push_str(&format!(
+            "  a{id}[\"{}<br/>{}\"]\n",
+            label(&arm.name),
+            arm.kind.kind()
+        ));
     }
     for &id in &dag.order {
         for input in &dag.arms[id].inputs {

@@ -61,12 +61,24 @@ pub struct Quiet;
 impl Events for Quiet {}
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
-pub fn run(keyer: &Keyer, selected: &BTreeSet<usize>, opts: &RunOptions, events: &dyn Events) -> Vec<ArmResult> {
+pub fn run(
+    keyer: &Keyer,
+    selected: &BTreeSet<usize>,
+    opts: &RunOptions,
+    events: &dyn Events,
+) -> Vec<ArmResult> {
     let dag = keyer.dag;
-    let order: Vec<usize> = dag.order.iter().copied().filter(|id| selected.contains(id)).collect();
+    let order: Vec<usize> = dag
+        .order
+        .iter()
+        .copied()
+        .filter(|id| selected.contains(id))
+        .collect();
     let mut done: HashMap<usize, (Key, Digest)> = HashMap::new();
     let mut results: HashMap<usize, ArmResult> = HashMap::new();
     let mut running = BTreeSet::new();
@@ -93,7 +105,8 @@ pub fn run(keyer: &Keyer, selected: &BTreeSet<usize>, opts: &RunOptions, events:
                     if !arm.inputs.iter().all(|i| done.contains_key(i)) {
                         continue;
                     }
-                    let inputs: HashMap<usize, (Key, Digest)> = arm.inputs.iter().map(|i| (*i, done[i])).collect();
+                    let inputs: HashMap<usize, (Key, Digest)> =
+                        arm.inputs.iter().map(|i| (*i, done[i])).collect();
                     running.insert(id);
                     let tx = tx.clone();
                     let forced = opts.forced.contains(&id);
@@ -106,7 +119,9 @@ pub fn run(keyer: &Keyer, selected: &BTreeSet<usize>, opts: &RunOptions, events:
             if running.is_empty() {
                 break;
             }
-            let Ok((id, result, digest)) = rx.recv() else { break };
+            let Ok((id, result, digest)) = rx.recv() else {
+                break;
+            };
             running.remove(&id);
             if let Some(d) = digest {
                 done.insert(id, d);
@@ -122,7 +137,11 @@ pub fn run(keyer: &Keyer, selected: &BTreeSet<usize>, opts: &RunOptions, events:
         .iter()
         .map(|id| {
             results.remove(id).unwrap_or_else(|| {
-                let result = skipped(keyer, *id, "not started: the run stopped at a failure (use -k to keep going)".into());
+                let result = skipped(
+                    keyer,
+                    *id,
+                    "not started: the run stopped at a failure (use -k to keep going)".into(),
+                );
                 events.finished(&result);
                 result
             })
@@ -152,7 +171,8 @@ fn run_arm(
     forced: bool,
     events: &dyn Events,
 ) -> (ArmResult, Option<(Key, Digest)>) {
-    let input_digests: HashMap<usize, Digest> = upstream.iter().map(|(i, (_, d))| (*i, *d)).collect();
+    let input_digests: HashMap<usize, Digest> =
+        upstream.iter().map(|(i, (_, d))| (*i, *d)).collect();
     let arm = &keyer.dag.arms[id];
     let mut result = skipped(keyer, id, String::new());
     let fail = |mut result: ArmResult, e: anyhow::Error| {
@@ -183,7 +203,9 @@ fn run_arm(
         let inputs = verified_inputs(keyer, arm, upstream)?;
         let staging = keyer.cache.staging(&key)?;
         let work_dir = keyer.cache.work_dir(&key)?;
-        let progress = |done: u64, total: Option<u64>, unit: &str| events.progress(&arm.name, done, total, unit);
+        let progress = |done: u64, total: Option<u64>, unit: &str| {
+            events.progress(&arm.name, done, total, unit)
+        };
         let ctx = RunContext {
             arm: &arm.name,
             base_dir: &keyer.manifest.base_dir,
@@ -199,15 +221,19 @@ fn run_arm(
         };
         let started_ms = now_ms();
         let clock = Instant::now();
-        let summary = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| arm.kind.run(&arm.params, &ctx)))
-            .unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(anyhow::anyhow!("internal error (a bug in apitune, please report it): {what}"))
-            })?;
+        let summary = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            arm.kind.run(&arm.params, &ctx)
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(anyhow::anyhow!(
+                "internal error (a bug in apitune, please report it): {what}"
+            ))
+        })?;
         let duration_s = clock.elapsed().as_secs_f64();
         let finished_ms = now_ms();
         let meta = EntryMeta {
@@ -235,13 +261,20 @@ fn run_arm(
 
 /// The arm's inputs, each re-hashed before the stage reads it: a file corrupted on disk since it
 /// was published (which its stat does not show) must not flow into a new result.
-fn verified_inputs(keyer: &Keyer, arm: &super::dag::Arm, upstream: &HashMap<usize, (Key, Digest)>) -> anyhow::Result<Vec<Input>> {
+fn verified_inputs(
+    keyer: &Keyer,
+    arm: &super::dag::Arm,
+    upstream: &HashMap<usize, (Key, Digest)>,
+) -> anyhow::Result<Vec<Input>> {
     let mut inputs = Vec::with_capacity(arm.inputs.len());
     for i in &arm.inputs {
         let up = &keyer.dag.arms[*i];
         let key = upstream[i].0;
         let Some(entry) = keyer.cache.lookup(&key)? else {
-            anyhow::bail!("input `{}` vanished from the cache (removed by another process?); run again to recompute it", up.name);
+            anyhow::bail!(
+                "input `{}` vanished from the cache (removed by another process?); run again to recompute it",
+                up.name
+            );
         };
         if let Err(reason) = keyer.cache.verify_for_use(&entry)? {
             anyhow::bail!("input `{}`: {reason}; run again to recompute it", up.name);
@@ -261,7 +294,11 @@ fn verified_inputs(keyer: &Keyer, arm: &super::dag::Arm, upstream: &HashMap<usiz
 /// A full disk, a read-only file system, or a cache held by another run: not the stage's fault.
 pub fn is_environment_failure(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
-        cause.downcast_ref::<crate::cache::CacheError>().is_some_and(|c| c.is_unavailable())
-            || cause.downcast_ref::<std::io::Error>().is_some_and(crate::cache::is_environment_error)
+        cause
+            .downcast_ref::<crate::cache::CacheError>()
+            .is_some_and(|c| c.is_unavailable())
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(crate::cache::is_environment_error)
     })
 }

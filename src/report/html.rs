@@ -48,7 +48,11 @@ fn cell(metric: Metric, method: Method, values: &Values, deltas: &Values) -> Str
             Some(d) if (*d > 0.0) == metric.higher_is_better() => "better",
             Some(_) => "worse",
         };
-        let _ = write!(out, r#"<span class="delta {class}">({})</span>"#, escape(&metric.format_delta(*delta)));
+        let _ = write!(
+            out,
+            r#"<span class="delta {class}">({})</span>"#,
+            escape(&metric.format_delta(*delta))
+        );
     }
     out
 }
@@ -58,7 +62,11 @@ fn th(text: &str, class: &str) -> String {
 }
 
 fn metric_header(metric: Metric) -> String {
-    let arrow = if metric.higher_is_better() { "↑" } else { "↓" };
+    let arrow = if metric.higher_is_better() {
+        "↑"
+    } else {
+        "↓"
+    };
     // Break long names after underscores so the table fits a screen.
     let name = escape(metric.name()).replace('_', "_<wbr>");
     format!(r#"<th class="metric" title="{arrow} is better">{name}&nbsp;{arrow}</th>"#)
@@ -78,7 +86,11 @@ fn main_table(report: &Report) -> String {
     s.push_str("</tr></thead><tbody>");
     let mut previous_model: Option<&str> = None;
     for r in &report.rows {
-        let mut classes = vec![if r.method == Method::ZeroShot { "zero-shot" } else { "lora" }];
+        let mut classes = vec![if r.method == Method::ZeroShot {
+            "zero-shot"
+        } else {
+            "lora"
+        }];
         if previous_model.is_some_and(|p| p != r.model) {
             classes.push("group-start");
         }
@@ -109,7 +121,12 @@ fn main_table(report: &Report) -> String {
 }
 
 fn breakdown_table(report: &Report, group: &str, rows: &[BreakdownRow]) -> String {
-    let metrics: Vec<Metric> = report.metrics.iter().copied().filter(|m| *m != Metric::Perplexity).collect();
+    let metrics: Vec<Metric> = report
+        .metrics
+        .iter()
+        .copied()
+        .filter(|m| *m != Metric::Perplexity)
+        .collect();
     let mut s = String::from(r#"<div class="scroll"><table class="breakdown"><thead><tr>"#);
     for h in [group, "model", "method", "samples"] {
         s.push_str(&th(h, "text"));
@@ -122,13 +139,21 @@ fn breakdown_table(report: &Report, group: &str, rows: &[BreakdownRow]) -> Strin
     s.push_str("</tr></thead><tbody>");
     let mut previous_group: Option<&str> = None;
     for r in rows {
-        let mut classes = vec![if r.method == Method::ZeroShot { "zero-shot" } else { "lora" }];
+        let mut classes = vec![if r.method == Method::ZeroShot {
+            "zero-shot"
+        } else {
+            "lora"
+        }];
         let first_of_group = previous_group != Some(r.group.as_str());
         if first_of_group && previous_group.is_some() {
             classes.push("group-start");
         }
         previous_group = Some(&r.group);
-        let group_cell = if first_of_group { format!("<strong>{}</strong>", escape(&r.group)) } else { String::new() };
+        let group_cell = if first_of_group {
+            format!("<strong>{}</strong>", escape(&r.group))
+        } else {
+            String::new()
+        };
         let _ = write!(
             s,
             r#"<tr class="{}" data-eval-key="{}"><td class="text">{group_cell}</td><td class="text">{}</td><td class="text">{}</td><td class="text">{}</td><td>{}</td>"#,
@@ -163,8 +188,16 @@ fn simple_table(header: &[String], rows: &[Vec<String>]) -> String {
     for r in rows {
         s.push_str("<tr>");
         for (i, c) in r.iter().enumerate() {
-            let _ =
-                write!(s, r#"<td class="{}">{}</td>"#, if i < 3 || i + 1 == r.len() { "text" } else { "" }, escape(c));
+            let _ = write!(
+                s,
+                r#"<td class="{}">{}</td>"#,
+                if i < 3 || i + 1 == r.len() {
+                    "text"
+                } else {
+                    ""
+                },
+                escape(c)
+            );
         }
         s.push_str("</tr>");
     }
@@ -175,7 +208,9 @@ fn simple_table(header: &[String], rows: &[Vec<String>]) -> String {
 /// Strips an XML declaration so the chart can sit inside HTML.
 fn inline_svg(svg: &str) -> &str {
     match svg.strip_prefix("<?xml") {
-        Some(rest) => rest.split_once("?>").map_or(svg, |(_, body)| body.trim_start()),
+        Some(rest) => rest
+            .split_once("?>")
+            .map_or(svg, |(_, body)| body.trim_start()),
         None => svg,
     }
 }
@@ -196,7 +231,12 @@ pub fn page(report: &Report, charts: &[(String, String)]) -> String {
     s.push_str(&main_table(report));
     s.push_str("<h2>Plots</h2><div class=\"plots\">");
     for (caption, svg) in charts {
-        let _ = write!(s, r#"<figure title="{}">{}</figure>"#, escape(caption), inline_svg(svg));
+        let _ = write!(
+            s,
+            r#"<figure title="{}">{}</figure>"#,
+            escape(caption),
+            inline_svg(svg)
+        );
     }
     s.push_str("</div>");
     s.push_str("<h2>By API Pack level</h2>");

@@ -98,7 +98,10 @@ impl EvalResults {
 
     /// Training samples of the evaluated adapter, if known.
     pub fn training_samples(&self) -> Option<u64> {
-        self.adapter.as_ref().and_then(|a| a.samples).or(self.samples)
+        self.adapter
+            .as_ref()
+            .and_then(|a| a.samples)
+            .or(self.samples)
     }
 }
 
@@ -117,7 +120,8 @@ impl TrainSummary {
 /// Reads `metrics.jsonl` from a lora-train artifact directory; blank lines are skipped.
 pub fn load_train_steps(dir: &Path) -> anyhow::Result<Vec<TrainStep>> {
     let path = dir.join(TRAIN_METRICS_FILE);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
@@ -145,7 +149,8 @@ pub fn write_train_steps(dir: &Path, steps: &[TrainStep]) -> anyhow::Result<()> 
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut de = serde_json::Deserializer::from_str(&text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let at = e.path().to_string();

@@ -5,7 +5,19 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::corpus::Scores;
 
 /// A report column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// Fraction of exact matches, 0..1.
@@ -136,7 +148,11 @@ impl Metric {
             Some(d) => {
                 let text = format!("{d:+.*}", self.decimals());
                 // `-0.000` reads as a regression that is not there.
-                if text.trim_start_matches(['+', '-']).chars().all(|c| c == '0' || c == '.') {
+                if text
+                    .trim_start_matches(['+', '-'])
+                    .chars()
+                    .all(|c| c == '0' || c == '.')
+                {
                     format!("±{}", &text[1..])
                 } else {
                     text
@@ -181,7 +197,11 @@ mod tests {
         assert_eq!(Metric::Perplexity.format(None), "–");
         assert_eq!(Metric::ExactMatch.format_delta(Some(0.1)), "+0.100");
         assert_eq!(Metric::ExactMatch.format_delta(Some(-0.1)), "-0.100");
-        assert_eq!(Metric::ExactMatch.format_delta(Some(-0.0001)), "±0.000", "no phantom regression");
+        assert_eq!(
+            Metric::ExactMatch.format_delta(Some(-0.0001)),
+            "±0.000",
+            "no phantom regression"
+        );
         assert_eq!(Metric::ExactMatch.format_delta(None), "–");
     }
 

@@ -41,16 +41,37 @@ pub fn load_inputs(inputs: &[Input]) -> anyhow::Result<(Vec<EvalInput>, Vec<Trai
     for input in inputs {
         match input.kind.as_str() {
             "eval" => {
-                let results = EvalResults::load(&input.dir)
-                    .with_context(|| format!("eval arm `{}` (key {})", input.arm, table::short_key(&input.key)))?;
-                evals.push(EvalInput { arm: input.arm.clone(), key: input.key.clone(), results });
+                let results = EvalResults::load(&input.dir).with_context(|| {
+                    format!(
+                        "eval arm `{}` (key {})",
+                        input.arm,
+                        table::short_key(&input.key)
+                    )
+                })?;
+                evals.push(EvalInput {
+                    arm: input.arm.clone(),
+                    key: input.key.clone(),
+                    results,
+                });
             }
             "lora-train" => {
-                let context = || format!("lora-train arm `{}` (key {})", input.arm, table::short_key(&input.key));
+                let context = || {
+                    format!(
+                        "lora-train arm `{}` (key {})",
+                        input.arm,
+                        table::short_key(&input.key)
+                    )
+                };
                 let summary = TrainSummary::load(&input.dir).with_context(context)?;
                 let steps = inputs::load_train_steps(&input.dir).with_context(context)?;
                 let seconds = input.run_facts["seconds"].as_f64();
-                trains.push(TrainInput { arm: input.arm.clone(), key: input.key.clone(), summary, steps, seconds });
+                trains.push(TrainInput {
+                    arm: input.arm.clone(),
+                    key: input.key.clone(),
+                    summary,
+                    steps,
+                    seconds,
+                });
             }
             _ => {}
         }
@@ -84,7 +105,10 @@ pub fn write_report(
     write(LOSS_PLOT, &loss)?;
     charts.push(("training loss".to_string(), loss));
 
-    write(REPORT_JSON, &(serde_json::to_string_pretty(&report)? + "\n"))?;
+    write(
+        REPORT_JSON,
+        &(serde_json::to_string_pretty(&report)? + "\n"),
+    )?;
     write(REPORT_MD, &text::markdown(&report))?;
     write(REPORT_CSV, &text::csv(&report)?)?;
     write(REPORT_HTML, &html::page(&report, &charts))?;
@@ -94,8 +118,12 @@ pub fn write_report(
 /// Reads `report.json` from a report artifact directory.
 pub fn load_report(report_dir: &Path) -> anyhow::Result<Report> {
     let path = report_dir.join(REPORT_JSON);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}; is this a `report` stage's artifact?", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {}; is this a `report` stage's artifact?",
+            path.display()
+        )
+    })?;
     let mut de = serde_json::Deserializer::from_str(&text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let at = e.path().to_string();
@@ -124,7 +152,12 @@ pub fn show(report_dir: &Path, format: ShowFormat) -> anyhow::Result<String> {
     Ok(match format {
         ShowFormat::Table => {
             let (header, cells) = text::main_table(&report);
-            format!("{}\n{}\n\n{}", report.title, report.headline, text::markdown_table(&header, &cells))
+            format!(
+                "{}\n{}\n\n{}",
+                report.title,
+                report.headline,
+                text::markdown_table(&header, &cells)
+            )
         }
         ShowFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
         ShowFormat::Csv => text::csv(&report)?,

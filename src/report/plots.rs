@@ -15,19 +15,33 @@ pub fn ablation(report: &Report, metric: Metric) -> String {
         let mut points: Vec<(f64, f64)> = Vec::new();
         let mut baseline = None;
         for r in rows {
-            let Some(value) = r.values.get(&metric).copied().flatten() else { continue };
+            let Some(value) = r.values.get(&metric).copied().flatten() else {
+                continue;
+            };
             match (r.method, r.samples) {
                 (Method::ZeroShot, _) => baseline = baseline.or(Some(value)),
-                (Method::Lora, Some(samples)) if samples > 0 => points.push((samples as f64, value)),
+                (Method::Lora, Some(samples)) if samples > 0 => {
+                    points.push((samples as f64, value))
+                }
                 (Method::Lora, _) => unplaced += 1,
             }
         }
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         if !points.is_empty() {
-            series.push(Series { name: model.clone(), color: color(i), points, dots: true, tooltip: None });
+            series.push(Series {
+                name: model.clone(),
+                color: color(i),
+                points,
+                dots: true,
+                tooltip: None,
+            });
         }
         if let Some(y) = baseline {
-            hlines.push(HLine { name: model.clone(), color: color(i), y });
+            hlines.push(HLine {
+                name: model.clone(),
+                color: color(i),
+                y,
+            });
         }
     }
     let mut notes = Vec::new();
@@ -37,7 +51,9 @@ pub fn ablation(report: &Report, metric: Metric) -> String {
         notes.push("no fine-tuned arm with a sample count".to_string());
     }
     if unplaced > 0 {
-        notes.push(format!("{unplaced} LoRA arm(s) trained on the whole pool are not plotted"));
+        notes.push(format!(
+            "{unplaced} LoRA arm(s) trained on the whole pool are not plotted"
+        ));
     }
     Chart {
         title: format!("{metric} vs training samples"),
@@ -58,7 +74,11 @@ pub fn loss(trains: &[TrainInput]) -> String {
         .enumerate()
         .map(|(i, t)| Series {
             // Arm names are too long for a legend; model and samples tell the runs apart.
-            name: format!("{} · {}", t.summary.model, t.summary.samples.map_or("all".into(), |s| s.to_string())),
+            name: format!(
+                "{} · {}",
+                t.summary.model,
+                t.summary.samples.map_or("all".into(), |s| s.to_string())
+            ),
             color: color(i),
             points: t.steps.iter().map(|s| (s.step as f64, s.loss)).collect(),
             dots: false,

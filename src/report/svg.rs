@@ -15,8 +15,10 @@ const TOP: f64 = 40.0;
 const BOTTOM: f64 = 52.0;
 
 /// Tableau 10: distinguishable, and readable when printed in grey.
-pub const PALETTE: [&str; 10] =
-    ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+pub const PALETTE: [&str; 10] = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#bab0ac",
+];
 
 pub fn color(i: usize) -> &'static str {
     PALETTE[i % PALETTE.len()]
@@ -81,7 +83,11 @@ fn linear_ticks(lo: f64, hi: f64, target: usize) -> (f64, f64, Vec<f64>) {
     };
     let raw = (hi - lo) / target as f64;
     let magnitude = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude);
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude);
     let start = (lo / step).floor() * step;
     let end = (hi / step).ceil() * step;
     let count = ((end - start) / step).round() as usize;
@@ -103,9 +109,16 @@ fn log_ticks(lo: f64, hi: f64) -> (f64, f64, Vec<f64>) {
     };
     let inside = |v: &f64| v.log10() >= log_lo - 1e-9 && v.log10() <= log_hi + 1e-9;
     let decades = (log_lo.floor() as i32)..=(log_hi.ceil() as i32);
-    let mut ticks: Vec<f64> = decades.clone().map(|e| 10f64.powi(e)).filter(inside).collect();
+    let mut ticks: Vec<f64> = decades
+        .clone()
+        .map(|e| 10f64.powi(e))
+        .filter(inside)
+        .collect();
     if ticks.len() < 2 {
-        ticks = decades.flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e))).filter(inside).collect();
+        ticks = decades
+            .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
+            .filter(inside)
+            .collect();
     }
     (10f64.powf(log_lo), 10f64.powf(log_hi), ticks)
 }
@@ -121,7 +134,11 @@ fn tick_label(v: f64, x_scale: XScale) -> String {
     // Enough digits to tell neighbouring ticks apart, no float noise.
     let text = format!("{v:.6}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
-    if text == "-0" { "0".into() } else { text.into() }
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
 }
 
 impl Chart {
@@ -167,24 +184,39 @@ impl Chart {
             r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{title}" font-family="system-ui, -apple-system, 'Segoe UI', sans-serif" font-size="12">"#,
             title = escape(&self.title)
         );
-        let _ = write!(s, r##"<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>"##);
+        let _ = write!(
+            s,
+            r##"<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>"##
+        );
         let _ = write!(
             s,
             r##"<text x="{LEFT}" y="20" font-size="15" font-weight="600" fill="#222">{}</text>"##,
             escape(&self.title)
         );
         if let Some(note) = &self.note {
-            let _ = write!(s, r##"<text x="{LEFT}" y="34" font-size="11" fill="#777">{}</text>"##, escape(note));
+            let _ = write!(
+                s,
+                r##"<text x="{LEFT}" y="34" font-size="11" fill="#777">{}</text>"##,
+                escape(note)
+            );
         }
 
         s.push_str(r##"<g class="grid" stroke="#e4e4e4" stroke-width="1">"##);
         for &t in &y_ticks {
             let y = to_y(t);
-            let _ = write!(s, r#"<line x1="{LEFT}" x2="{:.2}" y1="{y:.2}" y2="{y:.2}"/>"#, LEFT + plot_w);
+            let _ = write!(
+                s,
+                r#"<line x1="{LEFT}" x2="{:.2}" y1="{y:.2}" y2="{y:.2}"/>"#,
+                LEFT + plot_w
+            );
         }
         for &t in &x_ticks {
             let x = to_x(t);
-            let _ = write!(s, r#"<line x1="{x:.2}" x2="{x:.2}" y1="{TOP}" y2="{:.2}"/>"#, TOP + plot_h);
+            let _ = write!(
+                s,
+                r#"<line x1="{x:.2}" x2="{x:.2}" y1="{TOP}" y2="{:.2}"/>"#,
+                TOP + plot_h
+            );
         }
         s.push_str("</g>");
 
@@ -246,12 +278,17 @@ impl Chart {
                 .points
                 .iter()
                 .copied()
-                .filter(|(x, y)| x.is_finite() && y.is_finite() && (self.x_scale == XScale::Linear || *x > 0.0))
+                .filter(|(x, y)| {
+                    x.is_finite() && y.is_finite() && (self.x_scale == XScale::Linear || *x > 0.0)
+                })
                 .collect();
             if points.is_empty() {
                 continue;
             }
-            let path: Vec<String> = points.iter().map(|(x, y)| format!("{:.2},{:.2}", to_x(*x), to_y(*y))).collect();
+            let path: Vec<String> = points
+                .iter()
+                .map(|(x, y)| format!("{:.2},{:.2}", to_x(*x), to_y(*y)))
+                .collect();
             let _ = write!(
                 s,
                 r#"<polyline class="series" data-series="{}" points="{}" fill="none" stroke="{}" stroke-width="2" stroke-linejoin="round"><title>{}</title></polyline>"#,
@@ -286,7 +323,11 @@ impl Chart {
         s.push_str(r#"<g class="legend">"#);
         for (i, (name, color, dashed)) in entries.iter().enumerate() {
             let y = TOP + 8.0 + i as f64 * 18.0;
-            let dash = if *dashed { r#" stroke-dasharray="6 4""# } else { "" };
+            let dash = if *dashed {
+                r#" stroke-dasharray="6 4""#
+            } else {
+                ""
+            };
             let _ = write!(
                 s,
                 r##"<line x1="{legend_x}" x2="{:.2}" y1="{y:.2}" y2="{y:.2}" stroke="{color}" stroke-width="2"{dash}/><text x="{:.2}" y="{:.2}" fill="#222">{}</text>"##,
@@ -337,7 +378,10 @@ mod tests {
         assert_eq!(ticks, [100.0, 1000.0, 10_000.0]);
         let (lo, hi, ticks) = log_ticks(300.0, 300.0);
         assert!(lo < 300.0 && hi > 300.0);
-        assert!(ticks.len() >= 2 && ticks.iter().all(|t| *t >= lo && *t <= hi), "{ticks:?}");
+        assert!(
+            ticks.len() >= 2 && ticks.iter().all(|t| *t >= lo && *t <= hi),
+            "{ticks:?}"
+        );
     }
 
     #[test]

@@ -134,7 +134,12 @@ pub struct Report {
 
 /// Builds the report from loaded inputs. Rows sort by model name, then zero-shot before LoRA, then
 /// training samples, then arm name, so the order never depends on the order inputs arrive in.
-pub fn build(title: String, metrics: &[Metric], evals: &[EvalInput], trains: &[TrainInput]) -> Report {
+pub fn build(
+    title: String,
+    metrics: &[Metric],
+    evals: &[EvalInput],
+    trains: &[TrainInput],
+) -> Report {
     let mut models: Vec<String> = evals.iter().map(|e| e.results.model.clone()).collect();
     models.sort();
     models.dedup();
@@ -142,10 +147,16 @@ pub fn build(title: String, metrics: &[Metric], evals: &[EvalInput], trains: &[T
     // A LoRA on the whole pool (no sample count) sorts after every sample count.
     ordered.sort_by_cached_key(|e| {
         let r = &e.results;
-        (r.model.clone(), method_of(r), lora_samples(r).unwrap_or(u64::MAX), e.arm.clone())
+        (
+            r.model.clone(),
+            method_of(r),
+            lora_samples(r).unwrap_or(u64::MAX),
+            e.arm.clone(),
+        )
     });
 
-    let baselines: Vec<Option<&EvalInput>> = ordered.iter().map(|e| baseline_for(e, &ordered)).collect();
+    let baselines: Vec<Option<&EvalInput>> =
+        ordered.iter().map(|e| baseline_for(e, &ordered)).collect();
 
     let rows: Vec<Row> = ordered
         .iter()
@@ -170,15 +181,23 @@ pub fn build(title: String, metrics: &[Metric], evals: &[EvalInput], trains: &[T
         })
         .collect();
 
-    let per_lang =
-        breakdown(metrics, &ordered, &baselines, |r| r.per_lang.iter().map(|(k, s)| (k.clone(), s)).collect());
-    let levels =
-        breakdown(metrics, &ordered, &baselines, |r| r.levels.iter().map(|(k, l)| (k.clone(), &l.overall)).collect());
+    let per_lang = breakdown(metrics, &ordered, &baselines, |r| {
+        r.per_lang.iter().map(|(k, s)| (k.clone(), s)).collect()
+    });
+    let levels = breakdown(metrics, &ordered, &baselines, |r| {
+        r.levels
+            .iter()
+            .map(|(k, l)| (k.clone(), &l.overall))
+            .collect()
+    });
 
     let training = sorted_trains(trains)
         .into_iter()
         .map(|t| TrainingRow {
-            train: Source { arm: t.arm.clone(), key: t.key.clone() },
+            train: Source {
+                arm: t.arm.clone(),
+                key: t.key.clone(),
+            },
             model: t.summary.model.clone(),
             samples: t.summary.samples,
             trainable_params: t.summary.trainable_params,
@@ -189,19 +208,42 @@ pub fn build(title: String, metrics: &[Metric], evals: &[EvalInput], trains: &[T
         })
         .collect();
 
-    let headline = format!("{}, {}", plural(rows.len(), "row"), plural(models.len(), "model"));
-    Report { title, headline, metrics: metrics.to_vec(), models, rows, per_lang, levels, training }
+    let headline = format!(
+        "{}, {}",
+        plural(rows.len(), "row"),
+        plural(models.len(), "model")
+    );
+    Report {
+        title,
+        headline,
+        metrics: metrics.to_vec(),
+        models,
+        rows,
+        per_lang,
+        levels,
+        training,
+    }
 }
 
 /// Training runs by model, then samples (whole pool last), then arm name.
 pub fn sorted_trains(trains: &[TrainInput]) -> Vec<&TrainInput> {
     let mut sorted: Vec<&TrainInput> = trains.iter().collect();
-    sorted.sort_by_cached_key(|t| (t.summary.model.clone(), t.summary.samples.map_or(u64::MAX, |s| s), t.arm.clone()));
+    sorted.sort_by_cached_key(|t| {
+        (
+            t.summary.model.clone(),
+            t.summary.samples.map_or(u64::MAX, |s| s),
+            t.arm.clone(),
+        )
+    });
     sorted
 }
 
 fn plural(n: usize, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// Training samples of a LoRA row; zero-shot rows have none, whatever the results say.
@@ -210,20 +252,34 @@ fn lora_samples(results: &EvalResults) -> Option<u64> {
 }
 
 fn method_of(results: &EvalResults) -> Method {
-    if results.adapter.is_some() { Method::Lora } else { Method::ZeroShot }
+    if results.adapter.is_some() {
+        Method::Lora
+    } else {
+        Method::ZeroShot
+    }
 }
 
 fn source(e: &EvalInput) -> Source {
-    Source { arm: e.arm.clone(), key: e.key.clone() }
+    Source {
+        arm: e.arm.clone(),
+        key: e.key.clone(),
+    }
 }
 
 /// The zero-shot arm a LoRA arm is compared with: of the same model, preferring one decoded the same
 /// way; among equals, the first in row order.
 fn baseline_for<'a>(e: &EvalInput, ordered: &[&'a EvalInput]) -> Option<&'a EvalInput> {
     e.results.adapter.as_ref()?;
-    let candidates: Vec<&'a EvalInput> =
-        ordered.iter().copied().filter(|c| c.results.adapter.is_none() && c.results.model == e.results.model).collect();
-    candidates.iter().copied().find(|c| c.results.decoding == e.results.decoding).or(candidates.first().copied())
+    let candidates: Vec<&'a EvalInput> = ordered
+        .iter()
+        .copied()
+        .filter(|c| c.results.adapter.is_none() && c.results.model == e.results.model)
+        .collect();
+    candidates
+        .iter()
+        .copied()
+        .find(|c| c.results.decoding == e.results.decoding)
+        .or(candidates.first().copied())
 }
 
 fn values_of(metrics: &[Metric], scores: &Scores, perplexity: Option<f64>) -> Values {
@@ -265,8 +321,9 @@ fn breakdown<'r>(
 ) -> Vec<BreakdownRow> {
     let mut by_group: BTreeMap<String, Vec<BreakdownRow>> = BTreeMap::new();
     for (e, base) in ordered.iter().zip(baselines) {
-        let base_groups: BTreeMap<String, &Scores> =
-            base.map(|b| groups(&b.results).into_iter().collect()).unwrap_or_default();
+        let base_groups: BTreeMap<String, &Scores> = base
+            .map(|b| groups(&b.results).into_iter().collect())
+            .unwrap_or_default();
         for (group, scores) in groups(&e.results) {
             // Perplexity is measured over the whole test set only.
             let values = values_of(metrics, scores, None);
@@ -274,16 +331,19 @@ fn breakdown<'r>(
                 (Some(_), Some(b)) => deltas(&values, &values_of(metrics, b, None)),
                 _ => Values::new(),
             };
-            by_group.entry(group.clone()).or_default().push(BreakdownRow {
-                group,
-                model: e.results.model.clone(),
-                method: method_of(&e.results),
-                samples: lora_samples(&e.results),
-                eval: source(e),
-                n: scores.n,
-                values,
-                deltas,
-            });
+            by_group
+                .entry(group.clone())
+                .or_default()
+                .push(BreakdownRow {
+                    group,
+                    model: e.results.model.clone(),
+                    method: method_of(&e.results),
+                    samples: lora_samples(&e.results),
+                    eval: source(e),
+                    n: scores.n,
+                    values,
+                    deltas,
+                });
         }
     }
     by_group.into_values().flatten().collect()

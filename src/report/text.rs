@@ -8,7 +8,9 @@ pub fn value_cell(metric: Metric, method: Method, values: &Values, deltas: &Valu
     let value = values.get(&metric).copied().flatten();
     match (method, value, deltas.get(&metric)) {
         // A missing value has no delta worth a second dash.
-        (Method::Lora, Some(_), Some(delta)) => format!("{} ({})", metric.format(value), metric.format_delta(*delta)),
+        (Method::Lora, Some(_), Some(delta)) => {
+            format!("{} ({})", metric.format(value), metric.format_delta(*delta))
+        }
         _ => metric.format(value),
     }
 }
@@ -23,7 +25,9 @@ pub fn samples_label(method: Method, samples: Option<u64>) -> String {
 
 /// Header and cells of the main table, shared by every rendering.
 pub fn main_table(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut header: Vec<String> = ["model", "method", "samples", "n"].map(String::from).to_vec();
+    let mut header: Vec<String> = ["model", "method", "samples", "n"]
+        .map(String::from)
+        .to_vec();
     header.extend(report.metrics.iter().map(|m| m.name().to_string()));
     header.push("eval key".into());
     let cells = report.rows.iter().map(|r| main_row(report, r)).collect();
@@ -31,16 +35,38 @@ pub fn main_table(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
 }
 
 fn main_row(report: &Report, r: &Row) -> Vec<String> {
-    let mut cells = vec![r.model.clone(), r.method.label().into(), samples_label(r.method, r.samples), r.n.to_string()];
-    cells.extend(report.metrics.iter().map(|&m| value_cell(m, r.method, &r.values, &r.deltas)));
+    let mut cells = vec![
+        r.model.clone(),
+        r.method.label().into(),
+        samples_label(r.method, r.samples),
+        r.n.to_string(),
+    ];
+    cells.extend(
+        report
+            .metrics
+            .iter()
+            .map(|&m| value_cell(m, r.method, &r.values, &r.deltas)),
+    );
     cells.push(r.eval.short_key().to_string());
     cells
 }
 
 /// Header and cells of a breakdown table; `group` names its first column.
-pub fn breakdown_table(report: &Report, group: &str, rows: &[BreakdownRow]) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut header: Vec<String> = [group, "model", "method", "samples", "n"].map(String::from).to_vec();
-    header.extend(report.metrics.iter().filter(|m| **m != Metric::Perplexity).map(|m| m.name().to_string()));
+pub fn breakdown_table(
+    report: &Report,
+    group: &str,
+    rows: &[BreakdownRow],
+) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut header: Vec<String> = [group, "model", "method", "samples", "n"]
+        .map(String::from)
+        .to_vec();
+    header.extend(
+        report
+            .metrics
+            .iter()
+            .filter(|m| **m != Metric::Perplexity)
+            .map(|m| m.name().to_string()),
+    );
     header.push("eval key".into());
     let cells = rows
         .iter()
@@ -68,10 +94,19 @@ pub fn breakdown_table(report: &Report, group: &str, rows: &[BreakdownRow]) -> (
 
 /// Header and cells of the training-runs table.
 pub fn training_table(rows: &[TrainingRow]) -> (Vec<String>, Vec<Vec<String>>) {
-    let header =
-        ["arm", "model", "samples", "trainable params", "tokens seen", "seconds", "steps", "final loss", "train key"]
-            .map(String::from)
-            .to_vec();
+    let header = [
+        "arm",
+        "model",
+        "samples",
+        "trainable params",
+        "tokens seen",
+        "seconds",
+        "steps",
+        "final loss",
+        "train key",
+    ]
+    .map(String::from)
+    .to_vec();
     let cells = rows
         .iter()
         .map(|t| {
@@ -81,9 +116,11 @@ pub fn training_table(rows: &[TrainingRow]) -> (Vec<String>, Vec<Vec<String>>) {
                 t.samples.map_or_else(|| "all".into(), |s| s.to_string()),
                 t.trainable_params.to_string(),
                 t.tokens_seen.to_string(),
-                t.seconds.map_or_else(|| MISSING.into(), |s| format!("{s:.1}")),
+                t.seconds
+                    .map_or_else(|| MISSING.into(), |s| format!("{s:.1}")),
                 t.steps.to_string(),
-                t.final_loss.map_or_else(|| MISSING.into(), |l| format!("{l:.4}")),
+                t.final_loss
+                    .map_or_else(|| MISSING.into(), |l| format!("{l:.4}")),
                 short_key(&t.train.key).to_string(),
             ]
         })
@@ -95,7 +132,10 @@ pub fn training_table(rows: &[TrainingRow]) -> (Vec<String>, Vec<Vec<String>>) {
 pub fn markdown_table(header: &[String], rows: &[Vec<String>]) -> String {
     let escape = |s: &str| s.replace('|', "\\|");
     let header: Vec<String> = header.iter().map(|h| escape(h)).collect();
-    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| escape(c)).collect()).collect();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape(c)).collect())
+        .collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
@@ -150,7 +190,9 @@ pub fn markdown(report: &Report) -> String {
     }
     out.push_str("\n## Plots\n\n");
     for m in &report.metrics {
-        out.push_str(&format!("- [{m} vs training samples](plots/ablation-{m}.svg)\n"));
+        out.push_str(&format!(
+            "- [{m} vs training samples](plots/ablation-{m}.svg)\n"
+        ));
     }
     out.push_str("- [training loss](plots/loss.svg)\n");
     out
@@ -159,10 +201,18 @@ pub fn markdown(report: &Report) -> String {
 /// `report.csv`: one line per main-table row, full-precision numbers, empty cells for missing ones.
 pub fn csv(report: &Report) -> anyhow::Result<String> {
     let mut w = ::csv::Writer::from_writer(Vec::new());
-    let mut header: Vec<String> =
-        ["model", "method", "samples", "eval_arm", "eval_key", "baseline_arm", "baseline_key", "n"]
-            .map(String::from)
-            .to_vec();
+    let mut header: Vec<String> = [
+        "model",
+        "method",
+        "samples",
+        "eval_arm",
+        "eval_key",
+        "baseline_arm",
+        "baseline_key",
+        "n",
+    ]
+    .map(String::from)
+    .to_vec();
     for m in &report.metrics {
         header.push(m.name().into());
         header.push(format!("{m}_delta"));
@@ -176,8 +226,12 @@ pub fn csv(report: &Report) -> anyhow::Result<String> {
             r.samples.map_or_else(String::new, |s| s.to_string()),
             r.eval.arm.clone(),
             r.eval.key.clone(),
-            r.baseline.as_ref().map_or_else(String::new, |b| b.arm.clone()),
-            r.baseline.as_ref().map_or_else(String::new, |b| b.key.clone()),
+            r.baseline
+                .as_ref()
+                .map_or_else(String::new, |b| b.arm.clone()),
+            r.baseline
+                .as_ref()
+                .map_or_else(String::new, |b| b.key.clone()),
             r.n.to_string(),
         ];
         for m in &report.metrics {

@@ -40,7 +40,11 @@ impl StageKind for Command {
             .iter()
             .map(|dep| {
                 let path = ctx.base_dir.join(dep);
-                anyhow::ensure!(path.exists(), "dependency `{dep}` does not exist (looked for {})", path.display());
+                anyhow::ensure!(
+                    path.exists(),
+                    "dependency `{dep}` does not exist (looked for {})",
+                    path.display()
+                );
                 Ok(path)
             })
             .collect()
@@ -48,7 +52,8 @@ impl StageKind for Command {
 
     fn run(params: &CommandParams, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
         let log_path = ctx.work_dir.join("command.log");
-        let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
         let mut cmd = std::process::Command::new("sh");
         cmd.arg("-c")
             .arg(&params.run)
@@ -61,17 +66,26 @@ impl StageKind for Command {
             .stdout(log.try_clone()?)
             .stderr(log);
         for input in ctx.inputs {
-            let var = format!("APITUNE_INPUT_{}", input.stage.to_uppercase().replace('-', "_"));
+            let var = format!(
+                "APITUNE_INPUT_{}",
+                input.stage.to_uppercase().replace('-', "_")
+            );
             cmd.env(var, &input.dir);
         }
         let started = std::time::Instant::now();
-        let status = cmd.status().with_context(|| format!("starting `sh -c {}`", params.run))?;
+        let status = cmd
+            .status()
+            .with_context(|| format!("starting `sh -c {}`", params.run))?;
         if !status.success() {
             let mut text = String::new();
             std::fs::File::open(&log_path)?.read_to_string(&mut text)?;
             let tail: Vec<&str> = text.lines().rev().take(20).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            anyhow::bail!("command `{}` failed ({status}); last output:\n{}", params.run, tail.join("\n"));
+            anyhow::bail!(
+                "command `{}` failed ({status}); last output:\n{}",
+                params.run,
+                tail.join("\n")
+            );
         }
         Ok(serde_json::json!({ "seconds": started.elapsed().as_secs_f64() }))
     }

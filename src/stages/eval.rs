@@ -74,7 +74,13 @@ pub struct Decoding {
 
 impl Default for Decoding {
     fn default() -> Self {
-        Decoding { max_new_tokens: default_max_new_tokens(), temperature: 0.0, top_k: None, top_p: None, stop: Vec::new() }
+        Decoding {
+            max_new_tokens: default_max_new_tokens(),
+            temperature: 0.0,
+            top_k: None,
+            top_p: None,
+            stop: Vec::new(),
+        }
     }
 }
 
@@ -115,10 +121,14 @@ impl StageKind for Eval {
 
     fn check(params: &EvalParams, ctx: &PlanContext) -> Result<(), (String, String)> {
         if let Some(name) = &params.model {
-            ctx.check_model(name).map_err(|e| ("model".to_string(), e))?;
+            ctx.check_model(name)
+                .map_err(|e| ("model".to_string(), e))?;
         }
         if let Some(bad) = params.levels.iter().find(|l| !LEVELS.contains(&l.as_str())) {
-            return Err(("levels".into(), format!("unknown level `{bad}`: use level1, level2 or level3")));
+            return Err((
+                "levels".into(),
+                format!("unknown level `{bad}`: use level1, level2 or level3"),
+            ));
         }
         if params.batch_size == 0 {
             return Err(("batch_size".into(), "batch_size must be at least 1".into()));
@@ -144,15 +154,23 @@ impl StageKind for Eval {
         for level in &params.levels {
             let records = level_records(&split.dir, level, params)?;
             let prompts: Vec<String> = records.iter().map(|r| data::prompt(r, &r.lang)).collect();
-            let (generated, memo) = generate_memoized(ctx, &model, &source, params, level, &prompts)?;
+            let (generated, memo) =
+                generate_memoized(ctx, &model, &source, params, level, &prompts)?;
             memos.push(memo);
             let nlls: Vec<Option<TokenNll>> = if params.perplexity {
-                reference_nll(&model, &records, &prompts, params.batch_size)?.into_iter().map(Some).collect()
+                reference_nll(&model, &records, &prompts, params.batch_size)?
+                    .into_iter()
+                    .map(Some)
+                    .collect()
             } else {
                 vec![None; records.len()]
             };
-            let level_examples: Vec<(ApiRecord, Generated, Option<TokenNll>)> =
-                records.into_iter().zip(generated).zip(nlls).map(|((r, g), n)| (r, g, n)).collect();
+            let level_examples: Vec<(ApiRecord, Generated, Option<TokenNll>)> = records
+                .into_iter()
+                .zip(generated)
+                .zip(nlls)
+                .map(|((r, g), n)| (r, g, n))
+                .collect();
             let scores = score_corpus(&examples_of(&level_examples, &endpoints));
             for ((r, g, _), s) in level_examples.iter().zip(&scores.examples) {
                 samples.push(json!({
@@ -161,7 +179,13 @@ impl StageKind for Eval {
                     "finish_reason": g.finish_reason, "new_tokens": g.new_tokens, "metrics": s,
                 }));
             }
-            levels.insert(level.clone(), LevelScores { overall: scores.overall, per_lang: scores.per_lang });
+            levels.insert(
+                level.clone(),
+                LevelScores {
+                    overall: scores.overall,
+                    per_lang: scores.per_lang,
+                },
+            );
             all.extend(level_examples);
         }
         let overall = score_corpus(&examples_of(&all, &endpoints));
@@ -178,7 +202,8 @@ impl StageKind for Eval {
             perplexity: overall.overall.perplexity,
         };
         results.write(ctx.out_dir)?;
-        let mut out = std::io::BufWriter::new(std::fs::File::create(ctx.out_dir.join("samples.jsonl"))?);
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(ctx.out_dir.join("samples.jsonl"))?);
         for s in &samples {
             serde_json::to_writer(&mut out, s)?;
             out.write_all(b"\n")?;
@@ -209,7 +234,8 @@ impl StageKind for Eval {
 }
 
 fn device_for(backend: &str) -> anyhow::Result<burn::tensor::Device> {
-    let backend = <model::Backend as clap::ValueEnum>::from_str(backend, true).map_err(|e| anyhow::anyhow!(e))?;
+    let backend = <model::Backend as clap::ValueEnum>::from_str(backend, true)
+        .map_err(|e| anyhow::anyhow!(e))?;
     Ok(backend.device()?)
 }
 
@@ -226,10 +252,20 @@ struct ModelSource {
 
 impl ModelSource {
     fn resolve(params: &EvalParams, ctx: &RunContext) -> anyhow::Result<ModelSource> {
-        let of_kind = |kind: &str| ctx.inputs.iter().filter(|i| i.kind == kind).collect::<Vec<_>>();
+        let of_kind = |kind: &str| {
+            ctx.inputs
+                .iter()
+                .filter(|i| i.kind == kind)
+                .collect::<Vec<_>>()
+        };
         let (pretrained, adapters) = (of_kind("pretrain"), of_kind("lora-train"));
         if adapters.len() > 1 {
-            anyhow::bail!("stage `{}` needs several `lora-train` arms ({}, {}); an eval arm evaluates one adapter", ctx.arm, adapters[0].arm, adapters[1].arm);
+            anyhow::bail!(
+                "stage `{}` needs several `lora-train` arms ({}, {}); an eval arm evaluates one adapter",
+                ctx.arm,
+                adapters[0].arm,
+                adapters[1].arm
+            );
         }
         if let Some(lora) = adapters.first() {
             let base = BaseRef::load(&lora.dir)?;
@@ -243,17 +279,34 @@ impl ModelSource {
                             ctx.arm
                         )
                     })?;
-                    (base.model.clone(), input.dir.clone(), json!({ "artifact": input.key }))
+                    (
+                        base.model.clone(),
+                        input.dir.clone(),
+                        json!({ "artifact": input.key }),
+                    )
                 }
                 None => {
                     if let Some(name) = params.model.as_ref().filter(|n| **n != base.model) {
-                        anyhow::bail!("stage `{}` names model `{name}`, but the adapter of `{}` was trained on `{}`", ctx.arm, lora.arm, base.model);
+                        anyhow::bail!(
+                            "stage `{}` names model `{name}`, but the adapter of `{}` was trained on `{}`",
+                            ctx.arm,
+                            lora.arm,
+                            base.model
+                        );
                     }
-                    (base.model.clone(), ctx.model_dir(&base.model)?, json!({ "files": ctx.file_hashes, "model": base.model }))
+                    (
+                        base.model.clone(),
+                        ctx.model_dir(&base.model)?,
+                        json!({ "files": ctx.file_hashes, "model": base.model }),
+                    )
                 }
             };
             let samples = TrainSummary::load(&lora.dir).ok().and_then(|s| s.samples);
-            let info = AdapterInfo { arm: lora.arm.clone(), key: lora.key.clone(), samples };
+            let info = AdapterInfo {
+                arm: lora.arm.clone(),
+                key: lora.key.clone(),
+                samples,
+            };
             return Ok(ModelSource {
                 name,
                 dir,
@@ -270,7 +323,9 @@ impl ModelSource {
             }),
             (None, [input]) => Ok(ModelSource {
                 // The model the pretrain stage trained, so its rows line up with its adapters'.
-                name: TrainSummary::load(&input.dir).map(|s| s.model).unwrap_or_else(|_| input.arm.clone()),
+                name: TrainSummary::load(&input.dir)
+                    .map(|s| s.model)
+                    .unwrap_or_else(|_| input.arm.clone()),
                 dir: input.dir.clone(),
                 adapter: None,
                 identity: json!({ "artifact": input.key }),
@@ -284,20 +339,28 @@ impl ModelSource {
                 "stage `{}` has no model: set `model = \"NAME\"` (a model of [models] with a `path`) or need a `pretrain` or `lora-train` stage",
                 ctx.arm
             ),
-            (None, _) => anyhow::bail!("stage `{}` needs several `pretrain` arms; it evaluates one model", ctx.arm),
+            (None, _) => anyhow::bail!(
+                "stage `{}` needs several `pretrain` arms; it evaluates one model",
+                ctx.arm
+            ),
         }
     }
 
     fn load(&self, device: &burn::tensor::Device) -> anyhow::Result<Model> {
         let loaded = match &self.adapter {
-            Some((adapter_dir, _)) => model::lora::load_with_adapter(&self.dir, adapter_dir, device),
+            Some((adapter_dir, _)) => {
+                model::lora::load_with_adapter(&self.dir, adapter_dir, device)
+            }
             None => Model::load(&self.dir, device),
         };
         loaded.with_context(|| format!("loading model `{}` from {}", self.name, self.dir.display()))
     }
 }
 
-fn examples_of<'a>(items: &'a [(ApiRecord, Generated, Option<TokenNll>)], endpoints: &'a HashMap<String, EndpointSet>) -> Vec<Example<'a>> {
+fn examples_of<'a>(
+    items: &'a [(ApiRecord, Generated, Option<TokenNll>)],
+    endpoints: &'a HashMap<String, EndpointSet>,
+) -> Vec<Example<'a>> {
     items
         .iter()
         .map(|(r, g, nll)| Example {
@@ -315,14 +378,25 @@ fn examples_of<'a>(items: &'a [(ApiRecord, Generated, Option<TokenNll>)], endpoi
 fn fit_prompt(model: &Model, prompt: &str, max_new_tokens: usize) -> anyhow::Result<Vec<u32>> {
     let ids = model::tokenizer::encode(&model.tokenizer, prompt)?;
     let context = model.config.max_positions();
-    let budget = context.saturating_sub(max_new_tokens.min(context / 4)).max(1);
-    Ok(if ids.len() > budget { ids[ids.len() - budget..].to_vec() } else { ids })
+    let budget = context
+        .saturating_sub(max_new_tokens.min(context / 4))
+        .max(1);
+    Ok(if ids.len() > budget {
+        ids[ids.len() - budget..].to_vec()
+    } else {
+        ids
+    })
 }
 
 /// NLL of each reference given its prompt: target-only perplexity (the study scored the model's
 /// own output, prompt included). Pairs longer than the context keep the whole target when they
 /// can, cutting the prompt from the left; a target longer than the context is cut at its end.
-fn reference_nll(model: &Model, records: &[ApiRecord], prompts: &[String], batch: usize) -> anyhow::Result<Vec<TokenNll>> {
+fn reference_nll(
+    model: &Model,
+    records: &[ApiRecord],
+    prompts: &[String],
+    batch: usize,
+) -> anyhow::Result<Vec<TokenNll>> {
     let context = model.config.max_positions();
     let mut out = Vec::with_capacity(records.len());
     for (recs, prompts) in records.chunks(batch).zip(prompts.chunks(batch)) {
@@ -335,19 +409,30 @@ fn reference_nll(model: &Model, records: &[ApiRecord], prompts: &[String], batch
             pairs.push((prompt[prompt.len() - keep..].to_vec(), target));
         }
         for s in model::score_tokens(&model.network, &pairs, context, &model.device)? {
-            out.push(TokenNll { sum_nll: s.total_nll(), n_tokens: s.logprobs.len() as u64 });
+            out.push(TokenNll {
+                sum_nll: s.total_nll(),
+                n_tokens: s.logprobs.len() as u64,
+            });
         }
     }
     Ok(out)
 }
 
-fn level_records(split_dir: &Path, level: &str, params: &EvalParams) -> anyhow::Result<Vec<ApiRecord>> {
+fn level_records(
+    split_dir: &Path,
+    level: &str,
+    params: &EvalParams,
+) -> anyhow::Result<Vec<ApiRecord>> {
     let path = split_dir.join(format!("{level}.jsonl"));
     let mut out = Vec::new();
     for record in data::read_records(&path) {
         // The level files already carry the test phrasing as `instruction`.
         let record = record?;
-        if params.langs.as_ref().is_some_and(|l| !l.contains(&record.lang)) {
+        if params
+            .langs
+            .as_ref()
+            .is_some_and(|l| !l.contains(&record.lang))
+        {
             continue;
         }
         out.push(record);
@@ -365,7 +450,11 @@ fn known_endpoints(path: &Path) -> anyhow::Result<HashMap<String, EndpointSet>> 
     Ok(data::read_endpoints(path)?
         .into_iter()
         .map(|api| {
-            let set = EndpointSet::new(api.endpoints.into_iter().map(|e| (e.method.unwrap_or_default(), e.path)));
+            let set = EndpointSet::new(
+                api.endpoints
+                    .into_iter()
+                    .map(|e| (e.method.unwrap_or_default(), e.path)),
+            );
             (api.api_name, set)
         })
         .collect())
@@ -380,7 +469,10 @@ fn generate_memoized(
     level: &str,
     prompts: &[String],
 ) -> anyhow::Result<(Vec<Generated>, String)> {
-    let prompt_hashes: Vec<String> = prompts.iter().map(|p| blake3::hash(p.as_bytes()).to_hex().to_string()).collect();
+    let prompt_hashes: Vec<String> = prompts
+        .iter()
+        .map(|p| blake3::hash(p.as_bytes()).to_hex().to_string())
+        .collect();
     let material = json!({
         "what": "eval generations",
         "model": source.identity,
@@ -391,7 +483,11 @@ fn generate_memoized(
         "prompts": blake3::hash(prompt_hashes.join("\n").as_bytes()).to_hex().to_string(),
     });
     let memo_dir = ctx.memo_dir(&material)?;
-    let memo_id = memo_dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    let memo_id = memo_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
     let memo = memo_dir.join(format!("{level}.jsonl"));
     let read = crate::cache::memo::read_memo::<Generated>(&memo)?;
     if let Some(damage) = &read.damaged {
@@ -423,7 +519,10 @@ fn generate_memoized(
     while done.len() < prompts.len() {
         let start = done.len();
         let end = (start + params.batch_size).min(prompts.len());
-        let batch = prompts[start..end].iter().map(|p| fit_prompt(model, p, params.decoding.max_new_tokens)).collect::<anyhow::Result<Vec<_>>>()?;
+        let batch = prompts[start..end]
+            .iter()
+            .map(|p| fit_prompt(model, p, params.decoding.max_new_tokens))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let generations = model::generate_from_ids(model, batch, &config)?;
         for (offset, g) in generations.into_iter().enumerate() {
             let entry = Generated {
@@ -436,7 +535,11 @@ fn generate_memoized(
             file.append(&entry)?;
             done.push(entry);
         }
-        (ctx.progress)(done.len() as u64, Some(total), &format!("{level} generations"));
+        (ctx.progress)(
+            done.len() as u64,
+            Some(total),
+            &format!("{level} generations"),
+        );
     }
     file.sync()?;
     Ok((done, memo_id))

@@ -21,8 +21,15 @@ impl StageKind for Ingest {
         let progress = |n: u64| (ctx.progress)(n, None, "records");
         let mut summary = data::run_ingest(params, ctx.base_dir, ctx.out_dir, &progress)?;
         let count = |k: &str| summary.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-        let langs = summary.get("per_lang").and_then(|v| v.as_object()).map_or(0, |m| m.len());
-        let headline = format!("{} records in {langs} languages, {} skipped", count("records"), count("skipped_total"));
+        let langs = summary
+            .get("per_lang")
+            .and_then(|v| v.as_object())
+            .map_or(0, |m| m.len());
+        let headline = format!(
+            "{} records in {langs} languages, {} skipped",
+            count("records"),
+            count("skipped_total")
+        );
         super::set_headline(&mut summary, headline);
         Ok(summary)
     }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::{PlanContext, RunContext, StageKind};
 use crate::model::lora::{self, LoraSettings};
-use crate::model::{Model, END_OF_TEXT};
+use crate::model::{END_OF_TEXT, Model};
 use crate::report::inputs::{TrainSummary, write_train_steps};
 use crate::train::{self, EncodeStats, TrainOutcome, TrainRun, TrainSettings};
 
@@ -75,7 +75,8 @@ pub struct BaseRef {
 impl BaseRef {
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(BASE_FILE);
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 }
@@ -99,18 +100,30 @@ impl StageKind for LoraTrain {
     fn run(params: &LoraTrainParams, ctx: &RunContext) -> anyhow::Result<Value> {
         let split = ctx.input_of_kind("normalize")?;
         let (base_dir, base_ref) = match &params.model {
-            Some(name) => (ctx.model_dir(name)?, BaseRef { model: name.clone(), pretrain_key: None, pretrain_arm: None }),
+            Some(name) => (
+                ctx.model_dir(name)?,
+                BaseRef {
+                    model: name.clone(),
+                    pretrain_key: None,
+                    pretrain_arm: None,
+                },
+            ),
             None => {
                 let pretrain = ctx.input_of_kind("pretrain").map_err(|_| {
                     anyhow::anyhow!("stage `{}` has no base: set `model = \"NAME\"` or add a `pretrain` stage to its `needs`", ctx.arm)
                 })?;
                 let summary = TrainSummary::load(&pretrain.dir)?;
-                let base = BaseRef { model: summary.model, pretrain_key: Some(pretrain.key.clone()), pretrain_arm: Some(pretrain.arm.clone()) };
+                let base = BaseRef {
+                    model: summary.model,
+                    pretrain_key: Some(pretrain.key.clone()),
+                    pretrain_arm: Some(pretrain.arm.clone()),
+                };
                 (pretrain.dir.clone(), base)
             }
         };
         let device = training_device(ctx.backend)?;
-        let mut base = Model::load(&base_dir, &device).with_context(|| format!("loading base model {}", base_dir.display()))?;
+        let mut base = Model::load(&base_dir, &device)
+            .with_context(|| format!("loading base model {}", base_dir.display()))?;
         if params.base_dtype == BaseDtype::Bf16 {
             lora::store_base_as(&mut base.network, burn::tensor::DType::BF16);
         }
@@ -120,22 +133,57 @@ impl StageKind for LoraTrain {
             .first()
             .copied()
             .or_else(|| base.tokenizer.token_to_id(END_OF_TEXT))
-            .ok_or_else(|| anyhow::anyhow!("base model {}: no eos_token_id in config.json and no {END_OF_TEXT} token", base_dir.display()))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "base model {}: no eos_token_id in config.json and no {END_OF_TEXT} token",
+                    base_dir.display()
+                )
+            })?;
         let records = super::pretrain::training_records(&split.dir, params.samples)?;
-        let (examples, stats) = train::encode_records(&base.tokenizer, &records, eos, params.train.max_len)?;
-        let (network, trainable) = lora::attach(base.network, &params.lora, &base.config, ctx.seed)?;
+        let (examples, stats) =
+            train::encode_records(&base.tokenizer, &records, eos, params.train.max_len)?;
+        let (network, trainable) =
+            lora::attach(base.network, &params.lora, &base.config, ctx.seed)?;
         let mut outcome = train::train(
             network,
-            &TrainRun { examples: &examples, settings: &params.train, seed: ctx.seed, device: &device, work_dir: ctx.work_dir, progress: ctx.progress },
+            &TrainRun {
+                examples: &examples,
+                settings: &params.train,
+                seed: ctx.seed,
+                device: &device,
+                work_dir: ctx.work_dir,
+                progress: ctx.progress,
+            },
         )?;
         debug_assert_eq!(trainable, outcome.trainable_params);
-        lora::save_adapter(&mut outcome.network, &params.lora, &base.config, ctx.out_dir)?;
-        std::fs::write(ctx.out_dir.join(BASE_FILE), serde_json::to_string_pretty(&base_ref)?)?;
-        let mut out = write_train_outputs(ctx.out_dir, params.samples, &base_ref.model, &outcome, stats, examples.len())?;
+        lora::save_adapter(
+            &mut outcome.network,
+            &params.lora,
+            &base.config,
+            ctx.out_dir,
+        )?;
+        std::fs::write(
+            ctx.out_dir.join(BASE_FILE),
+            serde_json::to_string_pretty(&base_ref)?,
+        )?;
+        let mut out = write_train_outputs(
+            ctx.out_dir,
+            params.samples,
+            &base_ref.model,
+            &outcome,
+            stats,
+            examples.len(),
+        )?;
         let last = outcome.steps.last().map_or(f64::NAN, |s| s.loss);
         super::set_headline(
             &mut out,
-            format!("{} LoRA params · {} examples · {} steps · final loss {last:.3} · {:.0}s", outcome.trainable_params, examples.len(), outcome.steps.len(), outcome.seconds),
+            format!(
+                "{} LoRA params · {} examples · {} steps · final loss {last:.3} · {:.0}s",
+                outcome.trainable_params,
+                examples.len(),
+                outcome.steps.len(),
+                outcome.seconds
+            ),
         );
         Ok(out)
     }
@@ -143,7 +191,8 @@ impl StageKind for LoraTrain {
 
 /// The backend's device with autodiff.
 pub(crate) fn training_device(backend: &str) -> anyhow::Result<burn::tensor::Device> {
-    let backend = <crate::model::Backend as clap::ValueEnum>::from_str(backend, true).map_err(|e| anyhow::anyhow!(e))?;
+    let backend = <crate::model::Backend as clap::ValueEnum>::from_str(backend, true)
+        .map_err(|e| anyhow::anyhow!(e))?;
     Ok(backend.device()?.autodiff())
 }
 
@@ -168,7 +217,12 @@ pub(crate) fn write_train_outputs(
     Ok(summary_json(&summary, outcome, stats, examples))
 }
 
-fn summary_json(summary: &TrainSummary, outcome: &TrainOutcome, stats: EncodeStats, examples: usize) -> Value {
+fn summary_json(
+    summary: &TrainSummary,
+    outcome: &TrainOutcome,
+    stats: EncodeStats,
+    examples: usize,
+) -> Value {
     json!({
         "examples": examples,
         "truncated": stats.truncated,

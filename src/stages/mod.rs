@@ -26,7 +26,6 @@ pub use normalize::Normalize;
 pub use pretrain::Pretrain;
 pub use report::{Report, ReportParams};
 
-
 /// An upstream artifact handed to a running stage.
 #[derive(Clone, Debug)]
 pub struct Input {
@@ -86,7 +85,10 @@ impl RunContext<'_> {
     pub fn input_of_kind(&self, kind: &str) -> anyhow::Result<&Input> {
         let mut found = self.inputs.iter().filter(|i| i.kind == kind);
         let first = found.next().ok_or_else(|| {
-            anyhow::anyhow!("stage `{}` needs an input of kind `{kind}`; add such a stage to its `needs`", self.arm)
+            anyhow::anyhow!(
+                "stage `{}` needs an input of kind `{kind}`; add such a stage to its `needs`",
+                self.arm
+            )
         })?;
         if let Some(second) = found.next() {
             anyhow::bail!(
@@ -122,14 +124,24 @@ pub const MODEL_FILES: [&str; 6] = [
 impl PlanContext<'_> {
     /// Whether `name` is a model of `[models]` with a directory; the error says what to fix.
     pub fn check_model(&self, name: &str) -> Result<(), String> {
-        model_path(self.models, self.base_dir, name).map(|_| ()).map_err(|e| e.to_string())
+        model_path(self.models, self.base_dir, name)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// Files of model `name` that enter a key: its config, tokenizer and every weight file.
     pub fn model_files(&self, name: &str) -> anyhow::Result<Vec<PathBuf>> {
         let dir = model_path(self.models, self.base_dir, name)?;
-        anyhow::ensure!(dir.join("config.json").is_file(), "model `{name}`: no config.json in {}", dir.display());
-        let mut files: Vec<PathBuf> = MODEL_FILES.iter().map(|f| dir.join(f)).filter(|p| p.is_file()).collect();
+        anyhow::ensure!(
+            dir.join("config.json").is_file(),
+            "model `{name}`: no config.json in {}",
+            dir.display()
+        );
+        let mut files: Vec<PathBuf> = MODEL_FILES
+            .iter()
+            .map(|f| dir.join(f))
+            .filter(|p| p.is_file())
+            .collect();
         for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -142,17 +154,32 @@ impl PlanContext<'_> {
     }
 }
 
-fn model_path(models: &IndexMap<String, ModelSpec>, base_dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+fn model_path(
+    models: &IndexMap<String, ModelSpec>,
+    base_dir: &Path,
+    name: &str,
+) -> anyhow::Result<PathBuf> {
     let spec = models.get(name).ok_or_else(|| {
         let names: Vec<&str> = models.keys().map(String::as_str).collect();
-        anyhow::anyhow!("unknown model `{name}`; [models] declares: {}", if names.is_empty() { "nothing".into() } else { names.join(", ") })
+        anyhow::anyhow!(
+            "unknown model `{name}`; [models] declares: {}",
+            if names.is_empty() {
+                "nothing".into()
+            } else {
+                names.join(", ")
+            }
+        )
     })?;
     let path = spec
         .path
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("model `{name}` has no `path`; a randomly initialised model is evaluated through the `pretrain` stage that trains it"))?;
     let dir = base_dir.join(path);
-    anyhow::ensure!(dir.is_dir(), "model `{name}`: directory {} does not exist", dir.display());
+    anyhow::ensure!(
+        dir.is_dir(),
+        "model `{name}`: directory {} does not exist",
+        dir.display()
+    );
     Ok(dir)
 }
 
@@ -190,10 +217,18 @@ pub trait DynStage: Send + Sync {
     fn aggregates(&self) -> bool;
     /// Type-checks params and returns them with defaults filled in (what enters the key).
     fn resolve(&self, params: toml::Value) -> Result<serde_json::Value, ParamError>;
-    fn input_files(&self, params: &serde_json::Value, ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>>;
+    fn input_files(
+        &self,
+        params: &serde_json::Value,
+        ctx: &PlanContext,
+    ) -> anyhow::Result<Vec<PathBuf>>;
     fn check(&self, params: &serde_json::Value, ctx: &PlanContext) -> Result<(), (String, String)>;
     fn runtime_facts(&self, params: &serde_json::Value, ctx: &PlanContext) -> serde_json::Value;
-    fn run(&self, params: &serde_json::Value, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
+    fn run(
+        &self,
+        params: &serde_json::Value,
+        ctx: &RunContext,
+    ) -> anyhow::Result<serde_json::Value>;
     fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema;
 }
 
@@ -221,13 +256,21 @@ impl<K: StageKind> DynStage for Registered<K> {
         K::AGGREGATES
     }
     fn resolve(&self, params: toml::Value) -> Result<serde_json::Value, ParamError> {
-        let typed: K::Params = serde_path_to_error::deserialize(params).map_err(|e| ParamError {
-            path: crate::manifest::path_segments(e.path()),
-            message: e.inner().message().to_string(),
-        })?;
-        serde_json::to_value(&typed).map_err(|e| ParamError { path: Vec::new(), message: e.to_string() })
+        let typed: K::Params =
+            serde_path_to_error::deserialize(params).map_err(|e| ParamError {
+                path: crate::manifest::path_segments(e.path()),
+                message: e.inner().message().to_string(),
+            })?;
+        serde_json::to_value(&typed).map_err(|e| ParamError {
+            path: Vec::new(),
+            message: e.to_string(),
+        })
     }
-    fn input_files(&self, params: &serde_json::Value, ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>> {
+    fn input_files(
+        &self,
+        params: &serde_json::Value,
+        ctx: &PlanContext,
+    ) -> anyhow::Result<Vec<PathBuf>> {
         K::input_files(&typed::<K>(params)?, ctx)
     }
     fn check(&self, params: &serde_json::Value, ctx: &PlanContext) -> Result<(), (String, String)> {
@@ -237,9 +280,15 @@ impl<K: StageKind> DynStage for Registered<K> {
         }
     }
     fn runtime_facts(&self, params: &serde_json::Value, ctx: &PlanContext) -> serde_json::Value {
-        typed::<K>(params).map(|p| K::runtime_facts(&p, ctx)).unwrap_or(serde_json::Value::Null)
+        typed::<K>(params)
+            .map(|p| K::runtime_facts(&p, ctx))
+            .unwrap_or(serde_json::Value::Null)
     }
-    fn run(&self, params: &serde_json::Value, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
+    fn run(
+        &self,
+        params: &serde_json::Value,
+        ctx: &RunContext,
+    ) -> anyhow::Result<serde_json::Value> {
         K::run(&typed::<K>(params)?, ctx)
     }
     fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -282,7 +331,15 @@ static REPORT: Registered<Report> = Registered(std::marker::PhantomData);
 
 /// Every stage kind this build knows, in manifest order of a typical study.
 pub fn registry() -> [&'static dyn DynStage; 7] {
-    [&INGEST, &NORMALIZE, &PRETRAIN, &EVAL, &LORA_TRAIN, &REPORT, &COMMAND]
+    [
+        &INGEST,
+        &NORMALIZE,
+        &PRETRAIN,
+        &EVAL,
+        &LORA_TRAIN,
+        &REPORT,
+        &COMMAND,
+    ]
 }
 
 pub fn lookup(kind: &str) -> Option<&'static dyn DynStage> {

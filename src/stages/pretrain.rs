@@ -58,9 +58,14 @@ impl StageKind for Pretrain {
     const VERSION: u32 = 1;
     type Params = PretrainParams;
 
-    fn input_files(params: &PretrainParams, ctx: &PlanContext) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    fn input_files(
+        params: &PretrainParams,
+        ctx: &PlanContext,
+    ) -> anyhow::Result<Vec<std::path::PathBuf>> {
         let spec = random_spec(ctx.models.get(&params.model), &params.model)?;
-        Ok(tokenizer_path(spec)?.map(|p| vec![ctx.base_dir.join(p)]).unwrap_or_default())
+        Ok(tokenizer_path(spec)?
+            .map(|p| vec![ctx.base_dir.join(p)])
+            .unwrap_or_default())
     }
 
     fn runtime_facts(params: &PretrainParams, ctx: &PlanContext) -> Value {
@@ -73,13 +78,17 @@ impl StageKind for Pretrain {
         let split = ctx.input_of_kind("normalize")?;
         let records = training_records(&split.dir, params.samples)?;
         let tokenizer = build_tokenizer(spec, ctx.base_dir, &records, &params.model)?;
-        let eos = tokenizer
-            .token_to_id(END_OF_TEXT)
-            .ok_or_else(|| anyhow::anyhow!("model `{}`: its tokenizer has no {END_OF_TEXT} token to end targets with", params.model))?;
+        let eos = tokenizer.token_to_id(END_OF_TEXT).ok_or_else(|| {
+            anyhow::anyhow!(
+                "model `{}`: its tokenizer has no {END_OF_TEXT} token to end targets with",
+                params.model
+            )
+        })?;
         let config_path = ctx.out_dir.join("config.json");
         let config_json = hf_config(spec, &params.model, tokenizer.get_vocab_size(true), eos)?;
         std::fs::write(&config_path, serde_json::to_string_pretty(&config_json)?)?;
-        let config = ModelConfig::from_dir(ctx.out_dir).with_context(|| format!("model `{}`: its `config`", params.model))?;
+        let config = ModelConfig::from_dir(ctx.out_dir)
+            .with_context(|| format!("model `{}`: its `config`", params.model))?;
         anyhow::ensure!(
             params.train.max_len <= config.max_positions(),
             "train.max_len {} exceeds the model's {} positions; lower max_len or raise the position count in [models.{}].config",
@@ -100,37 +109,71 @@ impl StageKind for Pretrain {
         let (examples, stats) = encode(&tokenizer, &records, eos, params.train.max_len)?;
         let outcome = train::train(
             network,
-            &TrainRun { examples: &examples, settings: &params.train, seed: ctx.seed, device: &device, work_dir: ctx.work_dir, progress: ctx.progress },
+            &TrainRun {
+                examples: &examples,
+                settings: &params.train,
+                seed: ctx.seed,
+                device: &device,
+                work_dir: ctx.work_dir,
+                progress: ctx.progress,
+            },
         )?;
-        model::export::save_weights(&outcome.network, &config, &ctx.out_dir.join(model::checkpoint::SINGLE_FILE))?;
-        let mut out = super::lora_train::write_train_outputs(ctx.out_dir, params.samples, &params.model, &outcome, stats, examples.len())?;
+        model::export::save_weights(
+            &outcome.network,
+            &config,
+            &ctx.out_dir.join(model::checkpoint::SINGLE_FILE),
+        )?;
+        let mut out = super::lora_train::write_train_outputs(
+            ctx.out_dir,
+            params.samples,
+            &params.model,
+            &outcome,
+            stats,
+            examples.len(),
+        )?;
         let first = outcome.steps.first().map_or(f64::NAN, |s| s.loss);
         let last = outcome.steps.last().map_or(f64::NAN, |s| s.loss);
         super::set_headline(
             &mut out,
-            format!("{} params · {} steps · loss {first:.3} -> {last:.3} · {:.0}s", outcome.trainable_params, outcome.steps.len(), outcome.seconds),
+            format!(
+                "{} params · {} steps · loss {first:.3} -> {last:.3} · {:.0}s",
+                outcome.trainable_params,
+                outcome.steps.len(),
+                outcome.seconds
+            ),
         );
         Ok(out)
     }
 }
 
 fn random_spec<'a>(spec: Option<&'a ModelSpec>, name: &str) -> anyhow::Result<&'a ModelSpec> {
-    let spec = spec.ok_or_else(|| anyhow::anyhow!("pretrain: unknown model `{name}`; declare it under [models.{name}]"))?;
+    let spec = spec.ok_or_else(|| {
+        anyhow::anyhow!("pretrain: unknown model `{name}`; declare it under [models.{name}]")
+    })?;
     anyhow::ensure!(
         spec.init.as_deref() == Some("random"),
         "pretrain: model `{name}` must set `init = \"random\"` (pretrain trains a model from scratch; fine-tune an existing one with lora-train)"
     );
-    anyhow::ensure!(spec.arch.is_some(), "pretrain: model `{name}` needs `arch` (one of {:?})", model::config::SUPPORTED_ARCHITECTURES);
+    anyhow::ensure!(
+        spec.arch.is_some(),
+        "pretrain: model `{name}` needs `arch` (one of {:?})",
+        model::config::SUPPORTED_ARCHITECTURES
+    );
     Ok(spec)
 }
 
 fn tokenizer_path(spec: &ModelSpec) -> anyhow::Result<Option<String>> {
-    let Some(tok) = &spec.tokenizer else { return Ok(None) };
+    let Some(tok) = &spec.tokenizer else {
+        return Ok(None);
+    };
     Ok(tok.get("path").and_then(Value::as_str).map(str::to_string))
 }
 
 /// `train.jsonl` of the split, or its first `samples` records.
-pub(crate) fn training_records(split_dir: &Path, samples: Option<usize>) -> anyhow::Result<Vec<ApiRecord>> {
+pub(crate) fn training_records(
+    split_dir: &Path,
+    samples: Option<usize>,
+) -> anyhow::Result<Vec<ApiRecord>> {
     let path = split_dir.join(data::TRAIN_FILE);
     Ok(match samples {
         Some(n) => data::take_samples(&path, n)?,
@@ -138,7 +181,12 @@ pub(crate) fn training_records(split_dir: &Path, samples: Option<usize>) -> anyh
     })
 }
 
-fn build_tokenizer(spec: &ModelSpec, base_dir: &Path, records: &[ApiRecord], name: &str) -> anyhow::Result<tokenizers::Tokenizer> {
+fn build_tokenizer(
+    spec: &ModelSpec,
+    base_dir: &Path,
+    records: &[ApiRecord],
+    name: &str,
+) -> anyhow::Result<tokenizers::Tokenizer> {
     let tok = spec
         .tokenizer
         .as_ref()
@@ -150,8 +198,15 @@ fn build_tokenizer(spec: &ModelSpec, base_dir: &Path, records: &[ApiRecord], nam
         .get("train_bpe")
         .and_then(|t| t.get("vocab_size"))
         .and_then(Value::as_u64)
-        .ok_or_else(|| anyhow::anyhow!("model `{name}`: `tokenizer` needs `train_bpe = {{ vocab_size = N }}` or `path`"))?;
-    let texts = records.iter().flat_map(|r| [data::prompt(r, &r.lang), r.code.clone()]).collect::<Vec<_>>();
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "model `{name}`: `tokenizer` needs `train_bpe = {{ vocab_size = N }}` or `path`"
+            )
+        })?;
+    let texts = records
+        .iter()
+        .flat_map(|r| [data::prompt(r, &r.lang), r.code.clone()])
+        .collect::<Vec<_>>();
     Ok(model::train_bpe(texts.into_iter(), vocab_size as usize)?)
 }
 
@@ -167,7 +222,10 @@ fn hf_config(spec: &ModelSpec, name: &str, vocab_size: usize, eos: u32) -> anyho
     } else {
         config.insert("vocab_size".into(), json!(vocab_size));
     }
-    config.insert("model_type".into(), json!(spec.arch.as_deref().unwrap_or_default()));
+    config.insert(
+        "model_type".into(),
+        json!(spec.arch.as_deref().unwrap_or_default()),
+    );
     config.entry("eos_token_id").or_insert(json!(eos));
     config.entry("bos_token_id").or_insert(json!(eos));
     Ok(Value::Object(config))

@@ -34,9 +34,15 @@ impl StageKind for Report {
         }
         let (evals, trains) = report::load_inputs(ctx.inputs)?;
         if evals.is_empty() {
-            anyhow::bail!("stage `{}` has no `eval` input; add the eval stages to its `needs`", ctx.arm);
+            anyhow::bail!(
+                "stage `{}` has no `eval` input; add the eval stages to its `needs`",
+                ctx.arm
+            );
         }
-        let title = params.title.clone().unwrap_or_else(|| "apitune report".to_string());
+        let title = params
+            .title
+            .clone()
+            .unwrap_or_else(|| "apitune report".to_string());
         let written = report::write_report(ctx.out_dir, title, &params.metrics, &evals, &trains)?;
         let mut summary = serde_json::json!({
             "rows": written.rows.len(),

@@ -25,7 +25,9 @@ pub fn encode_records(
     eos: u32,
     max_len: usize,
 ) -> anyhow::Result<(Vec<Example>, EncodeStats)> {
-    encode_with(tokenizer, records, eos, max_len, |record| prompt(record, &record.lang))
+    encode_with(tokenizer, records, eos, max_len, |record| {
+        prompt(record, &record.lang)
+    })
 }
 
 /// The record's code alone, EOS appended, every token a target: plain language modelling.
@@ -49,8 +51,9 @@ fn encode_with(
     let mut examples = Vec::with_capacity(records.len());
     for record in records {
         let text = prompt_of(record);
-        if let Some(example) = encode_example(tokenizer, &text, &record.code, eos, max_len, &mut stats)
-            .map_err(|e| anyhow::anyhow!("record {}: {e}", record.unique_id))?
+        if let Some(example) =
+            encode_example(tokenizer, &text, &record.code, eos, max_len, &mut stats)
+                .map_err(|e| anyhow::anyhow!("record {}: {e}", record.unique_id))?
         {
             examples.push(example);
         }
@@ -68,7 +71,8 @@ mod tests {
 
     #[test]
     fn instruction_examples_mask_the_prompt_and_code_examples_train_on_every_token() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/gpt2-tiny/tokenizer.json");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/models/gpt2-tiny/tokenizer.json");
         let tokenizer = crate::model::load_tokenizer(&path).unwrap();
         let record: ApiRecord = serde_json::from_value(serde_json::json!({
             "api_name": "pets", "lang": "curl", "instruction": "List the pets", "code": "curl https://x/pets", "unique_id": "1",
@@ -78,9 +82,16 @@ mod tests {
         let (code, _) = encode_code(&tokenizer, std::slice::from_ref(&record), 0, 512).unwrap();
         assert_eq!(code[0].tokens[..code_tokens.len()], code_tokens[..]);
         assert_eq!(code[0].tokens.len(), code_tokens.len() + 1, "EOS appended");
-        assert_eq!(code[0].target_start, 1, "every token after the first is a target");
-        let (instruction, _) = encode_records(&tokenizer, std::slice::from_ref(&record), 0, 512).unwrap();
+        assert_eq!(
+            code[0].target_start, 1,
+            "every token after the first is a target"
+        );
+        let (instruction, _) =
+            encode_records(&tokenizer, std::slice::from_ref(&record), 0, 512).unwrap();
         assert!(instruction[0].target_start > 10, "the prompt is masked");
-        assert_eq!(instruction[0].tokens[instruction[0].target_start..], code[0].tokens[..]);
+        assert_eq!(
+            instruction[0].tokens[instruction[0].target_start..],
+            code[0].tokens[..]
+        );
     }
 }

@@ -11,9 +11,16 @@ use crate::model::CausalLm;
 /// Gives every float parameter the id of its position in visit order, and, when `values` is
 /// given, replaces the trainable ones (in the same order) with those values.
 pub fn renumber(network: CausalLm, values: Option<Vec<TensorData>>) -> anyhow::Result<CausalLm> {
-    let mut mapper = Renumber { next: 0, values: values.map(|v| v.into_iter()), missing: false };
+    let mut mapper = Renumber {
+        next: 0,
+        values: values.map(|v| v.into_iter()),
+        missing: false,
+    };
     let network = network.map(&mut mapper);
-    anyhow::ensure!(!mapper.missing, "checkpoint holds fewer trainable tensors than the model has");
+    anyhow::ensure!(
+        !mapper.missing,
+        "checkpoint holds fewer trainable tensors than the model has"
+    );
     if let Some(rest) = mapper.values.as_mut()
         && rest.next().is_some()
     {
@@ -65,7 +72,10 @@ pub fn trainable_values(network: &CausalLm) -> Vec<TensorData> {
 
 /// Number of scalar parameters that require gradients.
 pub fn trainable_count(network: &CausalLm) -> u64 {
-    trainable_values(network).iter().map(|d| d.num_elements() as u64).sum()
+    trainable_values(network)
+        .iter()
+        .map(|d| d.num_elements() as u64)
+        .sum()
 }
 
 /// L2 norm of all gradients together.
@@ -77,7 +87,11 @@ pub fn global_norm(network: &CausalLm, grads: &GradientsParams) -> f64 {
     impl ModuleVisitor for Norm<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if let Some(g) = self.grads.get::<D>(param.id) {
-                let values = g.into_data().convert::<f64>().try_into_vec::<f64>().unwrap_or_default();
+                let values = g
+                    .into_data()
+                    .convert::<f64>()
+                    .try_into_vec::<f64>()
+                    .unwrap_or_default();
                 self.sum += values.iter().map(|v| v * v).sum::<f64>();
             }
         }
@@ -96,7 +110,8 @@ pub fn scale_grads(network: &CausalLm, grads: &mut GradientsParams, factor: f64)
     impl ModuleVisitor for Scale<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if let Some(g) = self.grads.remove::<D>(param.id) {
-                self.grads.register::<D>(param.id, g.mul_scalar(self.factor));
+                self.grads
+                    .register::<D>(param.id, g.mul_scalar(self.factor));
             }
         }
     }
@@ -111,7 +126,11 @@ pub fn decay_matrices(network: CausalLm, factor: f64) -> CausalLm {
     impl ModuleMapper for Decay {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             let (id, tensor, mapper) = param.consume();
-            let tensor = if D >= 2 && tensor.is_require_grad() { tensor.detach().mul_scalar(self.0).detach().require_grad() } else { tensor };
+            let tensor = if D >= 2 && tensor.is_require_grad() {
+                tensor.detach().mul_scalar(self.0).detach().require_grad()
+            } else {
+                tensor
+            };
             Param::from_mapped_value(id, tensor, mapper)
         }
     }
@@ -128,7 +147,10 @@ mod tests {
         impl ModuleVisitor for Collect {
             fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
                 let v = param.val();
-                self.0.push((v.dims().to_vec(), v.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()));
+                self.0.push((
+                    v.dims().to_vec(),
+                    v.into_data().convert::<f32>().try_to_vec::<f32>().unwrap(),
+                ));
             }
         }
         let mut c = Collect(Vec::new());
@@ -151,12 +173,18 @@ mod tests {
         for ((dims, b), (_, a)) in before.iter().zip(&after) {
             if dims.len() >= 2 {
                 matrices += 1;
-                assert!(b.iter().zip(a).all(|(b, a)| *a == b * 0.5), "{dims:?} not decayed");
+                assert!(
+                    b.iter().zip(a).all(|(b, a)| *a == b * 0.5),
+                    "{dims:?} not decayed"
+                );
             } else {
                 vectors += 1;
                 assert_eq!(a, b, "{dims:?} must not decay");
             }
         }
-        assert!(matrices >= 6 && vectors >= 6, "{matrices} matrices, {vectors} vectors");
+        assert!(
+            matrices >= 6 && vectors >= 6,
+            "{matrices} matrices, {vectors} vectors"
+        );
     }
 }

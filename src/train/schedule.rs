@@ -29,7 +29,11 @@ pub fn learning_rate(peak: f64, schedule: Schedule, step: u64, total: u64, warmu
 
 /// Warmup steps: a fraction of `total` when below 1 (HF `warmup_ratio`, rounded up), else a count.
 pub fn warmup_steps(warmup: f64, total: u64) -> u64 {
-    if warmup < 1.0 { (warmup * total as f64).ceil() as u64 } else { warmup as u64 }
+    if warmup < 1.0 {
+        (warmup * total as f64).ceil() as u64
+    } else {
+        warmup as u64
+    }
 }
 
 #[cfg(test)]

@@ -91,9 +91,18 @@ impl TrainSettings {
         anyhow::ensure!(self.micro_batch > 0, "train.micro_batch must be at least 1");
         anyhow::ensure!(self.grad_accum > 0, "train.grad_accum must be at least 1");
         anyhow::ensure!(self.max_len >= 2, "train.max_len must be at least 2");
-        anyhow::ensure!(self.lr > 0.0 && self.lr.is_finite(), "train.lr must be positive");
-        anyhow::ensure!(self.steps.is_some() || self.epochs > 0.0, "train.epochs must be positive (or set train.steps)");
-        anyhow::ensure!(self.warmup >= 0.0 && self.weight_decay >= 0.0 && self.clip >= 0.0, "train.warmup, weight_decay and clip must not be negative");
+        anyhow::ensure!(
+            self.lr > 0.0 && self.lr.is_finite(),
+            "train.lr must be positive"
+        );
+        anyhow::ensure!(
+            self.steps.is_some() || self.epochs > 0.0,
+            "train.epochs must be positive (or set train.steps)"
+        );
+        anyhow::ensure!(
+            self.warmup >= 0.0 && self.weight_decay >= 0.0 && self.clip >= 0.0,
+            "train.warmup, weight_decay and clip must not be negative"
+        );
         Ok(())
     }
 
@@ -101,7 +110,9 @@ impl TrainSettings {
     pub fn total_steps(&self, examples: usize) -> u64 {
         self.steps.unwrap_or_else(|| {
             let micro_per_epoch = examples.div_ceil(self.micro_batch) as f64;
-            ((self.epochs * micro_per_epoch) / self.grad_accum as f64).ceil().max(1.0) as u64
+            ((self.epochs * micro_per_epoch) / self.grad_accum as f64)
+                .ceil()
+                .max(1.0) as u64
         })
     }
 }
@@ -151,28 +162,36 @@ pub fn train(network: CausalLm, run: &TrainRun) -> anyhow::Result<TrainOutcome> 
     let metrics_path = run.work_dir.join(TRAIN_METRICS_FILE);
     let (mut network, mut state) = match ckpt::load(&checkpoint_dir)? {
         Some((state, values, optimizer_bytes)) => {
-            let network = renumber(network, Some(values)).context("resuming from the checkpoint in the work directory")?;
-            optimizer = optimizer
-                .from_bytes(optimizer_bytes)
-                .map_err(|e| anyhow::anyhow!("reading the optimizer state of the checkpoint: {e:?}"))?;
+            let network = renumber(network, Some(values))
+                .context("resuming from the checkpoint in the work directory")?;
+            optimizer = optimizer.from_bytes(optimizer_bytes).map_err(|e| {
+                anyhow::anyhow!("reading the optimizer state of the checkpoint: {e:?}")
+            })?;
             (network, state)
         }
         None => (renumber(network, None)?, TrainState::default()),
     };
     let resumed_from = state.step;
     let mut steps = ckpt::read_log(&metrics_path, state.step)?;
-    let mut log = std::fs::File::create(&metrics_path).with_context(|| format!("creating {}", metrics_path.display()))?;
+    let mut log = std::fs::File::create(&metrics_path)
+        .with_context(|| format!("creating {}", metrics_path.display()))?;
     for step in &steps {
         writeln!(log, "{}", serde_json::to_string(step)?)?;
     }
     let trainable_params = trainable_count(&network);
-    anyhow::ensure!(trainable_params > 0, "the model has no trainable parameters");
+    anyhow::ensure!(
+        trainable_params > 0,
+        "the model has no trainable parameters"
+    );
 
     let mut epoch_cache: Option<(u64, Vec<Vec<usize>>)> = None;
     let mut micro_batch_at = |m: u64| -> Vec<usize> {
         let epoch = m / micro_per_epoch;
         if epoch_cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            epoch_cache = Some((epoch, epoch_batches(&lengths, settings.micro_batch, run.seed, epoch)));
+            epoch_cache = Some((
+                epoch,
+                epoch_batches(&lengths, settings.micro_batch, run.seed, epoch),
+            ));
         }
         epoch_cache.as_ref().expect("just set").1[(m % micro_per_epoch) as usize].clone()
     };
@@ -184,23 +203,39 @@ pub fn train(network: CausalLm, run: &TrainRun) -> anyhow::Result<TrainOutcome> 
         let batches: Vec<Vec<usize>> = (0..settings.grad_accum as u64)
             .map(|k| micro_batch_at(state.step * settings.grad_accum as u64 + k))
             .collect();
-        let step_targets: usize = batches.iter().flatten().map(|&i| run.examples[i].target_tokens()).sum();
+        let step_targets: usize = batches
+            .iter()
+            .flatten()
+            .map(|&i| run.examples[i].target_tokens())
+            .sum();
         let mut accumulator = GradientsAccumulator::new();
         let mut loss_sum = 0.0;
         let mut step_tokens = 0u64;
         for (k, batch) in batches.iter().enumerate() {
             // Dropout masks are a function of (seed, micro-batch), whatever ran before.
             let micro = state.step * settings.grad_accum as u64 + k as u64;
-            crate::model::lora::seed_dropout(&mut network, run.seed ^ micro.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            crate::model::lora::seed_dropout(
+                &mut network,
+                run.seed ^ micro.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
             let rows: Vec<&Example> = batch.iter().map(|&i| &run.examples[i]).collect();
             let nll = batch_nll(&network, &rows, run.device);
             let loss = nll.div_scalar(step_targets as f64);
-            loss_sum += loss.clone().into_data().convert::<f64>().try_into_vec::<f64>().map_err(|e| anyhow::anyhow!("{e:?}"))?[0];
+            loss_sum += loss
+                .clone()
+                .into_data()
+                .convert::<f64>()
+                .try_into_vec::<f64>()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?[0];
             let grads = GradientsParams::from_grads(loss.backward(), &network);
             accumulator.accumulate(&network, grads);
             step_tokens += rows.iter().map(|r| r.tokens.len() as u64).sum::<u64>();
         }
-        anyhow::ensure!(loss_sum.is_finite(), "loss became {loss_sum} at step {}: lower train.lr", state.step + 1);
+        anyhow::ensure!(
+            loss_sum.is_finite(),
+            "loss became {loss_sum} at step {}: lower train.lr",
+            state.step + 1
+        );
         let mut grads = accumulator.grads();
         let grad_norm = global_norm(&network, &grads);
         if settings.clip > 0.0 && grad_norm > settings.clip {
@@ -215,12 +250,24 @@ pub fn train(network: CausalLm, run: &TrainRun) -> anyhow::Result<TrainOutcome> 
         state.step += 1;
         state.tokens_seen += step_tokens;
         let tokens_per_s = step_tokens as f64 / step_started.elapsed().as_secs_f64().max(1e-9);
-        let record = TrainStep { step: state.step, loss: loss_sum, lr, grad_norm };
+        let record = TrainStep {
+            step: state.step,
+            loss: loss_sum,
+            lr,
+            grad_norm,
+        };
         writeln!(log, "{}", serde_json::to_string(&record)?)?;
         steps.push(record);
-        (run.progress)(state.step, Some(total), &format!("steps, loss {loss_sum:.3}, {tokens_per_s:.0} tok/s"));
+        (run.progress)(
+            state.step,
+            Some(total),
+            &format!("steps, loss {loss_sum:.3}, {tokens_per_s:.0} tok/s"),
+        );
         state.seconds = seconds_before + started.elapsed().as_secs_f64();
-        if settings.checkpoint_every > 0 && state.step % settings.checkpoint_every == 0 && state.step < total {
+        if settings.checkpoint_every > 0
+            && state.step % settings.checkpoint_every == 0
+            && state.step < total
+        {
             log.flush()?;
             ckpt::save(&checkpoint_dir, &state, &network, &optimizer)?;
         }
@@ -250,7 +297,11 @@ pub fn batch_nll(network: &CausalLm, rows: &[&Example], device: &Device) -> Tens
     for (b, row) in rows.iter().enumerate() {
         let mut padded = row.tokens.clone();
         padded.resize(width, 0);
-        valid.push((0..width).map(|j| j < row.tokens.len()).collect::<Vec<bool>>());
+        valid.push(
+            (0..width)
+                .map(|j| j < row.tokens.len())
+                .collect::<Vec<bool>>(),
+        );
         for t in row.target_start.saturating_sub(1)..row.tokens.len().saturating_sub(1) {
             scored.push((b * width + t) as i64);
             targets.push(row.tokens[t + 1] as i64);

@@ -10,7 +10,9 @@ pub struct Project {
 
 impl Project {
     pub fn new() -> Project {
-        Project { dir: tempfile::tempdir().expect("temp dir") }
+        Project {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -26,7 +28,10 @@ impl Project {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_apitune"));
-        cmd.current_dir(self.dir.path()).arg("--cache").arg(self.dir.path().join("cache")).args(args);
+        cmd.current_dir(self.dir.path())
+            .arg("--cache")
+            .arg(self.dir.path().join("cache"))
+            .args(args);
         cmd
     }
 
@@ -48,11 +53,23 @@ impl Run {
         String::from_utf8_lossy(&self.0.stderr).into_owned()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.0.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", self.stdout(), self.stderr()))
+        serde_json::from_slice(&self.0.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout(),
+                self.stderr()
+            )
+        })
     }
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code(), code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
 }
@@ -63,6 +80,11 @@ pub fn statuses(json: &serde_json::Value) -> Vec<(String, String)> {
         .as_array()
         .expect("arms")
         .iter()
-        .map(|a| (a["arm"].as_str().unwrap().to_string(), a["status"].as_str().unwrap().to_string()))
+        .map(|a| {
+            (
+                a["arm"].as_str().unwrap().to_string(),
+                a["status"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }

@@ -17,7 +17,9 @@ pub const FIXTURES: [&str; 5] = [
 ];
 
 pub fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(name)
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,10 +63,14 @@ pub fn reference_logits(name: &str, index: usize) -> (Vec<f32>, usize) {
 ///     APITUNE_TEST_BACKEND=wgpu cargo test --release --features wgpu --test model_reference
 pub fn device() -> Device {
     use clap::ValueEnum;
-    let Ok(name) = std::env::var("APITUNE_TEST_BACKEND") else { return Device::flex() };
+    let Ok(name) = std::env::var("APITUNE_TEST_BACKEND") else {
+        return Device::flex();
+    };
     let backend = apitune::model::Backend::from_str(&name, true)
         .unwrap_or_else(|e| panic!("APITUNE_TEST_BACKEND={name}: {e}"));
-    backend.device().unwrap_or_else(|e| panic!("APITUNE_TEST_BACKEND={name}: {e}"))
+    backend
+        .device()
+        .unwrap_or_else(|e| panic!("APITUNE_TEST_BACKEND={name}: {e}"))
 }
 
 pub fn load(name: &str) -> Model {
@@ -73,7 +79,10 @@ pub fn load(name: &str) -> Model {
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Copies a fixture into a fresh temporary directory the test may damage.

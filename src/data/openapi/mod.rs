@@ -54,17 +54,25 @@ fn check_version(path: &Path, document: &Value) -> Result<(), DataError> {
         message,
     };
     if !document.is_object() {
-        return Err(bad(BadReason::InvalidSpec, "an OpenAPI document must be an object".into()));
+        return Err(bad(
+            BadReason::InvalidSpec,
+            "an OpenAPI document must be an object".into(),
+        ));
     }
     if let Some(version) = document.get("openapi") {
-        let version = version.as_str().map(str::to_string).unwrap_or_else(|| version.to_string());
+        let version = version
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| version.to_string());
         if !version.starts_with("3.") {
             return Err(bad(
                 BadReason::UnsupportedOpenApiVersion,
                 format!("openapi version {version}: only 3.0 and 3.1 are supported"),
             ));
         }
-        if !document.get("paths").is_some_and(Value::is_object) && document.get("webhooks").is_none() {
+        if !document.get("paths").is_some_and(Value::is_object)
+            && document.get("webhooks").is_none()
+        {
             return Err(bad(BadReason::InvalidSpec, "no `paths` object".into()));
         }
         return Ok(());
@@ -75,7 +83,10 @@ fn check_version(path: &Path, document: &Value) -> Result<(), DataError> {
             "Swagger 2.0 document: convert it to OpenAPI 3 (e.g. with swagger2openapi)".into(),
         ));
     }
-    Err(bad(BadReason::InvalidSpec, "no `openapi` version field: not an OpenAPI document".into()))
+    Err(bad(
+        BadReason::InvalidSpec,
+        "no `openapi` version field: not an OpenAPI document".into(),
+    ))
 }
 
 /// Counts from converting one spec.
@@ -99,7 +110,13 @@ pub fn spec_records(
     let resolver = Resolver::new(document);
     let mut stats = SpecStats::default();
     let info = document.get("info");
-    let text = |key: &str| info.and_then(|i| i.get(key)).and_then(Value::as_str).unwrap_or("").trim().to_string();
+    let text = |key: &str| {
+        info.and_then(|i| i.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
     let mut api_name = text("title");
     if api_name.is_empty() {
         api_name = spec_id.to_string();
@@ -107,21 +124,37 @@ pub fn spec_records(
     // API Pack's api_description is a line or two; specs often hold pages of markdown here.
     let api_description = {
         let full = text("description");
-        let first_paragraph = full.split("\n\n").map(str::trim).find(|p| !p.is_empty()).unwrap_or("");
+        let first_paragraph = full
+            .split("\n\n")
+            .map(str::trim)
+            .find(|p| !p.is_empty())
+            .unwrap_or("");
         operation::truncate_text(first_paragraph, MAX_API_DESCRIPTION_CHARS)
     };
     let api_categories: Vec<String> = info
         .and_then(|i| i.get("x-apisguru-categories"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
 
     for (op_index, op) in operations(document, &resolver).into_iter().enumerate() {
         stats.operations += 1;
         let (instruction, instruction_test) = op.phrasings(&api_name);
-        let domain = if op.tags.is_empty() { api_categories.clone() } else { op.tags.clone() };
+        let domain = if op.tags.is_empty() {
+            api_categories.clone()
+        } else {
+            op.tags.clone()
+        };
         for lang in langs {
-            let sample = op.code_samples.iter().find(|(label, _)| canonical_lang(label) == *lang);
+            let sample = op
+                .code_samples
+                .iter()
+                .find(|(label, _)| canonical_lang(label) == *lang);
             let code = match sample {
                 Some((_, source)) => {
                     stats.from_code_samples += 1;

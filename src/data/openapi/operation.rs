@@ -6,7 +6,9 @@ use serde_json::{Map, Value};
 use super::refs::{Resolver, schema_type};
 use super::request::{Body, HttpRequest};
 
-const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 /// Header parameters OpenAPI says to ignore (they come from content negotiation and security).
 const IGNORED_HEADER_PARAMS: [&str; 3] = ["accept", "content-type", "authorization"];
@@ -37,8 +39,12 @@ pub fn operations(document: &Value, resolver: &Resolver<'_>) -> Vec<Operation> {
     };
     let mut out = Vec::new();
     for (path, item) in paths {
-        let Some(item) = resolver.resolve(item) else { continue };
-        let Some(item_fields) = item.as_object() else { continue };
+        let Some(item) = resolver.resolve(item) else {
+            continue;
+        };
+        let Some(item_fields) = item.as_object() else {
+            continue;
+        };
         for (key, op) in item_fields {
             let method = key.to_ascii_lowercase();
             if !METHODS.contains(&method.as_str()) || !op.is_object() {
@@ -51,16 +57,34 @@ pub fn operations(document: &Value, resolver: &Resolver<'_>) -> Vec<Operation> {
 }
 
 fn text(value: &Value, key: &str) -> String {
-    value.get(key).and_then(Value::as_str).unwrap_or("").trim().to_string()
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
-fn build_operation(document: &Value, resolver: &Resolver<'_>, path: &str, item: &Value, method: &str, op: &Value) -> Operation {
-    let server = [op.get("servers"), item.get("servers"), document.get("servers")]
-        .into_iter()
-        .flatten()
-        .filter_map(|servers| servers.as_array().and_then(|a| a.first()))
-        .next();
-    let server_url = server.map(substitute_server_variables).unwrap_or_else(|| "/".to_string());
+fn build_operation(
+    document: &Value,
+    resolver: &Resolver<'_>,
+    path: &str,
+    item: &Value,
+    method: &str,
+    op: &Value,
+) -> Operation {
+    let server = [
+        op.get("servers"),
+        item.get("servers"),
+        document.get("servers"),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|servers| servers.as_array().and_then(|a| a.first()))
+    .next();
+    let server_url = server
+        .map(substitute_server_variables)
+        .unwrap_or_else(|| "/".to_string());
     let (scheme, host, base_path, known_host) = split_server_url(&server_url);
 
     let mut request = HttpRequest {
@@ -82,7 +106,11 @@ fn build_operation(document: &Value, resolver: &Resolver<'_>, path: &str, item: 
         if name.is_empty() {
             continue;
         }
-        let required = param.get("required").and_then(Value::as_bool).unwrap_or(false) || location == "path";
+        let required = param
+            .get("required")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            || location == "path";
         let example = parameter_example(resolver, param);
         let has_example = example.is_some();
         let value = example.unwrap_or_else(|| Value::String(placeholder_for(resolver, param)));
@@ -98,7 +126,10 @@ fn build_operation(document: &Value, resolver: &Resolver<'_>, path: &str, item: 
         };
         match location.as_str() {
             "query" => request.query.push((name, as_text)),
-            "header" if required && !IGNORED_HEADER_PARAMS.contains(&name.to_ascii_lowercase().as_str()) => {
+            "header"
+                if required
+                    && !IGNORED_HEADER_PARAMS.contains(&name.to_ascii_lowercase().as_str()) =>
+            {
                 request.headers.push((name, as_text))
             }
             "cookie" if required => cookies.push(format!("{name}={as_text}")),
@@ -107,7 +138,9 @@ fn build_operation(document: &Value, resolver: &Resolver<'_>, path: &str, item: 
     }
     apply_security(document, resolver, op, &mut request, &mut cookies);
     if !cookies.is_empty() {
-        request.headers.push(("cookie".to_string(), cookies.join("; ")));
+        request
+            .headers
+            .push(("cookie".to_string(), cookies.join("; ")));
     }
     request.body = request_body(resolver, op);
 
@@ -120,7 +153,12 @@ fn build_operation(document: &Value, resolver: &Resolver<'_>, path: &str, item: 
     let tags = op
         .get("tags")
         .and_then(Value::as_array)
-        .map(|tags| tags.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|tags| {
+            tags.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let code_samples = ["x-code-samples", "x-codeSamples"]
         .iter()
@@ -154,7 +192,13 @@ fn substitute_server_variables(server: &Value) -> String {
             let value = variable
                 .get("default")
                 .and_then(Value::as_str)
-                .or_else(|| variable.get("enum").and_then(Value::as_array).and_then(|e| e.first()).and_then(Value::as_str))
+                .or_else(|| {
+                    variable
+                        .get("enum")
+                        .and_then(Value::as_array)
+                        .and_then(|e| e.first())
+                        .and_then(Value::as_str)
+                })
                 .unwrap_or(name);
             url = url.replace(&format!("{{{name}}}"), value);
         }
@@ -181,22 +225,47 @@ fn split_server_url(url: &str) -> (String, String, String, Option<String>) {
                 None => (rest, ""),
             };
             let host = host.to_ascii_lowercase();
-            (scheme.to_string(), host.clone(), path.trim_end_matches('/').to_string(), Some(host))
+            (
+                scheme.to_string(),
+                host.clone(),
+                path.trim_end_matches('/').to_string(),
+                Some(host),
+            )
         }
         None => {
-            let path = if url.starts_with('/') { url.to_string() } else { format!("/{url}") };
-            (scheme.to_string(), "localhost".to_string(), path.trim_end_matches('/').to_string(), None)
+            let path = if url.starts_with('/') {
+                url.to_string()
+            } else {
+                format!("/{url}")
+            };
+            (
+                scheme.to_string(),
+                "localhost".to_string(),
+                path.trim_end_matches('/').to_string(),
+                None,
+            )
         }
     }
 }
 
 /// Path-item parameters overridden by operation parameters with the same (name, in).
-fn merged_parameters<'a>(resolver: &Resolver<'a>, item: &'a Value, op: &'a Value) -> Vec<&'a Value> {
+fn merged_parameters<'a>(
+    resolver: &Resolver<'a>,
+    item: &'a Value,
+    op: &'a Value,
+) -> Vec<&'a Value> {
     let mut merged: Vec<&'a Value> = Vec::new();
-    for source in [item.get("parameters"), op.get("parameters")].into_iter().flatten() {
-        let Some(list) = source.as_array() else { continue };
+    for source in [item.get("parameters"), op.get("parameters")]
+        .into_iter()
+        .flatten()
+    {
+        let Some(list) = source.as_array() else {
+            continue;
+        };
         for param in list {
-            let Some(param) = resolver.resolve(param) else { continue };
+            let Some(param) = resolver.resolve(param) else {
+                continue;
+            };
             let key = (text(param, "name"), text(param, "in"));
             merged.retain(|existing| (text(existing, "name"), text(existing, "in")) != key);
             merged.push(param);
@@ -209,15 +278,29 @@ fn parameter_example(resolver: &Resolver<'_>, param: &Value) -> Option<Value> {
     if let Some(example) = param.get("example") {
         return Some(example.clone());
     }
-    if let Some(first) = param.get("examples").and_then(Value::as_object).and_then(|e| e.values().next())
+    if let Some(first) = param
+        .get("examples")
+        .and_then(Value::as_object)
+        .and_then(|e| e.values().next())
         && let Some(value) = resolver.resolve(first).and_then(|e| e.get("value"))
     {
         return Some(value.clone());
     }
     let schema = resolver.resolve(param.get("schema")?)?;
-    let first_of = |key: &str| schema.get(key).and_then(Value::as_array).and_then(|list| list.first()).cloned();
+    let first_of = |key: &str| {
+        schema
+            .get(key)
+            .and_then(Value::as_array)
+            .and_then(|list| list.first())
+            .cloned()
+    };
     // 3.1 schemas list `examples`; 3.0 ones have a single `example`.
-    schema.get("example").cloned().or_else(|| first_of("examples")).or_else(|| schema.get("default").cloned()).or_else(|| first_of("enum"))
+    schema
+        .get("example")
+        .cloned()
+        .or_else(|| first_of("examples"))
+        .or_else(|| schema.get("default").cloned())
+        .or_else(|| first_of("enum"))
 }
 
 /// openapi-snippet's placeholder for a parameter without an example: `SOME_<TYPE>_VALUE`.
@@ -230,14 +313,29 @@ fn placeholder_for(resolver: &Resolver<'_>, param: &Value) -> String {
     format!("SOME_{}_VALUE", kind.to_ascii_uppercase())
 }
 
-fn apply_security(document: &Value, resolver: &Resolver<'_>, op: &Value, request: &mut HttpRequest, cookies: &mut Vec<String>) {
-    let requirements = op.get("security").or_else(|| document.get("security")).and_then(Value::as_array);
-    let Some(requirement) = requirements.and_then(|r| r.first()).and_then(Value::as_object) else {
+fn apply_security(
+    document: &Value,
+    resolver: &Resolver<'_>,
+    op: &Value,
+    request: &mut HttpRequest,
+    cookies: &mut Vec<String>,
+) {
+    let requirements = op
+        .get("security")
+        .or_else(|| document.get("security"))
+        .and_then(Value::as_array);
+    let Some(requirement) = requirements
+        .and_then(|r| r.first())
+        .and_then(Value::as_object)
+    else {
         return;
     };
     let schemes = document.pointer("/components/securitySchemes");
     for name in requirement.keys() {
-        let Some(scheme) = schemes.and_then(|s| s.get(name)).and_then(|s| resolver.resolve(s)) else {
+        let Some(scheme) = schemes
+            .and_then(|s| s.get(name))
+            .and_then(|s| resolver.resolve(s))
+        else {
             continue;
         };
         let kind = text(scheme, "type");
@@ -256,12 +354,19 @@ fn apply_security(document: &Value, resolver: &Resolver<'_>, op: &Value, request
                 let value = match auth.as_str() {
                     "basic" => "Basic REPLACE_BASIC_AUTH".to_string(),
                     "bearer" | "" => "Bearer REPLACE_BEARER_TOKEN".to_string(),
-                    other => format!("{} REPLACE_{}_TOKEN", capitalise(other), other.to_ascii_uppercase()),
+                    other => format!(
+                        "{} REPLACE_{}_TOKEN",
+                        capitalise(other),
+                        other.to_ascii_uppercase()
+                    ),
                 };
                 request.headers.push(("Authorization".to_string(), value));
             }
             "oauth2" | "openIdConnect" => {
-                request.headers.push(("Authorization".to_string(), "Bearer REPLACE_BEARER_TOKEN".to_string()));
+                request.headers.push((
+                    "Authorization".to_string(),
+                    "Bearer REPLACE_BEARER_TOKEN".to_string(),
+                ));
             }
             _ => {}
         }
@@ -279,7 +384,11 @@ fn capitalise(word: &str) -> String {
 fn request_body(resolver: &Resolver<'_>, op: &Value) -> Option<Body> {
     let body = resolver.resolve(op.get("requestBody")?)?;
     let content = body.get("content")?.as_object()?;
-    let pick = |predicate: &dyn Fn(&str) -> bool| content.iter().find(|(media, _)| predicate(&media.to_ascii_lowercase()));
+    let pick = |predicate: &dyn Fn(&str) -> bool| {
+        content
+            .iter()
+            .find(|(media, _)| predicate(&media.to_ascii_lowercase()))
+    };
     let (media_type, media) = pick(&|m| m == "application/json")
         .or_else(|| pick(&|m| m.contains("json")))
         .or_else(|| pick(&|m| m == "application/x-www-form-urlencoded"))
@@ -291,11 +400,19 @@ fn request_body(resolver: &Resolver<'_>, op: &Value) -> Option<Body> {
             let first = media.get("examples")?.as_object()?.values().next()?;
             resolver.resolve(first)?.get("value").cloned()
         })
-        .or_else(|| media.get("schema").map(|schema| resolver.example_for_schema(schema)))?;
+        .or_else(|| {
+            media
+                .get("schema")
+                .map(|schema| resolver.example_for_schema(schema))
+        })?;
     let lowered = media_type.to_ascii_lowercase();
     if lowered.contains("json") {
         let text = serde_json::to_string(&example).ok()?;
-        return Some(Body { media_type: media_type.clone(), text, json: Some(example) });
+        return Some(Body {
+            media_type: media_type.clone(),
+            text,
+            json: Some(example),
+        });
     }
     if lowered == "application/x-www-form-urlencoded" {
         let fields = example.as_object()?;
@@ -306,15 +423,27 @@ fn request_body(resolver: &Resolver<'_>, op: &Value) -> Option<Body> {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                format!("{}={}", super::request::encode_component(name), super::request::encode_component(&value))
+                format!(
+                    "{}={}",
+                    super::request::encode_component(name),
+                    super::request::encode_component(&value)
+                )
             })
             .collect::<Vec<_>>()
             .join("&");
-        return Some(Body { media_type: media_type.clone(), text, json: None });
+        return Some(Body {
+            media_type: media_type.clone(),
+            text,
+            json: None,
+        });
     }
     // Other media types (XML, text, multipart): only a literal string example can be sent as is.
     let text = example.as_str()?.to_string();
-    Some(Body { media_type: media_type.clone(), text, json: None })
+    Some(Body {
+        media_type: media_type.clone(),
+        text,
+        json: None,
+    })
 }
 
 /// Longest operation description kept: some specs embed whole manuals in descriptions, and the
@@ -334,7 +463,11 @@ pub fn truncate_text(text: &str, max: usize) -> String {
 }
 
 fn first_sentence(text: &str) -> String {
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
     let sentence = match line.find(". ") {
         Some(end) => &line[..end + 1],
         None => line,
@@ -389,19 +522,31 @@ impl Operation {
             format!("the {api_name} API")
         };
         let description_sentence = first_sentence(&self.description);
-        let primary = [self.summary.clone(), description_sentence.clone(), humanise_identifier(&self.operation_id)]
-            .into_iter()
-            .find(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| format!("Call {} {}", self.request.method, self.request.path));
+        let primary = [
+            self.summary.clone(),
+            description_sentence.clone(),
+            humanise_identifier(&self.operation_id),
+        ]
+        .into_iter()
+        .find(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| format!("Call {} {}", self.request.method, self.request.path));
         let primary = primary.trim().trim_end_matches('.').trim().to_string();
         let instruction = format!("{primary} using {api_label}.");
-        let secondary = description_sentence.trim().trim_end_matches('.').trim().to_string();
-        let instruction_test = if !secondary.is_empty() && !secondary.eq_ignore_ascii_case(&primary) {
+        let secondary = description_sentence
+            .trim()
+            .trim_end_matches('.')
+            .trim()
+            .to_string();
+        let instruction_test = if !secondary.is_empty() && !secondary.eq_ignore_ascii_case(&primary)
+        {
             format!("I need to call {api_label}: {secondary}.")
         } else {
             // Summaries are verb phrases ("List books") as often as noun phrases ("A collection
             // of all appointment types"): this wording fits both.
-            format!("Show me how to call {api_label} for this: {}.", lower_first(&primary))
+            format!(
+                "Show me how to call {api_label} for this: {}.",
+                lower_first(&primary)
+            )
         };
         (instruction, instruction_test)
     }
@@ -413,9 +558,15 @@ mod tests {
 
     #[test]
     fn identifiers_and_sentences() {
-        assert_eq!(humanise_identifier("listBooksByAuthor"), "List books by author");
+        assert_eq!(
+            humanise_identifier("listBooksByAuthor"),
+            "List books by author"
+        );
         assert_eq!(humanise_identifier("get_book-by_id"), "Get book by id");
-        assert_eq!(first_sentence("Returns books. Newest first.\nMore."), "Returns books.");
+        assert_eq!(
+            first_sentence("Returns books. Newest first.\nMore."),
+            "Returns books."
+        );
         assert_eq!(lower_first("List books"), "list books");
         assert_eq!(lower_first("SMS send"), "SMS send");
     }
@@ -424,9 +575,17 @@ mod tests {
     fn server_urls() {
         assert_eq!(
             split_server_url("https://API.test:8443/v1/"),
-            ("https".into(), "api.test:8443".into(), "/v1".into(), Some("api.test:8443".into()))
+            (
+                "https".into(),
+                "api.test:8443".into(),
+                "/v1".into(),
+                Some("api.test:8443".into())
+            )
         );
-        assert_eq!(split_server_url("/v2"), ("https".into(), "localhost".into(), "/v2".into(), None));
+        assert_eq!(
+            split_server_url("/v2"),
+            ("https".into(), "localhost".into(), "/v2".into(), None)
+        );
         let server = serde_json::json!({"url": "https://{region}.x.test/{v}", "variables": {"region": {"default": "eu"}, "v": {"enum": ["v3"], "default": "v3"}}});
         assert_eq!(substitute_server_variables(&server), "https://eu.x.test/v3");
     }

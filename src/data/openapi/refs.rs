@@ -27,7 +27,11 @@ pub struct Resolver<'a> {
 
 impl<'a> Resolver<'a> {
     pub fn new(root: &'a Value) -> Self {
-        Self { root, unresolved: std::cell::Cell::new(0), budget: std::cell::Cell::new(0) }
+        Self {
+            root,
+            unresolved: std::cell::Cell::new(0),
+            budget: std::cell::Cell::new(0),
+        }
     }
 
     fn lookup(&self, reference: &str) -> Option<&'a Value> {
@@ -93,11 +97,20 @@ impl<'a> Resolver<'a> {
         value
     }
 
-    fn example_of_resolved(&self, schema: &'a Value, depth: usize, stack: &mut Vec<&'a str>) -> Value {
+    fn example_of_resolved(
+        &self,
+        schema: &'a Value,
+        depth: usize,
+        stack: &mut Vec<&'a str>,
+    ) -> Value {
         if let Some(example) = schema.get("example") {
             return example.clone();
         }
-        if let Some(first) = schema.get("examples").and_then(Value::as_array).and_then(|a| a.first()) {
+        if let Some(first) = schema
+            .get("examples")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+        {
             return first.clone();
         }
         for key in ["default", "const"] {
@@ -105,7 +118,11 @@ impl<'a> Resolver<'a> {
                 return value.clone();
             }
         }
-        if let Some(first) = schema.get("enum").and_then(Value::as_array).and_then(|a| a.first()) {
+        if let Some(first) = schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+        {
             return first.clone();
         }
         if let Some(parts) = schema.get("allOf").and_then(Value::as_array) {
@@ -120,7 +137,11 @@ impl<'a> Resolver<'a> {
             return Value::Object(merged);
         }
         for key in ["oneOf", "anyOf"] {
-            if let Some(first) = schema.get(key).and_then(Value::as_array).and_then(|a| a.first()) {
+            if let Some(first) = schema
+                .get(key)
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+            {
                 return self.example_inner(first, depth + 1, stack);
             }
         }
@@ -129,7 +150,11 @@ impl<'a> Resolver<'a> {
             Some("array") => match schema.get("items") {
                 Some(items) => {
                     let item = self.example_inner(items, depth + 1, stack);
-                    Value::Array(if item.is_null() { Vec::new() } else { vec![item] })
+                    Value::Array(if item.is_null() {
+                        Vec::new()
+                    } else {
+                        vec![item]
+                    })
                 }
                 None => Value::Array(Vec::new()),
             },
@@ -146,7 +171,11 @@ impl<'a> Resolver<'a> {
         if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
             for (name, property) in properties.iter().take(MAX_EXAMPLE_PROPERTIES) {
                 let resolved = self.resolve(property);
-                if resolved.and_then(|p| p.get("readOnly")).and_then(Value::as_bool) == Some(true) {
+                if resolved
+                    .and_then(|p| p.get("readOnly"))
+                    .and_then(Value::as_bool)
+                    == Some(true)
+                {
                     continue;
                 }
                 let value = self.example_inner(property, depth + 1, stack);
@@ -167,7 +196,8 @@ fn percent_decode(text: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len()
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
             && let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
         {
             out.push((high * 16 + low) as u8);
@@ -230,8 +260,14 @@ mod tests {
         });
         let resolver = Resolver::new(&doc);
         let example = resolver.example_for_schema(&json!({"$ref": "#/components/schemas/Alias"}));
-        assert_eq!(example, json!({"name": "string", "children": [{"name": "string", "children": []}]}));
-        assert_eq!(resolver.resolve(&json!({"$ref": "#/components/schemas/Loop"})), None);
+        assert_eq!(
+            example,
+            json!({"name": "string", "children": [{"name": "string", "children": []}]})
+        );
+        assert_eq!(
+            resolver.resolve(&json!({"$ref": "#/components/schemas/Loop"})),
+            None
+        );
         assert_eq!(resolver.resolve(&json!({"$ref": "other.yaml#/X"})), None);
         assert_eq!(resolver.unresolved.get(), 2);
     }
@@ -240,7 +276,10 @@ mod tests {
     fn percent_encoded_refs_resolve() {
         let doc = json!({"paths": {"/a/{id}": {"get": {"x": 1}}}});
         let resolver = Resolver::new(&doc);
-        assert_eq!(resolver.resolve(&json!({"$ref": "#/paths/~1a~1%7Bid%7D/get"})), Some(&json!({"x": 1})));
+        assert_eq!(
+            resolver.resolve(&json!({"$ref": "#/paths/~1a~1%7Bid%7D/get"})),
+            Some(&json!({"x": 1}))
+        );
         assert_eq!(percent_decode("%7"), Some("%7".to_string()));
         assert_eq!(percent_decode("a%"), Some("a%".to_string()));
         assert_eq!(percent_decode("%ff"), None);
@@ -252,13 +291,21 @@ mod tests {
         let mut schemas = serde_json::Map::new();
         for level in 0..6 {
             let next = json!({"$ref": format!("#/components/schemas/L{}", level + 1)});
-            let properties: serde_json::Map<String, Value> = (0..10).map(|i| (format!("p{i}"), next.clone())).collect();
-            schemas.insert(format!("L{level}"), json!({"type": "object", "properties": properties}));
+            let properties: serde_json::Map<String, Value> =
+                (0..10).map(|i| (format!("p{i}"), next.clone())).collect();
+            schemas.insert(
+                format!("L{level}"),
+                json!({"type": "object", "properties": properties}),
+            );
         }
         schemas.insert("L6".into(), json!({"type": "string"}));
         let doc = json!({"components": {"schemas": schemas}});
         let resolver = Resolver::new(&doc);
         let example = resolver.example_for_schema(&json!({"$ref": "#/components/schemas/L0"}));
-        assert!(example.to_string().len() < 20_000, "{}", example.to_string().len());
+        assert!(
+            example.to_string().len() < 20_000,
+            "{}",
+            example.to_string().len()
+        );
     }
 }

@@ -31,8 +31,14 @@ impl HttpRequest {
     /// httpsnippet leaves them.
     pub fn encoded_path(&self) -> String {
         let joined = format!("{}{}", self.base_path, self.path);
-        let joined = if joined.is_empty() { "/".to_string() } else { joined };
-        percent_encode(&joined, |c| c.is_ascii_alphanumeric() || "-._~/:@!$&'()*+,;=%".contains(c))
+        let joined = if joined.is_empty() {
+            "/".to_string()
+        } else {
+            joined
+        };
+        percent_encode(&joined, |c| {
+            c.is_ascii_alphanumeric() || "-._~/:@!$&'()*+,;=%".contains(c)
+        })
     }
 
     pub fn query_string(&self) -> String {
@@ -46,7 +52,11 @@ impl HttpRequest {
     /// Path and query, as sent on the request line.
     pub fn path_and_query(&self) -> String {
         let path = self.encoded_path();
-        if self.query.is_empty() { path } else { format!("{path}?{}", self.query_string()) }
+        if self.query.is_empty() {
+            path
+        } else {
+            format!("{path}?{}", self.query_string())
+        }
     }
 
     pub fn origin(&self) -> String {
@@ -66,7 +76,9 @@ impl HttpRequest {
     pub fn all_headers(&self) -> Vec<(String, String)> {
         let mut headers = self.headers.clone();
         if let Some(body) = &self.body
-            && !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+            && !headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
         {
             headers.push(("content-type".to_string(), body.media_type.clone()));
         }
@@ -110,6 +122,9 @@ mod tests {
             headers: vec![],
             body: None,
         };
-        assert_eq!(request.url(), "https://api.test/v1/books/%7BbookId%7D?q=a%20b%26c");
+        assert_eq!(
+            request.url(),
+            "https://api.test/v1/books/%7BbookId%7D?q=a%20b%26c"
+        );
     }
 }

@@ -29,11 +29,18 @@ fn dq(text: &str) -> String {
 }
 
 fn single_quoted(text: &str) -> String {
-    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'").replace('\n', "\\n"))
+    format!(
+        "'{}'",
+        text.replace('\\', "\\\\")
+            .replace('\'', "\\'")
+            .replace('\n', "\\n")
+    )
 }
 
 fn shell_quoted(text: &str) -> String {
-    let safe = text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    let safe = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
     if safe && !text.is_empty() {
         text.to_string()
     } else {
@@ -47,7 +54,10 @@ fn curl(request: &HttpRequest) -> String {
         format!("  --url {}", shell_quoted(&request.url())),
     ];
     for (name, value) in request.all_headers() {
-        lines.push(format!("  --header {}", shell_quoted(&format!("{name}: {value}"))));
+        lines.push(format!(
+            "  --header {}",
+            shell_quoted(&format!("{name}: {value}"))
+        ));
     }
     if let Some(body) = &request.body {
         lines.push(format!("  --data {}", shell_quoted(&body.text)));
@@ -56,16 +66,25 @@ fn curl(request: &HttpRequest) -> String {
 }
 
 fn python(request: &HttpRequest) -> String {
-    let connection = if request.scheme == "http" { "HTTPConnection" } else { "HTTPSConnection" };
-    let mut out = format!("import http.client\n\nconn = http.client.{connection}({})\n\n", dq(&request.host));
+    let connection = if request.scheme == "http" {
+        "HTTPConnection"
+    } else {
+        "HTTPSConnection"
+    };
+    let mut out = format!(
+        "import http.client\n\nconn = http.client.{connection}({})\n\n",
+        dq(&request.host)
+    );
     if let Some(body) = &request.body {
         out.push_str(&format!("payload = {}\n\n", dq(&body.text)));
     }
     let headers = request.all_headers();
     if !headers.is_empty() {
         out.push_str("headers = {\n");
-        let entries: Vec<String> =
-            headers.iter().map(|(name, value)| format!("    {}: {}", single_quoted(name), dq(value))).collect();
+        let entries: Vec<String> = headers
+            .iter()
+            .map(|(name, value)| format!("    {}: {}", single_quoted(name), dq(value)))
+            .collect();
         out.push_str(&entries.join(",\n"));
         out.push_str("\n    }\n\n");
     }
@@ -100,17 +119,27 @@ fn javascript_xhr(request: &HttpRequest) -> String {
         "const xhr = new XMLHttpRequest();\nxhr.withCredentials = true;\n\n\
          xhr.addEventListener(\"readystatechange\", function () {\n  if (this.readyState === this.DONE) {\n    console.log(this.responseText);\n  }\n});\n\n",
     );
-    out.push_str(&format!("xhr.open({}, {});\n", dq(&request.method), dq(&request.url())));
+    out.push_str(&format!(
+        "xhr.open({}, {});\n",
+        dq(&request.method),
+        dq(&request.url())
+    ));
     for (name, value) in request.all_headers() {
-        out.push_str(&format!("xhr.setRequestHeader({}, {});\n", dq(&name), dq(&value)));
+        out.push_str(&format!(
+            "xhr.setRequestHeader({}, {});\n",
+            dq(&name),
+            dq(&value)
+        ));
     }
     out.push_str("\nxhr.send(data);");
     out
 }
 
 fn js_object_entries(entries: &[(String, String)]) -> String {
-    let parts: Vec<String> =
-        entries.iter().map(|(name, value)| format!("{}: {}", single_quoted(name), single_quoted(value))).collect();
+    let parts: Vec<String> = entries
+        .iter()
+        .map(|(name, value)| format!("{}: {}", single_quoted(name), single_quoted(value)))
+        .collect();
     format!("{{{}}}", parts.join(", "))
 }
 
@@ -129,7 +158,10 @@ fn node_request(request: &HttpRequest) -> String {
     if let Some(body) = &request.body {
         match &body.json {
             Some(json) => {
-                options.push(format!("  body: {}", serde_json::to_string(json).unwrap_or_else(|_| "null".into())));
+                options.push(format!(
+                    "  body: {}",
+                    serde_json::to_string(json).unwrap_or_else(|_| "null".into())
+                ));
                 options.push("  json: true".to_string());
             }
             None => options.push(format!("  body: {}", single_quoted(&body.text))),
@@ -148,13 +180,25 @@ fn go(request: &HttpRequest) -> String {
     } else {
         "import (\n\t\"fmt\"\n\t\"net/http\"\n\t\"io/ioutil\"\n)"
     };
-    let mut out = format!("package main\n\n{imports}\n\nfunc main() {{\n\n\turl := {}\n\n", dq(&request.url()));
+    let mut out = format!(
+        "package main\n\n{imports}\n\nfunc main() {{\n\n\turl := {}\n\n",
+        dq(&request.url())
+    );
     match &request.body {
         Some(body) => {
-            out.push_str(&format!("\tpayload := strings.NewReader({})\n\n", dq(&body.text)));
-            out.push_str(&format!("\treq, _ := http.NewRequest({}, url, payload)\n\n", dq(&request.method)));
+            out.push_str(&format!(
+                "\tpayload := strings.NewReader({})\n\n",
+                dq(&body.text)
+            ));
+            out.push_str(&format!(
+                "\treq, _ := http.NewRequest({}, url, payload)\n\n",
+                dq(&request.method)
+            ));
         }
-        None => out.push_str(&format!("\treq, _ := http.NewRequest({}, url, nil)\n\n", dq(&request.method))),
+        None => out.push_str(&format!(
+            "\treq, _ := http.NewRequest({}, url, nil)\n\n",
+            dq(&request.method)
+        )),
     }
     let headers = request.all_headers();
     for (name, value) in &headers {
@@ -174,10 +218,19 @@ fn java_okhttp(request: &HttpRequest) -> String {
     let mut out = String::from("OkHttpClient client = new OkHttpClient();\n\n");
     let has_body = request.body.is_some();
     if let Some(body) = &request.body {
-        out.push_str(&format!("MediaType mediaType = MediaType.parse({});\n", dq(&body.media_type)));
-        out.push_str(&format!("RequestBody body = RequestBody.create(mediaType, {});\n", dq(&body.text)));
+        out.push_str(&format!(
+            "MediaType mediaType = MediaType.parse({});\n",
+            dq(&body.media_type)
+        ));
+        out.push_str(&format!(
+            "RequestBody body = RequestBody.create(mediaType, {});\n",
+            dq(&body.text)
+        ));
     }
-    out.push_str(&format!("Request request = new Request.Builder()\n  .url({})\n", dq(&request.url())));
+    out.push_str(&format!(
+        "Request request = new Request.Builder()\n  .url({})\n",
+        dq(&request.url())
+    ));
     let body_arg = if has_body { "body" } else { "null" };
     let call = match request.method.as_str() {
         "GET" => ".get()".to_string(),
@@ -197,7 +250,10 @@ fn java_okhttp(request: &HttpRequest) -> String {
 }
 
 fn ruby_dq(text: &str) -> String {
-    dq(text).replace("#{", "\\#{").replace("#@", "\\#@").replace("#$", "\\#$")
+    dq(text)
+        .replace("#{", "\\#{")
+        .replace("#@", "\\#@")
+        .replace("#$", "\\#$")
 }
 
 fn ruby(request: &HttpRequest) -> String {
@@ -205,7 +261,10 @@ fn ruby(request: &HttpRequest) -> String {
     if request.scheme == "https" {
         out.push_str("require 'openssl'\n");
     }
-    out.push_str(&format!("\nurl = URI({})\n\nhttp = Net::HTTP.new(url.host, url.port)\n", ruby_dq(&request.url())));
+    out.push_str(&format!(
+        "\nurl = URI({})\n\nhttp = Net::HTTP.new(url.host, url.port)\n",
+        ruby_dq(&request.url())
+    ));
     if request.scheme == "https" {
         out.push_str("http.use_ssl = true\nhttp.verify_mode = OpenSSL::SSL::VERIFY_NONE\n");
     }
@@ -219,7 +278,11 @@ fn ruby(request: &HttpRequest) -> String {
     };
     out.push_str(&format!("\nrequest = Net::HTTP::{class}.new(url)\n"));
     for (name, value) in request.all_headers() {
-        out.push_str(&format!("request[{}] = {}\n", ruby_dq(&name), single_quoted(&value)));
+        out.push_str(&format!(
+            "request[{}] = {}\n",
+            ruby_dq(&name),
+            single_quoted(&value)
+        ));
     }
     if let Some(body) = &request.body {
         out.push_str(&format!("request.body = {}\n", ruby_dq(&body.text)));
@@ -247,9 +310,14 @@ fn php(request: &HttpRequest) -> String {
     }
     let headers = request.all_headers();
     if !headers.is_empty() {
-        let lines: Vec<String> =
-            headers.iter().map(|(name, value)| format!("    {}", php_dq(&format!("{name}: {value}")))).collect();
-        options.push(format!("  CURLOPT_HTTPHEADER => [\n{}\n  ]", lines.join(",\n")));
+        let lines: Vec<String> = headers
+            .iter()
+            .map(|(name, value)| format!("    {}", php_dq(&format!("{name}: {value}"))))
+            .collect();
+        options.push(format!(
+            "  CURLOPT_HTTPHEADER => [\n{}\n  ]",
+            lines.join(",\n")
+        ));
     }
     format!(
         "<?php\n\n$curl = curl_init();\n\ncurl_setopt_array($curl, [\n{},\n]);\n\n\
@@ -263,8 +331,10 @@ fn swift(request: &HttpRequest) -> String {
     let mut out = String::from("import Foundation\n\n");
     let headers = request.all_headers();
     if !headers.is_empty() {
-        let entries: Vec<String> =
-            headers.iter().map(|(name, value)| format!("  {}: {}", dq(name), dq(value))).collect();
+        let entries: Vec<String> = headers
+            .iter()
+            .map(|(name, value)| format!("  {}: {}", dq(name), dq(value)))
+            .collect();
         out.push_str(&format!("let headers = [\n{}\n]\n", entries.join(",\n")));
     }
     if let Some(body) = &request.body {
@@ -295,18 +365,30 @@ fn swift(request: &HttpRequest) -> String {
 
 fn libcurl(request: &HttpRequest) -> String {
     let mut out = String::from("CURL *hnd = curl_easy_init();\n\n");
-    out.push_str(&format!("curl_easy_setopt(hnd, CURLOPT_CUSTOMREQUEST, {});\n", dq(&request.method)));
-    out.push_str(&format!("curl_easy_setopt(hnd, CURLOPT_URL, {});\n", dq(&request.url())));
+    out.push_str(&format!(
+        "curl_easy_setopt(hnd, CURLOPT_CUSTOMREQUEST, {});\n",
+        dq(&request.method)
+    ));
+    out.push_str(&format!(
+        "curl_easy_setopt(hnd, CURLOPT_URL, {});\n",
+        dq(&request.url())
+    ));
     let headers = request.all_headers();
     if !headers.is_empty() {
         out.push_str("\nstruct curl_slist *headers = NULL;\n");
         for (name, value) in &headers {
-            out.push_str(&format!("headers = curl_slist_append(headers, {});\n", dq(&format!("{name}: {value}"))));
+            out.push_str(&format!(
+                "headers = curl_slist_append(headers, {});\n",
+                dq(&format!("{name}: {value}"))
+            ));
         }
         out.push_str("curl_easy_setopt(hnd, CURLOPT_HTTPHEADER, headers);\n");
     }
     if let Some(body) = &request.body {
-        out.push_str(&format!("\ncurl_easy_setopt(hnd, CURLOPT_POSTFIELDS, {});\n", dq(&body.text)));
+        out.push_str(&format!(
+            "\ncurl_easy_setopt(hnd, CURLOPT_POSTFIELDS, {});\n",
+            dq(&body.text)
+        ));
     }
     out.push_str("\nCURLcode ret = curl_easy_perform(hnd);");
     out
@@ -349,8 +431,16 @@ mod tests {
         let request = post_request();
         for lang in TARGET_LANGS {
             let code = render(lang, &request).unwrap();
-            assert_eq!(infer_method(&code).as_deref(), Some("POST"), "{lang}:\n{code}");
-            assert_eq!(infer_host(&code).as_deref(), Some("api.bookshop.test"), "{lang}:\n{code}");
+            assert_eq!(
+                infer_method(&code).as_deref(),
+                Some("POST"),
+                "{lang}:\n{code}"
+            );
+            assert_eq!(
+                infer_host(&code).as_deref(),
+                Some("api.bookshop.test"),
+                "{lang}:\n{code}"
+            );
             assert!(code.contains("REPLACE_KEY_VALUE"), "{lang}");
             assert!(code.contains("%7BbookId%7D"), "{lang}");
         }
