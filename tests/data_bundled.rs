@@ -18,6 +18,7 @@ fn bundled_params() -> IngestParams {
         langs: None,
         on_bad_record: Default::default(),
         limit: None,
+        follow_links: false,
     }
 }
 
