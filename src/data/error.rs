@@ -81,8 +81,13 @@ pub enum DataError {
     #[error("{}: {message}", path.display())]
     BadFile { path: PathBuf, message: String },
 
-    #[error("source pattern `{pattern}` matched no files (looked relative to {}); check the path in the manifest", base.display())]
-    NoMatch { pattern: String, base: PathBuf },
+    /// `note` says what the walk skipped (symbolic links), or is empty.
+    #[error("source pattern `{pattern}` matched no files (looked relative to {}){note}; check the path in the manifest", base.display())]
+    NoMatch {
+        pattern: String,
+        base: PathBuf,
+        note: String,
+    },
 
     #[error("source pattern `{pattern}` is not a valid glob: {message}")]
     BadPattern { pattern: String, message: String },

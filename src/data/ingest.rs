@@ -14,6 +14,7 @@ use super::error::DataError;
 use super::lang::{TARGET_LANGS, canonical_lang};
 use super::openapi::{load_spec, snippets, spec_records};
 use super::record::ApiRecord;
+use super::walk::{Found, Kind, SkippedPath, Walker, canonical, display_path, has_glob_chars};
 
 /// File written by [`run_ingest`] into its output directory.
 pub const RECORDS_FILE: &str = "records.jsonl";
@@ -98,6 +99,11 @@ pub struct IngestParams {
     /// Stop after this many records (in file order).
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Follow symbolic links inside source directories: each real file and directory is read
+    /// once, and links that lead outside the directory a pattern names are skipped (name that
+    /// directory in `source` to read it). By default links are skipped, with a warning.
+    #[serde(default)]
+    pub follow_links: bool,
 }
 
 struct InputFile {
@@ -107,38 +113,12 @@ struct InputFile {
     id: String,
 }
 
-fn has_glob_chars(pattern: &str) -> bool {
-    pattern.contains(['*', '?', '['])
-}
-
-fn walk_directory(
-    dir: &Path,
-    extensions: &[&str],
-    out: &mut Vec<PathBuf>,
-) -> Result<(), DataError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "listing directory", e))?;
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| DataError::io(dir, "listing directory", e))?;
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue;
-        }
-        paths.push(entry.path());
-    }
-    paths.sort();
-    for path in paths {
-        if path.is_dir() {
-            walk_directory(&path, extensions, out)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| extensions.iter().any(|x| x.eq_ignore_ascii_case(e)))
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
+/// The files that feed an ingest stage, in reading order, and the symbolic links left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestInputs {
+    pub files: Vec<PathBuf>,
+    /// Links the directory walks did not follow; worth a warning each.
+    pub skipped: Vec<SkippedPath>,
 }
 
 fn id_relative_to(path: &Path, root: &Path) -> String {
@@ -154,57 +134,96 @@ fn id_relative_to(path: &Path, root: &Path) -> String {
     }
 }
 
-fn collect_inputs(source: &SourceSpec, base_dir: &Path) -> Result<Vec<InputFile>, DataError> {
+/// The files one pattern names, each with the directory its id is relative to, and the links
+/// skipped on the way.
+fn find_pattern(
+    pattern: &str,
+    extensions: &[&str],
+    follow_links: bool,
+    base_dir: &Path,
+) -> Result<(Vec<(Found, PathBuf)>, Vec<SkippedPath>), DataError> {
+    let full = base_dir.join(pattern);
+    let mut found: Vec<(Found, PathBuf)> = Vec::new();
+    if has_glob_chars(pattern) {
+        let (mut walker, root, matches) =
+            Walker::expand_glob(extensions, follow_links, base_dir, pattern)?;
+        for matched in matches {
+            if matched.kind == Kind::Dir {
+                let mut files = Vec::new();
+                walker.walk_directory(&matched.path, &matched.canonical, &mut files)?;
+                found.extend(files.into_iter().map(|f| (f, matched.path.clone())));
+            } else {
+                found.push((matched, root.clone()));
+            }
+        }
+        return Ok((found, walker.skipped));
+    }
+    if full.is_dir() {
+        let mut walker = Walker::new(extensions, follow_links, &full)?;
+        let root = walker.root().to_path_buf();
+        let mut files = Vec::new();
+        walker.walk_directory(&full, &root, &mut files)?;
+        found.extend(files.into_iter().map(|f| (f, full.clone())));
+        return Ok((found, walker.skipped));
+    }
+    if full.is_file() {
+        let parent = full.parent().map(Path::to_path_buf).unwrap_or_default();
+        found.push((
+            Found {
+                canonical: canonical(&full)?,
+                path: full,
+                kind: Kind::File,
+            },
+            parent,
+        ));
+    }
+    Ok((found, Vec::new()))
+}
+
+fn collect_inputs(
+    params: &IngestParams,
+    base_dir: &Path,
+) -> Result<(Vec<InputFile>, Vec<SkippedPath>), DataError> {
+    let source = &params.source;
     let mut inputs: Vec<InputFile> = Vec::new();
+    let mut skipped: Vec<SkippedPath> = Vec::new();
+    // Canonical paths: a file reached twice (two patterns, or links) is read once.
     let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
     for pattern in source.patterns() {
-        let full = base_dir.join(pattern);
-        let mut found: Vec<(PathBuf, PathBuf)> = Vec::new(); // (file, root for its id)
-        if has_glob_chars(pattern) {
-            let full_text = full.to_string_lossy().into_owned();
-            let matches = glob::glob(&full_text).map_err(|e| DataError::BadPattern {
-                pattern: pattern.to_string(),
-                message: e.to_string(),
-            })?;
-            let root: PathBuf = full
-                .components()
-                .take_while(|c| !has_glob_chars(&c.as_os_str().to_string_lossy()))
-                .collect();
-            for entry in matches {
-                let path = entry.map_err(|e| {
-                    let path = e.path().to_path_buf();
-                    DataError::io(path, "matching glob", e.into())
-                })?;
-                if path.is_dir() {
-                    let mut files = Vec::new();
-                    walk_directory(&path, source.directory_extensions(), &mut files)?;
-                    found.extend(files.into_iter().map(|f| (f, path.clone())));
-                } else {
-                    found.push((path, root.clone()));
-                }
-            }
-        } else if full.is_dir() {
-            let mut files = Vec::new();
-            walk_directory(&full, source.directory_extensions(), &mut files)?;
-            found.extend(files.into_iter().map(|f| (f, full.clone())));
-        } else if full.is_file() {
-            let parent = full.parent().map(Path::to_path_buf).unwrap_or_default();
-            found.push((full.clone(), parent));
-        }
+        let (found, pattern_skipped) = find_pattern(
+            pattern,
+            source.directory_extensions(),
+            params.follow_links,
+            base_dir,
+        )?;
         if found.is_empty() {
+            let note = match pattern_skipped.as_slice() {
+                [] => String::new(),
+                [only] => format!("; {}", only.message(base_dir)),
+                [first, rest @ ..] => format!(
+                    "; {}, and {} more symbolic links",
+                    first.message(base_dir),
+                    rest.len()
+                ),
+            };
             return Err(DataError::NoMatch {
                 pattern: pattern.to_string(),
                 base: base_dir.to_path_buf(),
+                note,
             });
         }
-        for (path, root) in found {
-            if seen.insert(path.clone()) {
-                let id = id_relative_to(&path, &root);
-                inputs.push(InputFile { path, id });
+        skipped.extend(pattern_skipped);
+        for (file, root) in found {
+            if seen.insert(file.canonical) {
+                let id = id_relative_to(&file.path, &root);
+                inputs.push(InputFile {
+                    path: file.path,
+                    id,
+                });
             }
         }
     }
-    Ok(inputs)
+    Ok((inputs, skipped))
 }
 
 /// Every file that feeds the ingest stage, in reading order (for content-keying the stage). Errors
@@ -213,17 +232,17 @@ pub fn ingest_input_files(
     params: &IngestParams,
     base_dir: &Path,
 ) -> Result<Vec<PathBuf>, DataError> {
-    Ok(collect_inputs(&params.source, base_dir)?
-        .into_iter()
-        .map(|input| input.path)
-        .collect())
+    Ok(ingest_inputs(params, base_dir)?.files)
 }
 
-fn display_path(path: &Path, base_dir: &Path) -> String {
-    path.strip_prefix(base_dir)
-        .unwrap_or(path)
-        .to_string_lossy()
-        .replace('\\', "/")
+/// [`ingest_input_files`], with the symbolic links the directory walks skipped (see
+/// [`IngestParams::follow_links`]).
+pub fn ingest_inputs(params: &IngestParams, base_dir: &Path) -> Result<IngestInputs, DataError> {
+    let (inputs, skipped) = collect_inputs(params, base_dir)?;
+    Ok(IngestInputs {
+        files: inputs.into_iter().map(|input| input.path).collect(),
+        skipped,
+    })
 }
 
 /// Counts and the output writer shared by all readers of one ingest run.
@@ -321,7 +340,7 @@ pub fn run_ingest(
             "`langs` is empty: list at least one language or leave it out".into(),
         ));
     }
-    let inputs = collect_inputs(&params.source, base_dir)?;
+    let (inputs, skipped_links) = collect_inputs(params, base_dir)?;
     std::fs::create_dir_all(out_dir)
         .map_err(|e| DataError::io(out_dir, "creating output directory", e))?;
     let out_path = out_dir.join(RECORDS_FILE);
@@ -409,6 +428,15 @@ pub fn run_ingest(
         "limit_reached": sink.limit_reached(),
         "files": files_summary,
     });
+    if !skipped_links.is_empty() {
+        let links: Vec<Value> = skipped_links
+            .iter()
+            .map(
+                |s| json!({ "path": display_path(&s.path, base_dir), "reason": s.reason.as_str() }),
+            )
+            .collect();
+        summary["skipped_links"] = json!(links);
+    }
     if !sink.skipped_examples.is_empty() {
         summary["skipped_examples"] = json!(sink.skipped_examples);
     }

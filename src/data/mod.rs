@@ -4,7 +4,8 @@
 //! - [`record`]: `ApiRecord`, the one record type; JSONL of it between stages.
 //! - [`apipack`], [`json_array`]: API Pack's one-array-per-file format, read as a stream; JSONL.
 //! - [`openapi`]: OpenAPI 3.x specs -> one record per operation per language.
-//! - [`ingest`]: the ingest stage's params and [`run_ingest`].
+//! - [`ingest`]: the ingest stage's params and [`run_ingest`]; [`walk`]: the files a source pattern
+//!   names (symbolic links skipped and reported unless `follow_links`).
 //! - [`normalize`], [`split`]: the normalize stage's params and [`run_normalize`];
 //!   [`read_records`], [`take_samples`], [`read_endpoints`].
 //! - [`prompt`]: the prompt template.
@@ -39,11 +40,12 @@ pub mod openapi;
 pub mod prompt;
 pub mod record;
 pub mod split;
+pub mod walk;
 
 pub use error::{BadReason, DataError, RecordLocation};
 pub use ingest::{
-    BadRecordPolicy, IngestParams, PathPatterns, RECORDS_FILE, SourceSpec, ingest_input_files,
-    run_ingest,
+    BadRecordPolicy, IngestInputs, IngestParams, PathPatterns, RECORDS_FILE, SourceSpec,
+    ingest_input_files, ingest_inputs, run_ingest,
 };
 pub use lang::{TARGET_LANGS, canonical_lang};
 pub use prompt::prompt;
@@ -52,3 +54,4 @@ pub use split::{
     ENDPOINTS_FILE, HeldoutScope, HeldoutSpec, KnownEndpoint, KnownEndpoints, LEVEL_FILES,
     NormalizeParams, TRAIN_FILE, read_endpoints, read_records, run_normalize, take_samples,
 };
+pub use walk::{SkipReason, SkippedPath};

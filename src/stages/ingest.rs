@@ -1,6 +1,8 @@
 //! `ingest`: API Pack files, JSONL or OpenAPI specs in, one `records.jsonl` of API records out.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use crate::data::{self, IngestParams};
 
@@ -14,7 +16,14 @@ impl StageKind for Ingest {
     type Params = IngestParams;
 
     fn input_files(params: &IngestParams, ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>> {
-        Ok(data::ingest_input_files(params, ctx.base_dir)?)
+        let inputs = data::ingest_inputs(params, ctx.base_dir)?;
+        for skipped in &inputs.skipped {
+            warn_once(format!(
+                "warning: ingest: {}",
+                skipped.message(ctx.base_dir)
+            ));
+        }
+        Ok(inputs.files)
     }
 
     fn run(params: &IngestParams, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
@@ -25,12 +34,32 @@ impl StageKind for Ingest {
             .get("per_lang")
             .and_then(|v| v.as_object())
             .map_or(0, |m| m.len());
-        let headline = format!(
+        let mut headline = format!(
             "{} records in {langs} languages, {} skipped",
             count("records"),
             count("skipped_total")
         );
+        let links = summary
+            .get("skipped_links")
+            .and_then(|v| v.as_array())
+            .map_or(0, Vec::len);
+        if links > 0 {
+            headline.push_str(&format!(", {links} symbolic links not followed"));
+        }
         super::set_headline(&mut summary, headline);
         Ok(summary)
+    }
+}
+
+/// Prints `message` to stderr unless this process printed it already (planning and running
+/// both list a stage's inputs).
+fn warn_once(message: String) {
+    static PRINTED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let mut printed = PRINTED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !printed.contains(&message) {
+        eprintln!("{message}");
+        printed.insert(message);
     }
 }

@@ -5,6 +5,7 @@
 //! Swagger 2.0 documents are skipped with the counted reason `swagger2_unsupported` (APIs.guru's
 //! npm collection ships 3.x only); they are bad records under `on_bad_record = "error"`.
 
+pub mod depth;
 mod operation;
 mod refs;
 pub mod request;
@@ -24,6 +25,9 @@ pub use refs::Resolver;
 /// Longest API description kept (its first paragraph).
 pub const MAX_API_DESCRIPTION_CHARS: usize = 500;
 
+/// The deepest nesting serde_json accepts (it refuses the next level quickly, while parsing).
+const JSON_NESTING_LIMIT: usize = 127;
+
 /// Reads a spec file into a JSON value (YAML by extension `.yaml`/`.yml`, JSON otherwise).
 pub fn load_spec(path: &Path) -> Result<Value, DataError> {
     let bad = |message: String| DataError::BadRecord {
@@ -37,10 +41,27 @@ pub fn load_spec(path: &Path) -> Result<Value, DataError> {
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+    let too_deep = |line: u64, limit: usize| DataError::BadRecord {
+        path: path.to_path_buf(),
+        location: RecordLocation::Line { line },
+        reason: BadReason::InvalidSpec,
+        message: format!("nesting deeper than {limit} levels; OpenAPI specs never need this"),
+    };
     let document: Value = if is_yaml {
+        // The YAML parser takes super-linear time on deep nesting before its own limit stops it.
+        if let Some(line) = depth::yaml_too_deep(&bytes, depth::MAX_YAML_NESTING) {
+            return Err(too_deep(line, depth::MAX_YAML_NESTING));
+        }
         serde_norway::from_slice(&bytes).map_err(|e| bad(format!("not valid YAML: {e}")))?
     } else {
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not valid JSON: {e}")))?
+        serde_json::from_slice(&bytes).map_err(|e| {
+            // serde_json stops at its recursion limit as it reads: linear time.
+            if e.to_string().starts_with("recursion limit exceeded") {
+                too_deep(e.line() as u64, JSON_NESTING_LIMIT)
+            } else {
+                bad(format!("not valid JSON: {e}"))
+            }
+        })?
     };
     check_version(path, &document)?;
     Ok(document)
