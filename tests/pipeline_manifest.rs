@@ -294,3 +294,409 @@ fn committed_schema_is_current() {
         "schemas/manifest.schema.json is stale: regenerate with `cargo run -- schema > schemas/manifest.schema.json`"
     );
 }
+
+/// A study with every ML stage kind, valid as written; the tests below break one value each.
+const STUDY: &str = r#"[experiment]
+name = "s"
+seed = 1
+
+[models.tiny]
+arch = "gpt2"
+init = "random"
+config = { n_layer = 2, n_embd = 128, n_head = 4, n_positions = 512 }
+tokenizer = { train_bpe = { vocab_size = 1024 } }
+
+[stages.ingest]
+kind = "ingest"
+source = { jsonl = "records.jsonl" }
+
+[stages.split]
+kind = "normalize"
+needs = ["ingest"]
+heldout = { level1 = 2, level2 = 2, level3 = 2 }
+
+[stages.pretrain]
+kind = "pretrain"
+needs = ["split"]
+model = "tiny"
+train = { lr = 5e-3, epochs = 1, micro_batch = 4, max_len = 256, warmup = 0.1 }
+
+[stages.lora]
+kind = "lora-train"
+needs = ["split", "pretrain"]
+samples = 8
+lora = { r = 4, alpha = 8, dropout = 0.0, targets = ["c_attn"] }
+train = { lr = 1e-2, steps = 2, micro_batch = 2, grad_accum = 1, max_len = 256 }
+
+[stages.eval]
+kind = "eval"
+needs = ["split", "lora", "pretrain"]
+limit = 3
+decoding = { max_new_tokens = 16, temperature = 0.0 }
+"#;
+
+/// `m.toml:LINE:COL:` of the first occurrence of `needle` in `text`.
+fn at(text: &str, needle: &str) -> String {
+    let offset = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("`{needle}` not in the manifest"));
+    let line = text[..offset].matches('\n').count() + 1;
+    let col = text[..offset].rsplit('\n').next().unwrap().chars().count() + 1;
+    format!("m.toml:{line}:{col}:")
+}
+
+#[test]
+fn study_manifest_validates() {
+    project_with(STUDY)
+        .run(&["validate", "m.toml"])
+        .expect_code(0);
+}
+
+#[test]
+fn what_fails_at_run_time_fails_validate_with_the_valid_range() {
+    // (replace, with, located at the first occurrence of, message)
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "model = \"tiny\"",
+            "model = \"nope\"",
+            "\"nope\"",
+            "unknown model `nope`",
+        ),
+        (
+            "samples = 8",
+            "samples = 8\nmodel = \"nope\"",
+            "\"nope\"",
+            "unknown model `nope`",
+        ),
+        (
+            "limit = 3",
+            "limit = 3\nmodel = \"nope\"",
+            "\"nope\"",
+            "unknown model `nope`",
+        ),
+        (
+            "r = 4,",
+            "r = 0,",
+            "0, alpha",
+            "lora.r must be between 1 and 4096, got 0",
+        ),
+        (
+            "n_head = 4",
+            "n_head = 3",
+            "3, n_positions",
+            "config.n_head: 3 attention heads do not divide the hidden size 128",
+        ),
+        (
+            "n_layer = 2",
+            "n_layer = 1000000000",
+            "1000000000",
+            "config.n_layer: 1000000000 is out of range; expected 1 to 1024",
+        ),
+        (
+            "n_embd = 128",
+            "n_embd = 4000000000",
+            "4000000000",
+            "config.n_embd: 4000000000 is out of range; expected 1 to 65536",
+        ),
+        (
+            "n_positions = 512",
+            "n_positions = 512, vocab_size = 0",
+            "0 }",
+            "config.vocab_size: 0 is out of range; expected 1 to 4194304",
+        ),
+        (
+            "micro_batch = 4",
+            "micro_batch = 0",
+            "0, max_len = 256, w",
+            "train.micro_batch must be between 1 and 65536, got 0",
+        ),
+        (
+            "grad_accum = 1",
+            "grad_accum = 0",
+            "0, max_len",
+            "train.grad_accum must be between 1 and 65536, got 0",
+        ),
+        (
+            "lr = 5e-3",
+            "lr = -1",
+            "-1",
+            "train.lr must be a finite number > 0",
+        ),
+        (
+            "lr = 5e-3",
+            "lr = nan",
+            "nan",
+            "train.lr must be a finite number > 0",
+        ),
+        (
+            "dropout = 0.0",
+            "dropout = 2.0",
+            "2.0",
+            "lora.dropout must be a finite number in [0, 1), got 2",
+        ),
+        (
+            "epochs = 1,",
+            "epochs = 1e300,",
+            "1e300",
+            "train.epochs must be a finite number > 0 and at most 10000",
+        ),
+        (
+            "steps = 2",
+            "steps = 0",
+            "0, micro_batch = 2",
+            "train.steps must be between 1 and 10000000, got 0",
+        ),
+        (
+            "targets = [\"c_attn\"]",
+            "targets = []",
+            "[]",
+            "lora.targets must list at least one module name",
+        ),
+        (
+            "needs = [\"ingest\"]",
+            "needs = \"ingest\"",
+            "\"ingest\"\nheldout",
+            "`needs` must be an array of stage names",
+        ),
+        (
+            "[stages.eval]",
+            "[stages.\"\"]",
+            "\"\"]",
+            "stage name is empty",
+        ),
+        (
+            "warmup = 0.1",
+            "warmup = -0.5",
+            "-0.5",
+            "train.warmup must be a finite number in [0, 10000000], got -0.5",
+        ),
+        (
+            "max_len = 256, warmup",
+            "max_len = 1024, warmup",
+            "1024, warmup",
+            "train.max_len 1024 exceeds the 512 positions of model `tiny`",
+        ),
+        (
+            "max_new_tokens = 16",
+            "max_new_tokens = 0",
+            "0, temp",
+            "decoding.max_new_tokens must be between 1 and 1048576, got 0",
+        ),
+        (
+            "temperature = 0.0",
+            "temperature = nan",
+            "nan",
+            "decoding.temperature must be a finite number in [0, 100]",
+        ),
+        (
+            "temperature = 0.0",
+            "temperature = 0.5, top_p = 1.5",
+            "1.5",
+            "decoding.top_p must be a finite number in (0, 1], got 1.5",
+        ),
+        (
+            "limit = 3",
+            "limit = 0",
+            "0\ndecoding",
+            "limit must be between 1 and 1000000000, got 0",
+        ),
+        (
+            "limit = 3",
+            "batch_size = 0",
+            "0\ndecoding",
+            "batch_size must be between 1 and 65536, got 0",
+        ),
+        (
+            "level3 = 2 }",
+            "level3 = 2 }\nsamples = 0",
+            "0\n\n[stages.pretrain]",
+            "samples must be between 1 and 1000000000, got 0",
+        ),
+        (
+            "vocab_size = 1024",
+            "vocab_size = 10",
+            "10 }",
+            "tokenizer.train_bpe.vocab_size must be an integer between 257 and 4194304",
+        ),
+        (
+            "init = \"random\"",
+            "init = \"zeros\"",
+            "\"zeros\"",
+            "`init` must be \"random\"",
+        ),
+    ];
+    for (from, to, needle, message) in cases {
+        assert!(STUDY.contains(from), "`{from}` not in STUDY");
+        let text = STUDY.replacen(from, to, 1);
+        let where_ = at(&text, needle);
+        assert_error(&text, &[], &[&where_, message]);
+    }
+}
+
+#[test]
+fn oversized_random_model_is_rejected_against_machine_memory() {
+    let text = STUDY.replace(
+        "n_layer = 2, n_embd = 128, n_head = 4",
+        "n_layer = 1024, n_embd = 65536, n_head = 64",
+    );
+    assert_error(
+        &text,
+        &[],
+        &[
+            &at(&text, "{ n_layer"),
+            "GiB as f32 weights, more than this machine's",
+        ],
+    );
+}
+
+#[test]
+fn stage_and_model_names_are_short_and_safe() {
+    let long = "a".repeat(70_000);
+    let text = GOOD.replace("[stages.prep]", &format!("[stages.{long}]"));
+    let p = project_with(&text);
+    for command in ["validate", "plan", "dag"] {
+        let out = p.run(&[command, "m.toml"]);
+        out.expect_code(2);
+        let err = out.stderr();
+        assert!(
+            err.contains("m.toml:6:9: stage name `aaaa")
+                && err.contains("70000 characters long; at most 64"),
+            "{command}: {}",
+            &err[..err.len().min(2000)]
+        );
+        assert!(
+            err.len() < 4000,
+            "{command}: the name is not echoed in full ({} bytes)",
+            err.len()
+        );
+    }
+    let text = GOOD.replace("[stages.prep]", "[stages.\"pr ep\"]");
+    assert_error(
+        &text,
+        &[],
+        &[
+            "m.toml:6:9:",
+            "stage name `pr ep` contains ` `",
+            "ASCII letters, digits",
+        ],
+    );
+    let text = STUDY.replace("[models.tiny]", "[models.\"ti/ny\"]");
+    assert_error(
+        &text,
+        &[],
+        &["m.toml:5:9:", "model name `ti/ny` contains `/`"],
+    );
+}
+
+fn chain(stages: usize) -> String {
+    let mut text = String::from("[experiment]\nname = \"chain\"\n");
+    for i in 0..stages {
+        text.push_str(&format!(
+            "\n[stages.s{i}]\nkind = \"command\"\nrun = \"true\"\n"
+        ));
+        if i > 0 {
+            text.push_str(&format!("needs = [\"s{}\"]\n", i - 1));
+        }
+    }
+    text
+}
+
+#[test]
+fn twenty_thousand_chained_stages_validate_quickly() {
+    let p = project_with(&chain(20_000));
+    let started = std::time::Instant::now();
+    let out = p.run(&["validate", "m.toml"]);
+    let took = started.elapsed();
+    assert!(
+        out.expect_code(0)
+            .stdout()
+            .contains("20000 stages, 20000 arms"),
+        "{}",
+        out.stdout()
+    );
+    assert!(took.as_secs_f64() < 5.0, "validate took {took:?}");
+}
+
+#[test]
+fn huge_matrices_are_rejected_before_expanding() {
+    let values = (0..100)
+        .map(|i| format!("\"{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!(
+        "[experiment]\nname = \"m\"\n\n[stages.a]\nkind = \"command\"\nrun = \"true\"\nmatrix = {{ \"env.A\" = [{values}], \"env.B\" = [{values}], \"env.C\" = [{values}] }}\n"
+    );
+    let started = std::time::Instant::now();
+    assert_error(
+        &text,
+        &[],
+        &[
+            "m.toml:7:1:",
+            "1000000 combinations (100 × 100 × 100)",
+            "at most 100000 arms",
+        ],
+    );
+    assert!(
+        started.elapsed().as_secs_f64() < 2.0,
+        "took {:?}",
+        started.elapsed()
+    );
+    // Fan-out multiplies too: 400 arms, each fanning out into 400 more.
+    let values = (0..400)
+        .map(|i| format!("\"{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!(
+        "[experiment]\nname = \"m\"\n\n[stages.a]\nkind = \"command\"\nrun = \"true\"\nmatrix = {{ \"env.A\" = [{values}] }}\n\n[stages.b]\nkind = \"command\"\nneeds = [\"a\"]\nrun = \"true\"\nmatrix = {{ \"env.B\" = [{values}] }}\n"
+    );
+    assert_error(
+        &text,
+        &[],
+        &[
+            "m.toml:9:9:",
+            "stage `b` expands to 160000 or more arms (after the 400 arms",
+            "at most 100000 arms",
+        ],
+    );
+}
+
+#[test]
+fn encoding_and_nesting_errors_are_located() {
+    let p = Project::new();
+    let mut bytes =
+        b"[experiment]\nname = \"x\"\n\n[stages.a]\nkind = \"command\"\nrun = \"ab".to_vec();
+    bytes.extend([0xff, b'"', b'\n']);
+    std::fs::write(p.path().join("m.toml"), bytes).unwrap();
+    let out = p.run(&["validate", "m.toml"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr()
+            .contains("m.toml:6:10: the manifest is not valid UTF-8 (byte 0xff)"),
+        "{}",
+        out.stderr()
+    );
+
+    let deep = vec!["a"; 3000].join(".");
+    let text = format!("[experiment]\nname = \"x\"\n\n{deep} = 1\n");
+    assert_error(
+        &text,
+        &[],
+        &["m.toml:4:1:", "invalid TOML: recursion limit"],
+    );
+    let text = format!(
+        "[experiment]\nname = \"x\"\n\n[stages.a]\nkind = \"command\"\nrun = \"true\"\nx = {}1{}\n",
+        "[".repeat(3000),
+        "]".repeat(3000)
+    );
+    assert_error(&text, &[], &["m.toml:7:", "invalid TOML"]);
+    assert_error(
+        "[stages.a]\nkind = \"command\"\nrun = \"true\"\n",
+        &[],
+        &["m.toml:1:1: missing `[experiment]` section"],
+    );
+    assert_error(
+        "[experiment]\nname = \"x\"\n",
+        &[],
+        &["m.toml:1:1: the manifest declares no stages"],
+    );
+}

@@ -234,7 +234,7 @@ fn default_params() -> ReportParams {
     assert!(stage.aggregates());
     let resolved = stage
         .resolve(toml::Value::Table(toml::Table::new()))
-        .map_err(|e| e.message)
+        .map_err(|e| e[0].message.clone())
         .unwrap();
     serde_json::from_value(resolved).unwrap()
 }
@@ -775,8 +775,13 @@ fn params_select_columns_and_title() {
     let params: toml::Value =
         toml::from_str("metrics = [\"rouge_l\", \"host_match\"]\ntitle = \"Ablation <1>\"")
             .unwrap();
-    let params: ReportParams =
-        serde_json::from_value(stage.resolve(params).map_err(|e| e.message).unwrap()).unwrap();
+    let params: ReportParams = serde_json::from_value(
+        stage
+            .resolve(params)
+            .map_err(|e| e[0].message.clone())
+            .unwrap(),
+    )
+    .unwrap();
     run_stage(&f, &params).unwrap();
     let csv_header = read(&f, "report.csv").lines().next().unwrap().to_string();
     assert!(
@@ -788,7 +793,9 @@ fn params_select_columns_and_title() {
     assert!(f.out.join("plots/ablation-host_match.svg").exists());
 
     let bad: toml::Value = toml::from_str("metrics = [\"bleu\"]").unwrap();
-    let err = stage.resolve(bad).unwrap_err();
+    let errors = stage.resolve(bad).unwrap_err();
+    assert_eq!(errors.len(), 1, "one problem, reported once");
+    let err = &errors[0];
     assert_eq!(err.path, ["metrics", "0"]);
     assert!(
         err.message.contains("exact_match"),

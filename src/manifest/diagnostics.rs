@@ -66,15 +66,22 @@ impl std::error::Error for ManifestErrors {}
 pub struct SourceMap {
     path: PathBuf,
     text: String,
+    /// Byte offset of the start of each line, so a position costs a binary search.
+    line_starts: Vec<usize>,
     doc: Option<toml_edit::Document<String>>,
 }
 
 impl SourceMap {
     pub fn new(path: &Path, text: &str) -> SourceMap {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        let doc = toml_edit::Document::parse(text.to_string()).ok();
         SourceMap {
             path: path.to_path_buf(),
             text: text.to_string(),
-            doc: toml_edit::Document::parse(text.to_string()).ok(),
+            line_starts,
+            doc,
         }
     }
 
@@ -82,10 +89,17 @@ impl SourceMap {
         &self.path
     }
 
+    /// `file:line:col` of a byte offset (1-based; columns count characters).
     pub fn at_offset(&self, offset: usize) -> Origin {
-        let before = &self.text[..offset.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let col = self.text[self.line_starts[line - 1]..offset]
+            .chars()
+            .count()
+            + 1;
         Origin::File {
             path: self.path.clone(),
             line,
@@ -93,16 +107,75 @@ impl SourceMap {
         }
     }
 
-    /// Position of the deepest existing item along `path`; the key itself when `want_key`.
+    /// Position of the deepest existing item along `path`; the key itself when `want_key`. The
+    /// start of the file when not even the first key is found.
     pub fn locate(&self, path: &[String], want_key: bool) -> Origin {
-        match self
+        let span = self
             .doc
             .as_ref()
-            .and_then(|doc| span_of(doc.as_item(), path, want_key))
-        {
-            Some(span) => self.at_offset(span.start),
-            None => Origin::Whole(self.path.clone()),
+            .and_then(|doc| span_of(doc.as_item(), path, want_key));
+        self.at_offset(span.map_or(0, |s| s.start))
+    }
+}
+
+/// `file:line:col` of a byte offset into `text`, without building a [`SourceMap`].
+pub fn origin_at(path: &Path, text: &str, offset: usize) -> Origin {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Origin::File {
+        path: path.to_path_buf(),
+        line,
+        col,
+    }
+}
+
+/// Segments a dotted key may have before the TOML parser gives up (its recursion limit).
+const TOML_KEY_DEPTH: usize = 80;
+
+/// Byte offset of the first dotted key deeper than the TOML parser accepts: its error for such a
+/// key carries no position. A heuristic scan (strings and comments skipped), used only then.
+pub fn deep_key_offset(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut i, mut start, mut dots) = (0, None, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'"' | b'\'') => {
+                start = start.or(Some(i));
+                i += 1;
+                while i < bytes.len() && bytes[i] != q && bytes[i] != b'\n' {
+                    i += if q == b'"' && bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'.' if start.is_some() => dots += 1,
+            b' ' | b'\t' => {}
+            b'#' | b'=' | b'[' | b']' | b'{' | b'}' | b',' | b'\n' => {
+                if dots >= TOML_KEY_DEPTH {
+                    return start;
+                }
+                if bytes[i] == b'#' {
+                    i = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                }
+                (start, dots) = (None, 0);
+            }
+            _ => start = start.or(Some(i)),
         }
+        i += 1;
+    }
+    start.filter(|_| dots >= TOML_KEY_DEPTH)
+}
+
+/// `s`, or its first characters and its length when it is too long to quote in a message.
+pub fn shorten(s: &str) -> String {
+    const SHOWN: usize = 40;
+    let len = s.chars().count();
+    if len <= SHOWN + 8 {
+        s.to_string()
+    } else {
+        format!(
+            "{}… ({len} characters)",
+            s.chars().take(SHOWN).collect::<String>()
+        )
     }
 }
 
@@ -161,10 +234,16 @@ pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    // Edit distances cost length × length: names longer than any valid one are no typos.
+    const LONGEST: usize = 256;
+    if name.len() > LONGEST {
+        return None;
+    }
     // Transpositions and one-letter slips are the usual typos; Jaro-Winkler catches longer names.
     let max_edits = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()
+        .filter(|c| c.len() <= LONGEST)
         .map(|c| {
             (
                 strsim::damerau_levenshtein(name, c),
@@ -212,6 +291,33 @@ mod tests {
         assert_eq!(
             hint_for_serde_message(msg).as_deref(),
             Some("expected one of: lr, epochs")
+        );
+    }
+
+    #[test]
+    fn offsets_and_deep_keys_have_positions() {
+        let map = SourceMap::new(Path::new("m.toml"), "a = 1\nbé = 2\n");
+        let pos = |o| match map.at_offset(o) {
+            Origin::File { line, col, .. } => (line, col),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            (pos(0), pos(6), pos(9), pos(100)),
+            ((1, 1), (2, 1), (2, 3), (3, 1))
+        );
+        let deep = vec!["a"; 81].join(".");
+        assert_eq!(
+            deep_key_offset(&format!("x = 1\n[t]\n{deep} = 1\n")),
+            Some(10)
+        );
+        assert_eq!(
+            deep_key_offset(&format!("x = \"{deep}\" # {deep}\ny = 1.5\n")),
+            None
+        );
+        assert_eq!(shorten("abc"), "abc");
+        assert_eq!(
+            shorten(&"x".repeat(100)),
+            format!("{}… (100 characters)", "x".repeat(40))
         );
     }
 

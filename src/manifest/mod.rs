@@ -4,6 +4,8 @@
 //! `-S` argument at fault) and suggests the closest valid name for a misspelt one.
 
 mod diagnostics;
+pub mod limits;
+mod models;
 mod overrides;
 pub mod schema;
 
@@ -15,7 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use diagnostics::{
-    Diagnostic, ManifestErrors, Origin, SourceMap, did_you_mean, hint_for_serde_message,
+    Diagnostic, ManifestErrors, Origin, SourceMap, did_you_mean, hint_for_serde_message, shorten,
 };
 
 use crate::stages::{self, DynStage};
@@ -122,7 +124,7 @@ pub struct Manifest {
 impl Manifest {
     /// Reads and checks a manifest file, applying `-S path=value` overrides.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Manifest, ManifestErrors> {
-        let text = read_manifest_text(path)?;
+        let text = manifest_text(path, read_manifest(path)?)?;
         Manifest::parse(path, &text, overrides)
     }
 
@@ -153,14 +155,20 @@ impl Manifest {
             Ok(t) => t,
             Err(e) => {
                 let e: toml::de::Error = e;
-                let origin = e.span().map_or(Origin::Whole(path.to_path_buf()), |s| {
-                    source.at_offset(s.start)
-                });
+                // The parser gives no position for keys past its recursion limit.
+                let offset = e
+                    .span()
+                    .map(|s| s.start)
+                    .or_else(|| diagnostics::deep_key_offset(text))
+                    .unwrap_or(0);
                 let message = format!("invalid TOML: {}", e.message());
+                let help = e.span().is_none().then(|| {
+                    "a dotted key or a nesting of tables and arrays is too deep".to_string()
+                });
                 return Err(ManifestErrors(vec![Diagnostic {
-                    origin,
+                    origin: source.at_offset(offset),
                     message,
-                    help: None,
+                    help,
                 }]));
             }
         };
@@ -204,7 +212,16 @@ impl Manifest {
         path: &Path,
         overrides: &[String],
     ) -> Result<(Manifest, crate::pipeline::Dag), ManifestErrors> {
-        let text = read_manifest_text(path)?;
+        Manifest::from_bytes_with_dag(path, read_manifest(path)?, overrides)
+    }
+
+    /// Like [`Manifest::load_with_dag`], for manifest bytes read from `path`.
+    pub fn from_bytes_with_dag(
+        path: &Path,
+        bytes: Vec<u8>,
+        overrides: &[String],
+    ) -> Result<(Manifest, crate::pipeline::Dag), ManifestErrors> {
+        let text = manifest_text(path, bytes)?;
         let (manifest, mut errors) = Manifest::parse_partial(path, &text, overrides)?;
         match crate::pipeline::Dag::build(&manifest) {
             Ok(dag) if errors.is_empty() => Ok((manifest, dag)),
@@ -229,10 +246,7 @@ impl Manifest {
                         Err(d) => errors.push(d),
                     }
                 }
-                "models" => match self.typed::<IndexMap<String, ModelSpec>>(value, &at) {
-                    Ok(m) => self.models = m,
-                    Err(d) => errors.push(d),
-                },
+                "models" => self.read_models(value, errors),
                 "stages" => self.read_stages(value, errors),
                 "expect" => match self.typed::<IndexMap<String, Expectation>>(value, &at) {
                     Ok(e) => {
@@ -265,20 +279,38 @@ impl Manifest {
         }
         if !seen_experiment {
             errors.push(Diagnostic {
-                origin: Origin::Whole(self.path.clone()),
+                origin: self.source.at_offset(0),
                 message: "missing `[experiment]` section".into(),
                 help: Some("add `[experiment]` with `name = \"...\"` and `seed = N`".into()),
             });
         }
         if self.stages.is_empty() && errors.is_empty() {
             errors.push(Diagnostic {
-                origin: Origin::Whole(self.path.clone()),
+                origin: self.source.at_offset(0),
                 message: "the manifest declares no stages".into(),
                 help: Some(
                     "add a `[stages.NAME]` table with a `kind`, e.g. kind = \"ingest\"".into(),
                 ),
             });
         }
+    }
+
+    fn read_models(&mut self, value: toml::Value, errors: &mut Vec<Diagnostic>) {
+        let models = match self.typed::<IndexMap<String, ModelSpec>>(value, &["models".into()]) {
+            Ok(models) => models,
+            Err(d) => return errors.push(d),
+        };
+        for (name, spec) in &models {
+            let at = vec!["models".to_string(), name.clone()];
+            if let Err(message) = limits::check_name("model", name) {
+                errors.push(self.error(&at, true, message, Some(limits::name_help())));
+                continue;
+            }
+            for (path, message) in models::spec_problems(name, spec) {
+                errors.push(self.error(&[at.clone(), path].concat(), false, message, None));
+            }
+        }
+        self.models = models;
     }
 
     fn read_stages(&mut self, value: toml::Value, errors: &mut Vec<Diagnostic>) {
@@ -293,16 +325,8 @@ impl Manifest {
         };
         for (name, table) in stages {
             let at = vec!["stages".to_string(), name.clone()];
-            if let Some(bad) = name
-                .chars()
-                .find(|c| !(c.is_alphanumeric() || *c == '-' || *c == '_'))
-            {
-                errors.push(self.error(
-                    &at,
-                    true,
-                    format!("stage name `{name}` contains `{bad}`"),
-                    Some("use letters, digits, `-` and `_`".into()),
-                ));
+            if let Err(message) = limits::check_name("stage", &name) {
+                errors.push(self.error(&at, true, message, Some(limits::name_help())));
                 self.broken.insert(name);
                 continue;
             }
@@ -316,77 +340,25 @@ impl Manifest {
                 self.broken.insert(name);
                 continue;
             };
-            let kind = match table.remove("kind") {
-                Some(toml::Value::String(k)) => match stages::lookup(&k) {
-                    Some(kind) => Some(kind),
-                    None => {
-                        let kinds: Vec<&str> =
-                            stages::registry().iter().map(|s| s.kind()).collect();
-                        let help = match did_you_mean(&k, kinds.iter().copied()) {
-                            Some(best) => format!("did you mean `{best}`?"),
-                            None => format!("known kinds: {}", kinds.join(", ")),
-                        };
-                        errors.push(self.error(
-                            &[at.clone(), vec!["kind".into()]].concat(),
-                            false,
-                            format!("unknown stage kind `{k}`"),
-                            Some(help),
-                        ));
-                        None
-                    }
-                },
-                Some(_) => {
-                    errors.push(self.error(
-                        &[at.clone(), vec!["kind".into()]].concat(),
-                        false,
-                        "`kind` must be a string".into(),
-                        None,
-                    ));
-                    None
+            let kind = self.stage_kind(&name, table.remove("kind"), errors);
+            let needs = self.stage_needs(&at, table.remove("needs"), errors);
+            let matrix = table
+                .remove("matrix")
+                .map(|m| self.stage_matrix(&at, m, errors));
+            match (kind, matrix) {
+                (Some(kind), None) => {
+                    self.stages.insert(
+                        name.clone(),
+                        StageDecl {
+                            name,
+                            kind,
+                            needs,
+                            matrix: IndexMap::new(),
+                            params: table,
+                        },
+                    );
                 }
-                None => {
-                    errors.push(self.error(
-                        &at,
-                        true,
-                        format!("stage `{name}` has no `kind`"),
-                        Some("add e.g. `kind = \"ingest\"`".into()),
-                    ));
-                    None
-                }
-            };
-            let needs = match table.remove("needs") {
-                None => Vec::new(),
-                Some(toml::Value::String(s)) => vec![s],
-                Some(v) => match self
-                    .typed::<Vec<String>>(v, &[at.clone(), vec!["needs".into()]].concat())
-                {
-                    Ok(n) => n,
-                    Err(d) => {
-                        errors.push(d);
-                        Vec::new()
-                    }
-                },
-            };
-            let mut matrix = IndexMap::new();
-            if let Some(m) = table.remove("matrix") {
-                let mat_at = [at.clone(), vec!["matrix".into()]].concat();
-                match m {
-                    toml::Value::Table(axes) => {
-                        for (axis, values) in axes {
-                            let axis_at = [mat_at.clone(), vec![axis.clone()]].concat();
-                            match check_axis(&axis, values) {
-                                Ok(values) => {
-                                    matrix.insert(axis, values);
-                                }
-                                Err(msg) => errors.push(self.error(&axis_at, false, msg, None)),
-                            }
-                        }
-                    }
-                    _ => errors.push(self.error(&mat_at, false, "`matrix` must be a table of arrays, e.g. matrix = { samples = [1000, 10000] }".into(), None)),
-                }
-            }
-            match kind {
-                Some(kind) => {
+                (Some(kind), Some(Some(matrix))) => {
                     self.stages.insert(
                         name.clone(),
                         StageDecl {
@@ -398,11 +370,130 @@ impl Manifest {
                         },
                     );
                 }
-                None => {
+                _ => {
                     self.broken.insert(name);
                 }
             }
         }
+    }
+
+    fn stage_kind(
+        &self,
+        name: &str,
+        kind: Option<toml::Value>,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Option<&'static dyn DynStage> {
+        let at = vec!["stages".to_string(), name.to_string(), "kind".into()];
+        match kind {
+            Some(toml::Value::String(k)) => {
+                let found = stages::lookup(&k);
+                if found.is_none() {
+                    let kinds: Vec<&str> = stages::registry().iter().map(|s| s.kind()).collect();
+                    let help = match did_you_mean(&k, kinds.iter().copied()) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!("known kinds: {}", kinds.join(", ")),
+                    };
+                    errors.push(self.error(
+                        &at,
+                        false,
+                        format!("unknown stage kind `{}`", shorten(&k)),
+                        Some(help),
+                    ));
+                }
+                found
+            }
+            Some(_) => {
+                errors.push(self.error(&at, false, "`kind` must be a string".into(), None));
+                None
+            }
+            None => {
+                let help = Some("add e.g. `kind = \"ingest\"`".into());
+                errors.push(self.error(
+                    &at[..2],
+                    true,
+                    format!("stage `{name}` has no `kind`"),
+                    help,
+                ));
+                None
+            }
+        }
+    }
+
+    fn stage_needs(
+        &self,
+        at: &[String],
+        needs: Option<toml::Value>,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Vec<String> {
+        let at = [at, &["needs".to_string()]].concat();
+        match needs {
+            None => Vec::new(),
+            Some(toml::Value::String(s)) => {
+                let help = format!("write needs = [\"{}\"]", shorten(&s));
+                errors.push(self.error(
+                    &at,
+                    false,
+                    "`needs` must be an array of stage names, not a string".into(),
+                    Some(help),
+                ));
+                Vec::new()
+            }
+            Some(v) => self.typed::<Vec<String>>(v, &at).unwrap_or_else(|d| {
+                errors.push(d);
+                Vec::new()
+            }),
+        }
+    }
+
+    /// The matrix of a stage; `None` when it is unusable (an error is reported).
+    fn stage_matrix(
+        &self,
+        at: &[String],
+        m: toml::Value,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Option<IndexMap<String, Vec<toml::Value>>> {
+        let mat_at = [at, &["matrix".to_string()]].concat();
+        let toml::Value::Table(axes) = m else {
+            let message =
+                "`matrix` must be a table of arrays, e.g. matrix = { samples = [1000, 10000] }"
+                    .into();
+            errors.push(self.error(&mat_at, false, message, None));
+            return Some(IndexMap::new());
+        };
+        let mut matrix = IndexMap::new();
+        for (axis, values) in axes {
+            match check_axis(&axis, values) {
+                Ok(values) => {
+                    matrix.insert(axis, values);
+                }
+                Err(msg) => errors.push(self.error(
+                    &[mat_at.clone(), vec![axis]].concat(),
+                    false,
+                    msg,
+                    None,
+                )),
+            }
+        }
+        // Checked before anything expands: the product is what the stage would become.
+        let combinations = matrix
+            .values()
+            .fold(1usize, |n, v| n.saturating_mul(v.len()));
+        if combinations > limits::MAX_ARMS {
+            let sizes: Vec<String> = matrix.values().map(|v| v.len().to_string()).collect();
+            let message = format!(
+                "the matrix has {combinations} combinations ({}); a manifest may expand to at most {} arms",
+                sizes.join(" × "),
+                limits::MAX_ARMS
+            );
+            errors.push(self.error(
+                &mat_at,
+                true,
+                message,
+                Some("use fewer values per axis, or split the study into several manifests".into()),
+            ));
+            return None;
+        }
+        Some(matrix)
     }
 
     fn typed<T: serde::de::DeserializeOwned>(
@@ -447,8 +538,8 @@ impl Manifest {
     }
 }
 
-fn read_manifest_text(path: &Path) -> Result<String, ManifestErrors> {
-    std::fs::read_to_string(path).map_err(|e| {
+fn read_manifest(path: &Path) -> Result<Vec<u8>, ManifestErrors> {
+    std::fs::read(path).map_err(|e| {
         ManifestErrors(vec![Diagnostic {
             origin: Origin::Whole(path.to_path_buf()),
             message: format!("cannot read the manifest: {e}"),
@@ -460,7 +551,37 @@ fn read_manifest_text(path: &Path) -> Result<String, ManifestErrors> {
     })
 }
 
+/// The manifest's text; invalid UTF-8 is an error at the line and column of the first bad byte.
+pub fn manifest_text(path: &Path, bytes: Vec<u8>) -> Result<String, ManifestErrors> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let prefix = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+        let origin = diagnostics::origin_at(path, prefix, valid);
+        ManifestErrors(vec![Diagnostic {
+            origin,
+            message: format!(
+                "the manifest is not valid UTF-8 (byte 0x{:02x})",
+                bytes[valid]
+            ),
+            help: Some("save the manifest as UTF-8".into()),
+        }])
+    })
+}
+
 fn expectation_problem(e: &Expectation) -> Option<String> {
+    let numbers = [
+        ("value", e.value),
+        ("tol", e.tol),
+        ("min", e.min),
+        ("max", e.max),
+    ];
+    if let Some((field, Some(v))) = numbers
+        .into_iter()
+        .find(|(_, v)| v.is_some_and(|v| !v.is_finite()))
+    {
+        return Some(format!("`{field}` must be a finite number, got {v}"));
+    }
     match (e.value, e.tol, e.min, e.max) {
         (None, None, None, None) => {
             Some("an expectation needs `value` and `tol`, or `min` and/or `max`".into())

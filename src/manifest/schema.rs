@@ -19,7 +19,10 @@ pub fn manifest_schema_json() -> String {
 pub fn manifest_schema() -> Schema {
     let mut generator = SchemaSettings::draft2020_12().into_generator();
     let experiment = generator.subschema_for::<Experiment>();
-    let models = generator.subschema_for::<IndexMap<String, ModelSpec>>();
+    let names =
+        json!({ "pattern": format!("^[A-Za-z0-9_-]{{1,{}}}$", super::limits::MAX_NAME_LEN) });
+    let mut models = generator.subschema_for::<IndexMap<String, ModelSpec>>();
+    models.insert("propertyNames".into(), names.clone());
     let expect = generator.subschema_for::<IndexMap<String, Expectation>>();
     let stage_variants: Vec<Value> = stages::registry()
         .iter()
@@ -56,7 +59,7 @@ pub fn manifest_schema() -> Schema {
         "properties": {
             "experiment": experiment,
             "models": models,
-            "stages": { "type": "object", "additionalProperties": { "oneOf": stage_variants } },
+            "stages": { "type": "object", "propertyNames": names, "additionalProperties": { "oneOf": stage_variants } },
             "expect": expect,
         },
     });

@@ -107,7 +107,8 @@ impl GptBigCodeConfig {
         if let Some(inner) = self.n_inner {
             check_range(path, "n_inner", inner, MAX_INTERMEDIATE)?;
         }
-        check_epsilon(path, "layer_norm_epsilon", self.layer_norm_epsilon)
+        check_epsilon(path, "layer_norm_epsilon", self.layer_norm_epsilon)?;
+        check_epsilon(path, "initializer_range", self.initializer_range)
     }
 
     /// Parameters of the model this config builds.

@@ -173,6 +173,7 @@ impl Qwen2Config {
             ));
         }
         check_epsilon(path, "rms_norm_eps", self.rms_norm_eps)?;
+        check_epsilon(path, "initializer_range", self.initializer_range)?;
         let theta = self.rope_theta();
         if !(theta.is_finite() && theta > 0.0) {
             let message = format!("{theta} is out of range; expected more than 0");

@@ -3,14 +3,19 @@
 //! upstream arm, inheriting its labels (`eval[samples=1000]`). Arms of several needs are joined on
 //! the axes they share, so `eval` of `lora[model=a,samples=N]` pairs with `baseline[model=a]`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 use indexmap::IndexMap;
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::manifest::{Diagnostic, Manifest, ManifestErrors, did_you_mean, label_value, set_path};
-use crate::stages::DynStage;
+use crate::manifest::limits::MAX_ARMS;
+use crate::manifest::{
+    Diagnostic, Manifest, ManifestErrors, did_you_mean, label_value, set_path, shorten,
+};
+use crate::stages::{DynStage, ParamError};
 
 pub struct Arm {
     /// `stage` or `stage[axis=value,...]`.
@@ -30,6 +35,25 @@ pub struct Dag {
     pub order: Vec<usize>,
     /// Stage name -> its arms.
     pub stage_arms: IndexMap<String, Vec<usize>>,
+    /// Arm name -> index, for lookups by name.
+    names: HashMap<String, usize>,
+}
+
+/// Suggestions (did-you-mean) computed per check; each compares against every name, so a
+/// manifest with thousands of mistakes gets plain errors after the first ones.
+const SUGGESTIONS: usize = 20;
+
+/// At most this many names are listed in a help text.
+const LISTED: usize = 20;
+
+/// `names` joined for a help text, the first [`LISTED`] of them.
+fn listing<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    let shown: Vec<String> = names.iter().take(LISTED).map(|n| shorten(n)).collect();
+    match names.len().checked_sub(LISTED) {
+        Some(more) if more > 0 => format!("{} and {more} more", shown.join(", ")),
+        _ => shown.join(", "),
+    }
 }
 
 impl Dag {
@@ -44,25 +68,32 @@ impl Dag {
             arms: Vec::new(),
             order: Vec::new(),
             stage_arms: IndexMap::new(),
+            names: HashMap::new(),
         };
         // Stages without arms (their params or an upstream stage are broken) are not expanded
         // further, so one mistake is reported once, not again for every stage downstream.
         let mut unusable = manifest.broken.clone();
+        // Past the arm limit (reported once), the remaining stages are not expanded.
+        let mut over_limit = false;
         for name in stage_order {
             let decl = &manifest.stages[&name];
-            if decl.needs.iter().any(|n| unusable.contains(n)) {
+            if over_limit || decl.needs.iter().any(|n| unusable.contains(n)) {
                 unusable.insert(name.clone());
                 dag.stage_arms.insert(name, Vec::new());
                 continue;
             }
             let before = errors.len();
-            let arms = expand(manifest, decl, &dag, &mut errors);
+            let arms = expand(manifest, decl, &dag, &mut errors).unwrap_or_else(|| {
+                over_limit = true;
+                Vec::new()
+            });
             if errors.len() > before {
                 unusable.insert(name.clone());
             }
             let ids: Vec<usize> = arms
                 .into_iter()
                 .map(|arm| {
+                    dag.names.insert(arm.name.clone(), dag.arms.len());
                     dag.arms.push(arm);
                     dag.arms.len() - 1
                 })
@@ -78,15 +109,17 @@ impl Dag {
             }
         }
         dag.stage_arms = ordered;
+        let mut suggest = SUGGESTIONS;
         for name in manifest.expect.keys() {
             if !unusable.is_empty() {
                 break;
             }
-            if let Err(help) = dag.check_expectation_target(name) {
+            if let Err(help) = dag.check_expectation_target(name, &mut suggest) {
+                let message = format!("`{}` names no arm of this manifest", shorten(name));
                 errors.push(manifest.error(
                     &["expect".into(), name.clone()],
                     true,
-                    format!("`{name}` names no arm of this manifest"),
+                    message,
                     Some(help),
                 ));
             }
@@ -99,7 +132,11 @@ impl Dag {
     }
 
     pub fn arm_by_name(&self, name: &str) -> Option<usize> {
-        self.arms.iter().position(|a| a.name == name)
+        match self.names.get(name) {
+            Some(&i) if self.arms.get(i).is_some_and(|a| a.name == name) => Some(i),
+            // `arms` is public: arms added after `build` are found by a scan.
+            _ => self.arms.iter().position(|a| a.name == name),
+        }
     }
 
     /// Splits `eval[samples=1000].sacrebleu` into (arm, metric path).
@@ -110,7 +147,7 @@ impl Dag {
         Some((self.arm_by_name(arm)?, metric))
     }
 
-    fn check_expectation_target(&self, target: &str) -> Result<(), String> {
+    fn check_expectation_target(&self, target: &str, suggest: &mut usize) -> Result<(), String> {
         if self.split_expectation(target).is_some() {
             return Ok(());
         }
@@ -118,10 +155,16 @@ impl Dag {
             Some(i) => &target[..=i],
             None => target.split('.').next().unwrap_or(target),
         };
-        let names: Vec<&str> = self.arms.iter().map(|a| a.name.as_str()).collect();
-        Err(match did_you_mean(arm_part, names.iter().copied()) {
+        let names = || self.arms.iter().map(|a| a.name.as_str());
+        *suggest = suggest.saturating_sub(1);
+        let best = if *suggest > 0 {
+            did_you_mean(arm_part, names())
+        } else {
+            None
+        };
+        Err(match best {
             Some(best) => format!("write `ARM.METRIC`; did you mean `{best}`?"),
-            None => format!("write `ARM.METRIC` with ARM one of: {}", names.join(", ")),
+            None => format!("write `ARM.METRIC` with ARM one of: {}", listing(names())),
         })
     }
 
@@ -172,6 +215,7 @@ impl Dag {
 }
 
 fn check_needs(manifest: &Manifest, errors: &mut Vec<Diagnostic>) {
+    let mut suggest = SUGGESTIONS;
     for (name, decl) in &manifest.stages {
         let mut seen = BTreeSet::new();
         for (i, need) in decl.needs.iter().enumerate() {
@@ -186,20 +230,20 @@ fn check_needs(manifest: &Manifest, errors: &mut Vec<Diagnostic>) {
                     None,
                 ));
             } else if !manifest.stages.contains_key(need) {
-                let help = did_you_mean(need, manifest.stage_names())
+                suggest = suggest.saturating_sub(1);
+                let best = if suggest > 0 {
+                    did_you_mean(need, manifest.stage_names())
+                } else {
+                    None
+                };
+                let help = best
                     .map(|b| format!("did you mean `{b}`?"))
-                    .or_else(|| {
-                        Some(format!(
-                            "stages: {}",
-                            manifest.stage_names().collect::<Vec<_>>().join(", ")
-                        ))
-                    });
-                errors.push(manifest.error(
-                    &at,
-                    false,
-                    format!("stage `{name}` needs `{need}`, which is not a stage"),
-                    help,
-                ));
+                    .unwrap_or_else(|| format!("stages: {}", listing(manifest.stage_names())));
+                let message = format!(
+                    "stage `{name}` needs `{}`, which is not a stage",
+                    shorten(need)
+                );
+                errors.push(manifest.error(&at, false, message, Some(help)));
             } else if !seen.insert(need) {
                 errors.push(manifest.error(
                     &at,
@@ -256,26 +300,41 @@ fn stage_order(manifest: &Manifest) -> Result<Vec<String>, ManifestErrors> {
 
 /// Topological order that keeps manifest order wherever dependencies allow (Kahn's algorithm,
 /// always taking the earliest declared ready stage), so listings and runs read like the manifest.
+/// O((stages + needs) · log stages).
 fn stable_order(manifest: &Manifest) -> Vec<String> {
-    let mut done = BTreeSet::new();
-    let mut order = Vec::new();
-    while order.len() < manifest.stages.len() {
-        let next = manifest
-            .stages
-            .values()
-            .find(|d| {
-                !done.contains(&d.name)
-                    && d.needs
-                        .iter()
-                        .all(|n| done.contains(n) || !manifest.stages.contains_key(n))
-            })
-            .expect("the graph is acyclic");
-        done.insert(next.name.clone());
-        order.push(next.name.clone());
+    let stages = &manifest.stages;
+    let mut waiting_on = vec![0usize; stages.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); stages.len()];
+    for (i, decl) in stages.values().enumerate() {
+        for need in decl
+            .needs
+            .iter()
+            .filter_map(|n| stages.get_index_of(n))
+            .collect::<BTreeSet<_>>()
+        {
+            waiting_on[i] += 1;
+            dependents[need].push(i);
+        }
     }
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..stages.len())
+        .filter(|&i| waiting_on[i] == 0)
+        .map(Reverse)
+        .collect();
+    let mut order = Vec::with_capacity(stages.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(stages[i].name.clone());
+        for &d in &dependents[i] {
+            waiting_on[d] -= 1;
+            if waiting_on[d] == 0 {
+                ready.push(Reverse(d));
+            }
+        }
+    }
+    assert_eq!(order.len(), stages.len(), "the graph is acyclic");
     order
 }
 
+#[derive(Default)]
 struct Combo {
     labels: IndexMap<String, String>,
     inputs: Vec<usize>,
@@ -283,34 +342,76 @@ struct Combo {
     own: Vec<(String, toml::Value)>,
 }
 
-fn join(
-    labels: &IndexMap<String, String>,
-    other: &IndexMap<String, String>,
-) -> Option<IndexMap<String, String>> {
-    let mut out = labels.clone();
-    for (k, v) in other {
-        match out.get(k) {
-            Some(existing) if existing != v => return None,
-            Some(_) => {}
-            None => {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    Some(out)
+/// One way to extend a combination: an upstream arm, or one value of a matrix axis.
+struct Row<'a> {
+    labels: Cow<'a, IndexMap<String, String>>,
+    input: Option<usize>,
+    own: Option<(String, toml::Value)>,
 }
 
-fn expand(
-    manifest: &Manifest,
+/// Every pairing of a combo with a row whose labels agree on the axes both have: a hash join on
+/// those axes. The arms of a stage all have the same axes (each is the union of its needs' axes
+/// and its own), so the shared axes are those of the first combo and row. Fails with the number
+/// of pairings, before making them, when there are more than `budget`.
+fn join_all(combos: Vec<Combo>, rows: &[Row], budget: usize) -> Result<Vec<Combo>, usize> {
+    let (Some(first), Some(first_row)) = (combos.first(), rows.first()) else {
+        return Ok(Vec::new());
+    };
+    let shared: Vec<&String> = first
+        .labels
+        .keys()
+        .filter(|k| first_row.labels.contains_key(*k))
+        .collect();
+    let key_of = |labels: &IndexMap<String, String>| -> Option<Vec<String>> {
+        shared.iter().map(|k| labels.get(*k).cloned()).collect()
+    };
+    let mut index: HashMap<Vec<String>, Vec<usize>> = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        if let Some(key) = key_of(&row.labels) {
+            index.entry(key).or_default().push(i);
+        }
+    }
+    let matches: Vec<&[usize]> = combos
+        .iter()
+        .map(|c| {
+            key_of(&c.labels)
+                .and_then(|k| index.get(&k))
+                .map_or(&[][..], Vec::as_slice)
+        })
+        .collect();
+    let count = matches
+        .iter()
+        .fold(0usize, |n, m| n.saturating_add(m.len()));
+    if count > budget {
+        return Err(count);
+    }
+    let mut out = Vec::with_capacity(count);
+    for (c, hits) in combos.iter().zip(matches) {
+        for row in hits.iter().map(|&i| &rows[i]) {
+            let mut labels = c.labels.clone();
+            for (k, v) in row.labels.iter() {
+                labels.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            let inputs = c.inputs.iter().copied().chain(row.input).collect();
+            let own = c.own.iter().cloned().chain(row.own.clone()).collect();
+            out.push(Combo {
+                labels,
+                inputs,
+                own,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The combinations a stage expands to: one per agreeing choice of an arm of each need and a
+/// value of each matrix axis; the whole upstream for an aggregating stage.
+fn combinations(
     decl: &crate::manifest::StageDecl,
     dag: &Dag,
-    errors: &mut Vec<Diagnostic>,
-) -> Vec<Arm> {
-    let mut combos = vec![Combo {
-        labels: IndexMap::new(),
-        inputs: Vec::new(),
-        own: Vec::new(),
-    }];
+    budget: usize,
+) -> Result<Vec<Combo>, usize> {
+    let mut combos = vec![Combo::default()];
     for need in &decl.needs {
         let upstream = &dag.stage_arms[need];
         if decl.kind.aggregates() {
@@ -319,38 +420,59 @@ fn expand(
             }
             continue;
         }
-        combos = combos
-            .into_iter()
-            .flat_map(|c| {
-                upstream.iter().filter_map(move |&u| {
-                    let labels = join(&c.labels, &dag.arms[u].labels)?;
-                    Some(Combo {
-                        labels,
-                        inputs: [c.inputs.clone(), vec![u]].concat(),
-                        own: c.own.clone(),
-                    })
-                })
+        let rows: Vec<Row> = upstream
+            .iter()
+            .map(|&u| Row {
+                labels: Cow::Borrowed(&dag.arms[u].labels),
+                input: Some(u),
+                own: None,
             })
             .collect();
+        combos = join_all(combos, &rows, budget)?;
     }
     for (axis, values) in &decl.matrix {
-        combos = combos
-            .into_iter()
-            .flat_map(|c| {
-                values.iter().filter_map(move |v| {
-                    let one = IndexMap::from([(axis.clone(), label_value(v))]);
-                    let labels = join(&c.labels, &one)?;
-                    let own = [c.own.clone(), vec![(axis.clone(), v.clone())]].concat();
-                    Some(Combo {
-                        labels,
-                        inputs: c.inputs.clone(),
-                        own,
-                    })
-                })
+        let rows: Vec<Row> = values
+            .iter()
+            .map(|v| Row {
+                labels: Cow::Owned(IndexMap::from([(axis.clone(), label_value(v))])),
+                input: None,
+                own: Some((axis.clone(), v.clone())),
             })
             .collect();
+        combos = join_all(combos, &rows, budget)?;
     }
+    Ok(combos)
+}
+
+/// The arms of a stage; `None` when they would take the manifest past [`MAX_ARMS`] (reported).
+fn expand(
+    manifest: &Manifest,
+    decl: &crate::manifest::StageDecl,
+    dag: &Dag,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Vec<Arm>> {
     let stage_at = vec!["stages".to_string(), decl.name.clone()];
+    let combos = match combinations(decl, dag, MAX_ARMS.saturating_sub(dag.arms.len())) {
+        Ok(combos) => combos,
+        Err(count) => {
+            let before = if dag.arms.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (after the {} arms of the stages before it)",
+                    dag.arms.len()
+                )
+            };
+            let message = format!(
+                "stage `{}` expands to {count} or more arms{before}; a manifest may expand to at most {MAX_ARMS} arms",
+                decl.name
+            );
+            let help =
+                Some("use fewer matrix values, or split the study into several manifests".into());
+            errors.push(manifest.error(&stage_at, true, message, help));
+            return None;
+        }
+    };
     if combos.is_empty() {
         errors.push(manifest.error(
             &stage_at,
@@ -361,23 +483,11 @@ fn expand(
             ),
             Some("give the stages it needs matrices with common values on shared axes".into()),
         ));
-        return Vec::new();
+        return Some(Vec::new());
     }
     let mut arms = Vec::new();
     let mut reported = BTreeSet::new();
     for combo in combos {
-        let mut params = decl.params.clone();
-        for (axis, value) in &combo.own {
-            let path: Vec<String> = axis.split('.').map(str::to_string).collect();
-            if let Err(msg) = set_path(&mut params, &path, value.clone()) {
-                errors.push(manifest.error(
-                    &[stage_at.clone(), vec!["matrix".into(), axis.clone()]].concat(),
-                    true,
-                    msg,
-                    None,
-                ));
-            }
-        }
         let name = if combo.labels.is_empty() {
             decl.name.clone()
         } else {
@@ -388,29 +498,7 @@ fn expand(
                 .collect();
             format!("{}[{}]", decl.name, inner.join(","))
         };
-        let resolved = decl
-            .kind
-            .resolve(toml::Value::Table(params))
-            .and_then(|params| {
-                let ctx = crate::stages::PlanContext {
-                    base_dir: &manifest.base_dir,
-                    seed: manifest.experiment.seed,
-                    models: &manifest.models,
-                    backend: "cpu",
-                };
-                match decl.kind.check(&params, &ctx) {
-                    Ok(()) => Ok(params),
-                    Err((path, message)) => Err(crate::stages::ParamError {
-                        path: path
-                            .split('.')
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string)
-                            .collect(),
-                        message,
-                    }),
-                }
-            });
-        match resolved {
+        match resolve_arm(manifest, decl, &combo) {
             Ok(params) => arms.push(Arm {
                 name,
                 stage: decl.name.clone(),
@@ -419,44 +507,93 @@ fn expand(
                 params,
                 inputs: combo.inputs,
             }),
-            Err(e) => {
-                // One report per distinct problem, not per arm.
-                if !reported.insert((e.path.clone(), e.message.clone())) {
-                    continue;
+            Err(problems) => {
+                for e in problems {
+                    // One report per distinct problem, not per arm.
+                    if reported.insert((e.path.clone(), e.message.clone())) {
+                        errors.push(param_error(manifest, decl, &name, e));
+                    }
                 }
-                let axis = decl
-                    .matrix
-                    .keys()
-                    .find(|a| e.path.join(".").starts_with(a.as_str()));
-                let (at, at_key) = match axis {
-                    Some(axis) => (
-                        [stage_at.clone(), vec!["matrix".into(), axis.clone()]].concat(),
-                        true,
-                    ),
-                    None => (
-                        [stage_at.clone(), e.path.clone()].concat(),
-                        e.message.starts_with("unknown field"),
-                    ),
-                };
-                let help = crate::manifest::hint_for_serde_message(&e.message);
-                let arm_note = if decl.matrix.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (arm `{name}`)")
-                };
-                let field = if e.path.is_empty() {
-                    String::new()
-                } else {
-                    format!("`{}`: ", e.path.join("."))
-                };
-                errors.push(manifest.error(
-                    &at,
-                    at_key,
-                    format!("stage `{}`{arm_note}: {field}{}", decl.name, e.message),
-                    help,
-                ));
             }
         }
     }
-    arms
+    Some(arms)
+}
+
+/// The params of one arm: the stage's, with the combo's matrix values set, type-, range- and
+/// manifest-checked.
+fn resolve_arm(
+    manifest: &Manifest,
+    decl: &crate::manifest::StageDecl,
+    combo: &Combo,
+) -> Result<serde_json::Value, Vec<ParamError>> {
+    let mut params = decl.params.clone();
+    for (axis, value) in &combo.own {
+        let path: Vec<String> = axis.split('.').map(str::to_string).collect();
+        set_path(&mut params, &path, value.clone()).map_err(|message| {
+            vec![ParamError {
+                path: path.clone(),
+                message,
+            }]
+        })?;
+    }
+    let params = decl.kind.resolve(toml::Value::Table(params))?;
+    let ctx = crate::stages::PlanContext {
+        base_dir: &manifest.base_dir,
+        seed: manifest.experiment.seed,
+        models: &manifest.models,
+        backend: "cpu",
+    };
+    match decl.kind.check(&params, &ctx) {
+        Ok(()) => Ok(params),
+        Err((path, message)) => Err(vec![ParamError {
+            path: path
+                .split('.')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            message,
+        }]),
+    }
+}
+
+/// A located diagnostic for a problem with the params of arm `arm`: at the matrix axis that set
+/// the value, else at the param.
+fn param_error(
+    manifest: &Manifest,
+    decl: &crate::manifest::StageDecl,
+    arm: &str,
+    e: ParamError,
+) -> Diagnostic {
+    let stage_at = vec!["stages".to_string(), decl.name.clone()];
+    let dotted = e.path.join(".");
+    let axis = decl.matrix.keys().find(|a| dotted.starts_with(a.as_str()));
+    let (at, at_key) = match axis {
+        Some(axis) => (
+            [stage_at, vec!["matrix".into(), axis.clone()]].concat(),
+            true,
+        ),
+        None => (
+            [stage_at, e.path.clone()].concat(),
+            e.message.starts_with("unknown field"),
+        ),
+    };
+    let help = crate::manifest::hint_for_serde_message(&e.message);
+    let arm_note = if decl.matrix.is_empty() {
+        String::new()
+    } else {
+        format!(" (arm `{arm}`)")
+    };
+    // Range messages name their field already.
+    let field = if e.path.is_empty() || e.message.starts_with(&dotted) {
+        String::new()
+    } else {
+        format!("`{dotted}`: ")
+    };
+    manifest.error(
+        &at,
+        at_key,
+        format!("stage `{}`{arm_note}: {field}{}", decl.name, e.message),
+        help,
+    )
 }

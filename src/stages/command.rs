@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{PlanContext, RunContext, StageKind};
+use crate::manifest::limits::{Problems, Validate};
 
 pub struct Command;
 
@@ -27,6 +28,31 @@ pub struct CommandParams {
     /// Extra environment variables; they enter the cache key.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+}
+
+impl Validate for CommandParams {
+    fn validate(&self, out: &mut Problems) {
+        // What the OS cannot pass to a process.
+        out.require(!self.run.contains('\0'), "run", |p| {
+            format!("{p} must not contain NUL bytes")
+        });
+        for (i, dep) in self.deps.iter().enumerate() {
+            out.require(
+                !dep.is_empty() && !dep.contains('\0'),
+                &format!("deps.{i}"),
+                |p| format!("{p} must be a non-empty path without NUL bytes"),
+            );
+        }
+        for (name, value) in &self.env {
+            let ok = !name.is_empty() && !name.contains(['=', '\0']) && !value.contains('\0');
+            out.require(ok, &format!("env.{name}"), |_| {
+                format!(
+                    "environment variable `{}` needs a non-empty name without `=` and no NUL bytes",
+                    crate::manifest::shorten(name)
+                )
+            });
+        }
+    }
 }
 
 impl StageKind for Command {

@@ -18,6 +18,10 @@ use serde_json::{Value, json};
 
 use super::{PlanContext, RunContext, StageKind};
 use crate::data::{self, ApiRecord};
+use crate::manifest::limits::{
+    MAX_BATCH, MAX_POSITIONS, MAX_RECORDS, MAX_VOCAB, Problems, Validate,
+};
+use crate::manifest::shorten;
 use crate::metrics::api_match::EndpointSet;
 use crate::metrics::corpus::{Example, score_corpus};
 use crate::metrics::perplexity::TokenNll;
@@ -97,6 +101,54 @@ fn yes() -> bool {
     true
 }
 
+impl Validate for EvalParams {
+    fn validate(&self, out: &mut Problems) {
+        out.require(!self.levels.is_empty(), "levels", |p| {
+            format!("{p} must list at least one of level1, level2, level3")
+        });
+        for (i, level) in self.levels.iter().enumerate() {
+            let known = LEVELS.contains(&level.as_str());
+            out.require(known, &format!("levels.{i}"), |_| {
+                format!(
+                    "unknown level `{}`: use level1, level2 or level3",
+                    shorten(level)
+                )
+            });
+            let repeated = self.levels[..i].contains(level);
+            out.require(!repeated || !known, &format!("levels.{i}"), |_| {
+                format!("level `{level}` is listed twice")
+            });
+        }
+        out.opt_int("limit", self.limit, 1, MAX_RECORDS);
+        if let Some(langs) = &self.langs {
+            out.names("langs", langs, "language");
+        }
+        out.int("batch_size", self.batch_size, 1, MAX_BATCH);
+        out.nested("decoding", &self.decoding);
+    }
+}
+
+impl Validate for Decoding {
+    fn validate(&self, out: &mut Problems) {
+        out.int("max_new_tokens", self.max_new_tokens, 1, MAX_POSITIONS);
+        out.float(
+            "temperature",
+            self.temperature.into(),
+            (0.0, false),
+            (100.0, false),
+        );
+        out.opt_int("top_k", self.top_k, 1, MAX_VOCAB);
+        if let Some(top_p) = self.top_p {
+            out.float("top_p", top_p.into(), (0.0, true), (1.0, false));
+        }
+        if let Some(i) = self.stop.iter().position(String::is_empty) {
+            out.require(false, &format!("stop.{i}"), |p| {
+                format!("{p}: a stop string must not be empty")
+            });
+        }
+    }
+}
+
 /// One generated continuation, as kept in the memo.
 #[derive(Serialize, Deserialize)]
 struct Generated {
@@ -123,15 +175,6 @@ impl StageKind for Eval {
         if let Some(name) = &params.model {
             ctx.check_model(name)
                 .map_err(|e| ("model".to_string(), e))?;
-        }
-        if let Some(bad) = params.levels.iter().find(|l| !LEVELS.contains(&l.as_str())) {
-            return Err((
-                "levels".into(),
-                format!("unknown level `{bad}`: use level1, level2 or level3"),
-            ));
-        }
-        if params.batch_size == 0 {
-            return Err(("batch_size".into(), "batch_size must be at least 1".into()));
         }
         Ok(())
     }

@@ -4,11 +4,32 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use crate::data::{self, IngestParams};
+use crate::data::{self, IngestParams, SourceSpec};
+use crate::manifest::limits::{MAX_RECORDS, Problems, Validate};
 
 use super::{PlanContext, RunContext, StageKind};
 
 pub struct Ingest;
+
+impl Validate for IngestParams {
+    fn validate(&self, out: &mut Problems) {
+        let (kind, patterns) = match &self.source {
+            SourceSpec::Openapi(p) => ("openapi", p),
+            SourceSpec::Apipack(p) => ("apipack", p),
+            SourceSpec::Jsonl(p) => ("jsonl", p),
+        };
+        let patterns: Vec<String> = patterns
+            .patterns()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        out.names(&format!("source.{kind}"), &patterns, "path or glob");
+        if let Some(langs) = &self.langs {
+            out.names("langs", langs, "language");
+        }
+        out.opt_int("limit", self.limit, 1, MAX_RECORDS);
+    }
+}
 
 impl StageKind for Ingest {
     const KIND: &'static str = "ingest";

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{PlanContext, RunContext, StageKind};
+use crate::manifest::limits::{MAX_LORA_RANK, MAX_RECORDS, Problems, Validate};
 use crate::model::lora::{self, LoraSettings};
 use crate::model::{END_OF_TEXT, Model};
 use crate::report::inputs::{TrainSummary, write_train_steps};
@@ -36,7 +37,7 @@ pub struct LoraTrainParams {
     /// Train on the first N records of the training split (nested: 1000 ⊂ 10000); all when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples: Option<usize>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lora_settings")]
     pub lora: LoraSettings,
     /// Storage of the frozen base's weight matrices: `f32`, or `bf16` to halve their memory
     /// (computed in f32 either way).
@@ -44,6 +45,60 @@ pub struct LoraTrainParams {
     pub base_dtype: BaseDtype,
     #[serde(default)]
     pub train: TrainSettings,
+}
+
+impl Validate for LoraTrainParams {
+    fn validate(&self, out: &mut Problems) {
+        out.opt_int("samples", self.samples, 1, MAX_RECORDS);
+        out.nested("lora", &self.lora);
+        out.nested("train", &self.train);
+    }
+}
+
+impl Validate for LoraSettings {
+    fn validate(&self, out: &mut Problems) {
+        out.int("r", self.r, 1, MAX_LORA_RANK);
+        out.positive("alpha", self.alpha, 1e6);
+        out.float("dropout", self.dropout, (0.0, false), (1.0, true));
+        if !self.targets.is_empty() {
+            out.names("targets", &self.targets, "module name");
+        }
+    }
+}
+
+/// `lora = { ... }` as written. Like [`LoraSettings`], whose empty `targets` means the
+/// architecture's default, but an explicit `targets = []` is an error rather than that default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoraSettingsIn {
+    r: Option<usize>,
+    alpha: Option<f64>,
+    dropout: Option<f64>,
+    #[serde(default, deserialize_with = "listed_targets")]
+    targets: Option<Vec<String>>,
+}
+
+fn lora_settings<'de, D: serde::Deserializer<'de>>(de: D) -> Result<LoraSettings, D::Error> {
+    let given = LoraSettingsIn::deserialize(de)?;
+    let default = LoraSettings::default();
+    Ok(LoraSettings {
+        r: given.r.unwrap_or(default.r),
+        alpha: given.alpha.unwrap_or(default.alpha),
+        dropout: given.dropout.unwrap_or(default.dropout),
+        targets: given.targets.unwrap_or(default.targets),
+    })
+}
+
+fn listed_targets<'de, D: serde::Deserializer<'de>>(
+    de: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    let targets = Vec::<String>::deserialize(de)?;
+    if targets.is_empty() {
+        return Err(serde::de::Error::custom(
+            "lora.targets must list at least one module name (leave it out for the architecture's default)",
+        ));
+    }
+    Ok(Some(targets))
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -90,6 +145,13 @@ impl StageKind for LoraTrain {
         match &params.model {
             Some(name) => ctx.model_files(name),
             None => Ok(Vec::new()),
+        }
+    }
+
+    fn check(params: &LoraTrainParams, ctx: &PlanContext) -> Result<(), (String, String)> {
+        match &params.model {
+            Some(name) => ctx.check_model(name).map_err(|e| ("model".to_string(), e)),
+            None => Ok(()),
         }
     }
 

@@ -16,6 +16,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 
 use crate::manifest::ModelSpec;
+use crate::manifest::limits::{Validate, problems_of};
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use command::Command;
@@ -161,13 +162,14 @@ fn model_path(
 ) -> anyhow::Result<PathBuf> {
     let spec = models.get(name).ok_or_else(|| {
         let names: Vec<&str> = models.keys().map(String::as_str).collect();
+        let declared = if names.is_empty() {
+            "nothing".into()
+        } else {
+            names.join(", ")
+        };
         anyhow::anyhow!(
-            "unknown model `{name}`; [models] declares: {}",
-            if names.is_empty() {
-                "nothing".into()
-            } else {
-                names.join(", ")
-            }
+            "unknown model `{}`; [models] declares: {declared}",
+            crate::manifest::shorten(name)
         )
     })?;
     let path = spec
@@ -191,7 +193,8 @@ pub trait StageKind: Send + Sync + 'static {
     const VERSION: u32;
     /// Whether the stage consumes every arm of its needs at once (a report) instead of fanning out.
     const AGGREGATES: bool = false;
-    type Params: Serialize + DeserializeOwned + JsonSchema + Send + Sync;
+    /// Its [`Validate`] impl gives every numeric param its range, checked when the manifest is read.
+    type Params: Serialize + DeserializeOwned + JsonSchema + Validate + Send + Sync;
 
     /// Files (or directories) read besides input artifacts; hashed by content into the key.
     fn input_files(_params: &Self::Params, _ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>> {
@@ -215,8 +218,9 @@ pub trait DynStage: Send + Sync {
     fn kind(&self) -> &'static str;
     fn version(&self) -> u32;
     fn aggregates(&self) -> bool;
-    /// Type-checks params and returns them with defaults filled in (what enters the key).
-    fn resolve(&self, params: toml::Value) -> Result<serde_json::Value, ParamError>;
+    /// Type- and range-checks params and returns them with defaults filled in (what enters the
+    /// key), or every problem found.
+    fn resolve(&self, params: toml::Value) -> Result<serde_json::Value, Vec<ParamError>>;
     fn input_files(
         &self,
         params: &serde_json::Value,
@@ -255,15 +259,29 @@ impl<K: StageKind> DynStage for Registered<K> {
     fn aggregates(&self) -> bool {
         K::AGGREGATES
     }
-    fn resolve(&self, params: toml::Value) -> Result<serde_json::Value, ParamError> {
-        let typed: K::Params =
-            serde_path_to_error::deserialize(params).map_err(|e| ParamError {
+    fn resolve(&self, params: toml::Value) -> Result<serde_json::Value, Vec<ParamError>> {
+        let typed: K::Params = serde_path_to_error::deserialize(params).map_err(|e| {
+            vec![ParamError {
                 path: crate::manifest::path_segments(e.path()),
                 message: e.inner().message().to_string(),
-            })?;
-        serde_json::to_value(&typed).map_err(|e| ParamError {
-            path: Vec::new(),
-            message: e.to_string(),
+            }]
+        })?;
+        // Before JSON: it has no NaN or infinity, and would turn them into null.
+        let problems = problems_of(&typed);
+        if !problems.is_empty() {
+            return Err(problems
+                .into_iter()
+                .map(|(path, message)| ParamError {
+                    path: path.split('.').map(str::to_string).collect(),
+                    message,
+                })
+                .collect());
+        }
+        serde_json::to_value(&typed).map_err(|e| {
+            vec![ParamError {
+                path: Vec::new(),
+                message: e.to_string(),
+            }]
         })
     }
     fn input_files(

@@ -2,10 +2,29 @@
 //! API Pack's three held-out levels.
 
 use crate::data::{self, NormalizeParams};
+use crate::manifest::limits::{MAX_RECORDS, Problems, Validate};
 
 use super::{PlanContext, RunContext, StageKind};
 
 pub struct Normalize;
+
+/// Widest tab stop `tab_width` may set.
+const MAX_TAB_WIDTH: u64 = 64;
+
+impl Validate for NormalizeParams {
+    fn validate(&self, out: &mut Problems) {
+        let heldout = &self.heldout;
+        for (level, size) in [
+            ("level1", heldout.level1),
+            ("level2", heldout.level2),
+            ("level3", heldout.level3),
+        ] {
+            out.int(&format!("heldout.{level}"), size, 0, MAX_RECORDS);
+        }
+        out.opt_int("samples", self.samples, 1, MAX_RECORDS);
+        out.int("tab_width", self.tab_width, 1, MAX_TAB_WIDTH);
+    }
+}
 
 impl StageKind for Normalize {
     const KIND: &'static str = "normalize";

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::{PlanContext, RunContext, StageKind};
 use crate::data::{self, ApiRecord};
 use crate::manifest::ModelSpec;
+use crate::manifest::limits::{MAX_RECORDS, Problems, Validate};
 use crate::model::{self, CausalLm, END_OF_TEXT, ModelConfig};
 use crate::train::{self, TrainRun, TrainSettings};
 
@@ -32,6 +33,13 @@ pub struct PretrainParams {
     pub objective: Objective,
     #[serde(default)]
     pub train: TrainSettings,
+}
+
+impl Validate for PretrainParams {
+    fn validate(&self, out: &mut Problems) {
+        out.opt_int("samples", self.samples, 1, MAX_RECORDS);
+        out.nested("train", &self.train);
+    }
 }
 
 /// The pretraining objective.
@@ -66,6 +74,30 @@ impl StageKind for Pretrain {
         Ok(tokenizer_path(spec)?
             .map(|p| vec![ctx.base_dir.join(p)])
             .unwrap_or_default())
+    }
+
+    fn check(params: &PretrainParams, ctx: &PlanContext) -> Result<(), (String, String)> {
+        let model = |e: anyhow::Error| ("model".to_string(), e.to_string());
+        let spec = random_spec(ctx.models.get(&params.model), &params.model).map_err(model)?;
+        // The positions the model will have; a config that does not parse is reported at [models].
+        let Ok(config) = hf_config(spec, &params.model, 1, 0) else {
+            return Ok(());
+        };
+        let Ok(config) = ModelConfig::from_json(&config.to_string(), Path::new("config.json"))
+        else {
+            return Ok(());
+        };
+        if params.train.max_len > config.max_positions() {
+            let message = format!(
+                "train.max_len {} exceeds the {} positions of model `{}`; lower max_len or raise the position count in [models.{}].config",
+                params.train.max_len,
+                config.max_positions(),
+                params.model,
+                params.model
+            );
+            return Err(("train.max_len".into(), message));
+        }
+        Ok(())
     }
 
     fn runtime_facts(params: &PretrainParams, ctx: &PlanContext) -> Value {
@@ -148,6 +180,7 @@ impl StageKind for Pretrain {
 
 fn random_spec<'a>(spec: Option<&'a ModelSpec>, name: &str) -> anyhow::Result<&'a ModelSpec> {
     let spec = spec.ok_or_else(|| {
+        let name = crate::manifest::shorten(name);
         anyhow::anyhow!("pretrain: unknown model `{name}`; declare it under [models.{name}]")
     })?;
     anyhow::ensure!(

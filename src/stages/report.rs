@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{RunContext, StageKind};
+use crate::manifest::limits::{Problems, Validate};
 use crate::report::{self, Metric};
 
 pub struct Report;
@@ -19,6 +20,14 @@ pub struct ReportParams {
     pub title: Option<String>,
 }
 
+impl Validate for ReportParams {
+    fn validate(&self, out: &mut Problems) {
+        out.require(!self.metrics.is_empty(), "metrics", |p| {
+            format!("{p} must list at least one metric (leave it out for the defaults)")
+        });
+    }
+}
+
 impl StageKind for Report {
     const KIND: &'static str = "report";
     const VERSION: u32 = 1;
@@ -26,12 +35,11 @@ impl StageKind for Report {
     type Params = ReportParams;
 
     fn run(params: &ReportParams, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
-        if params.metrics.is_empty() {
-            anyhow::bail!(
-                "stage `{}`: `metrics` is empty; list at least one metric or leave it out for the defaults",
-                ctx.arm
-            );
-        }
+        anyhow::ensure!(
+            !params.metrics.is_empty(),
+            "stage `{}`: `metrics` is empty; list at least one metric",
+            ctx.arm
+        );
         let (evals, trains) = report::load_inputs(ctx.inputs)?;
         if evals.is_empty() {
             anyhow::bail!(

@@ -6,7 +6,48 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 
+use super::TrainSettings;
+use crate::manifest::limits::{
+    MAX_BATCH, MAX_EPOCHS, MAX_POSITIONS, MAX_STEPS, Problems, Validate,
+};
 use crate::model::CausalLm;
+
+/// Largest peak learning rate: with `weight_decay` at most 1, AdamW's decay factor `1 - lr·wd`
+/// stays in [0, 1].
+pub const MAX_LR: f64 = 1.0;
+/// Largest gradient-norm clip.
+pub const MAX_CLIP: f64 = 1e6;
+
+/// The ranges of `train = { ... }`, checked when the manifest is read.
+impl Validate for TrainSettings {
+    fn validate(&self, out: &mut Problems) {
+        out.positive("lr", self.lr, MAX_LR);
+        match self.steps {
+            Some(steps) => {
+                out.int("steps", steps, 1, MAX_STEPS);
+                out.float("epochs", self.epochs, (0.0, false), (MAX_EPOCHS, false));
+            }
+            None => out.positive("epochs", self.epochs, MAX_EPOCHS),
+        }
+        out.int("micro_batch", self.micro_batch, 1, MAX_BATCH);
+        out.int("grad_accum", self.grad_accum, 1, MAX_BATCH);
+        out.int("max_len", self.max_len, 2, MAX_POSITIONS);
+        out.float(
+            "warmup",
+            self.warmup,
+            (0.0, false),
+            (MAX_STEPS as f64, false),
+        );
+        out.float(
+            "weight_decay",
+            self.weight_decay,
+            (0.0, false),
+            (1.0, false),
+        );
+        out.float("clip", self.clip, (0.0, false), (MAX_CLIP, false));
+        out.int("checkpoint_every", self.checkpoint_every, 0, MAX_STEPS);
+    }
+}
 
 /// Gives every float parameter the id of its position in visit order, and, when `values` is
 /// given, replaces the trainable ones (in the same order) with those values.
