@@ -6,11 +6,32 @@ mod model_support;
 use std::collections::HashMap;
 use std::path::Path;
 
-use apitune::model::{Model, ModelConfig, ModelError};
+use apitune::model::{Model, ModelConfig, ModelError, lora};
 use model_support::*;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::{Value, json};
+
+fn adapter_fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lora/gpt2-tiny");
+    for entry in std::fs::read_dir(fixture).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+/// The error of loading gpt2-tiny with the adapter in `adapter`.
+fn adapter_err(adapter: &Path) -> ModelError {
+    match lora::load_with_adapter(&fixture_dir("gpt2-tiny"), adapter, &device()) {
+        Ok(_) => panic!(
+            "adapter {} applied although it is broken",
+            adapter.display()
+        ),
+        Err(e) => e,
+    }
+}
 
 fn load_err(dir: &Path) -> ModelError {
     match Model::load(dir, &device()) {
@@ -383,9 +404,7 @@ fn config_sizes_out_of_range() {
             "{fixture} {field}={value}: {err:?}"
         );
         assert!(
-            message.contains("config.json")
-                && message.contains(&format!("{field}: "))
-                && message.contains(expected),
+            message.contains(&format!("config.json: {field}: ")) && message.contains(expected),
             "{message}"
         );
     }
@@ -524,4 +543,193 @@ fn special_token_ids_beyond_the_vocabulary() {
             "{message}"
         );
     }
+}
+
+/// Replaces the 8-byte header length of a safetensors file.
+fn set_header_len(file: &Path, len: u64) {
+    let mut bytes = std::fs::read(file).unwrap();
+    bytes[..8].copy_from_slice(&len.to_le_bytes());
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// Headers that lie (about their own length, about where a tensor's bytes are) and empty files
+/// are corrupt files, not out-of-bounds reads.
+#[test]
+fn lying_safetensors_headers() {
+    let dir = copy_fixture("gpt2-tiny");
+    let file = dir.path().join("model.safetensors");
+    set_header_len(&file, u64::MAX);
+    assert!(matches!(
+        load_err(dir.path()),
+        ModelError::CorruptWeights { .. }
+    ));
+
+    let dir = copy_fixture("gpt2-tiny");
+    let file = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let (name, info) = header
+        .as_object_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|(k, _)| *k != "__metadata__")
+        .unwrap();
+    let end = info["data_offsets"][1].as_u64().unwrap();
+    info["data_offsets"][1] = json!(end + (1 << 30));
+    let name = name.clone();
+    let header = serde_json::to_vec(&header).unwrap();
+    let mut lying = (header.len() as u64).to_le_bytes().to_vec();
+    lying.extend_from_slice(&header);
+    lying.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(&file, lying).unwrap();
+    let err = load_err(dir.path());
+    assert!(
+        matches!(err, ModelError::CorruptWeights { .. }),
+        "{name}: {err:?}"
+    );
+
+    let dir = copy_fixture("gpt2-tiny");
+    std::fs::write(dir.path().join("model.safetensors"), b"").unwrap();
+    assert!(matches!(
+        load_err(dir.path()),
+        ModelError::CorruptWeights { .. }
+    ));
+}
+
+/// NaN or infinite weights are reported at load (they would only give NaN logits).
+#[test]
+fn non_finite_weights() {
+    let dir = copy_fixture("gpt2-tiny");
+    rewrite_safetensors(&dir.path().join("model.safetensors"), |map| {
+        let (_, _, data) = map.get_mut("transformer.h.1.mlp.c_fc.weight").unwrap();
+        data[12..16].copy_from_slice(&f32::NAN.to_le_bytes());
+    });
+    let err = load_err(dir.path());
+    let message = err.to_string();
+    assert!(
+        matches!(err, ModelError::NonFiniteWeights { index: 3, .. }),
+        "{err:?}"
+    );
+    assert!(
+        message.contains("model.safetensors")
+            && message.contains("transformer.h.1.mlp.c_fc.weight"),
+        "{message}"
+    );
+    assert!(message.contains("NaN at element 3"), "{message}");
+
+    let dir = copy_fixture("gpt2-tiny-f16");
+    rewrite_safetensors(&dir.path().join("model.safetensors"), |map| {
+        let (_, _, data) = map.get_mut("wte.weight").unwrap();
+        data[0..2].copy_from_slice(&half::f16::INFINITY.to_le_bytes());
+    });
+    let message = load_err(dir.path()).to_string();
+    assert!(
+        message.contains("\"wte.weight\" holds inf at element 0"),
+        "{message}"
+    );
+}
+
+/// adapter_config.json values that would divide by zero, allocate without bound or drop every
+/// activation are rejected with the file, the field and the range.
+#[test]
+fn adapter_config_out_of_range() {
+    let cases = [
+        ("r", json!(0), "r: 0 is out of range; expected 1 to 65536"),
+        (
+            "r",
+            json!(1_000_000_000_000u64),
+            "r: 1000000000000 is out of range",
+        ),
+        (
+            "lora_dropout",
+            json!(1.5),
+            "lora_dropout: 1.5 is out of range; expected 0 to below 1",
+        ),
+    ];
+    for (field, value, expected) in cases {
+        let adapter = adapter_fixture();
+        edit_json(adapter.path(), "adapter_config.json", |config| {
+            config.insert(field.into(), value.clone());
+        });
+        let err = adapter_err(adapter.path());
+        let message = err.to_string();
+        assert!(
+            matches!(err, ModelError::InvalidConfig { .. }),
+            "{field}: {err:?}"
+        );
+        assert!(
+            message.contains("adapter_config.json") && message.contains(expected),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn adapter_target_module_the_model_lacks() {
+    let adapter = adapter_fixture();
+    edit_json(adapter.path(), "adapter_config.json", |config| {
+        config.insert("target_modules".into(), json!(["c_attn", "q_proj"]));
+    });
+    let message = adapter_err(adapter.path()).to_string();
+    assert!(
+        message.contains("adapter_config.json") && message.contains("target_modules"),
+        "{message}"
+    );
+    assert!(
+        message.contains("\"q_proj\" names no projection"),
+        "{message}"
+    );
+    assert!(
+        message.contains("(its projections: c_attn, c_fc, c_proj)"),
+        "{message}"
+    );
+}
+
+/// LoRA tensors of the wrong shape, or one factor without the other, name the tensors.
+#[test]
+fn adapter_tensors_mis_shaped_or_unpaired() {
+    let a = "base_model.model.transformer.h.1.mlp.c_fc.lora_A.weight";
+    let b = "base_model.model.transformer.h.1.mlp.c_fc.lora_B.weight";
+    let adapter = adapter_fixture();
+    rewrite_safetensors(&adapter.path().join("adapter_model.safetensors"), |map| {
+        let (_, shape, data) = map.get_mut(a).unwrap();
+        assert_eq!(shape, &vec![4, 64]);
+        *shape = vec![4, 32];
+        data.truncate(4 * 32 * 4);
+    });
+    let err = adapter_err(adapter.path());
+    let message = err.to_string();
+    assert!(matches!(err, ModelError::CorruptWeights { .. }), "{err:?}");
+    assert!(
+        message.contains(&format!("{a} is [4, 32]")) && message.contains("maps 64 -> 128 (r = 4)"),
+        "{message}"
+    );
+
+    let adapter = adapter_fixture();
+    rewrite_safetensors(&adapter.path().join("adapter_model.safetensors"), |map| {
+        map.remove(b).unwrap();
+    });
+    let message = adapter_err(adapter.path()).to_string();
+    assert!(message.contains(&format!("{a} has no {b}")), "{message}");
+}
+
+#[test]
+fn adapter_with_non_finite_values() {
+    let adapter = adapter_fixture();
+    rewrite_safetensors(&adapter.path().join("adapter_model.safetensors"), |map| {
+        let (_, _, data) = map
+            .get_mut("base_model.model.transformer.h.0.attn.c_attn.lora_B.weight")
+            .unwrap();
+        data[4..8].copy_from_slice(&f32::NEG_INFINITY.to_le_bytes());
+    });
+    let err = adapter_err(adapter.path());
+    assert!(
+        matches!(err, ModelError::NonFiniteWeights { index: 1, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("adapter_model.safetensors"),
+        "{err}"
+    );
 }

@@ -197,11 +197,13 @@ impl Checkpoint {
         let start = 8 + shard.header_len + info.data_offsets.0;
         let end = 8 + shard.header_len + info.data_offsets.1;
         let bytes = &shard.mmap[start..end];
-        to_f32(bytes, info.dtype).ok_or_else(|| ModelError::UnsupportedDtype {
+        let values = to_f32(bytes, info.dtype).ok_or_else(|| ModelError::UnsupportedDtype {
             path: shard.path.clone(),
             name: name.to_string(),
             dtype: format!("{:?}", info.dtype),
-        })
+        })?;
+        check_finite(&values, name, &shard.path)?;
+        Ok(values)
     }
 
     fn describe_files(&self) -> String {
@@ -211,6 +213,20 @@ impl Checkpoint {
             .map(|s| s.path.display().to_string())
             .collect();
         files.join(", ")
+    }
+}
+
+/// Fails on the first NaN or infinite value of tensor `name` (from `path`): such weights only
+/// produce NaN logits, so the file is corrupt.
+pub(crate) fn check_finite(values: &[f32], name: &str, path: &Path) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(ModelError::NonFiniteWeights {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            index,
+            value: values[index],
+        }),
     }
 }
 

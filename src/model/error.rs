@@ -65,6 +65,14 @@ pub enum ModelError {
         dtype: String,
     },
 
+    #[error("{path}: tensor {name:?} holds {value} at element {index}; the weights are corrupt")]
+    NonFiniteWeights {
+        path: PathBuf,
+        name: String,
+        index: usize,
+        value: f32,
+    },
+
     #[error("{path}: tokenizer: {message}")]
     Tokenizer { path: PathBuf, message: String },
 

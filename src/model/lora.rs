@@ -8,7 +8,7 @@
 //! Tensors are kept in burn's `x · W` orientation: `A` is `[in, r]` and `B` is `[r, out]`. PEFT
 //! stores the transposes, `lora_A.weight` `[r, in]` and `lora_B.weight` `[out, r]`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, Param};
@@ -27,6 +27,8 @@ pub const ADAPTER_CONFIG_FILE: &str = "adapter_config.json";
 pub const ADAPTER_WEIGHTS_FILE: &str = "adapter_model.safetensors";
 /// PEFT's prefix in front of the HF module name in adapter tensor keys.
 const PEFT_PREFIX: &str = "base_model.model.";
+/// The largest LoRA rank accepted (PEFT adapters use 4 to 256; the base's widths cap it anyway).
+pub const MAX_LORA_RANK: usize = 65_536;
 
 /// A projection `y = x W + b`, with an optional LoRA side path.
 #[derive(Module, Debug)]
@@ -268,10 +270,17 @@ pub fn attach(
     config: &ModelConfig,
     seed: u64,
 ) -> Result<(CausalLm, u64)> {
-    if settings.r == 0 {
-        return Err(ModelError::InvalidInput(
-            "lora: r must be at least 1".into(),
-        ));
+    if settings.r == 0 || settings.r > MAX_LORA_RANK {
+        return Err(ModelError::InvalidInput(format!(
+            "lora: r is {}; expected 1 to {MAX_LORA_RANK}",
+            settings.r
+        )));
+    }
+    if !(0.0..1.0).contains(&settings.dropout) {
+        return Err(ModelError::InvalidInput(format!(
+            "lora: dropout is {}; expected 0 to below 1",
+            settings.dropout
+        )));
     }
     let targets = settings.resolved_targets(config);
     let mut network = network.no_grad();
@@ -429,11 +438,48 @@ pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
             path.display()
         )));
     }
+    if config.r == 0 || config.r > MAX_LORA_RANK {
+        let message = format!(
+            "{} is out of range; expected 1 to {MAX_LORA_RANK}",
+            config.r
+        );
+        return Err(ModelError::config(&path, "r", message));
+    }
+    if !(0.0..1.0).contains(&config.lora_dropout) {
+        let message = format!(
+            "{} is out of range; expected 0 to below 1",
+            config.lora_dropout
+        );
+        return Err(ModelError::config(&path, "lora_dropout", message));
+    }
     Ok(config)
 }
 
-/// Attaches the PEFT adapter in `adapter_dir` to `network` (frozen), checking that every adapter
-/// tensor names a projection of this model with matching shapes.
+/// Fails unless every entry of `target_modules` names at least one projection in `modules`
+/// (full HF names): an adapter for modules this model lacks was trained for another base.
+fn check_targets(config: &AdapterConfig, modules: &[String], config_path: &Path) -> Result<()> {
+    for target in &config.target_modules {
+        if !modules
+            .iter()
+            .any(|m| is_target(m, std::slice::from_ref(target)))
+        {
+            let suffixes: BTreeSet<&str> = modules
+                .iter()
+                .filter_map(|m| m.rsplit('.').next())
+                .collect();
+            let suffixes: Vec<&str> = suffixes.into_iter().collect();
+            let message = format!(
+                "{target:?} names no projection of the base model (its projections: {})",
+                suffixes.join(", ")
+            );
+            return Err(ModelError::config(config_path, "target_modules", message));
+        }
+    }
+    Ok(())
+}
+
+/// Attaches the PEFT adapter in `adapter_dir` to `network` (frozen), checking that every target
+/// module and every adapter tensor names a projection of this model with matching shapes.
 pub fn apply_adapter(network: CausalLm, adapter_dir: &Path) -> Result<CausalLm> {
     let config = read_adapter_config(adapter_dir)?;
     let path = adapter_dir.join(ADAPTER_WEIGHTS_FILE);
@@ -443,77 +489,114 @@ pub fn apply_adapter(network: CausalLm, adapter_dir: &Path) -> Result<CausalLm> 
         detail: e.to_string(),
     })?;
     let mut network = network.no_grad();
-    let scale = config.lora_alpha / config.r as f64;
-    let mismatch = |detail: String| ModelError::CorruptWeights {
-        path: path.clone(),
-        detail: format!("{detail}; this adapter was trained for a different base model"),
-    };
     let mut names: Vec<String> = file.names().into_iter().map(str::to_string).collect();
     let mut projections: BTreeMap<String, &mut Projection> =
         projections_mut(&mut network).into_iter().collect();
+    let modules: Vec<String> = projections.keys().cloned().collect();
+    check_targets(&config, &modules, &adapter_dir.join(ADAPTER_CONFIG_FILE))?;
     let mut applied = 0usize;
     for (name, proj) in projections.iter_mut() {
         let key_a = format!("{PEFT_PREFIX}{name}.lora_A.weight");
         let key_b = format!("{PEFT_PREFIX}{name}.lora_B.weight");
-        let (Ok(a), Ok(b)) = (file.tensor(&key_a), file.tensor(&key_b)) else {
-            continue;
+        let (a, b) = match (file.tensor(&key_a), file.tensor(&key_b)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(_), Err(_)) => continue,
+            (Ok(_), Err(_)) => {
+                return Err(adapter_mismatch(&path, format!("{key_a} has no {key_b}")));
+            }
+            (Err(_), Ok(_)) => {
+                return Err(adapter_mismatch(&path, format!("{key_b} has no {key_a}")));
+            }
         };
         names.retain(|n| n != &key_a && n != &key_b);
-        let (d_in, d_out) = (proj.d_in(), proj.d_out());
-        if a.shape() != [config.r, d_in] || b.shape() != [d_out, config.r] {
-            return Err(mismatch(format!(
-                "{key_a} is {:?} and {key_b} is {:?}, but the base projection {name} maps {d_in} -> {d_out} (r = {})",
-                a.shape(),
-                b.shape(),
-                config.r
-            )));
-        }
-        let device = proj.base.weight.device();
-        let a = read_f32(&a, &key_a, &path)?;
-        let b = read_f32(&b, &key_b, &path)?;
-        let a = Tensor::<2>::from_data(TensorData::new(a, [config.r, d_in]), &device).transpose();
-        let b = Tensor::<2>::from_data(TensorData::new(b, [d_out, config.r]), &device).transpose();
-        proj.lora = Some(LoraPath {
-            a: Param::from_tensor(a),
-            b: Param::from_tensor(b),
-            scale,
-            dropout: config.lora_dropout,
-            dropout_rng: DropoutRng::default(),
-        });
+        proj.lora = Some(read_lora_pair(
+            &config,
+            (&a, &key_a),
+            (&b, &key_b),
+            proj,
+            &path,
+        )?);
         applied += 1;
     }
     drop(projections);
     if let Some(unknown) = names.first() {
-        return Err(mismatch(format!(
-            "tensor {unknown} names no projection of this model"
-        )));
+        return Err(adapter_mismatch(
+            &path,
+            format!("tensor {unknown} names no projection of this model"),
+        ));
     }
     if applied == 0 {
-        return Err(mismatch("no LoRA tensor found".into()));
+        return Err(adapter_mismatch(&path, "no LoRA tensor found".into()));
     }
     Ok(network)
 }
 
+fn adapter_mismatch(path: &Path, detail: String) -> ModelError {
+    ModelError::CorruptWeights {
+        path: path.to_path_buf(),
+        detail: format!("{detail}; this adapter was trained for a different base model"),
+    }
+}
+
+/// The LoRA path of `proj` from PEFT's `lora_A` `[r, in]` and `lora_B` `[out, r]`, shapes checked
+/// before anything is read.
+fn read_lora_pair(
+    config: &AdapterConfig,
+    (a, key_a): (&TensorView, &str),
+    (b, key_b): (&TensorView, &str),
+    proj: &Projection,
+    path: &Path,
+) -> Result<LoraPath> {
+    let (d_in, d_out, r) = (proj.d_in(), proj.d_out(), config.r);
+    if a.shape() != [r, d_in] || b.shape() != [d_out, r] {
+        return Err(adapter_mismatch(
+            path,
+            format!(
+                "{key_a} is {:?} and {key_b} is {:?}, but the base projection maps {d_in} -> {d_out} (r = {r})",
+                a.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    let device = proj.base.weight.device();
+    let a = read_f32(a, key_a, path)?;
+    let b = read_f32(b, key_b, path)?;
+    let a = Tensor::<2>::from_data(TensorData::new(a, [r, d_in]), &device).transpose();
+    let b = Tensor::<2>::from_data(TensorData::new(b, [d_out, r]), &device).transpose();
+    Ok(LoraPath {
+        a: Param::from_tensor(a),
+        b: Param::from_tensor(b),
+        scale: config.lora_alpha / r as f64,
+        dropout: config.lora_dropout,
+        dropout_rng: DropoutRng::default(),
+    })
+}
+
 fn read_f32(view: &TensorView, key: &str, path: &Path) -> Result<Vec<f32>> {
     let data = view.data();
-    match view.dtype() {
-        Dtype::F32 => Ok(data
+    let values: Vec<f32> = match view.dtype() {
+        Dtype::F32 => data
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect()),
-        Dtype::F16 => Ok(data
+            .collect(),
+        Dtype::F16 => data
             .chunks_exact(2)
             .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect()),
-        Dtype::BF16 => Ok(data
+            .collect(),
+        Dtype::BF16 => data
             .chunks_exact(2)
             .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect()),
-        other => Err(ModelError::CorruptWeights {
-            path: path.to_path_buf(),
-            detail: format!("{key}: unsupported dtype {other:?}"),
-        }),
-    }
+            .collect(),
+        other => {
+            let detail = format!("{key}: unsupported dtype {other:?}");
+            return Err(ModelError::CorruptWeights {
+                path: path.to_path_buf(),
+                detail,
+            });
+        }
+    };
+    super::checkpoint::check_finite(&values, key, path)?;
+    Ok(values)
 }
 
 /// Loads the HF model in `base_dir` with the PEFT adapter in `adapter_dir` attached.
