@@ -733,3 +733,16 @@ fn adapter_with_non_finite_values() {
         "{err}"
     );
 }
+
+/// `merge --out` pointing at the base model would overwrite it and empty its config and tokenizer
+/// (a file copied onto itself is truncated first).
+#[test]
+fn merge_into_the_base_model_directory_is_refused() {
+    let base = copy_fixture("gpt2-tiny");
+    let adapter = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lora/gpt2-tiny");
+    let before = std::fs::read(base.path().join("config.json")).unwrap();
+    let err = lora::merge(base.path(), &adapter, &base.path().join(".")).unwrap_err();
+    assert!(err.to_string().contains("choose another --out"), "{err}");
+    assert_eq!(std::fs::read(base.path().join("config.json")).unwrap(), before);
+    Model::load(base.path(), &device()).unwrap();
+}

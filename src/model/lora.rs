@@ -620,6 +620,13 @@ pub fn merge_in_place(network: &mut CausalLm) {
 /// `apitune merge`: writes `base + adapter` as a plain HF model directory into `out_dir`
 /// (config, tokenizer and generation config copied from the base).
 pub fn merge(base_dir: &Path, adapter_dir: &Path, out_dir: &Path) -> Result<PathBuf> {
+    if out_dir.canonicalize().is_ok_and(|out| base_dir.canonicalize().is_ok_and(|base| base == out)) {
+        return Err(ModelError::InvalidInput(format!(
+            "{}: the output directory is the base model's; merging there would overwrite the weights \
+             and copy config.json and tokenizer.json onto themselves (which empties them); choose another --out",
+            out_dir.display()
+        )));
+    }
     let device = Device::flex();
     let mut model = load_with_adapter(base_dir, adapter_dir, &device)?;
     merge_in_place(&mut model.network);
