@@ -743,6 +743,9 @@ fn merge_into_the_base_model_directory_is_refused() {
     let before = std::fs::read(base.path().join("config.json")).unwrap();
     let err = lora::merge(base.path(), &adapter, &base.path().join(".")).unwrap_err();
     assert!(err.to_string().contains("choose another --out"), "{err}");
-    assert_eq!(std::fs::read(base.path().join("config.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(base.path().join("config.json")).unwrap(),
+        before
+    );
     Model::load(base.path(), &device()).unwrap();
 }

@@ -469,7 +469,8 @@ fn check_targets(config: &AdapterConfig, modules: &[String], config_path: &Path)
                 .collect();
             let suffixes: Vec<&str> = suffixes.into_iter().collect();
             let message = format!(
-                "{target:?} names no projection of the base model (its projections: {})",
+                "{target:?} names no projection of the base model (its projections: {}); \
+                 this adapter was trained for a different base model",
                 suffixes.join(", ")
             );
             return Err(ModelError::config(config_path, "target_modules", message));
@@ -620,7 +621,10 @@ pub fn merge_in_place(network: &mut CausalLm) {
 /// `apitune merge`: writes `base + adapter` as a plain HF model directory into `out_dir`
 /// (config, tokenizer and generation config copied from the base).
 pub fn merge(base_dir: &Path, adapter_dir: &Path, out_dir: &Path) -> Result<PathBuf> {
-    if out_dir.canonicalize().is_ok_and(|out| base_dir.canonicalize().is_ok_and(|base| base == out)) {
+    if out_dir
+        .canonicalize()
+        .is_ok_and(|out| base_dir.canonicalize().is_ok_and(|base| base == out))
+    {
         return Err(ModelError::InvalidInput(format!(
             "{}: the output directory is the base model's; merging there would overwrite the weights \
              and copy config.json and tokenizer.json onto themselves (which empties them); choose another --out",
