@@ -284,6 +284,15 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         }
         Command::Validate(args) => {
             let loaded = Loaded::new(args)?;
+            let outside =
+                crate::pipeline::inputs::arms_reading_outside(&loaded.manifest, &loaded.dag);
+            if !outside.is_empty() {
+                let errors = outside
+                    .into_iter()
+                    .map(|(id, error)| loaded.arm_error(id, &error))
+                    .collect();
+                return Err(Failure::Manifest(ManifestErrors(errors)));
+            }
             println!(
                 "{}: ok ({} stages, {} arms)",
                 loaded.manifest.path.display(),
@@ -370,6 +379,18 @@ impl Loaded {
         Ok(keyer)
     }
 
+    /// `error` of arm `id`, located at its stage's place in the manifest.
+    fn arm_error(&self, id: usize, error: &str) -> crate::manifest::Diagnostic {
+        let arm = &self.dag.arms[id];
+        let message = format!("`{}`: {error}", arm.name);
+        self.manifest.error(
+            &["stages".to_string(), arm.stage.clone()],
+            true,
+            message,
+            None,
+        )
+    }
+
     fn selected(&self) -> Result<BTreeSet<usize>, Failure> {
         self.dag.select(&self.targets).map_err(Failure::Usage)
     }
@@ -408,15 +429,7 @@ fn invalid_plans(plans: &[ArmPlan], loaded: &Loaded) -> Result<(), Failure> {
     let invalid: Vec<crate::manifest::Diagnostic> = plans
         .iter()
         .filter_map(|p| match &p.decision {
-            Decision::Invalid { error } => {
-                let stage = loaded.dag.arms[p.id].stage.clone();
-                let message = format!("`{}`: {error}", p.arm);
-                Some(
-                    loaded
-                        .manifest
-                        .error(&["stages".to_string(), stage], true, message, None),
-                )
-            }
+            Decision::Invalid { error } => Some(loaded.arm_error(p.id, error)),
             _ => None,
         })
         .collect();

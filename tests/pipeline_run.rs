@@ -634,13 +634,17 @@ fn inputs_outside_the_project_need_an_explicit_opt_in() {
         )
     };
     p.write("m.toml", &manifest(""));
-    let out = p.run(&["plan", "m.toml"]);
-    out.expect_code(2);
-    assert!(
-        out.stderr().contains("outside the project") && out.stderr().contains("inputs_outside"),
-        "{}",
-        out.stderr()
-    );
+    for command in ["validate", "plan"] {
+        let out = p.run(&[command, "m.toml"]);
+        out.expect_code(2);
+        assert!(
+            out.stderr().contains("m.toml:4:")
+                && out.stderr().contains("outside the project")
+                && out.stderr().contains("inputs_outside"),
+            "{command}: {}",
+            out.stderr()
+        );
+    }
     let out = p.run(&["run", "m.toml"]);
     out.expect_code(2);
     assert!(

@@ -47,3 +47,30 @@ impl InputScope {
         )
     }
 }
+
+/// Arms whose existing input files lie outside the manifest's scope, with the error, so that
+/// `validate` refuses what `run` would. Inputs that cannot be listed or do not exist yet are left to
+/// `plan`, which reports them with the file system's reason.
+pub fn arms_reading_outside(manifest: &Manifest, dag: &super::Dag) -> Vec<(usize, String)> {
+    let scope = InputScope::of(manifest);
+    let ctx = crate::stages::PlanContext {
+        base_dir: &manifest.base_dir,
+        seed: manifest.experiment.seed,
+        models: &manifest.models,
+        backend: "cpu",
+    };
+    let mut found = Vec::new();
+    for (id, arm) in dag.arms.iter().enumerate() {
+        let Ok(files) = arm.kind.input_files(&arm.params, &ctx) else {
+            continue;
+        };
+        if let Some(error) = files
+            .iter()
+            .filter(|path| path.exists())
+            .find_map(|path| scope.check(path).err())
+        {
+            found.push((id, format!("{error:#}")));
+        }
+    }
+    found
+}
