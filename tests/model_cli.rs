@@ -120,6 +120,9 @@ fn score_parses_and_runs() {
         "cpu",
     ])
     .unwrap();
+    assert_eq!(cli.args.prompt, "curl --request");
+    assert_eq!(cli.args.target, " GET");
+    assert_eq!(cli.args.adapter, None);
     score(&cli.args).unwrap();
 }
 
@@ -187,6 +190,38 @@ fn adapter_generation_equals_the_merged_checkpoint() {
     assert_ne!(
         with_adapter, plain,
         "the fixture adapter changes the output"
+    );
+
+    // `score --adapter` scores with the adapter applied: as the merged checkpoint does.
+    let score = |model: &str, adapter: Option<&str>| -> serde_json::Value {
+        let mut args = vec!["score", "--model", model, "--backend", "cpu"];
+        if let Some(adapter) = adapter {
+            args.extend(["--adapter", adapter]);
+        }
+        args.extend(["--prompt", "curl --request", "--target", " GET https://api"]);
+        serde_json::from_str(&run(&args)).unwrap()
+    };
+    let adapted = score(&base, Some(&adapter));
+    let merged_score = score(merged.to_str().unwrap(), None);
+    let plain_score = score(&base, None);
+    let nll = |v: &serde_json::Value| v["total_nll"].as_f64().unwrap();
+    let tokens = adapted["target_tokens"].as_array().unwrap();
+    assert!(!tokens.is_empty());
+    let summed: f64 = tokens.iter().map(|t| t["nll"].as_f64().unwrap()).sum();
+    assert!((summed - nll(&adapted)).abs() < 1e-4, "{adapted}");
+    let mean = nll(&adapted) / tokens.len() as f64;
+    assert!((adapted["mean_nll"].as_f64().unwrap() - mean).abs() < 1e-9);
+    assert!((adapted["perplexity"].as_f64().unwrap() - mean.exp()).abs() < 1e-6);
+    assert_eq!(adapted["adapter"].as_str(), Some(adapter.as_str()));
+    assert!(
+        (nll(&adapted) - nll(&merged_score)).abs() < 1e-3,
+        "adapter {} vs merged {}",
+        nll(&adapted),
+        nll(&merged_score)
+    );
+    assert!(
+        (nll(&adapted) - nll(&plain_score)).abs() > 1e-3,
+        "the fixture adapter changes the score"
     );
 }
 

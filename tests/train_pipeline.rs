@@ -144,12 +144,14 @@ fn killed_training_resumes_to_the_same_adapter() {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let states = find_file(&p.path().join("cache"), "state.json");
+        // Only a published checkpoint counts: `checkpoint.saving/` may hold a step not yet kept.
         let past_step_3 = states.iter().any(|s| {
-            std::fs::read_to_string(s)
-                .ok()
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .and_then(|v| v["step"].as_u64())
-                .is_some_and(|n| n >= 3)
+            s.parent().and_then(|d| d.file_name()) == Some(std::ffi::OsStr::new("checkpoint"))
+                && std::fs::read_to_string(s)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                    .and_then(|v| v["step"].as_u64())
+                    .is_some_and(|n| n >= 3)
         });
         let lora_dir_has_adapter =
             !find_file(&p.path().join("cache"), "adapter_model.safetensors").is_empty();

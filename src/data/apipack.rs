@@ -1,5 +1,5 @@
-//! API Pack records (REFERENCE.md §2): JSON-array files read as streams, and JSONL files that hold
-//! either API Pack records or `ApiRecord`s, one per line.
+//! API Pack records (Guo et al. 2024, arXiv 2402.09615): JSON-array files read as streams, and
+//! JSONL files that hold either API Pack records or `ApiRecord`s, one per line.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};

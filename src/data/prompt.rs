@@ -1,4 +1,5 @@
-//! The study's prompt template (REFERENCE.md §1), character for character.
+//! The prompt template of the public study "LLM Fine-Tuning for API Code Generation", character
+//! for character.
 
 use serde::Serialize;
 

@@ -1,7 +1,7 @@
 //! The normalize stage: normalisation, de-duplication, API Pack's three held-out levels and the
 //! seeded training order.
 //!
-//! Levels (REFERENCE.md §2):
+//! Levels (API Pack, Guo et al. 2024, arXiv 2402.09615):
 //! - **level1**: seen API and endpoint, new phrasing. Records whose `instruction_test` differs
 //!   from `instruction`; they stay in training by default (`level1_in_train`), since the point is
 //!   a known call asked for in new words. With `level1_in_train = false` they leave training,

@@ -88,6 +88,9 @@ pub struct ScoreArgs {
     /// HF model directory (config.json, *.safetensors, tokenizer.json).
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
+    /// LoRA adapter directory (PEFT format) to apply on top of the model.
+    #[arg(long, value_name = "DIR")]
+    pub adapter: Option<PathBuf>,
     #[arg(long)]
     pub prompt: String,
     #[arg(long)]
@@ -174,7 +177,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
 }
 
 pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
-    let model = load(&args.model, None, args.backend)?;
+    let model = load(&args.model, args.adapter.as_deref(), args.backend)?;
     let scores = score_text(&model, &[(args.prompt.as_str(), args.target.as_str())])?;
     let score = &scores[0];
     let tokens: Vec<_> = score
@@ -193,6 +196,7 @@ pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
         .collect();
     let report = json!({
         "model": args.model,
+        "adapter": args.adapter,
         "model_type": model.config.model_type(),
         "prompt_tokens": super::tokenizer::encode(&model.tokenizer, &args.prompt)?.len(),
         "target_tokens": tokens,

@@ -1,7 +1,8 @@
 //! Snippets for one request in each target language, in the shapes httpsnippet gives API Pack
-//! (REFERENCE.md §2): curl with `--request/--url/--header/--data`, Python `http.client`, browser
-//! `XMLHttpRequest`, Node `request`, Go `package main`, Java OkHttp statements, Ruby `Net::HTTP`,
-//! PHP `curl_setopt_array`, Swift `NSMutableURLRequest`, libcurl statements.
+//! (Guo et al. 2024, arXiv 2402.09615): curl with `--request/--url/--header/--data`, Python
+//! `http.client`, browser `XMLHttpRequest`, Node `request`, Go `package main`, Java OkHttp
+//! statements, Ruby `Net::HTTP`, PHP `curl_setopt_array`, Swift `NSMutableURLRequest`, libcurl
+//! statements.
 
 use super::request::HttpRequest;
 
