@@ -11,7 +11,7 @@
 #     scripts/gpu_check.sh --run .gpu OUT_DIR      # there: needs a Vulkan loader and driver,
 #                                                  # and python3 with torch, transformers, peft
 #
-# The stripped binaries are ~90 MB each; one xz stream with a dictionary larger than a binary
+# The stripped binaries are ~90 MB each (the integration tests, two benches); one xz stream with a dictionary larger than a binary
 # stores the shared code once. Unpack there with `xz -dc .gpu.tar.xz | tar xf -`.
 #
 # The binaries look for tests/fixtures and benches/*.py under the checkout they were built in
@@ -25,7 +25,7 @@ build() {
     local dest=$1
     mkdir -p "$dest"
     local args=(--release --features wgpu --no-run --message-format=json-render-diagnostics)
-    for t in "${TESTS[@]}"; do args+=(--test "$t"); done
+    args+=(--test integration)  # TESTS are modules of the one integration test binary
     for b in "${BENCHES[@]}"; do args+=(--bench "$b"); done
     # `cargo test --no-run` builds the benches too when named; executables come back as JSON.
     cargo test "${args[@]}" | python3 -c '
@@ -55,10 +55,10 @@ run() {
 
     # The numerics tests in parallel (tiny models; mostly shader compilation and launch latency).
     local pids=()
-    APITUNE_REQUIRE_WGPU=1 timeout 150 "$bins/model_wgpu" >"$out/model_wgpu.log" 2>&1 &
+    APITUNE_REQUIRE_WGPU=1 timeout 150 "$bins/integration" model_wgpu:: >"$out/model_wgpu.log" 2>&1 &
     pids+=($!)
     for t in model_reference model_generate lora_golden; do
-        APITUNE_TEST_BACKEND=wgpu timeout 150 "$bins/$t" >"$out/$t.log" 2>&1 &
+        APITUNE_TEST_BACKEND=wgpu timeout 150 "$bins/integration" "$t::" >"$out/$t.log" 2>&1 &
         pids+=($!)
     done
     local i=0

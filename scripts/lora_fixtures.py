@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference numbers from HF PEFT for the Rust LoRA golden tests (tests/lora_golden.rs).
+"""Reference numbers from HF PEFT for the Rust LoRA golden tests (tests/integration/lora_golden.rs).
 
 For each tiny fixture model in tests/fixtures/models/ it builds a PEFT LoRA with seeded,
 non-zero A and B, and records on a fixed batch (prompt tokens masked out of the loss, the loss a
@@ -15,7 +15,7 @@ PEFT, reference.json). Rust loads the adapter PEFT saved and must reproduce the 
 
     python scripts/lora_fixtures.py            # writes tests/fixtures/lora/<model>/ for CASES
     python scripts/lora_fixtures.py --check    # the other direction: loads the adapter apitune
-        # wrote (tests/fixtures/lora/apitune-gpt2-tiny/, kept current by tests/lora_golden.rs) in
+        # wrote (tests/fixtures/lora/apitune-gpt2-tiny/, kept current by tests/integration/lora_golden.rs) in
         # PEFT and compares PEFT's logits with apitune's
 """
 

@@ -1,6 +1,6 @@
 //! Manifest checking through the CLI: every bad manifest exits 2 with a located message.
 
-mod common;
+use crate::common;
 
 use common::Project;
 

@@ -1,6 +1,6 @@
 //! The default experiment from the repository's own manifest and bundled corpus.
 
-mod common;
+use crate::common;
 
 use common::{Project, statuses};
 

@@ -2,7 +2,7 @@
 //! checkpoints (f32, f16 and bf16 weights, single-file and sharded, tied and untied heads,
 //! names with and without the `transformer.` prefix).
 
-mod model_support;
+use crate::model_support;
 
 use apitune::model::generate::sequence_logits;
 use apitune::model::{GenerationConfig, score_tokens};

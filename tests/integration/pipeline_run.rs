@@ -1,6 +1,6 @@
 //! Running manifests: cache hits and misses, explain, parallelism, failures, tampering, crashes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

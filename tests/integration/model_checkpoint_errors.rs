@@ -1,7 +1,7 @@
 //! Damaged or unsupported model directories give errors that name the file, the tensor and
 //! what was expected, never a panic.
 
-mod model_support;
+use crate::model_support;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! the documented files, and a run killed with SIGKILL mid-training that resumes from its
 //! checkpoint and ends with the same adapter bytes as an uninterrupted run.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! loads here and gives PEFT's loss, gradient norms of every LoRA tensor, and loss after one AdamW
 //! step, within 1e-4 relative.
 
-mod model_support;
+use crate::model_support;
 
 use std::path::{Path, PathBuf};
 

@@ -6,9 +6,8 @@
 //!
 //! Without an adapter the tests say so and pass, unless `APITUNE_REQUIRE_WGPU=1` makes that a
 //! failure (for machines that are meant to have one).
-#![cfg(feature = "wgpu")]
 
-mod model_support;
+use crate::model_support;
 
 use apitune::model::generate::sequence_logits;
 use apitune::model::{Backend, GenerationConfig, Model, generate_tokens, score_tokens};

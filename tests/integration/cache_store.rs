@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
@@ -405,11 +405,11 @@ fn stale_lock_of_a_dead_process_is_taken_over() {
     publish(&cache, 1);
 }
 
-/// Re-runs this test binary as a separate process executing only `test`, with `env` set.
-fn helper_process(test: &str, env: (&str, &Path)) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(env.0, env.1)
+/// The helper binary holding the cache at `root` locked until its stdin closes.
+fn lock_holder(root: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_apitune-test-helper"))
+        .arg("hold-lock")
+        .arg(root)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -417,29 +417,12 @@ fn helper_process(test: &str, env: (&str, &Path)) -> std::process::Child {
         .unwrap()
 }
 
-const HOLD_LOCK_ENV: &str = "APITUNE_TEST_HOLD_CACHE_LOCK";
-
-/// Not a test on its own: the helper process of `live_lock_is_refused_with_the_holders_pid`.
-/// Opens the cache named by the env var and holds it until stdin closes.
-#[test]
-fn helper_hold_cache_lock() {
-    let Some(root) = std::env::var_os(HOLD_LOCK_ENV) else {
-        return;
-    };
-    let _cache = Cache::open(Path::new(&root)).unwrap();
-    println!("\nHELPER-LOCKED");
-    std::io::stdout().flush().unwrap();
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
-}
-
 #[test]
 fn live_lock_is_refused_with_the_holders_pid() {
     let root = tempfile::tempdir().unwrap();
-    let mut holder = helper_process("helper_hold_cache_lock", (HOLD_LOCK_ENV, root.path()));
+    let mut holder = lock_holder(root.path());
     let mut stdout = BufReader::new(holder.stdout.take().unwrap());
     let mut line = String::new();
-    // libtest prints its own "test ... " prefix on the same stdout.
     while !line.contains("HELPER-LOCKED") {
         line.clear();
         assert!(

@@ -1,7 +1,7 @@
 //! Generation: the KV cache gives what full recomputation gives, a padded batch gives what each
 //! prompt gives alone, and the stop conditions hold.
 
-mod model_support;
+use crate::model_support;
 
 use apitune::model::generate::sequence_logits;
 use apitune::model::layers::ForwardInput;

@@ -1,6 +1,6 @@
 //! The `generate` and `score` entry points the binary wires up, parsed as clap would parse them.
 
-mod model_support;
+use crate::model_support;
 
 use apitune::model::cli::{GenerateArgs, ScoreArgs, generate, score};
 use clap::Parser;

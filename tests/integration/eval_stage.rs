@@ -1,7 +1,7 @@
 //! The `eval` stage on a tiny fixture checkpoint: generation, scoring, artifacts, memoised
 //! generations (re-scoring never re-generates), and the report built from it.
 
-mod common;
+use crate::common;
 
 use common::{Project, statuses};
 

@@ -2,8 +2,6 @@
 //! mid-gc, mid-verify) never leaves a corrupt or partial entry visible, loses no entry whose
 //! publish returned, and the next writer cleans up and carries on.
 
-#![cfg(unix)]
-
 use std::collections::HashSet;
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -12,12 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use apitune::cache::memo::{MemoWriter, memo_dir, read_memo};
-use apitune::cache::{Cache, EntryMeta, Key, KeyManifest, digest_dir};
-use serde_json::json;
-
-const ROOT_ENV: &str = "APITUNE_TEST_CRASH_CACHE";
-const SEED_ENV: &str = "APITUNE_TEST_CRASH_SEED";
+use apitune::cache::memo::read_memo;
+use apitune::cache::{Cache, Key, digest_dir};
 
 /// xorshift64*: enough randomness for sizes and timings without a dependency.
 struct Rng(u64);
@@ -32,81 +26,6 @@ impl Rng {
 
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
-    }
-}
-
-/// Not a test on its own: the writer process that `kill_9_never_leaves_a_corrupt_entry` kills.
-/// Publishes entries forever, with checkpoints in work dirs, periodic gc and verify.
-#[test]
-fn helper_publish_until_killed() {
-    let Some(root) = std::env::var_os(ROOT_ENV) else {
-        return;
-    };
-    let seed: u64 = std::env::var(SEED_ENV).unwrap().parse().unwrap();
-    let cache = Cache::open(Path::new(&root)).unwrap();
-    println!("\nCHILD-READY");
-    let mut rng = Rng(seed | 1);
-    let mut mine: Vec<Key> = Vec::new();
-    for i in 0u64.. {
-        let manifest = KeyManifest::new()
-            .with("kind", "crash-test")
-            .with("seed", seed)
-            .with("i", i);
-        let key = manifest.key();
-        let work = cache.work_dir(&key).unwrap();
-        fs::write(
-            work.join("checkpoint.bin"),
-            vec![7u8; rng.below(200_000) as usize],
-        )
-        .unwrap();
-
-        let staging = cache.staging(&key).unwrap();
-        for f in 0..1 + rng.below(4) {
-            let dir = if f % 2 == 0 {
-                staging.dir.clone()
-            } else {
-                staging.dir.join(format!("d{f}"))
-            };
-            fs::create_dir_all(&dir).unwrap();
-            let len = rng.below(600_000) as usize;
-            let fill = (rng.next() & 0xff) as u8;
-            fs::write(dir.join(format!("f{f}.bin")), vec![fill; len]).unwrap();
-        }
-        let meta = EntryMeta {
-            stage: format!("crash[i={i}]"),
-            kind: "crash-test".into(),
-            key_manifest: manifest,
-            started_unix_ms: 0,
-            duration_s: 0.0,
-            summary: json!({"i": i}),
-        };
-        cache.publish(staging, meta).unwrap();
-        println!("PUBLISHED {key}");
-        mine.push(key);
-
-        // A memo log grows line by line and is now and then rewritten from its intact prefix,
-        // as eval does; a kill at any point must leave only intact lines (and perhaps a cut one).
-        let memo = memo_dir(Path::new(&root), &json!({"seed": seed % 3}))
-            .unwrap()
-            .join("log.jsonl");
-        let mut items = read_memo::<serde_json::Value>(&memo).unwrap().items;
-        items.push(json!({"i": i, "pad": "x".repeat(rng.below(20_000) as usize)}));
-        let mut writer = MemoWriter::rewrite(&memo, &items[..items.len() - 1]).unwrap();
-        writer.append(items.last().unwrap()).unwrap();
-
-        if i % 7 == 6 {
-            let keep: HashSet<Key> = mine.iter().rev().take(4).copied().collect();
-            for entry in cache.entries().unwrap() {
-                if !keep.contains(&entry.key) {
-                    println!("GC-ELIGIBLE {}", entry.key);
-                }
-            }
-            cache.gc(&keep, &HashSet::new(), false).unwrap();
-        }
-        if i % 11 == 10 {
-            let report = cache.verify(true).unwrap();
-            assert!(report.quarantined.is_empty(), "{report:?}");
-        }
     }
 }
 
@@ -152,15 +71,10 @@ fn kill_9_never_leaves_a_corrupt_entry() {
 
     while rounds < 8 || (kills_mid_write < 3 && rounds < 30) {
         rounds += 1;
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "helper_publish_until_killed",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(ROOT_ENV, root.path())
-            .env(SEED_ENV, (seed.wrapping_add(rounds)).to_string())
+        let mut child = Command::new(env!("CARGO_BIN_EXE_apitune-test-helper"))
+            .arg("publish-until-killed")
+            .arg(root.path())
+            .arg(seed.wrapping_add(rounds).to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,6 +1,6 @@
 //! Models built from a config alone (random init) and tokenizers trained from a corpus.
 
-mod model_support;
+use crate::model_support;
 
 use apitune::model::bigcode::GptBigCodeConfig;
 use apitune::model::gpt2::Gpt2Config;
