@@ -147,10 +147,7 @@ fn main() {
     )
     .unwrap();
     // Every step ends by reading its loss back, so per-step times include the device's work.
-    let step_seconds: Vec<f64> = outcome.steps[WARMUP as usize..]
-        .iter()
-        .map(|s| (BATCH * SEQ) as f64 / s.tokens_per_s)
-        .collect();
+    let step_seconds: Vec<f64> = outcome.step_seconds[WARMUP as usize..].to_vec();
     let seconds = median(step_seconds);
     println!(
         "{}",

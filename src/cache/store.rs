@@ -98,7 +98,7 @@ pub struct HashStats {
 /// What [`Cache::find`] found under a key.
 #[derive(Debug)]
 pub enum Lookup {
-    Found(Entry),
+    Found(Box<Entry>),
     Absent,
     /// An entry is there but unusable; the reason is for the user.
     Damaged(String),
@@ -202,7 +202,7 @@ impl Cache {
     /// every listed file unchanged since publication (see [`Cache::find`]).
     pub fn lookup(&self, key: &Key) -> Result<Option<Entry>, CacheError> {
         Ok(match self.find(key)? {
-            Lookup::Found(entry) => Some(entry),
+            Lookup::Found(entry) => Some(*entry),
             Lookup::Absent | Lookup::Damaged(_) => None,
         })
     }
@@ -220,7 +220,7 @@ impl Cache {
         let dir = self.artifact_dir(key);
         let damage = match self.indexed_or_read(key, &dir)? {
             Ok(record) => match check_files_unchanged(&dir, &record.files)? {
-                Ok(()) => return Ok(Lookup::Found(record.into_entry(dir))),
+                Ok(()) => return Ok(Lookup::Found(Box::new(record.into_entry(dir)))),
                 Err(reason) => reason,
             },
             Err(_) if fs::symlink_metadata(&dir).is_err() => return Ok(Lookup::Absent),
@@ -309,7 +309,7 @@ impl Cache {
             };
             // Damaged entries are left for `find` (or verify) to report and quarantine.
             if let Lookup::Found(entry) = self.find_as(&key, false)? {
-                entries.push(entry);
+                entries.push(*entry);
             }
         }
         entries.sort_by_key(|e| (e.created_unix_ms, e.key));

@@ -134,14 +134,17 @@ fn id_relative_to(path: &Path, root: &Path) -> String {
     }
 }
 
-/// The files one pattern names, each with the directory its id is relative to, and the links
+/// Files found for one pattern, each with the directory its id is relative to, and the links
 /// skipped on the way.
+type PatternMatches = (Vec<(Found, PathBuf)>, Vec<SkippedPath>);
+
+/// The files one pattern names (see [`PatternMatches`]).
 fn find_pattern(
     pattern: &str,
     extensions: &[&str],
     follow_links: bool,
     base_dir: &Path,
-) -> Result<(Vec<(Found, PathBuf)>, Vec<SkippedPath>), DataError> {
+) -> Result<PatternMatches, DataError> {
     let full = base_dir.join(pattern);
     let mut found: Vec<(Found, PathBuf)> = Vec::new();
     if has_glob_chars(pattern) {

@@ -99,7 +99,7 @@ fn tokenizer_vocab(name: &str, spec: &ModelSpec, out: &mut Vec<Problem>) -> Opti
         return None;
     };
     if let Some(path) = tokenizer.get("path") {
-        if !path.as_str().is_some_and(|p| !p.is_empty()) {
+        if path.as_str().is_none_or(str::is_empty) {
             out.push((
                 vec!["tokenizer".into(), "path".into()],
                 "`tokenizer.path` must be the path of a tokenizer.json".into(),

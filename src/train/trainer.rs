@@ -139,6 +139,9 @@ pub struct TrainOutcome {
     pub seconds: f64,
     /// Step the run resumed from (0 for a fresh start).
     pub resumed_from: u64,
+    /// Wall-clock seconds of each step this attempt ran, loss read back included (a run fact for
+    /// benchmarks and progress, never written into the artifact).
+    pub step_seconds: Vec<f64>,
 }
 
 /// Trains the parameters of `network` that require gradients.
@@ -198,6 +201,7 @@ pub fn train(network: CausalLm, run: &TrainRun) -> anyhow::Result<TrainOutcome> 
 
     let started = Instant::now();
     let seconds_before = state.seconds;
+    let mut step_seconds = Vec::new();
     while state.step < total {
         let step_started = Instant::now();
         let batches: Vec<Vec<usize>> = (0..settings.grad_accum as u64)
@@ -249,7 +253,8 @@ pub fn train(network: CausalLm, run: &TrainRun) -> anyhow::Result<TrainOutcome> 
         network = optimizer.step(lr, network, grads);
         state.step += 1;
         state.tokens_seen += step_tokens;
-        let tokens_per_s = step_tokens as f64 / step_started.elapsed().as_secs_f64().max(1e-9);
+        step_seconds.push(step_started.elapsed().as_secs_f64());
+        let tokens_per_s = step_tokens as f64 / step_seconds[step_seconds.len() - 1].max(1e-9);
         let record = TrainStep {
             step: state.step,
             loss: loss_sum,
@@ -279,6 +284,7 @@ pub fn train(network: CausalLm, run: &TrainRun) -> anyhow::Result<TrainOutcome> 
         tokens_seen: state.tokens_seen,
         seconds: seconds_before + started.elapsed().as_secs_f64(),
         resumed_from,
+        step_seconds,
     })
 }
 

@@ -16,7 +16,14 @@ fn record(api: usize, endpoint: usize, lang: &str) -> ApiRecord {
         api_description: format!("API number {api}."),
         lang: lang.to_string(),
         path: format!("/things{endpoint}/{{id}}"),
-        method: Some(if endpoint % 2 == 0 { "GET" } else { "POST" }.to_string()),
+        method: Some(
+            if endpoint.is_multiple_of(2) {
+                "GET"
+            } else {
+                "POST"
+            }
+            .to_string(),
+        ),
         functionality: format!("Thing {endpoint}"),
         description: format!("Does thing {endpoint}."),
         domain: vec!["Tests".into()],
