@@ -1,8 +1,10 @@
 //! apitune: one TOML manifest in, a reproducible LLM fine-tuning study for API code generation out.
 //!
 //! The modules read like the pipeline: a [`manifest`] is planned into a DAG by [`pipeline`], whose
-//! stages ([`stages`]) exchange artifacts only through the content-addressed [`cache`].
+//! stages ([`stages`]) exchange artifacts only through the content-addressed [`cache`], in the
+//! file formats [`artifacts`] defines.
 
+pub mod artifacts;
 pub mod cache;
 pub mod cli;
 pub mod data;
@@ -13,6 +15,7 @@ pub mod pipeline;
 pub mod report;
 pub mod stages;
 pub mod train;
+pub mod validate;
 
 /// Keeps tensor-sized blocks in the heap. glibc hands freed blocks above its adaptive mmap
 /// threshold back to the OS, and burn allocates and frees such blocks in every op, so each step

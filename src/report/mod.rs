@@ -5,7 +5,6 @@
 //! `plots/*.svg`. [`show`] renders a written report again for `apitune show`.
 
 pub mod html;
-pub mod inputs;
 pub mod metric;
 pub mod plots;
 pub mod svg;
@@ -16,11 +15,11 @@ use std::path::Path;
 
 use anyhow::Context;
 
-pub use inputs::{AdapterInfo, EvalResults, LevelScores, TrainStep, TrainSummary};
+pub use crate::artifacts::{AdapterInfo, EvalResults, LevelScores, TrainStep, TrainSummary};
 pub use metric::Metric;
 pub use table::{EvalInput, Report, Row, TrainInput};
 
-use crate::stages::Input;
+use crate::artifacts::Input;
 
 pub const REPORT_JSON: &str = "report.json";
 pub const REPORT_MD: &str = "report.md";
@@ -63,7 +62,7 @@ pub fn load_inputs(inputs: &[Input]) -> anyhow::Result<(Vec<EvalInput>, Vec<Trai
                     )
                 };
                 let summary = TrainSummary::load(&input.dir).with_context(context)?;
-                let steps = inputs::load_train_steps(&input.dir).with_context(context)?;
+                let steps = crate::artifacts::load_train_steps(&input.dir).with_context(context)?;
                 let seconds = input.run_facts["seconds"].as_f64();
                 trains.push(TrainInput {
                     arm: input.arm.clone(),

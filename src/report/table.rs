@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::inputs::{AdapterInfo, EvalResults, TrainStep, TrainSummary};
 use super::metric::Metric;
+use crate::artifacts::{AdapterInfo, EvalResults, TrainStep, TrainSummary};
 use crate::metrics::corpus::Scores;
 
 /// An `eval` input, loaded.

@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{PlanContext, RunContext, StageKind};
-use crate::manifest::limits::{Problems, Validate};
+use crate::validate::{Problems, Validate};
 
 pub struct Command;
 

@@ -17,17 +17,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{PlanContext, RunContext, StageKind};
+use crate::artifacts::{AdapterInfo, BaseRef, EvalResults, LevelScores, TrainSummary};
 use crate::data::{self, ApiRecord};
-use crate::manifest::limits::{
-    MAX_BATCH, MAX_POSITIONS, MAX_RECORDS, MAX_VOCAB, Problems, Validate,
-};
 use crate::manifest::shorten;
 use crate::metrics::api_match::EndpointSet;
 use crate::metrics::corpus::{Example, score_corpus};
 use crate::metrics::perplexity::TokenNll;
 use crate::model::{self, GenerationConfig, Model, Sampling};
-use crate::report::inputs::{AdapterInfo, EvalResults, LevelScores, TrainSummary};
-use crate::stages::lora_train::BaseRef;
+use crate::validate::{MAX_BATCH, MAX_POSITIONS, MAX_RECORDS, MAX_VOCAB, Problems, Validate};
 
 pub struct Eval;
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::data::{self, IngestParams, SourceSpec};
-use crate::manifest::limits::{MAX_RECORDS, Problems, Validate};
+use crate::validate::{MAX_RECORDS, Problems, Validate};
 
 use super::{PlanContext, RunContext, StageKind};
 

@@ -5,28 +5,25 @@
 //! Artifact:
 //! - `adapter_config.json`, `adapter_model.safetensors`: the adapter, in PEFT's format;
 //! - `metrics.jsonl` (one `TrainStep` per optimizer step) and `summary.json` (`TrainSummary`);
-//! - `base.json` ([`BaseRef`]): which base the adapter belongs to. For a `[models]` base it names
+//! - `base.json` ([`BaseRef`](crate::artifacts::BaseRef)): which base the adapter belongs to. For a `[models]` base it names
 //!   the model; for a pretrain base it holds that artifact's cache key and arm, and the eval
 //!   stage must have the same pretrain stage among its inputs to load it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{PlanContext, RunContext, StageKind};
-use crate::manifest::limits::{MAX_LORA_RANK, MAX_RECORDS, Problems, Validate};
+use super::{PlanContext, RunContext, StageKind, training};
+use crate::artifacts::{BaseRef, TrainSummary};
 use crate::model::lora::{self, LoraSettings};
 use crate::model::{END_OF_TEXT, Model};
-use crate::report::inputs::{TrainSummary, write_train_steps};
-use crate::train::{self, EncodeStats, TrainOutcome, TrainRun, TrainSettings};
+use crate::train::{self, TrainRun, TrainSettings};
+use crate::validate::{MAX_LORA_RANK, MAX_RECORDS, Problems, Validate};
 
 pub struct LoraTrain;
-
-/// File of a lora-train artifact naming its base.
-pub const BASE_FILE: &str = "base.json";
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -115,27 +112,6 @@ impl BaseDtype {
     }
 }
 
-/// `base.json` of a lora-train artifact.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BaseRef {
-    /// Model name as declared in the manifest (for a pretrain base: the pretrained model's name).
-    pub model: String,
-    /// Set when the base is a `pretrain` artifact: its cache key (hex) and arm.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pretrain_key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pretrain_arm: Option<String>,
-}
-
-impl BaseRef {
-    pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let path = dir.join(BASE_FILE);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-    }
-}
-
 impl StageKind for LoraTrain {
     const KIND: &'static str = "lora-train";
     const VERSION: u32 = 1;
@@ -183,7 +159,7 @@ impl StageKind for LoraTrain {
                 (pretrain.dir.clone(), base)
             }
         };
-        let device = training_device(ctx.backend)?;
+        let device = training::training_device(ctx.backend)?;
         let mut base = Model::load(&base_dir, &device)
             .with_context(|| format!("loading base model {}", base_dir.display()))?;
         if params.base_dtype == BaseDtype::Bf16 {
@@ -201,7 +177,7 @@ impl StageKind for LoraTrain {
                     base_dir.display()
                 )
             })?;
-        let records = super::pretrain::training_records(&split.dir, params.samples)?;
+        let records = training::training_records(&split.dir, params.samples)?;
         let (examples, stats) =
             train::encode_records(&base.tokenizer, &records, eos, params.train.max_len)?;
         let (network, trainable) =
@@ -224,11 +200,8 @@ impl StageKind for LoraTrain {
             &base.config,
             ctx.out_dir,
         )?;
-        std::fs::write(
-            ctx.out_dir.join(BASE_FILE),
-            serde_json::to_string_pretty(&base_ref)?,
-        )?;
-        let mut out = write_train_outputs(
+        base_ref.write(ctx.out_dir)?;
+        let mut out = training::write_train_outputs(
             ctx.out_dir,
             params.samples,
             &base_ref.model,
@@ -249,53 +222,4 @@ impl StageKind for LoraTrain {
         );
         Ok(out)
     }
-}
-
-/// The backend's device with autodiff.
-pub(crate) fn training_device(backend: &str) -> anyhow::Result<burn::tensor::Device> {
-    let backend = <crate::model::Backend as clap::ValueEnum>::from_str(backend, true)
-        .map_err(|e| anyhow::anyhow!(e))?;
-    Ok(backend.device()?.autodiff())
-}
-
-/// Writes `summary.json` and `metrics.jsonl` of a finished training run into `dir` and returns
-/// the stage summary (without its headline).
-pub(crate) fn write_train_outputs(
-    dir: &Path,
-    samples: Option<usize>,
-    model: &str,
-    outcome: &TrainOutcome,
-    stats: EncodeStats,
-    examples: usize,
-) -> anyhow::Result<Value> {
-    let summary = TrainSummary {
-        samples: samples.map(|n| n as u64),
-        model: model.to_string(),
-        trainable_params: outcome.trainable_params,
-        tokens_seen: outcome.tokens_seen,
-    };
-    summary.write(dir)?;
-    write_train_steps(dir, &outcome.steps)?;
-    Ok(summary_json(&summary, outcome, stats, examples))
-}
-
-fn summary_json(
-    summary: &TrainSummary,
-    outcome: &TrainOutcome,
-    stats: EncodeStats,
-    examples: usize,
-) -> Value {
-    json!({
-        "examples": examples,
-        "truncated": stats.truncated,
-        "dropped": stats.dropped,
-        "steps": outcome.steps.len(),
-        "resumed_from_step": outcome.resumed_from,
-        "first_loss": outcome.steps.first().map(|s| s.loss),
-        "final_loss": outcome.steps.last().map(|s| s.loss),
-        "trainable_params": summary.trainable_params,
-        "tokens_seen": summary.tokens_seen,
-        "seconds": outcome.seconds,
-        "tokens_per_s": summary.tokens_seen as f64 / outcome.seconds.max(1e-9),
-    })
 }

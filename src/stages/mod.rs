@@ -5,10 +5,11 @@
 mod command;
 mod eval;
 mod ingest;
-pub mod lora_train;
+mod lora_train;
 mod normalize;
-pub mod pretrain;
+mod pretrain;
 mod report;
+mod training;
 
 use std::path::{Path, PathBuf};
 
@@ -16,33 +17,18 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 
 use crate::manifest::ModelSpec;
-use crate::manifest::limits::{Validate, problems_of};
+use crate::validate::{Validate, problems_of};
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use command::Command;
 pub use eval::Eval;
 pub use ingest::Ingest;
-pub use lora_train::{BaseRef, LoraTrain};
+pub use lora_train::LoraTrain;
 pub use normalize::Normalize;
 pub use pretrain::Pretrain;
 pub use report::{Report, ReportParams};
 
-/// An upstream artifact handed to a running stage.
-#[derive(Clone, Debug)]
-pub struct Input {
-    /// Stage name in the manifest (`lora`).
-    pub stage: String,
-    /// Arm name (`lora[samples=1000]`).
-    pub arm: String,
-    /// Kind of the producing stage (`lora-train`).
-    pub kind: String,
-    /// Cache key of the artifact (hex), so outputs can name where each number came from.
-    pub key: String,
-    /// The producing stage's summary as recorded in the entry's metadata, outside the artifact's
-    /// digest: run facts such as wall-clock seconds live here, not in the artifact's files.
-    pub run_facts: serde_json::Value,
-    pub dir: PathBuf,
-}
+pub use crate::artifacts::Input;
 
 /// What a running stage may use.
 pub struct RunContext<'a> {

@@ -2,7 +2,7 @@
 //! API Pack's three held-out levels.
 
 use crate::data::{self, NormalizeParams};
-use crate::manifest::limits::{MAX_RECORDS, Problems, Validate};
+use crate::validate::{MAX_RECORDS, Problems, Validate};
 
 use super::{PlanContext, RunContext, StageKind};
 

@@ -11,12 +11,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{PlanContext, RunContext, StageKind};
+use super::{PlanContext, RunContext, StageKind, training};
 use crate::data::{self, ApiRecord};
 use crate::manifest::ModelSpec;
-use crate::manifest::limits::{MAX_RECORDS, Problems, Validate};
 use crate::model::{self, CausalLm, END_OF_TEXT, ModelConfig};
 use crate::train::{self, TrainRun, TrainSettings};
+use crate::validate::{MAX_RECORDS, Problems, Validate};
 
 pub struct Pretrain;
 
@@ -108,7 +108,7 @@ impl StageKind for Pretrain {
     fn run(params: &PretrainParams, ctx: &RunContext) -> anyhow::Result<Value> {
         let spec = random_spec(ctx.models.get(&params.model), &params.model)?;
         let split = ctx.input_of_kind("normalize")?;
-        let records = training_records(&split.dir, params.samples)?;
+        let records = training::training_records(&split.dir, params.samples)?;
         let tokenizer = build_tokenizer(spec, ctx.base_dir, &records, &params.model)?;
         let eos = tokenizer.token_to_id(END_OF_TEXT).ok_or_else(|| {
             anyhow::anyhow!(
@@ -132,7 +132,7 @@ impl StageKind for Pretrain {
             .save(ctx.out_dir.join("tokenizer.json"), false)
             .map_err(|e| anyhow::anyhow!("writing tokenizer.json: {e}"))?;
 
-        let device = super::lora_train::training_device(ctx.backend)?;
+        let device = training::training_device(ctx.backend)?;
         let network = CausalLm::init(&config, &device, ctx.seed);
         let encode = match params.objective {
             Objective::Instruction => train::encode_records,
@@ -155,7 +155,7 @@ impl StageKind for Pretrain {
             &config,
             &ctx.out_dir.join(model::checkpoint::SINGLE_FILE),
         )?;
-        let mut out = super::lora_train::write_train_outputs(
+        let mut out = training::write_train_outputs(
             ctx.out_dir,
             params.samples,
             &params.model,
@@ -200,18 +200,6 @@ fn tokenizer_path(spec: &ModelSpec) -> anyhow::Result<Option<String>> {
         return Ok(None);
     };
     Ok(tok.get("path").and_then(Value::as_str).map(str::to_string))
-}
-
-/// `train.jsonl` of the split, or its first `samples` records.
-pub(crate) fn training_records(
-    split_dir: &Path,
-    samples: Option<usize>,
-) -> anyhow::Result<Vec<ApiRecord>> {
-    let path = split_dir.join(data::TRAIN_FILE);
-    Ok(match samples {
-        Some(n) => data::take_samples(&path, n)?,
-        None => data::read_records(&path).collect::<Result<_, _>>()?,
-    })
 }
 
 fn build_tokenizer(

@@ -4,8 +4,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{RunContext, StageKind};
-use crate::manifest::limits::{Problems, Validate};
 use crate::report::{self, Metric};
+use crate::validate::{Problems, Validate};
 
 pub struct Report;
 

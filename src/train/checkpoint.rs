@@ -15,8 +15,8 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use super::params::trainable_values;
+use crate::artifacts::TrainStep;
 use crate::model::CausalLm;
-use crate::report::inputs::TrainStep;
 
 const STATE_FILE: &str = "state.json";
 const TENSORS_FILE: &str = "trainable.safetensors";

@@ -7,10 +7,8 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 
 use super::TrainSettings;
-use crate::manifest::limits::{
-    MAX_BATCH, MAX_EPOCHS, MAX_POSITIONS, MAX_STEPS, Problems, Validate,
-};
 use crate::model::CausalLm;
+use crate::validate::{MAX_BATCH, MAX_EPOCHS, MAX_POSITIONS, MAX_STEPS, Problems, Validate};
 
 /// Largest peak learning rate: with `weight_decay` at most 1, AdamW's decay factor `1 - lr·wd`
 /// stays in [0, 1].

@@ -16,8 +16,8 @@ use super::batches::{Example, epoch_batches};
 use super::checkpoint::{self as ckpt, TrainState};
 use super::params::{decay_matrices, global_norm, renumber, scale_grads, trainable_count};
 use super::schedule::{Schedule, learning_rate, warmup_steps};
+use crate::artifacts::{TRAIN_METRICS_FILE, TrainStep};
 use crate::model::{CausalLm, ForwardInput};
-use crate::report::inputs::{TRAIN_METRICS_FILE, TrainStep};
 
 /// `train = { ... }` of a training stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

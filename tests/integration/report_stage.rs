@@ -170,7 +170,7 @@ fn fixture() -> Fixture {
                     grad_norm: 1.0,
                 })
                 .collect();
-            report::inputs::write_train_steps(&dir, &steps).unwrap();
+            apitune::artifacts::write_train_steps(&dir, &steps).unwrap();
             TrainSummary {
                 samples: Some(s),
                 model: model.name.into(),
@@ -850,7 +850,7 @@ fn committed_example_results_match_the_format() {
     assert!(results.overall.hallucinated_endpoint.rate.is_none());
     let summary = TrainSummary::load(&dir).unwrap();
     assert_eq!(summary.samples, Some(1000));
-    assert_eq!(report::inputs::load_train_steps(&dir).unwrap().len(), 3);
+    assert_eq!(apitune::artifacts::load_train_steps(&dir).unwrap().len(), 3);
 }
 
 /// Writes the fixture's report to `$REPORT_SAMPLE_DIR` to look at (see scripts/report_screenshot.sh).

@@ -107,14 +107,14 @@ fn pretrain_and_lora_train_write_their_artifacts() {
     );
 
     let adapter = artifact_with(&p, "adapter_model.safetensors");
-    let steps = apitune::report::inputs::load_train_steps(&adapter).unwrap();
+    let steps = apitune::artifacts::load_train_steps(&adapter).unwrap();
     assert_eq!(steps.len(), 3);
-    let summary = apitune::report::inputs::TrainSummary::load(&adapter).unwrap();
+    let summary = apitune::artifacts::TrainSummary::load(&adapter).unwrap();
     assert_eq!(summary.samples, Some(16));
     assert_eq!(summary.model, "tiny");
     // r * (in + out): c_attn 32 -> 96, c_fc 32 -> 128.
     assert_eq!(summary.trainable_params, 4 * (32 + 96) + 4 * (32 + 128));
-    let base = apitune::stages::BaseRef::load(&adapter).unwrap();
+    let base = apitune::artifacts::BaseRef::load(&adapter).unwrap();
     assert_eq!(base.model, "tiny");
     assert!(base.pretrain_key.is_some());
     apitune::model::lora::load_with_adapter(&pretrained, &adapter, &burn::tensor::Device::flex())

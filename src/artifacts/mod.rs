@@ -1,9 +1,12 @@
-//! The artifact files the `report` stage reads. The `eval` and `lora-train` stages write them with
-//! these types, so the format lives in one place:
+//! The files stage artifacts hold, in one place: the stages that produce them write through these
+//! types, and the stages and the report that consume them read through them. No stage reads
+//! another stage's module.
 //!
 //! - an `eval` artifact holds `results.json`, an [`EvalResults`];
-//! - a `lora-train` artifact holds `metrics.jsonl` (one [`TrainStep`] per line, in step order) and
-//!   `summary.json`, a [`TrainSummary`].
+//! - a `lora-train` or `pretrain` artifact holds `metrics.jsonl` (one [`TrainStep`] per line, in
+//!   step order) and `summary.json`, a [`TrainSummary`];
+//! - a `lora-train` artifact also holds `base.json`, a [`BaseRef`] naming the base its adapter
+//!   belongs to.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,12 +16,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::corpus::Scores;
 
+/// An upstream artifact handed to a running stage.
+#[derive(Clone, Debug)]
+pub struct Input {
+    /// Stage name in the manifest (`lora`).
+    pub stage: String,
+    /// Arm name (`lora[samples=1000]`).
+    pub arm: String,
+    /// Kind of the producing stage (`lora-train`).
+    pub kind: String,
+    /// Cache key of the artifact (hex), so outputs can name where each number came from.
+    pub key: String,
+    /// The producing stage's summary as recorded in the entry's metadata, outside the artifact's
+    /// digest: run facts such as wall-clock seconds live here, not in the artifact's files.
+    pub run_facts: serde_json::Value,
+    pub dir: std::path::PathBuf,
+}
+
 /// File name of an `eval` artifact's results.
 pub const EVAL_RESULTS_FILE: &str = "results.json";
 /// File name of a `lora-train` artifact's per-step log.
 pub const TRAIN_METRICS_FILE: &str = "metrics.jsonl";
 /// File name of a `lora-train` artifact's summary.
 pub const TRAIN_SUMMARY_FILE: &str = "summary.json";
+/// File name of a `lora-train` artifact's base reference.
+pub const BASE_FILE: &str = "base.json";
 
 /// `results.json` of one `eval` arm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,6 +168,35 @@ pub fn write_train_steps(dir: &Path, steps: &[TrainStep]) -> anyhow::Result<()> 
         text.push('\n');
     }
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `base.json` of a lora-train artifact: which base its adapter belongs to. For a `[models]` base
+/// it names the model; for a pretrain base it holds that artifact's cache key and arm, and an eval
+/// stage must have the same pretrain stage among its inputs to load it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaseRef {
+    /// Model name as declared in the manifest (for a pretrain base: the pretrained model's name).
+    pub model: String,
+    /// Set when the base is a `pretrain` artifact: its cache key (hex) and arm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrain_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrain_arm: Option<String>,
+}
+
+impl BaseRef {
+    /// Reads `base.json` from a lora-train artifact directory.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        read_json(&dir.join(BASE_FILE))
+    }
+
+    /// Writes `base.json` into a lora-train artifact directory (no final newline, as artifacts
+    /// before this module had it, so their digests stay).
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = dir.join(BASE_FILE);
+        std::fs::write(&path, serde_json::to_string_pretty(self)?)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
