@@ -302,7 +302,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Schema => {
-            print!("{}", crate::manifest::schema::manifest_schema_json());
+            print!("{}", crate::pipeline::schema::manifest_schema_json());
             Ok(())
         }
         Command::Verify(args) => verify_command(&cache_dir, args),
@@ -353,7 +353,7 @@ impl Loaded {
                 path.display()
             )));
         }
-        let (manifest, dag) = Manifest::load_with_dag(path, set).map_err(Failure::Manifest)?;
+        let (manifest, dag) = crate::pipeline::load(path, set).map_err(Failure::Manifest)?;
         Ok(Loaded {
             manifest,
             dag,

@@ -7,7 +7,6 @@ mod diagnostics;
 pub mod limits;
 mod models;
 mod overrides;
-pub mod schema;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -19,8 +18,6 @@ use serde::{Deserialize, Serialize};
 pub use diagnostics::{
     Diagnostic, ManifestErrors, Origin, SourceMap, did_you_mean, hint_for_serde_message, shorten,
 };
-
-use crate::stages::{self, DynStage};
 
 /// Keys of a stage table that are the pipeline's, not the stage kind's params.
 pub const STAGE_KEYS: [&str; 3] = ["kind", "needs", "matrix"];
@@ -83,28 +80,17 @@ pub struct Expectation {
     pub max: Option<f64>,
 }
 
-/// One `[stages.NAME]` table, checked structurally; params are type-checked per arm by the DAG.
-#[derive(Clone)]
+/// One `[stages.NAME]` table, checked structurally; the kind is looked up and params are
+/// type-checked per arm when the DAG is built.
+#[derive(Clone, Debug)]
 pub struct StageDecl {
     pub name: String,
-    pub kind: &'static dyn DynStage,
+    pub kind: String,
     pub needs: Vec<String>,
     /// Axis (a dotted param path) -> values, in declaration order.
     pub matrix: IndexMap<String, Vec<toml::Value>>,
     /// The stage table without `kind`, `needs` and `matrix`.
     pub params: toml::Table,
-}
-
-impl std::fmt::Debug for StageDecl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StageDecl")
-            .field("name", &self.name)
-            .field("kind", &self.kind.kind())
-            .field("needs", &self.needs)
-            .field("matrix", &self.matrix)
-            .field("params", &self.params)
-            .finish()
-    }
 }
 
 pub struct Manifest {
@@ -205,32 +191,6 @@ impl Manifest {
         };
         manifest.read_sections(root, &mut errors);
         Ok((manifest, errors))
-    }
-
-    /// Reads a manifest, then builds its DAG, reporting the problems of both at once.
-    pub fn load_with_dag(
-        path: &Path,
-        overrides: &[String],
-    ) -> Result<(Manifest, crate::pipeline::Dag), ManifestErrors> {
-        Manifest::from_bytes_with_dag(path, read_manifest(path)?, overrides)
-    }
-
-    /// Like [`Manifest::load_with_dag`], for manifest bytes read from `path`.
-    pub fn from_bytes_with_dag(
-        path: &Path,
-        bytes: Vec<u8>,
-        overrides: &[String],
-    ) -> Result<(Manifest, crate::pipeline::Dag), ManifestErrors> {
-        let text = manifest_text(path, bytes)?;
-        let (manifest, mut errors) = Manifest::parse_partial(path, &text, overrides)?;
-        match crate::pipeline::Dag::build(&manifest) {
-            Ok(dag) if errors.is_empty() => Ok((manifest, dag)),
-            Ok(_) => Err(ManifestErrors(errors)),
-            Err(ManifestErrors(more)) => {
-                errors.extend(more);
-                Err(ManifestErrors(errors))
-            }
-        }
     }
 
     fn read_sections(&mut self, root: toml::Table, errors: &mut Vec<Diagnostic>) {
@@ -382,26 +342,10 @@ impl Manifest {
         name: &str,
         kind: Option<toml::Value>,
         errors: &mut Vec<Diagnostic>,
-    ) -> Option<&'static dyn DynStage> {
+    ) -> Option<String> {
         let at = vec!["stages".to_string(), name.to_string(), "kind".into()];
         match kind {
-            Some(toml::Value::String(k)) => {
-                let found = stages::lookup(&k);
-                if found.is_none() {
-                    let kinds: Vec<&str> = stages::registry().iter().map(|s| s.kind()).collect();
-                    let help = match did_you_mean(&k, kinds.iter().copied()) {
-                        Some(best) => format!("did you mean `{best}`?"),
-                        None => format!("known kinds: {}", kinds.join(", ")),
-                    };
-                    errors.push(self.error(
-                        &at,
-                        false,
-                        format!("unknown stage kind `{}`", shorten(&k)),
-                        Some(help),
-                    ));
-                }
-                found
-            }
+            Some(toml::Value::String(k)) => Some(k),
             Some(_) => {
                 errors.push(self.error(&at, false, "`kind` must be a string".into(), None));
                 None
@@ -538,7 +482,7 @@ impl Manifest {
     }
 }
 
-fn read_manifest(path: &Path) -> Result<Vec<u8>, ManifestErrors> {
+pub fn read_manifest(path: &Path) -> Result<Vec<u8>, ManifestErrors> {
     std::fs::read(path).map_err(|e| {
         ManifestErrors(vec![Diagnostic {
             origin: Origin::Whole(path.to_path_buf()),

@@ -56,11 +56,45 @@ fn listing<'a>(names: impl Iterator<Item = &'a str>) -> String {
     }
 }
 
+/// The registered kind of every stage; an unknown kind is a located error (with the nearest known
+/// kind), and its stage has no arms.
+fn stage_kinds(
+    manifest: &Manifest,
+    errors: &mut Vec<Diagnostic>,
+) -> HashMap<String, &'static dyn DynStage> {
+    let mut kinds = HashMap::new();
+    for (name, decl) in &manifest.stages {
+        match crate::stages::lookup(&decl.kind) {
+            Some(kind) => {
+                kinds.insert(name.clone(), kind);
+            }
+            None => {
+                let known: Vec<&str> = crate::stages::registry().iter().map(|s| s.kind()).collect();
+                let help = match did_you_mean(&decl.kind, known.iter().copied()) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => format!("known kinds: {}", known.join(", ")),
+                };
+                errors.push(manifest.error(
+                    &["stages".into(), name.clone(), "kind".into()],
+                    false,
+                    format!("unknown stage kind `{}`", shorten(&decl.kind)),
+                    Some(help),
+                ));
+            }
+        }
+    }
+    kinds
+}
+
 impl Dag {
     pub fn build(manifest: &Manifest) -> Result<Dag, ManifestErrors> {
         let mut errors = Vec::new();
-        check_needs(manifest, &mut errors);
-        if !errors.is_empty() {
+        let kinds = stage_kinds(manifest, &mut errors);
+        // A broken `needs` leaves no order to expand in; unknown kinds alone do not.
+        let mut need_errors = Vec::new();
+        check_needs(manifest, &mut need_errors);
+        if !need_errors.is_empty() {
+            errors.extend(need_errors);
             return Err(ManifestErrors(errors));
         }
         let stage_order = stage_order(manifest)?;
@@ -77,13 +111,18 @@ impl Dag {
         let mut over_limit = false;
         for name in stage_order {
             let decl = &manifest.stages[&name];
+            let Some(&kind) = kinds.get(&name) else {
+                unusable.insert(name.clone());
+                dag.stage_arms.insert(name, Vec::new());
+                continue;
+            };
             if over_limit || decl.needs.iter().any(|n| unusable.contains(n)) {
                 unusable.insert(name.clone());
                 dag.stage_arms.insert(name, Vec::new());
                 continue;
             }
             let before = errors.len();
-            let arms = expand(manifest, decl, &dag, &mut errors).unwrap_or_else(|| {
+            let arms = expand(manifest, decl, kind, &dag, &mut errors).unwrap_or_else(|| {
                 over_limit = true;
                 Vec::new()
             });
@@ -408,13 +447,14 @@ fn join_all(combos: Vec<Combo>, rows: &[Row], budget: usize) -> Result<Vec<Combo
 /// value of each matrix axis; the whole upstream for an aggregating stage.
 fn combinations(
     decl: &crate::manifest::StageDecl,
+    kind: &'static dyn DynStage,
     dag: &Dag,
     budget: usize,
 ) -> Result<Vec<Combo>, usize> {
     let mut combos = vec![Combo::default()];
     for need in &decl.needs {
         let upstream = &dag.stage_arms[need];
-        if decl.kind.aggregates() {
+        if kind.aggregates() {
             for c in &mut combos {
                 c.inputs.extend(upstream);
             }
@@ -448,11 +488,12 @@ fn combinations(
 fn expand(
     manifest: &Manifest,
     decl: &crate::manifest::StageDecl,
+    kind: &'static dyn DynStage,
     dag: &Dag,
     errors: &mut Vec<Diagnostic>,
 ) -> Option<Vec<Arm>> {
     let stage_at = vec!["stages".to_string(), decl.name.clone()];
-    let combos = match combinations(decl, dag, MAX_ARMS.saturating_sub(dag.arms.len())) {
+    let combos = match combinations(decl, kind, dag, MAX_ARMS.saturating_sub(dag.arms.len())) {
         Ok(combos) => combos,
         Err(count) => {
             let before = if dag.arms.is_empty() {
@@ -498,12 +539,12 @@ fn expand(
                 .collect();
             format!("{}[{}]", decl.name, inner.join(","))
         };
-        match resolve_arm(manifest, decl, &combo) {
+        match resolve_arm(manifest, decl, kind, &combo) {
             Ok(params) => arms.push(Arm {
                 name,
                 stage: decl.name.clone(),
                 labels: combo.labels,
-                kind: decl.kind,
+                kind,
                 params,
                 inputs: combo.inputs,
             }),
@@ -525,6 +566,7 @@ fn expand(
 fn resolve_arm(
     manifest: &Manifest,
     decl: &crate::manifest::StageDecl,
+    kind: &'static dyn DynStage,
     combo: &Combo,
 ) -> Result<serde_json::Value, Vec<ParamError>> {
     let mut params = decl.params.clone();
@@ -537,14 +579,14 @@ fn resolve_arm(
             }]
         })?;
     }
-    let params = decl.kind.resolve(toml::Value::Table(params))?;
+    let params = kind.resolve(toml::Value::Table(params))?;
     let ctx = crate::stages::PlanContext {
         base_dir: &manifest.base_dir,
         seed: manifest.experiment.seed,
         models: &manifest.models,
         backend: "cpu",
     };
-    match decl.kind.check(&params, &ctx) {
+    match kind.check(&params, &ctx) {
         Ok(()) => Ok(params),
         Err((path, message)) => Err(vec![ParamError {
             path: path

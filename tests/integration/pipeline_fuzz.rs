@@ -5,7 +5,7 @@ use std::path::Path;
 
 use std::time::{Duration, Instant};
 
-use apitune::manifest::{Diagnostic, Manifest, Origin};
+use apitune::manifest::{Diagnostic, Origin};
 use apitune::pipeline::render;
 use proptest::prelude::*;
 
@@ -80,7 +80,7 @@ fn check(text: &str, overrides: &[String]) {
 
 /// Must not panic; errors, when any, must be located; a DAG that builds renders.
 fn check_bytes(bytes: Vec<u8>, overrides: &[String]) {
-    match Manifest::from_bytes_with_dag(Path::new("m.toml"), bytes, overrides) {
+    match apitune::pipeline::load_bytes(Path::new("m.toml"), bytes, overrides) {
         Err(errors) => {
             assert!(!errors.0.is_empty());
             for d in &errors.0 {

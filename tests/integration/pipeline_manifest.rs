@@ -290,7 +290,7 @@ fn committed_schema_is_current() {
         .expect("schemas/manifest.schema.json exists; regenerate with `apitune schema > schemas/manifest.schema.json`");
     assert_eq!(
         committed,
-        apitune::manifest::schema::manifest_schema_json(),
+        apitune::pipeline::schema::manifest_schema_json(),
         "schemas/manifest.schema.json is stale: regenerate with `cargo run -- schema > schemas/manifest.schema.json`"
     );
 }

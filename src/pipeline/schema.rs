@@ -5,7 +5,8 @@ use indexmap::IndexMap;
 use schemars::{Schema, generate::SchemaSettings, json_schema};
 use serde_json::{Value, json};
 
-use super::{Expectation, Experiment, ModelSpec};
+use crate::manifest::limits::MAX_NAME_LEN;
+use crate::manifest::{Expectation, Experiment, ModelSpec};
 use crate::stages;
 
 /// The manifest's schema (draft 2020-12) as pretty JSON with a trailing newline.
@@ -19,8 +20,7 @@ pub fn manifest_schema_json() -> String {
 pub fn manifest_schema() -> Schema {
     let mut generator = SchemaSettings::draft2020_12().into_generator();
     let experiment = generator.subschema_for::<Experiment>();
-    let names =
-        json!({ "pattern": format!("^[A-Za-z0-9_-]{{1,{}}}$", super::limits::MAX_NAME_LEN) });
+    let names = json!({ "pattern": format!("^[A-Za-z0-9_-]{{1,{MAX_NAME_LEN}}}$") });
     let mut models = generator.subschema_for::<IndexMap<String, ModelSpec>>();
     models.insert("propertyNames".into(), names.clone());
     let expect = generator.subschema_for::<IndexMap<String, Expectation>>();
