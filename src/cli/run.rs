@@ -1,0 +1,226 @@
+//! `apitune run`: runs the stale arms in parallel, with progress bars on a terminal.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::cache::Cache;
+use crate::pipeline::plan::{self};
+use crate::pipeline::scheduler::{self, ArmResult, Events, Outcome, RunOptions};
+
+use super::plan::invalid_plans;
+use super::{Failure, Format, Loaded, ManifestArgs, NAME_COLUMN};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    /// Plan only: print hit/miss per arm and run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Arms to run at once [default: number of CPUs]
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
+    /// Keep running independent arms after a failure
+    #[arg(short = 'k', long)]
+    pub keep_going: bool,
+    /// Re-run the targets (all arms if none given) even when cached
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+pub(super) fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failure> {
+    let loaded = Loaded::new(&args.manifest)?;
+    let selected = loaded.selected()?;
+    let forced: BTreeSet<usize> = if !args.force {
+        BTreeSet::new()
+    } else if loaded.targets.is_empty() {
+        selected.clone()
+    } else {
+        loaded
+            .dag
+            .select(&loaded.targets)
+            .map_err(Failure::Usage)?
+            .into_iter()
+            .filter(|id| {
+                let arm = &loaded.dag.arms[*id];
+                loaded
+                    .targets
+                    .iter()
+                    .any(|t| *t == arm.stage || *t == arm.name)
+            })
+            .collect()
+    };
+    let cache = Cache::open(cache_dir)?;
+    let keyer = loaded.keyer(&cache)?;
+    // Problems a plan can see (a missing input file) are the user's to fix before anything runs.
+    invalid_plans(&plan::plan(&keyer, &selected, &forced)?, &loaded)?;
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = RunOptions {
+        jobs,
+        keep_going: args.keep_going,
+        forced,
+    };
+    let reporter = Reporter::new(args.format == Format::Json);
+    let results = scheduler::run(&keyer, &selected, &opts, &reporter);
+    reporter.clear();
+    if args.format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "arms": results })).expect("plain JSON")
+        );
+    } else {
+        print_results(&results);
+    }
+    let failed: Vec<&ArmResult> = results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let unavailable = failed.iter().all(|r| r.unavailable);
+    let details: Vec<String> = failed
+        .iter()
+        .map(|r| match &r.outcome {
+            Outcome::Failed(msg) => format!("error: {msg}"),
+            _ => unreachable!(),
+        })
+        .collect();
+    if unavailable {
+        return Err(Failure::Unavailable(details.join("\n")));
+    }
+    Err(Failure::Stage(details.join("\n")))
+}
+
+fn print_results(results: &[ArmResult]) {
+    let width = results
+        .iter()
+        .map(|r| r.arm.chars().count())
+        .max()
+        .unwrap_or(0);
+    for r in results {
+        let (status, detail) = match &r.outcome {
+            Outcome::Hit => ("cached", crate::stages::headline(&r.summary)),
+            Outcome::Ran => {
+                let secs = match (r.started_unix_ms, r.finished_unix_ms) {
+                    (Some(s), Some(f)) => format!("{:>6.1}s  ", (f - s) as f64 / 1000.0),
+                    _ => String::new(),
+                };
+                (
+                    "ran",
+                    format!("{secs}{}", crate::stages::headline(&r.summary)),
+                )
+            }
+            Outcome::Failed(_) => ("FAILED", String::new()),
+            Outcome::Skipped(why) => ("skipped", why.clone()),
+        };
+        println!(
+            "{:<width$}  {:<10}  {:<7}  {detail}",
+            r.arm,
+            r.kind,
+            status,
+            width = width.min(NAME_COLUMN)
+        );
+    }
+    let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
+    println!(
+        "{} arms: {} ran, {} cached, {} failed, {} skipped",
+        results.len(),
+        count(|o| *o == Outcome::Ran),
+        count(|o| *o == Outcome::Hit),
+        count(|o| matches!(o, Outcome::Failed(_))),
+        count(|o| matches!(o, Outcome::Skipped(_)))
+    );
+}
+
+/// Progress on stderr: a spinner per running arm on a terminal, plain lines otherwise.
+struct Reporter {
+    quiet: bool,
+    multi: Option<MultiProgress>,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Reporter {
+    fn new(quiet: bool) -> Reporter {
+        let multi = (!quiet && std::io::stderr().is_terminal()).then(MultiProgress::new);
+        Reporter {
+            quiet,
+            multi,
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+    }
+}
+
+impl Events for Reporter {
+    fn started(&self, arm: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.multi {
+            Some(multi) => {
+                let bar = multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {prefix} {msg} [{elapsed}]")
+                        .expect("valid template"),
+                );
+                bar.set_prefix(arm.to_string());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                self.bars
+                    .lock()
+                    .expect("reporter lock")
+                    .insert(arm.to_string(), bar);
+            }
+            None => eprintln!("running {arm}"),
+        }
+    }
+
+    fn progress(&self, arm: &str, done: u64, total: Option<u64>, unit: &str) {
+        if let Some(bar) = self.bars.lock().expect("reporter lock").get(arm) {
+            match total {
+                Some(t) => bar.set_message(format!("{done}/{t} {unit}")),
+                None => bar.set_message(format!("{done} {unit}")),
+            }
+        }
+    }
+
+    fn finished(&self, result: &ArmResult) {
+        if self.quiet {
+            return;
+        }
+        if let Some(bar) = self.bars.lock().expect("reporter lock").remove(&result.arm) {
+            bar.finish_and_clear();
+        }
+        let line = match &result.outcome {
+            Outcome::Ran => format!("done    {}", result.arm),
+            Outcome::Failed(msg) => format!(
+                "FAILED  {}: {}",
+                result.arm,
+                msg.lines().next().unwrap_or("")
+            ),
+            _ => return,
+        };
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+}
