@@ -13,21 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use apitune::cache::memo::read_memo;
 use apitune::cache::{Cache, Key, digest_dir};
 
-/// xorshift64*: enough randomness for sizes and timings without a dependency.
-struct Rng(u64);
+#[path = "../support/rng.rs"]
+mod rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use rng::Rng;
 
 /// `artifacts/` holds only complete entries (nothing that lookup would have to hide), and
 /// every entry's files re-hash to its digest.

@@ -14,6 +14,10 @@ use apitune::cache::memo::{MemoWriter, memo_dir, read_memo};
 use apitune::cache::{Cache, EntryMeta, Key, KeyManifest};
 use serde_json::json;
 
+mod rng;
+
+use rng::Rng;
+
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     match args
@@ -39,22 +43,6 @@ fn hold_lock(root: &OsStr) {
     std::io::stdout().flush().unwrap();
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
-}
-
-/// xorshift64*: enough randomness for sizes and timings without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// The writer process that `cache_crash::kill_9_never_leaves_a_corrupt_entry` kills.
