@@ -18,7 +18,6 @@ use std::time::Instant;
 
 use apitune::model::gpt2::Gpt2Config;
 use apitune::model::{Backend, CausalLm, GenerationConfig, ModelConfig, generate_tokens};
-use clap::ValueEnum;
 use rand::{Rng, SeedableRng};
 
 const PROMPT_LEN: usize = 32;
@@ -35,8 +34,9 @@ fn main() {
     apitune::tune_allocator();
     let new_tokens = env_usize("APITUNE_BENCH_NEW_TOKENS", 64);
     let backend_name = std::env::var("APITUNE_BENCH_BACKEND").unwrap_or_else(|_| "cpu".into());
-    let backend =
-        Backend::from_str(&backend_name, true).expect("APITUNE_BENCH_BACKEND: cpu, wgpu or cuda");
+    let backend = backend_name
+        .parse::<Backend>()
+        .expect("APITUNE_BENCH_BACKEND: cpu, wgpu or cuda");
     let batches: Vec<usize> = std::env::var("APITUNE_BENCH_BATCHES")
         .unwrap_or_else(|_| "1,8".into())
         .split(',')

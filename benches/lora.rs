@@ -16,7 +16,6 @@
 use apitune::model::lora::{self, LoraSettings};
 use apitune::model::{Backend, CausalLm, ModelConfig};
 use apitune::train::{self, Example, Schedule, TrainRun, TrainSettings};
-use clap::ValueEnum;
 use rand::{Rng, SeedableRng};
 
 const BATCH: usize = 8;
@@ -82,8 +81,9 @@ fn main() {
     let shape =
         shape(&std::env::var("APITUNE_BENCH_SHAPE").unwrap_or_else(|_| "gpt2-4x256".into()));
     let backend_name = std::env::var("APITUNE_BENCH_BACKEND").unwrap_or_else(|_| "cpu".into());
-    let backend =
-        Backend::from_str(&backend_name, true).expect("APITUNE_BENCH_BACKEND: cpu, wgpu or cuda");
+    let backend = backend_name
+        .parse::<Backend>()
+        .expect("APITUNE_BENCH_BACKEND: cpu, wgpu or cuda");
     let steps: u64 = std::env::var("APITUNE_BENCH_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -16,6 +16,8 @@ use crate::pipeline::scheduler::{self};
 mod dag;
 mod explain;
 mod gc;
+pub mod metrics;
+pub mod model;
 mod plan;
 mod run;
 mod show;
@@ -34,6 +36,31 @@ pub use verify::VerifyArgs;
 pub const DEFAULT_MANIFEST: &str = "experiments/quickstart.toml";
 /// Widest arm-name column in tables; longer names overflow it rather than widen every line.
 const NAME_COLUMN: usize = 60;
+
+/// The values of `--backend` (the library's [`crate::model::Backend`], as clap lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// flex, burn's pure-Rust CPU backend (always built).
+    Cpu,
+    /// wgpu (Vulkan/Metal/DX12); needs the `wgpu` cargo feature.
+    Wgpu,
+    /// CUDA; needs the `cuda` cargo feature and an NVIDIA driver.
+    Cuda,
+    /// The best backend built in and present: CUDA, else wgpu on a hardware GPU, else the CPU.
+    /// A software Vulkan adapter (lavapipe) does not count: it is far slower than flex.
+    Auto,
+}
+
+impl From<BackendArg> for crate::model::Backend {
+    fn from(arg: BackendArg) -> Self {
+        match arg {
+            BackendArg::Cpu => Self::Cpu,
+            BackendArg::Wgpu => Self::Wgpu,
+            BackendArg::Cuda => Self::Cuda,
+            BackendArg::Auto => Self::Auto,
+        }
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -74,13 +101,13 @@ pub enum Command {
     /// Remove cache entries no given manifest reaches
     Gc(GcArgs),
     /// Score a predictions file against references (BLEU, ROUGE-L, syntax, API match, ...)
-    Metrics(crate::metrics::cli::MetricsArgs),
+    Metrics(metrics::MetricsArgs),
     /// Generate a completion with a model (and adapter) by hand
-    Generate(crate::model::cli::GenerateArgs),
+    Generate(model::GenerateArgs),
     /// Per-token and mean NLL of a target given a prompt, as JSON
-    Score(crate::model::cli::ScoreArgs),
+    Score(model::ScoreArgs),
     /// Fold a LoRA adapter into its base model and write an HF checkpoint
-    Merge(crate::model::cli::MergeArgs),
+    Merge(model::MergeArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -93,7 +120,7 @@ pub struct ManifestArgs {
     pub set: Vec<String>,
     /// Where models run [default: the manifest's experiment.backend, else auto]
     #[arg(long, value_enum)]
-    pub backend: Option<crate::model::Backend>,
+    pub backend: Option<BackendArg>,
 }
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq)]
@@ -203,21 +230,17 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         }
         Command::Verify(args) => verify::verify_command(&cache_dir, args),
         Command::Gc(args) => gc::gc_command(&cache_dir, args),
-        Command::Metrics(args) => match crate::metrics::cli::run(args) {
+        Command::Metrics(args) => match metrics::run(args) {
             Ok(0) => Ok(()),
             Ok(_) => Err(Failure::Stale(String::new())),
             // Bad input files are the user's to fix: a usage error.
             Err(e) => Err(Failure::Usage(format!("{e:#}"))),
         },
         Command::Generate(args) => {
-            crate::model::cli::generate(args).map_err(|e| Failure::Usage(format!("{e:#}")))
+            model::generate(args).map_err(|e| Failure::Usage(format!("{e:#}")))
         }
-        Command::Score(args) => {
-            crate::model::cli::score(args).map_err(|e| Failure::Usage(format!("{e:#}")))
-        }
-        Command::Merge(args) => {
-            crate::model::cli::merge(args).map_err(|e| Failure::Usage(format!("{e:#}")))
-        }
+        Command::Score(args) => model::score(args).map_err(|e| Failure::Usage(format!("{e:#}"))),
+        Command::Merge(args) => model::merge(args).map_err(|e| Failure::Usage(format!("{e:#}"))),
     }
 }
 
@@ -233,7 +256,7 @@ impl Loaded {
     fn new(args: &ManifestArgs) -> Result<Loaded, Failure> {
         let (path, targets) = split_manifest_arg(&args.args);
         let mut loaded = Loaded::from_path(&path, &args.set, targets)?;
-        loaded.backend_choice = args.backend;
+        loaded.backend_choice = args.backend.map(Into::into);
         Ok(loaded)
     }
 
@@ -259,20 +282,20 @@ impl Loaded {
     }
 
     /// The resolved backend (`auto` becomes what this machine has), as it enters keys.
-    fn backend(&self) -> Result<String, Failure> {
+    fn backend(&self) -> Result<crate::model::Backend, Failure> {
         let choice = self
             .backend_choice
             .unwrap_or(self.manifest.experiment.backend);
-        choice
-            .resolve()
-            .map(|b| b.to_string())
-            .map_err(|e| Failure::Usage(format!("{e}")))
+        choice.resolve().map_err(|e| Failure::Usage(format!("{e}")))
     }
 
     fn keyer<'a>(&'a self, cache: &'a Cache) -> Result<Keyer<'a>, Failure> {
-        let mut keyer = Keyer::new(&self.manifest, &self.dag, cache);
-        keyer.backend = self.backend()?;
-        Ok(keyer)
+        Ok(Keyer::new(
+            &self.manifest,
+            &self.dag,
+            cache,
+            self.backend()?,
+        ))
     }
 
     /// `error` of arm `id`, located at its stage's place in the manifest.

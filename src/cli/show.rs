@@ -5,6 +5,8 @@ use std::path::Path;
 
 use clap::Args;
 
+use crate::report::ShowFormat;
+
 use crate::cache::Cache;
 use crate::pipeline::plan::{self, ArmPlan, Decision};
 
@@ -14,8 +16,8 @@ use super::{Failure, Loaded, ManifestArgs};
 pub struct ShowArgs {
     #[command(flatten)]
     pub manifest: ManifestArgs,
-    #[arg(long, value_enum, default_value_t = crate::report::ShowFormat::Table)]
-    pub format: crate::report::ShowFormat,
+    #[arg(long, value_enum, default_value_t = ShowFormatArg::Table)]
+    pub format: ShowFormatArg,
 }
 
 pub(super) fn show_command(cache_dir: &Path, args: &ShowArgs) -> Result<(), Failure> {
@@ -39,7 +41,7 @@ pub(super) fn show_command(cache_dir: &Path, args: &ShowArgs) -> Result<(), Fail
                 if shown > 0 {
                     println!();
                 }
-                print!("{}", crate::report::show(&entry.dir, args.format)?);
+                print!("{}", crate::report::show(&entry.dir, args.format.into())?);
                 shown += 1;
             }
             _ => eprintln!(
@@ -52,5 +54,26 @@ pub(super) fn show_command(cache_dir: &Path, args: &ShowArgs) -> Result<(), Fail
         Err(Failure::Stale(String::new()))
     } else {
         Ok(())
+    }
+}
+
+/// The values of `show --format` (the library's [`ShowFormat`], as clap lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShowFormatArg {
+    /// Title, headline and the results table as padded Markdown.
+    Table,
+    /// `report.json`.
+    Json,
+    /// The results table as CSV.
+    Csv,
+}
+
+impl From<ShowFormatArg> for ShowFormat {
+    fn from(arg: ShowFormatArg) -> Self {
+        match arg {
+            ShowFormatArg::Table => Self::Table,
+            ShowFormatArg::Json => Self::Json,
+            ShowFormatArg::Csv => Self::Csv,
+        }
     }
 }

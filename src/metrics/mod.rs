@@ -14,7 +14,6 @@
 
 pub mod api_match;
 pub mod bleu;
-pub mod cli;
 pub mod corpus;
 pub mod difflib;
 pub mod exact;

@@ -9,17 +9,7 @@ use super::error::{ModelError, Result};
 
 /// The compute backend for a model, picked on the command line or in a manifest.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-    schemars::JsonSchema,
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
@@ -43,6 +33,23 @@ impl fmt::Display for Backend {
             Self::Cuda => "cuda",
             Self::Auto => "auto",
         })
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    /// `cpu`, `wgpu`, `cuda` or `auto`, in any case.
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Self::Cpu),
+            "wgpu" => Ok(Self::Wgpu),
+            "cuda" => Ok(Self::Cuda),
+            "auto" => Ok(Self::Auto),
+            _ => Err(format!(
+                "unknown backend `{text}`; use cpu, wgpu, cuda or auto"
+            )),
+        }
     }
 }
 

@@ -14,7 +14,6 @@
 pub mod bigcode;
 pub mod causal_lm;
 pub mod checkpoint;
-pub mod cli;
 pub mod config;
 pub mod device;
 pub mod error;

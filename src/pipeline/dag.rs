@@ -584,7 +584,7 @@ fn resolve_arm(
         base_dir: &manifest.base_dir,
         seed: manifest.experiment.seed,
         models: &manifest.models,
-        backend: "cpu",
+        backend: manifest.experiment.backend,
     };
     match kind.check(&params, &ctx) {
         Ok(()) => Ok(params),

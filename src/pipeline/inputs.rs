@@ -57,7 +57,7 @@ pub fn arms_reading_outside(manifest: &Manifest, dag: &super::Dag) -> Vec<(usize
         base_dir: &manifest.base_dir,
         seed: manifest.experiment.seed,
         models: &manifest.models,
-        backend: "cpu",
+        backend: manifest.experiment.backend,
     };
     let mut found = Vec::new();
     for (id, arm) in dag.arms.iter().enumerate() {

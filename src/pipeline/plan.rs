@@ -70,17 +70,22 @@ pub struct Keyer<'a> {
     pub dag: &'a Dag,
     pub cache: &'a Cache,
     /// The resolved compute backend (`cpu`, `wgpu`, `cuda`).
-    pub backend: String,
+    pub backend: crate::model::Backend,
     scope: InputScope,
 }
 
 impl<'a> Keyer<'a> {
-    pub fn new(manifest: &'a Manifest, dag: &'a Dag, cache: &'a Cache) -> Keyer<'a> {
+    pub fn new(
+        manifest: &'a Manifest,
+        dag: &'a Dag,
+        cache: &'a Cache,
+        backend: crate::model::Backend,
+    ) -> Keyer<'a> {
         Keyer {
             manifest,
             dag,
             cache,
-            backend: "cpu".into(),
+            backend,
             scope: InputScope::of(manifest),
         }
     }
@@ -90,7 +95,7 @@ impl<'a> Keyer<'a> {
             base_dir: &self.manifest.base_dir,
             seed: self.manifest.experiment.seed,
             models: &self.manifest.models,
-            backend: &self.backend,
+            backend: self.backend,
         }
     }
 

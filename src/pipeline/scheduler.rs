@@ -211,7 +211,7 @@ fn run_arm(
             base_dir: &keyer.manifest.base_dir,
             seed: keyer.manifest.experiment.seed,
             models: &keyer.manifest.models,
-            backend: &keyer.backend,
+            backend: keyer.backend,
             file_hashes: km.0.get("files").unwrap_or(&Value::Null),
             cache_root: keyer.cache.root(),
             inputs: &inputs,

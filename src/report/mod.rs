@@ -135,7 +135,7 @@ pub fn load_report(report_dir: &Path) -> anyhow::Result<Report> {
 }
 
 /// How `apitune show` prints a report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShowFormat {
     /// Title, headline and the results table as padded Markdown.
     Table,

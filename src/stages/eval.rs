@@ -183,7 +183,7 @@ impl StageKind for Eval {
     fn run(params: &EvalParams, ctx: &RunContext) -> anyhow::Result<Value> {
         let split = ctx.input_of_kind("normalize")?;
         let source = ModelSource::resolve(params, ctx)?;
-        let device = device_for(ctx.backend)?;
+        let device = ctx.backend.device()?;
         let model = source.load(&device)?;
         let endpoints = known_endpoints(&split.dir.join(data::ENDPOINTS_FILE))?;
 
@@ -271,12 +271,6 @@ impl StageKind for Eval {
         super::set_headline(&mut summary, headline);
         Ok(summary)
     }
-}
-
-fn device_for(backend: &str) -> anyhow::Result<burn::tensor::Device> {
-    let backend = <model::Backend as clap::ValueEnum>::from_str(backend, true)
-        .map_err(|e| anyhow::anyhow!(e))?;
-    Ok(backend.device()?)
 }
 
 /// Where the evaluated model comes from: a `[models]` directory, the artifact of a `pretrain` stage

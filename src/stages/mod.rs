@@ -41,7 +41,7 @@ pub struct RunContext<'a> {
     /// `[models]` of the manifest.
     pub models: &'a IndexMap<String, ModelSpec>,
     /// The compute backend, resolved (`cpu`, `wgpu` or `cuda`; never `auto`).
-    pub backend: &'a str,
+    pub backend: crate::model::Backend,
     /// Content hashes of the files the stage declared (`input_files`), as in its key.
     pub file_hashes: &'a serde_json::Value,
     /// The cache directory, for memo directories shared across keys (see [`RunContext::memo_dir`]).
@@ -94,8 +94,9 @@ pub struct PlanContext<'a> {
     pub base_dir: &'a Path,
     pub seed: u64,
     pub models: &'a IndexMap<String, ModelSpec>,
-    /// The compute backend, resolved (`cpu`, `wgpu` or `cuda`).
-    pub backend: &'a str,
+    /// The compute backend: resolved (`cpu`, `wgpu` or `cuda`) when planning keys, as the
+    /// manifest declares it when only checking params.
+    pub backend: crate::model::Backend,
 }
 
 /// The files of an HF model directory that determine its outputs.

@@ -22,9 +22,9 @@ pub(super) fn training_records(
 }
 
 /// The backend's device with autodiff.
-pub(super) fn training_device(backend: &str) -> anyhow::Result<burn::tensor::Device> {
-    let backend = <crate::model::Backend as clap::ValueEnum>::from_str(backend, true)
-        .map_err(|e| anyhow::anyhow!(e))?;
+pub(super) fn training_device(
+    backend: crate::model::Backend,
+) -> anyhow::Result<burn::tensor::Device> {
     Ok(backend.device()?.autodiff())
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use apitune::metrics::cli::{MetricsArgs, OutputFormat, evaluate, render_table};
+use apitune::cli::metrics::{MetricsArgs, OutputFormat, evaluate, render_table};
 
 fn write(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
     let path = dir.join(name);

@@ -2,7 +2,7 @@
 
 use crate::model_support;
 
-use apitune::model::cli::{GenerateArgs, ScoreArgs, generate, score};
+use apitune::cli::model::{GenerateArgs, ScoreArgs, generate, score};
 use clap::Parser;
 use model_support::{copy_fixture, fixture_dir};
 

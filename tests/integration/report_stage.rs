@@ -217,7 +217,7 @@ fn run_stage(f: &Fixture, params: &ReportParams) -> anyhow::Result<serde_json::V
         base_dir: Path::new(env!("CARGO_MANIFEST_DIR")),
         seed: 7,
         models: &models,
-        backend: "cpu",
+        backend: apitune::model::Backend::Cpu,
         file_hashes: &serde_json::Value::Null,
         cache_root: &f.work,
         inputs: &f.inputs,

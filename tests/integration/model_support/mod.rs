@@ -62,11 +62,11 @@ pub fn reference_logits(name: &str, index: usize) -> (Vec<f32>, usize) {
 ///
 ///     APITUNE_TEST_BACKEND=wgpu cargo test --release --features wgpu --test model_reference
 pub fn device() -> Device {
-    use clap::ValueEnum;
     let Ok(name) = std::env::var("APITUNE_TEST_BACKEND") else {
         return Device::flex();
     };
-    let backend = apitune::model::Backend::from_str(&name, true)
+    let backend = name
+        .parse::<apitune::model::Backend>()
         .unwrap_or_else(|e| panic!("APITUNE_TEST_BACKEND={name}: {e}"));
     backend
         .device()

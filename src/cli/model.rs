@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::json;
 
-use super::causal_lm::Model;
-use super::device::Backend;
-use super::generate::{GenerationConfig, generate as generate_text};
-use super::sampling::Sampling;
-use super::score::score as score_text;
+use super::BackendArg;
+use crate::model::causal_lm::Model;
+use crate::model::device::Backend;
+use crate::model::generate::{GenerationConfig, generate as generate_text};
+use crate::model::sampling::Sampling;
+use crate::model::score::score as score_text;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -50,8 +51,8 @@ pub struct GenerateArgs {
     /// Stop when the text contains this string (repeatable).
     #[arg(long = "stop", value_name = "TEXT")]
     pub stop: Vec<String>,
-    #[arg(long, value_enum, default_value_t = Backend::Auto)]
-    pub backend: Backend,
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 }
@@ -71,13 +72,14 @@ pub struct MergeArgs {
 }
 
 pub fn merge(args: &MergeArgs) -> anyhow::Result<()> {
-    let path = super::lora::merge(&args.model, &args.adapter, &args.out).with_context(|| {
-        format!(
-            "merging {} into {}",
-            args.adapter.display(),
-            args.model.display()
-        )
-    })?;
+    let path =
+        crate::model::lora::merge(&args.model, &args.adapter, &args.out).with_context(|| {
+            format!(
+                "merging {} into {}",
+                args.adapter.display(),
+                args.model.display()
+            )
+        })?;
     println!("{}", path.display());
     Ok(())
 }
@@ -95,8 +97,8 @@ pub struct ScoreArgs {
     pub prompt: String,
     #[arg(long)]
     pub target: String,
-    #[arg(long, value_enum, default_value_t = Backend::Auto)]
-    pub backend: Backend,
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
 }
 
 fn load(
@@ -106,15 +108,14 @@ fn load(
 ) -> anyhow::Result<Model> {
     let device = backend.device()?;
     let model = match adapter {
-        Some(adapter) => {
-            super::lora::load_with_adapter(model, adapter, &device).with_context(|| {
+        Some(adapter) => crate::model::lora::load_with_adapter(model, adapter, &device)
+            .with_context(|| {
                 format!(
                     "loading model {} with adapter {}",
                     model.display(),
                     adapter.display()
                 )
-            })?
-        }
+            })?,
         None => Model::load(model, &device)
             .with_context(|| format!("loading model {}", model.display()))?,
     };
@@ -133,7 +134,7 @@ fn load(
 pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     let sampling =
         Sampling::from_options(Some(args.temperature), args.top_k, args.top_p, args.seed)?;
-    let model = load(&args.model, args.adapter.as_deref(), args.backend)?;
+    let model = load(&args.model, args.adapter.as_deref(), args.backend.into())?;
     let config = GenerationConfig {
         max_new_tokens: args.max_new_tokens,
         sampling,
@@ -166,7 +167,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
             let report = json!({
                 "model": args.model,
                 "model_type": model.config.model_type(),
-                "backend": args.backend.resolve()?,
+                "backend": Backend::from(args.backend).resolve()?,
                 "sampling": config.sampling,
                 "generations": items,
             });
@@ -177,7 +178,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
 }
 
 pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
-    let model = load(&args.model, args.adapter.as_deref(), args.backend)?;
+    let model = load(&args.model, args.adapter.as_deref(), args.backend.into())?;
     let scores = score_text(&model, &[(args.prompt.as_str(), args.target.as_str())])?;
     let score = &scores[0];
     let tokens: Vec<_> = score
@@ -188,7 +189,7 @@ pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
             json!({
                 "id": id,
                 "token": model.tokenizer.id_to_token(id),
-                "text": super::tokenizer::decode(&model.tokenizer, &[id]).unwrap_or_default(),
+                "text": crate::model::tokenizer::decode(&model.tokenizer, &[id]).unwrap_or_default(),
                 "logprob": logprob,
                 "nll": -logprob,
             })
@@ -198,7 +199,7 @@ pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
         "model": args.model,
         "adapter": args.adapter,
         "model_type": model.config.model_type(),
-        "prompt_tokens": super::tokenizer::encode(&model.tokenizer, &args.prompt)?.len(),
+        "prompt_tokens": crate::model::tokenizer::encode(&model.tokenizer, &args.prompt)?.len(),
         "target_tokens": tokens,
         "total_nll": score.total_nll(),
         "mean_nll": score.mean_nll(),

@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value};
 
-use super::api_match::{EndpointSet, SnippetLang, extract_call};
-use super::corpus::{CorpusScores, Example, Scores, lang_key, score_corpus};
-use super::perplexity::TokenNll;
+use crate::metrics::api_match::{EndpointSet, SnippetLang, extract_call};
+use crate::metrics::corpus::{CorpusScores, Example, Scores, lang_key, score_corpus};
+use crate::metrics::perplexity::TokenNll;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct MetricsArgs {
@@ -274,7 +274,7 @@ fn endpoints_from_references(rows: &[Row]) -> HashMap<(String, String), Endpoint
         let set = sets
             .entry((api.to_owned(), lang.name().to_owned()))
             .or_default();
-        let endpoint = super::api_match::Endpoint {
+        let endpoint = crate::metrics::api_match::Endpoint {
             method,
             path: call.path,
         };
