@@ -55,6 +55,10 @@ pub struct Cache {
     hashes: HashCounters,
     /// Read-only caches: the last writer's stat cache, loaded on first use.
     snapshot: std::sync::OnceLock<std::collections::HashMap<PathBuf, CachedHash>>,
+    /// Entries whose every file this process has hashed (at publication or a full check): later
+    /// uses re-hash only files whose stat changed, so an input shared by many arms is read once
+    /// per run, not once per arm.
+    content_checked: std::sync::Mutex<std::collections::HashSet<Key>>,
 }
 
 impl Drop for Cache {
@@ -158,6 +162,7 @@ impl Cache {
             writer: Some(Writer { index, _lock: lock }),
             hashes: HashCounters::default(),
             snapshot: Default::default(),
+            content_checked: Default::default(),
         };
         if rebuild {
             cache.entries()?;
@@ -177,6 +182,7 @@ impl Cache {
             writer: None,
             hashes: HashCounters::default(),
             snapshot: Default::default(),
+            content_checked: Default::default(),
         })
     }
 
@@ -232,13 +238,32 @@ impl Cache {
         Ok(Lookup::Damaged(self.condemn(key, &dir, damage)?))
     }
 
-    /// Re-hashes every file of `entry` before a stage consumes it or `check` reads it. A damaged
-    /// entry is quarantined by a writer; `Err` says what changed.
+    /// Re-hashes every file of `entry` before a stage consumes it or `check` reads it, the first
+    /// time this process uses it (afterwards, files whose stat changed). A damaged entry is
+    /// quarantined by a writer; `Err` says what changed.
     pub fn verify_for_use(&self, entry: &Entry) -> Result<Result<(), String>, CacheError> {
-        match check_files_content(&entry.dir, &entry.files)? {
-            Ok(()) => Ok(Ok(())),
-            Err(reason) => Ok(Err(self.condemn(&entry.key, &entry.dir, reason)?)),
+        let known = self.content_checked_set().contains(&entry.key);
+        let result = if known {
+            check_files_unchanged(&entry.dir, &entry.files)?
+        } else {
+            check_files_content(&entry.dir, &entry.files)?
+        };
+        match result {
+            Ok(()) => {
+                self.content_checked_set().insert(entry.key);
+                Ok(Ok(()))
+            }
+            Err(reason) => {
+                self.content_checked_set().remove(&entry.key);
+                Ok(Err(self.condemn(&entry.key, &entry.dir, reason)?))
+            }
         }
+    }
+
+    fn content_checked_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Key>> {
+        self.content_checked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A writer quarantines a damaged entry; the returned reason says what happened to it.
@@ -484,6 +509,7 @@ impl Cache {
             entry_file: stamp,
         })?;
         remove_if_exists(&self.root.join(WORK).join(key.to_string()))?;
+        self.content_checked_set().insert(key);
         Ok(record.into_entry(target))
     }
 

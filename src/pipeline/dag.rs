@@ -580,12 +580,7 @@ fn resolve_arm(
         })?;
     }
     let params = kind.resolve(toml::Value::Table(params))?;
-    let ctx = crate::stages::PlanContext {
-        base_dir: &manifest.base_dir,
-        seed: manifest.experiment.seed,
-        models: &manifest.models,
-        backend: manifest.experiment.backend,
-    };
+    let ctx = crate::stages::PlanContext::of(manifest, manifest.experiment.backend);
     match kind.check(&params, &ctx) {
         Ok(()) => Ok(params),
         Err((path, message)) => Err(vec![ParamError {

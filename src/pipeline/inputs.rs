@@ -53,12 +53,7 @@ impl InputScope {
 /// `plan`, which reports them with the file system's reason.
 pub fn arms_reading_outside(manifest: &Manifest, dag: &super::Dag) -> Vec<(usize, String)> {
     let scope = InputScope::of(manifest);
-    let ctx = crate::stages::PlanContext {
-        base_dir: &manifest.base_dir,
-        seed: manifest.experiment.seed,
-        models: &manifest.models,
-        backend: manifest.experiment.backend,
-    };
+    let ctx = crate::stages::PlanContext::of(manifest, manifest.experiment.backend);
     let mut found = Vec::new();
     for (id, arm) in dag.arms.iter().enumerate() {
         let Ok(files) = arm.kind.input_files(&arm.params, &ctx) else {

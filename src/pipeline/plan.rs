@@ -91,12 +91,7 @@ impl<'a> Keyer<'a> {
     }
 
     pub fn plan_context(&self) -> PlanContext<'_> {
-        PlanContext {
-            base_dir: &self.manifest.base_dir,
-            seed: self.manifest.experiment.seed,
-            models: &self.manifest.models,
-            backend: self.backend,
-        }
+        PlanContext::of(self.manifest, self.backend)
     }
 
     /// The key manifest of arm `id`, given the digests of its inputs' artifacts.

@@ -109,7 +109,17 @@ pub const MODEL_FILES: [&str; 6] = [
     "model.safetensors.index.json",
 ];
 
-impl PlanContext<'_> {
+impl<'a> PlanContext<'a> {
+    /// The planning facts of `manifest`, for `backend`.
+    pub fn of(manifest: &'a crate::manifest::Manifest, backend: crate::model::Backend) -> Self {
+        PlanContext {
+            base_dir: &manifest.base_dir,
+            seed: manifest.experiment.seed,
+            models: &manifest.models,
+            backend,
+        }
+    }
+
     /// Whether `name` is a model of `[models]` with a directory; the error says what to fix.
     pub fn check_model(&self, name: &str) -> Result<(), String> {
         model_path(self.models, self.base_dir, name)
