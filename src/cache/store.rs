@@ -647,6 +647,10 @@ fn fsync_dirs_under(dir: &Path) -> Result<(), CacheError> {
     fsync_dir(dir)
 }
 
+/// Files that keep an otherwise empty directory in version control; a directory holding only
+/// these is empty for [`claim_root`] (and they are left alone).
+const PLACEHOLDERS: [&str; 2] = [".gitkeep", ".keep"];
+
 /// Decides whether `root` may be used as a cache, creating it if missing. `Ok(true)`: it carries
 /// our format marker. `Ok(false)`: it is new, empty, or a cache from before the marker existed,
 /// and the caller (a writer) marks it. A foreign non-empty directory or another format is refused.
@@ -687,7 +691,10 @@ fn claim_root(root: &Path) -> Result<bool, CacheError> {
     }
     let legacy =
         fs::read_to_string(root.join(CACHEDIR_TAG)).is_ok_and(|tag| tag.contains(LEGACY_TAG_TEXT));
-    if legacy || list_children(root)?.is_empty() {
+    let only_placeholders = list_children(root)?
+        .iter()
+        .all(|(name, _)| PLACEHOLDERS.contains(&name.as_str()));
+    if legacy || only_placeholders {
         return Ok(false);
     }
     Err(CacheError::Foreign {

@@ -541,6 +541,19 @@ fn a_foreign_directory_is_never_adopted_as_a_cache() {
     assert!(!foreign.join("quarantine").exists());
 }
 
+/// A fresh clone once shipped `cache/.gitkeep`, and the README's `apitune run` refused that
+/// directory as foreign.
+#[test]
+fn a_directory_holding_only_a_gitkeep_is_adopted_as_a_cache() {
+    let p = chain();
+    std::fs::create_dir_all(p.path().join("cache")).unwrap();
+    std::fs::write(p.path().join("cache/.gitkeep"), "").unwrap();
+    let out = p.run(&["run", "m.toml"]);
+    out.expect_code(0);
+    assert!(p.path().join("cache/apitune-cache").is_file());
+    assert!(p.path().join("cache/.gitkeep").is_file());
+}
+
 #[cfg(unix)]
 #[test]
 fn symlinked_cache_subdirectories_are_refused_and_their_targets_kept() {
