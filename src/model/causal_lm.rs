@@ -2,37 +2,20 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use tokenizers::Tokenizer;
 
-use super::bigcode::GptBigCodeForCausalLM;
 use super::checkpoint::{Checkpoint, WeightSource};
 use super::config::{ModelConfig, SpecialTokens};
 use super::error::Result;
-use super::gpt2::Gpt2ForCausalLM;
 use super::layers::{ForwardInput, KvCache};
-use super::qwen2::Qwen2ForCausalLM;
+pub use super::registry::CausalLm;
 use super::tokenizer::{check_fits_vocab, load_tokenizer};
-
-/// A causal language model of any supported architecture.
-#[derive(Module, Debug)]
-pub enum CausalLm {
-    Gpt2(Gpt2ForCausalLM),
-    GptBigCode(GptBigCodeForCausalLM),
-    Qwen2(Qwen2ForCausalLM),
-}
 
 impl CausalLm {
     /// Builds the architecture `config` names, with weights from `source`.
     pub fn build(config: &ModelConfig, source: &mut WeightSource) -> Result<Self> {
-        Ok(match config {
-            ModelConfig::Gpt2(c) => Self::Gpt2(Gpt2ForCausalLM::build(c, source)?),
-            ModelConfig::GptBigCode(c) => {
-                Self::GptBigCode(GptBigCodeForCausalLM::build(c, source)?)
-            }
-            ModelConfig::Qwen2(c) => Self::Qwen2(Qwen2ForCausalLM::build(c, source)?),
-        })
+        config.architecture().build(source)
     }
 
     /// A randomly initialised model; the same seed gives the same weights on every backend.
@@ -43,18 +26,11 @@ impl CausalLm {
 
     /// The prefix of body tensors in HF checkpoints of this architecture.
     pub fn body_prefix(config: &ModelConfig) -> &'static str {
-        match config {
-            ModelConfig::Gpt2(_) | ModelConfig::GptBigCode(_) => "transformer.",
-            ModelConfig::Qwen2(_) => "model.",
-        }
+        config.architecture().body_prefix()
     }
 
     pub fn num_layers(&self) -> usize {
-        match self {
-            Self::Gpt2(m) => m.num_layers(),
-            Self::GptBigCode(m) => m.num_layers(),
-            Self::Qwen2(m) => m.num_layers(),
-        }
+        self.network().num_layers()
     }
 
     /// An empty KV cache for this model.
@@ -65,20 +41,12 @@ impl CausalLm {
     /// Final hidden states `[B, T, d]`; with a cache, the input continues the cached sequence
     /// and its keys/values are appended.
     pub fn forward_hidden(&self, input: &ForwardInput, cache: Option<&mut KvCache>) -> Tensor<3> {
-        match self {
-            Self::Gpt2(m) => m.forward_hidden(input, cache),
-            Self::GptBigCode(m) => m.forward_hidden(input, cache),
-            Self::Qwen2(m) => m.forward_hidden(input, cache),
-        }
+        self.network().forward_hidden(input, cache)
     }
 
     /// Vocabulary logits `[B, T, vocab]` of hidden states.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        match self {
-            Self::Gpt2(m) => m.logits(hidden),
-            Self::GptBigCode(m) => m.logits(hidden),
-            Self::Qwen2(m) => m.logits(hidden),
-        }
+        self.network().logits(hidden)
     }
 
     /// The negative log-likelihood of each `targets[i]` predicted at position `positions[i]`

@@ -264,7 +264,7 @@ pub enum Init {
 }
 
 /// How a projection matrix is stored in the checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WeightLayout {
     /// `[in, out]`: GPT-2's Conv1D; also what burn's `Linear` keeps.
     InOut,
@@ -425,6 +425,69 @@ impl<'a> WeightSource<'a> {
             .collect();
         unused.sort();
         unused
+    }
+}
+
+/// A [`WeightSource`] seen under a name prefix, as candle's `VarBuilder::pp`: a module names only
+/// its own tensors (`weight`, `bias`) and hands each child a scope under the child's name
+/// (`h`, `0`, `attn`), so a full name such as `h.0.attn.c_attn.weight` is never written out.
+pub struct Weights<'s, 'a> {
+    source: &'s mut WeightSource<'a>,
+    prefix: String,
+}
+
+impl<'a> WeightSource<'a> {
+    /// The scope of the whole model body.
+    pub fn root(&mut self) -> Weights<'_, 'a> {
+        Weights {
+            source: self,
+            prefix: String::new(),
+        }
+    }
+}
+
+impl<'a> Weights<'_, 'a> {
+    /// The scope of child `name` (a field name or a layer index).
+    pub fn pp(&mut self, name: impl std::fmt::Display) -> Weights<'_, 'a> {
+        Weights {
+            prefix: self.name(&name.to_string()),
+            source: self.source,
+        }
+    }
+
+    fn name(&self, leaf: &str) -> String {
+        if self.prefix.is_empty() {
+            leaf.to_string()
+        } else {
+            format!("{}.{leaf}", self.prefix)
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        self.source.device()
+    }
+
+    /// Tensor `leaf` of this scope (see [`WeightSource::tensor`]).
+    pub fn tensor<const D: usize>(
+        &mut self,
+        leaf: &str,
+        shape: [usize; D],
+        init: Init,
+    ) -> Result<Tensor<D>> {
+        let name = self.name(leaf);
+        self.source.tensor(&name, shape, init)
+    }
+
+    /// Projection matrix `leaf` of this scope (see [`WeightSource::matrix`]).
+    pub fn matrix(
+        &mut self,
+        leaf: &str,
+        [d_in, d_out]: [usize; 2],
+        layout: WeightLayout,
+        std: f64,
+    ) -> Result<Tensor<2>> {
+        let name = self.name(leaf);
+        self.source.matrix(&name, d_in, d_out, layout, std)
     }
 }
 

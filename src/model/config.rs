@@ -4,22 +4,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::bigcode::GptBigCodeConfig;
 use super::error::{ModelError, Result};
-use super::gpt2::Gpt2Config;
-use super::qwen2::Qwen2Config;
-
-/// The config of one supported architecture, as HF writes it in `config.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "model_type")]
-pub enum ModelConfig {
-    #[serde(rename = "gpt2")]
-    Gpt2(Gpt2Config),
-    #[serde(rename = "gpt_bigcode")]
-    GptBigCode(GptBigCodeConfig),
-    #[serde(rename = "qwen2")]
-    Qwen2(Qwen2Config),
-}
+pub use super::registry::{ModelConfig, SUPPORTED_ARCHITECTURES};
 
 /// Special token ids from `config.json` (and `generation_config.json`, which HF prefers when
 /// both exist).
@@ -47,8 +33,6 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<u32>, D::E
         Some(OneOrMany::Many(ids)) => ids,
     })
 }
-
-pub const SUPPORTED_ARCHITECTURES: [&str; 3] = ["gpt2", "gpt_bigcode", "qwen2"];
 
 impl ModelConfig {
     /// Reads `dir/config.json`.
@@ -85,7 +69,10 @@ impl ModelConfig {
                 return Err(ModelError::config(
                     path,
                     "model_type",
-                    "missing; expected one of gpt2, gpt_bigcode, qwen2",
+                    format!(
+                        "missing; expected one of {}",
+                        SUPPORTED_ARCHITECTURES.join(", ")
+                    ),
                 ));
             }
         };
@@ -103,59 +90,30 @@ impl ModelConfig {
         Ok(config)
     }
 
-    pub fn model_type(&self) -> &'static str {
-        match self {
-            Self::Gpt2(_) => "gpt2",
-            Self::GptBigCode(_) => "gpt_bigcode",
-            Self::Qwen2(_) => "qwen2",
-        }
-    }
-
     pub fn vocab_size(&self) -> usize {
-        match self {
-            Self::Gpt2(c) => c.vocab_size,
-            Self::GptBigCode(c) => c.vocab_size,
-            Self::Qwen2(c) => c.vocab_size,
-        }
+        self.architecture().vocab_size()
     }
 
     /// The longest sequence (prompt + generated tokens) the model can position.
     pub fn max_positions(&self) -> usize {
-        match self {
-            Self::Gpt2(c) => c.n_positions,
-            Self::GptBigCode(c) => c.n_positions,
-            Self::Qwen2(c) => c.max_position_embeddings,
-        }
+        self.architecture().max_positions()
     }
 
     pub fn tie_word_embeddings(&self) -> bool {
-        match self {
-            Self::Gpt2(c) => c.tie_word_embeddings,
-            Self::GptBigCode(c) => c.tie_word_embeddings,
-            Self::Qwen2(c) => c.tie_word_embeddings,
-        }
+        self.architecture().tie_word_embeddings()
     }
 
     /// Checks what serde cannot: sizes within range, divisibility of heads, supported
     /// activations and options, and that the weights fit in memory.
     pub fn validate(&self, path: &Path) -> Result<()> {
-        match self {
-            Self::Gpt2(c) => c.validate(path)?,
-            Self::GptBigCode(c) => c.validate(path)?,
-            Self::Qwen2(c) => c.validate(path)?,
-        }
+        self.architecture().validate(path)?;
         self.check_memory(path, total_memory())
     }
 
     /// The number of parameters the model holds (for a config that did not pass
     /// [`Self::validate`], a lower bound).
     pub fn parameter_count(&self) -> u64 {
-        let count = match self {
-            Self::Gpt2(c) => c.parameter_count(),
-            Self::GptBigCode(c) => c.parameter_count(),
-            Self::Qwen2(c) => c.parameter_count(),
-        };
-        u64::try_from(count).unwrap_or(u64::MAX)
+        u64::try_from(self.architecture().parameter_count()).unwrap_or(u64::MAX)
     }
 
     /// Fails when the weights, kept as f32, need more than `memory` bytes (no check without it).
@@ -166,10 +124,7 @@ impl ModelConfig {
         if bytes <= memory {
             return Ok(());
         }
-        let field = match self {
-            Self::Gpt2(_) | Self::GptBigCode(_) => "vocab_size/n_embd/n_layer/n_inner",
-            Self::Qwen2(_) => "vocab_size/hidden_size/num_hidden_layers/intermediate_size",
-        };
+        let field = self.architecture().size_fields();
         Err(ModelError::config(
             path,
             field,

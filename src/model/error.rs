@@ -20,8 +20,9 @@ pub enum ModelError {
     },
 
     #[error(
-        "{}unknown model_type {found:?}; supported architectures: gpt2, gpt_bigcode, qwen2",
-        located(.path)
+        "{}unknown model_type {found:?}; supported architectures: {}",
+        located(.path),
+        super::registry::SUPPORTED_ARCHITECTURES.join(", ")
     )]
     UnknownArchitecture { path: PathBuf, found: String },
 

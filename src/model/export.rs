@@ -8,6 +8,7 @@ use burn::tensor::Tensor;
 use safetensors::tensor::{Dtype, TensorView};
 
 use super::causal_lm::CausalLm;
+use super::checkpoint::WeightLayout;
 use super::config::ModelConfig;
 use super::error::{ModelError, Result};
 
@@ -27,7 +28,7 @@ pub fn hf_tensors(network: &CausalLm, config: &ModelConfig) -> Result<Vec<NamedT
         return Err(e);
     }
     // burn's Linear keeps [in, out]; torch.nn.Linear (GPTBigCode, Qwen2) keeps [out, in].
-    let transpose_projections = config.model_type() != "gpt2";
+    let transpose_projections = config.architecture().weight_layout() == WeightLayout::OutIn;
     let mut out = Vec::new();
     for (path, shape, values) in visitor.out {
         if path.iter().any(|p| p == "lora") {

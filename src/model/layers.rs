@@ -1,103 +1,127 @@
-//! Building blocks shared by the architectures: parameter constructors over a [`WeightSource`],
+//! Building blocks shared by the architectures: module configs that load from a [`Weights`] scope,
 //! the KV cache, attention masks, scaled dot-product attention with grouped KV heads, and HF's
 //! rotary position embedding.
 
+use burn::config::Config;
 use burn::module::Param;
 use burn::nn::{
-    Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearConfig, RmsNorm, RmsNormConfig,
+    Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, RmsNorm,
+    RmsNormConfig,
 };
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use super::checkpoint::{Init, WeightLayout, WeightSource};
-use super::error::Result;
+use super::checkpoint::{Init, WeightLayout, Weights};
+use super::error::{ModelError, Result};
+use super::lora::Projection;
 
-/// A projection `y = x W + b` named `{name}.weight` / `{name}.bias` in the checkpoint.
-pub fn linear(
-    source: &mut WeightSource,
-    name: &str,
-    d_in: usize,
-    d_out: usize,
-    bias: bool,
-    layout: WeightLayout,
-    std: f64,
-) -> Result<super::lora::Projection> {
-    let mut module = LinearConfig::new(d_in, d_out)
-        .with_bias(bias)
-        .init(source.device());
-    module.weight =
-        Param::from_tensor(source.matrix(&format!("{name}.weight"), d_in, d_out, layout, std)?);
-    module.bias = if bias {
-        Some(Param::from_tensor(source.tensor(
-            &format!("{name}.bias"),
-            [d_out],
-            Init::Zeros,
-        )?))
-    } else {
-        None
-    };
-    Ok(module.into())
+/// A projection `y = x W + b`, configured as burn-nn configures its modules: the sizes in
+/// `new`, everything else a default with a `with_*` setter.
+#[derive(Config, Debug)]
+pub struct ProjectionConfig {
+    pub d_in: usize,
+    pub d_out: usize,
+    #[config(default = true)]
+    pub bias: bool,
+    /// How the checkpoint stores the matrix (GPT-2's Conv1D or `torch.nn.Linear`).
+    #[config(default = "WeightLayout::InOut")]
+    pub layout: WeightLayout,
+    /// The standard deviation of a random weight (HF's `initializer_range`).
+    #[config(default = 0.02)]
+    pub init_std: f64,
 }
 
-pub fn layer_norm(
-    source: &mut WeightSource,
-    name: &str,
-    d: usize,
-    epsilon: f64,
-) -> Result<LayerNorm> {
-    let mut module = LayerNormConfig::new(d)
-        .with_epsilon(epsilon)
-        .init(source.device());
-    module.gamma = Param::from_tensor(source.tensor(&format!("{name}.weight"), [d], Init::Ones)?);
-    module.beta = Some(Param::from_tensor(source.tensor(
-        &format!("{name}.bias"),
-        [d],
-        Init::Zeros,
-    )?));
-    Ok(module)
+/// Builds a module from its config with parameters from a [`Weights`] scope: random init, or the
+/// checkpoint's `{scope}.weight` / `{scope}.bias`.
+pub trait LoadModule {
+    type Module;
+    fn load(&self, weights: Weights) -> Result<Self::Module>;
 }
 
-pub fn rms_norm(source: &mut WeightSource, name: &str, d: usize, epsilon: f64) -> Result<RmsNorm> {
-    let mut module = RmsNormConfig::new(d)
-        .with_epsilon(epsilon)
-        .init(source.device());
-    module.gamma = Param::from_tensor(source.tensor(&format!("{name}.weight"), [d], Init::Ones)?);
-    Ok(module)
+impl LoadModule for ProjectionConfig {
+    type Module = Projection;
+
+    fn load(&self, mut weights: Weights) -> Result<Projection> {
+        let shape = [self.d_in, self.d_out];
+        let weight = weights.matrix("weight", shape, self.layout, self.init_std)?;
+        let bias = if self.bias {
+            let bias = weights.tensor("bias", [self.d_out], Init::Zeros)?;
+            Some(Param::from_tensor(bias))
+        } else {
+            None
+        };
+        let base = Linear {
+            weight: Param::from_tensor(weight),
+            bias,
+        };
+        Ok(base.into())
+    }
 }
 
-pub fn embedding(
-    source: &mut WeightSource,
-    name: &str,
-    n: usize,
-    d: usize,
-    std: f64,
-) -> Result<Embedding> {
-    let mut module = EmbeddingConfig::new(n, d).init(source.device());
-    module.weight = Param::from_tensor(source.tensor(
-        &format!("{name}.weight"),
-        [n, d],
-        Init::Normal { std },
-    )?);
-    Ok(module)
+impl LoadModule for LayerNormConfig {
+    type Module = LayerNorm;
+
+    fn load(&self, mut weights: Weights) -> Result<LayerNorm> {
+        // `epsilon` is private to burn's LayerNorm: only `init` sets it.
+        let mut module = self.init(weights.device());
+        module.gamma = Param::from_tensor(weights.tensor("weight", [self.d_model], Init::Ones)?);
+        module.beta = if self.bias {
+            let beta = weights.tensor("bias", [self.d_model], Init::Zeros)?;
+            Some(Param::from_tensor(beta))
+        } else {
+            None
+        };
+        Ok(module)
+    }
 }
 
-/// The output projection: its own `lm_head.weight` `[vocab, d]`, or the token embedding when
-/// the config ties them (then the file has no `lm_head.weight`).
+impl LoadModule for RmsNormConfig {
+    type Module = RmsNorm;
+
+    fn load(&self, mut weights: Weights) -> Result<RmsNorm> {
+        Ok(RmsNorm {
+            gamma: Param::from_tensor(weights.tensor("weight", [self.d_model], Init::Ones)?),
+            epsilon: self.epsilon,
+        })
+    }
+}
+
+impl LoadModule for EmbeddingConfig {
+    type Module = Embedding;
+
+    fn load(&self, mut weights: Weights) -> Result<Embedding> {
+        let init = match self.initializer {
+            Initializer::Normal { mean: 0.0, std } => Init::Normal { std },
+            Initializer::Zeros => Init::Zeros,
+            Initializer::Ones => Init::Ones,
+            ref other => {
+                return Err(ModelError::InvalidInput(format!(
+                    "embedding initializer {other:?} is not supported; use a zero-mean normal"
+                )));
+            }
+        };
+        let shape = [self.n_embedding, self.d_model];
+        Ok(Embedding {
+            weight: Param::from_tensor(weights.tensor("weight", shape, init)?),
+        })
+    }
+}
+
+/// The output projection `lm_head.weight` `[vocab, d]`, or `None` when the config ties it to the
+/// token embedding (then the checkpoint has no such tensor).
 pub fn lm_head(
-    source: &mut WeightSource,
+    weights: &mut Weights,
     tie_word_embeddings: bool,
-    vocab: usize,
-    d: usize,
+    [vocab, d]: [usize; 2],
     std: f64,
 ) -> Result<Option<Param<Tensor<2>>>> {
     if tie_word_embeddings {
         return Ok(None);
     }
-    Ok(Some(Param::from_tensor(source.tensor(
-        "lm_head.weight",
-        [vocab, d],
-        Init::Normal { std },
-    )?)))
+    let matrix = weights
+        .pp("lm_head")
+        .tensor("weight", [vocab, d], Init::Normal { std })?;
+    Ok(Some(Param::from_tensor(matrix)))
 }
 
 /// `hidden [B, T, d]` times the `[vocab, d]` output matrix, transposed: logits `[B, T, vocab]`.

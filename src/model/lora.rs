@@ -19,9 +19,10 @@ use rand::{Rng, SeedableRng};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
-use super::causal_lm::{CausalLm, Model};
-use super::config::ModelConfig;
+use super::causal_lm::Model;
+use super::checkpoint::WeightLayout;
 use super::error::{ModelError, Result};
+use super::registry::{CausalLm, ModelConfig};
 
 pub const ADAPTER_CONFIG_FILE: &str = "adapter_config.json";
 pub const ADAPTER_WEIGHTS_FILE: &str = "adapter_model.safetensors";
@@ -192,12 +193,9 @@ impl Default for LoraSettings {
     }
 }
 
-/// PEFT's default target modules per architecture.
-pub fn default_targets(model_type: &str) -> Vec<String> {
-    let names: &[&str] = match model_type {
-        "qwen2" => &["q_proj", "v_proj"],
-        _ => &["c_attn"],
-    };
+/// PEFT's default target modules for `config`'s architecture.
+pub fn default_targets(config: &ModelConfig) -> Vec<String> {
+    let names = config.architecture().default_lora_targets();
     names.iter().map(|s| s.to_string()).collect()
 }
 
@@ -205,7 +203,7 @@ impl LoraSettings {
     /// Targets with the architecture default filled in.
     pub fn resolved_targets(&self, config: &ModelConfig) -> Vec<String> {
         if self.targets.is_empty() {
-            default_targets(config.model_type())
+            default_targets(config)
         } else {
             self.targets.clone()
         }
@@ -223,41 +221,68 @@ fn is_target(module: &str, targets: &[String]) -> bool {
         .any(|t| module == t || module.ends_with(&format!(".{t}")))
 }
 
+/// A module that holds projections, walked by name as PEFT walks `named_modules()`: each module
+/// visits its children under their field names (which mirror HF's), so a projection's full name
+/// (`transformer.h.0.attn.c_attn`) is never written out, and targets match it by suffix.
+pub trait Projections {
+    /// Appends every projection under this module, named `path.child...`.
+    fn visit_projections<'m>(&'m mut self, path: &str, out: &mut Vec<(String, &'m mut Projection)>);
+}
+
+impl Projections for Projection {
+    fn visit_projections<'m>(
+        &'m mut self,
+        path: &str,
+        out: &mut Vec<(String, &'m mut Projection)>,
+    ) {
+        out.push((path.to_string(), self));
+    }
+}
+
+impl<T: Projections> Projections for Vec<T> {
+    fn visit_projections<'m>(
+        &'m mut self,
+        path: &str,
+        out: &mut Vec<(String, &'m mut Projection)>,
+    ) {
+        for (i, module) in self.iter_mut().enumerate() {
+            module.visit_projections(&child_path(path, i), out);
+        }
+    }
+}
+
+/// The name of child `name` of the module at `path` (`""` is the root).
+pub fn child_path(path: &str, name: impl std::fmt::Display) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// Implements [`Projections`] for a module by visiting the listed fields, in order.
+macro_rules! projection_fields {
+    ($module:ty { $($field:ident),+ $(,)? }) => {
+        impl $crate::model::lora::Projections for $module {
+            fn visit_projections<'m>(
+                &'m mut self,
+                path: &str,
+                out: &mut Vec<(String, &'m mut $crate::model::lora::Projection)>,
+            ) {
+                $(self.$field.visit_projections(
+                    &$crate::model::lora::child_path(path, stringify!($field)),
+                    out,
+                );)+
+            }
+        }
+    };
+}
+pub(crate) use projection_fields;
+
 /// Every projection of the model with its full HF module name (`transformer.h.0.attn.c_attn`).
 pub fn projections_mut(network: &mut CausalLm) -> Vec<(String, &mut Projection)> {
     let mut out = Vec::new();
-    match network {
-        CausalLm::Gpt2(m) => {
-            for (i, b) in m.transformer.h.iter_mut().enumerate() {
-                let p = format!("transformer.h.{i}");
-                out.push((format!("{p}.attn.c_attn"), &mut b.attn.c_attn));
-                out.push((format!("{p}.attn.c_proj"), &mut b.attn.c_proj));
-                out.push((format!("{p}.mlp.c_fc"), &mut b.mlp.c_fc));
-                out.push((format!("{p}.mlp.c_proj"), &mut b.mlp.c_proj));
-            }
-        }
-        CausalLm::GptBigCode(m) => {
-            for (i, b) in m.transformer.h.iter_mut().enumerate() {
-                let p = format!("transformer.h.{i}");
-                out.push((format!("{p}.attn.c_attn"), &mut b.attn.c_attn));
-                out.push((format!("{p}.attn.c_proj"), &mut b.attn.c_proj));
-                out.push((format!("{p}.mlp.c_fc"), &mut b.mlp.c_fc));
-                out.push((format!("{p}.mlp.c_proj"), &mut b.mlp.c_proj));
-            }
-        }
-        CausalLm::Qwen2(m) => {
-            for (i, l) in m.model.layers.iter_mut().enumerate() {
-                let p = format!("model.layers.{i}");
-                out.push((format!("{p}.self_attn.q_proj"), &mut l.self_attn.q_proj));
-                out.push((format!("{p}.self_attn.k_proj"), &mut l.self_attn.k_proj));
-                out.push((format!("{p}.self_attn.v_proj"), &mut l.self_attn.v_proj));
-                out.push((format!("{p}.self_attn.o_proj"), &mut l.self_attn.o_proj));
-                out.push((format!("{p}.mlp.gate_proj"), &mut l.mlp.gate_proj));
-                out.push((format!("{p}.mlp.up_proj"), &mut l.mlp.up_proj));
-                out.push((format!("{p}.mlp.down_proj"), &mut l.mlp.down_proj));
-            }
-        }
-    }
+    network.visit_projections("", &mut out);
     out
 }
 
@@ -314,7 +339,7 @@ pub fn attach(
         return Err(ModelError::InvalidInput(format!(
             "lora: no module of this {} model matches targets {targets:?}; use suffixes such as {:?}",
             config.model_type(),
-            default_targets(config.model_type())
+            default_targets(config)
         )));
     }
     Ok((network, trainable))
@@ -393,7 +418,7 @@ pub fn save_adapter(
         lora_dropout: settings.dropout,
         target_modules: settings.resolved_targets(config),
         bias: "none".into(),
-        fan_in_fan_out: config.model_type() == "gpt2",
+        fan_in_fan_out: config.architecture().weight_layout() == WeightLayout::InOut,
         base_model_name_or_path: None,
         inference_mode: true,
         use_rslora: false,

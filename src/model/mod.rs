@@ -11,7 +11,6 @@
 //! that report avx512f (others use the AVX2/FMA or scalar kernels). `wgpu` and `cuda` are cargo
 //! features; `cuda` cannot build without network access to GitHub (cubecl-llvm downloads LLVM).
 
-pub mod bigcode;
 pub mod causal_lm;
 pub mod checkpoint;
 pub mod config;
@@ -24,12 +23,13 @@ pub mod kernels;
 pub mod layers;
 pub mod lora;
 pub mod qwen2;
+pub mod registry;
 pub mod sampling;
 pub mod score;
 pub mod tokenizer;
 
 pub use causal_lm::{CausalLm, Model};
-pub use checkpoint::{Checkpoint, WeightSource};
+pub use checkpoint::{Checkpoint, WeightSource, Weights};
 pub use config::{ModelConfig, SpecialTokens};
 pub use device::Backend;
 pub use error::ModelError;

@@ -5,20 +5,20 @@
 use std::path::Path;
 
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, RmsNorm};
-
-use super::lora::Projection;
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, RmsNorm, RmsNormConfig};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{WeightLayout, WeightSource};
+use super::checkpoint::{WeightLayout, WeightSource, Weights};
 use super::config::{
     Activation, MAX_HIDDEN, MAX_INTERMEDIATE, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
 };
 use super::config::{check_epsilon, check_heads, check_range, clamp};
 use super::error::{ModelError, Result};
 use super::kernels;
-use super::layers::{self, ForwardInput, KvCache, Rotary};
+use super::layers::{self, ForwardInput, KvCache, LoadModule, ProjectionConfig, Rotary};
+use super::lora::{Projection, projection_fields};
+use super::registry::{Architecture, CausalLm, Network};
 
 /// HF `Qwen2Config` (the fields that shape the computation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,11 +235,6 @@ impl Qwen2Config {
         let head = if self.tie_word_embeddings { 0 } else { v * d };
         v * d + l * (2 * d + attention + mlp) + d + head
     }
-
-    pub fn init(&self, device: &burn::tensor::Device, seed: u64) -> Qwen2ForCausalLM {
-        Qwen2ForCausalLM::build(self, &mut WeightSource::random(device, seed))
-            .expect("random initialisation reads no file and cannot fail")
-    }
 }
 
 #[derive(Module, Debug)]
@@ -288,122 +283,132 @@ pub struct Qwen2ForCausalLM {
     pub lm_head: Option<Param<Tensor<2>>>,
 }
 
-impl Qwen2ForCausalLM {
-    pub fn build(config: &Qwen2Config, source: &mut WeightSource) -> Result<Self> {
-        let d = config.hidden_size;
-        let std = config.initializer_range;
-        let eps = config.rms_norm_eps;
-        let kv_dim = config.kv_heads() * config.head_dim();
-        let inner = config.intermediate_size;
-        let l = WeightLayout::OutIn;
-        let mut layers_ = Vec::with_capacity(config.num_hidden_layers);
-        for i in 0..config.num_hidden_layers {
-            let p = format!("layers.{i}");
-            layers_.push(Qwen2DecoderLayer {
-                input_layernorm: layers::rms_norm(source, &format!("{p}.input_layernorm"), d, eps)?,
-                self_attn: Qwen2Attention {
-                    q_proj: layers::linear(
-                        source,
-                        &format!("{p}.self_attn.q_proj"),
-                        d,
-                        d,
-                        true,
-                        l,
-                        std,
-                    )?,
-                    k_proj: layers::linear(
-                        source,
-                        &format!("{p}.self_attn.k_proj"),
-                        d,
-                        kv_dim,
-                        true,
-                        l,
-                        std,
-                    )?,
-                    v_proj: layers::linear(
-                        source,
-                        &format!("{p}.self_attn.v_proj"),
-                        d,
-                        kv_dim,
-                        true,
-                        l,
-                        std,
-                    )?,
-                    o_proj: layers::linear(
-                        source,
-                        &format!("{p}.self_attn.o_proj"),
-                        d,
-                        d,
-                        false,
-                        l,
-                        std,
-                    )?,
-                    n_head: config.num_attention_heads,
-                    n_kv_head: config.kv_heads(),
-                },
-                post_attention_layernorm: layers::rms_norm(
-                    source,
-                    &format!("{p}.post_attention_layernorm"),
-                    d,
-                    eps,
-                )?,
-                mlp: Qwen2Mlp {
-                    gate_proj: layers::linear(
-                        source,
-                        &format!("{p}.mlp.gate_proj"),
-                        d,
-                        inner,
-                        false,
-                        l,
-                        std,
-                    )?,
-                    up_proj: layers::linear(
-                        source,
-                        &format!("{p}.mlp.up_proj"),
-                        d,
-                        inner,
-                        false,
-                        l,
-                        std,
-                    )?,
-                    down_proj: layers::linear(
-                        source,
-                        &format!("{p}.mlp.down_proj"),
-                        inner,
-                        d,
-                        false,
-                        l,
-                        std,
-                    )?,
-                    activation: config.hidden_act,
-                },
-            });
-        }
-        let model = Qwen2Model {
-            embed_tokens: layers::embedding(source, "embed_tokens", config.vocab_size, d, std)?,
-            layers: layers_,
-            norm: layers::rms_norm(source, "norm", d, eps)?,
-            rotary: Rotary::new(config.head_dim(), config.rope_theta()),
-        };
-        let lm_head = layers::lm_head(
-            source,
-            config.tie_word_embeddings,
-            config.vocab_size,
-            d,
-            std,
-        )?;
-        Ok(Self { model, lm_head })
+impl Qwen2Config {
+    fn projection(&self, d_in: usize, d_out: usize, bias: bool) -> ProjectionConfig {
+        ProjectionConfig::new(d_in, d_out)
+            .with_bias(bias)
+            .with_layout(WeightLayout::OutIn)
+            .with_init_std(self.initializer_range)
     }
 
-    pub fn num_layers(&self) -> usize {
+    fn rms_norm(&self) -> RmsNormConfig {
+        RmsNormConfig::new(self.hidden_size).with_epsilon(self.rms_norm_eps)
+    }
+
+    /// Builds the network from `source`: random init, or a checkpoint (names with or without
+    /// the `model.` prefix).
+    fn build_network(&self, source: &mut WeightSource) -> Result<Qwen2ForCausalLM> {
+        let mut weights = source.root();
+        let layers = (0..self.num_hidden_layers)
+            .map(|i| self.decoder_layer(weights.pp("layers").pp(i)))
+            .collect::<Result<_>>()?;
+        let embedding = EmbeddingConfig::new(self.vocab_size, self.hidden_size).with_initializer(
+            Initializer::Normal {
+                mean: 0.0,
+                std: self.initializer_range,
+            },
+        );
+        let model = Qwen2Model {
+            embed_tokens: embedding.load(weights.pp("embed_tokens"))?,
+            layers,
+            norm: self.rms_norm().load(weights.pp("norm"))?,
+            rotary: Rotary::new(self.head_dim(), self.rope_theta()),
+        };
+        let lm_head = layers::lm_head(
+            &mut weights,
+            self.tie_word_embeddings,
+            [self.vocab_size, self.hidden_size],
+            self.initializer_range,
+        )?;
+        Ok(Qwen2ForCausalLM { model, lm_head })
+    }
+
+    fn decoder_layer(&self, mut weights: Weights) -> Result<Qwen2DecoderLayer> {
+        let (d, inner) = (self.hidden_size, self.intermediate_size);
+        let kv_dim = self.kv_heads() * self.head_dim();
+        let input_layernorm = self.rms_norm().load(weights.pp("input_layernorm"))?;
+        let mut attn = weights.pp("self_attn");
+        let self_attn = Qwen2Attention {
+            q_proj: self.projection(d, d, true).load(attn.pp("q_proj"))?,
+            k_proj: self.projection(d, kv_dim, true).load(attn.pp("k_proj"))?,
+            v_proj: self.projection(d, kv_dim, true).load(attn.pp("v_proj"))?,
+            o_proj: self.projection(d, d, false).load(attn.pp("o_proj"))?,
+            n_head: self.num_attention_heads,
+            n_kv_head: self.kv_heads(),
+        };
+        let post_attention_layernorm = self
+            .rms_norm()
+            .load(weights.pp("post_attention_layernorm"))?;
+        let mut mlp = weights.pp("mlp");
+        let mlp = Qwen2Mlp {
+            gate_proj: self.projection(d, inner, false).load(mlp.pp("gate_proj"))?,
+            up_proj: self.projection(d, inner, false).load(mlp.pp("up_proj"))?,
+            down_proj: self.projection(inner, d, false).load(mlp.pp("down_proj"))?,
+            activation: self.hidden_act,
+        };
+        Ok(Qwen2DecoderLayer {
+            input_layernorm,
+            self_attn,
+            post_attention_layernorm,
+            mlp,
+        })
+    }
+}
+
+impl Architecture for Qwen2Config {
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+    fn max_positions(&self) -> usize {
+        self.max_position_embeddings
+    }
+    fn tie_word_embeddings(&self) -> bool {
+        self.tie_word_embeddings
+    }
+    fn validate(&self, path: &Path) -> Result<()> {
+        Qwen2Config::validate(self, path)
+    }
+    fn parameter_count(&self) -> u128 {
+        Qwen2Config::parameter_count(self)
+    }
+    fn size_fields(&self) -> &'static str {
+        "vocab_size/hidden_size/num_hidden_layers/intermediate_size"
+    }
+    fn body_prefix(&self) -> &'static str {
+        "model."
+    }
+    fn weight_layout(&self) -> WeightLayout {
+        WeightLayout::OutIn
+    }
+    fn default_lora_targets(&self) -> &'static [&'static str] {
+        &["q_proj", "v_proj"]
+    }
+    fn build(&self, source: &mut WeightSource) -> Result<CausalLm> {
+        Ok(self.build_network(source)?.into())
+    }
+}
+
+projection_fields!(Qwen2ForCausalLM { model });
+projection_fields!(Qwen2Model { layers });
+projection_fields!(Qwen2DecoderLayer { self_attn, mlp });
+projection_fields!(Qwen2Attention {
+    q_proj,
+    k_proj,
+    v_proj,
+    o_proj
+});
+projection_fields!(Qwen2Mlp {
+    gate_proj,
+    up_proj,
+    down_proj
+});
+
+impl Network for Qwen2ForCausalLM {
+    fn num_layers(&self) -> usize {
         self.model.layers.len()
     }
 
-    pub fn forward_hidden(
-        &self,
-        input: &ForwardInput,
-        mut cache: Option<&mut KvCache>,
-    ) -> Tensor<3> {
+    fn forward_hidden(&self, input: &ForwardInput, mut cache: Option<&mut KvCache>) -> Tensor<3> {
         let m = &self.model;
         let (cos, sin) = m.rotary.tables(input.positions.clone());
         let mut x = m.embed_tokens.forward(input.input_ids.clone());
@@ -421,7 +426,7 @@ impl Qwen2ForCausalLM {
         m.norm.forward(x)
     }
 
-    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+    fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         let matrix = match &self.lm_head {
             Some(head) => head.val(),
             None => self.model.embed_tokens.weight.val(),

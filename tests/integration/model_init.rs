@@ -2,8 +2,8 @@
 
 use crate::model_support;
 
-use apitune::model::bigcode::GptBigCodeConfig;
 use apitune::model::gpt2::Gpt2Config;
+use apitune::model::gpt2::GptBigCodeConfig;
 use apitune::model::qwen2::Qwen2Config;
 use apitune::model::tokenizer::{decode, encode};
 use apitune::model::{
