@@ -3,14 +3,18 @@
 //! The modules read like the pipeline: a [`manifest`] is planned into a DAG by [`pipeline`], whose
 //! stages ([`stages`]) exchange artifacts only through the content-addressed [`cache`], in the
 //! file formats [`artifacts`] defines.
+//!
+//! This crate is the application layer. The layers below it are crates of their own, re-exported
+//! here under their module names: [`cache`], [`data`], [`metrics`] and [`model`].
+
+pub use apitune_cache as cache;
+pub use apitune_data as data;
+pub use apitune_metrics as metrics;
+pub use apitune_model as model;
 
 pub mod artifacts;
-pub mod cache;
 pub mod cli;
-pub mod data;
 pub mod manifest;
-pub mod metrics;
-pub mod model;
 pub mod pipeline;
 pub mod report;
 pub mod stages;

@@ -263,14 +263,14 @@ pub fn child_path(path: &str, name: impl std::fmt::Display) -> String {
 /// Implements [`Projections`] for a module by visiting the listed fields, in order.
 macro_rules! projection_fields {
     ($module:ty { $($field:ident),+ $(,)? }) => {
-        impl $crate::model::lora::Projections for $module {
+        impl $crate::lora::Projections for $module {
             fn visit_projections<'m>(
                 &'m mut self,
                 path: &str,
-                out: &mut Vec<(String, &'m mut $crate::model::lora::Projection)>,
+                out: &mut Vec<(String, &'m mut $crate::lora::Projection)>,
             ) {
                 $(self.$field.visit_projections(
-                    &$crate::model::lora::child_path(path, stringify!($field)),
+                    &$crate::lora::child_path(path, stringify!($field)),
                     out,
                 );)+
             }

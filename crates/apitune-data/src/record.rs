@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 /// One (instruction, API-call snippet) example with its API metadata.
 ///
-/// `lang` is always canonical (see [`crate::data::lang::canonical_lang`]). In the held-out split
-/// files, `instruction` is the query to prompt with (see [`crate::data::split`]).
+/// `lang` is always canonical (see [`crate::lang::canonical_lang`]). In the held-out split
+/// files, `instruction` is the query to prompt with (see [`crate::split`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApiRecord {
     pub api_name: String,

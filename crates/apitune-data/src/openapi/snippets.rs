@@ -399,8 +399,8 @@ fn libcurl(request: &HttpRequest) -> String {
 mod tests {
     use super::super::request::{Body, HttpRequest};
     use super::*;
-    use crate::data::code_facts::{infer_host, infer_method};
-    use crate::data::lang::TARGET_LANGS;
+    use crate::code_facts::{infer_host, infer_method};
+    use crate::lang::TARGET_LANGS;
 
     fn post_request() -> HttpRequest {
         HttpRequest {

@@ -37,7 +37,7 @@
 //! # Example
 //!
 //! ```no_run
-//! # use apitune::cache::*;
+//! # use apitune_cache::*;
 //! # fn main() -> Result<(), CacheError> {
 //! let cache = Cache::open(std::path::Path::new("cache"))?;
 //! let manifest = KeyManifest::new().with("kind", "normalize").with("version", 1);
