@@ -141,15 +141,61 @@ fn tick_label(v: f64, x_scale: XScale) -> String {
     }
 }
 
+/// The plot area's scales: data ranges with their ticks, and the mapping to SVG coordinates.
+struct Frame {
+    x_scale: XScale,
+    x_range: (f64, f64),
+    x_ticks: Vec<f64>,
+    y_range: (f64, f64),
+    y_ticks: Vec<f64>,
+}
+
+const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
+const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
+
+impl Frame {
+    fn to_x(&self, x: f64) -> f64 {
+        let (lo, hi) = self.x_range;
+        let t = match self.x_scale {
+            XScale::Log10 => (x.log10() - lo.log10()) / (hi.log10() - lo.log10()),
+            XScale::Linear => (x - lo) / (hi - lo),
+        };
+        LEFT + t * PLOT_W
+    }
+
+    fn to_y(&self, y: f64) -> f64 {
+        let (lo, hi) = self.y_range;
+        TOP + PLOT_H - (y - lo) / (hi - lo) * PLOT_H
+    }
+}
+
 impl Chart {
     pub fn render(&self) -> String {
-        let plot_w = WIDTH - LEFT - RIGHT;
-        let plot_h = HEIGHT - TOP - BOTTOM;
+        let frame = self.frame();
+        let mut s = String::new();
+        self.write_header(&mut s);
+        write_grid(&mut s, &frame);
+        self.write_axes(&mut s, &frame);
+        self.write_baselines(&mut s, &frame);
+        for series in &self.series {
+            self.write_series(&mut s, &frame, series);
+        }
+        self.write_legend(&mut s);
+        s.push_str("</g></svg>\n");
+        s
+    }
+
+    /// Whether `x` can be placed on the x axis (a log axis has no place for 0 or less).
+    fn plottable_x(&self, x: f64) -> bool {
+        x.is_finite() && (self.x_scale == XScale::Linear || x > 0.0)
+    }
+
+    fn frame(&self) -> Frame {
         let xs: Vec<f64> = self
             .series
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.0))
-            .filter(|x| x.is_finite() && (self.x_scale == XScale::Linear || *x > 0.0))
+            .filter(|&x| self.plottable_x(x))
             .collect();
         let ys: Vec<f64> = self
             .series
@@ -160,7 +206,6 @@ impl Chart {
             .collect();
         let min = |v: &[f64], default: f64| v.iter().copied().reduce(f64::min).unwrap_or(default);
         let max = |v: &[f64], default: f64| v.iter().copied().reduce(f64::max).unwrap_or(default);
-
         let (x_lo, x_hi, x_ticks) = match self.x_scale {
             XScale::Log10 => log_ticks(min(&xs, 1.0), max(&xs, 1000.0)),
             XScale::Linear => linear_ticks(min(&xs, 0.0).min(0.0), max(&xs, 1.0), 6),
@@ -169,16 +214,16 @@ impl Chart {
         let (y_min, y_max) = (min(&ys, 0.0), max(&ys, 1.0));
         let room = (y_max - y_min) * 0.04;
         let (y_lo, y_hi, y_ticks) = linear_ticks(y_min - room, y_max + room, 5);
-        let to_x = |x: f64| {
-            let t = match self.x_scale {
-                XScale::Log10 => (x.log10() - x_lo.log10()) / (x_hi.log10() - x_lo.log10()),
-                XScale::Linear => (x - x_lo) / (x_hi - x_lo),
-            };
-            LEFT + t * plot_w
-        };
-        let to_y = |y: f64| TOP + plot_h - (y - y_lo) / (y_hi - y_lo) * plot_h;
+        Frame {
+            x_scale: self.x_scale,
+            x_range: (x_lo, x_hi),
+            x_ticks,
+            y_range: (y_lo, y_hi),
+            y_ticks,
+        }
+    }
 
-        let mut s = String::new();
+    fn write_header(&self, s: &mut String) {
         let _ = write!(
             s,
             r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{title}" font-family="system-ui, -apple-system, 'Segoe UI', sans-serif" font-size="12">"#,
@@ -200,48 +245,32 @@ impl Chart {
                 escape(note)
             );
         }
+    }
 
-        s.push_str(r##"<g class="grid" stroke="#e4e4e4" stroke-width="1">"##);
-        for &t in &y_ticks {
-            let y = to_y(t);
-            let _ = write!(
-                s,
-                r#"<line x1="{LEFT}" x2="{:.2}" y1="{y:.2}" y2="{y:.2}"/>"#,
-                LEFT + plot_w
-            );
-        }
-        for &t in &x_ticks {
-            let x = to_x(t);
-            let _ = write!(
-                s,
-                r#"<line x1="{x:.2}" x2="{x:.2}" y1="{TOP}" y2="{:.2}"/>"#,
-                TOP + plot_h
-            );
-        }
-        s.push_str("</g>");
-
+    /// The frame, tick labels and axis labels.
+    fn write_axes(&self, s: &mut String, frame: &Frame) {
         let _ = write!(
             s,
-            r##"<rect class="frame" x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#888"/>"##
+            r##"<rect class="frame" x="{LEFT}" y="{TOP}" width="{PLOT_W}" height="{PLOT_H}" fill="none" stroke="#888"/>"##
         );
         s.push_str(r##"<g class="y-ticks" fill="#444" text-anchor="end">"##);
-        for &t in &y_ticks {
+        for &t in &frame.y_ticks {
             let _ = write!(
                 s,
                 r#"<text x="{:.2}" y="{:.2}">{}</text>"#,
                 LEFT - 6.0,
-                to_y(t) + 4.0,
+                frame.to_y(t) + 4.0,
                 tick_label(t, XScale::Linear)
             );
         }
         s.push_str("</g>");
         s.push_str(r##"<g class="x-ticks" fill="#444" text-anchor="middle">"##);
-        for &t in &x_ticks {
+        for &t in &frame.x_ticks {
             let _ = write!(
                 s,
                 r#"<text x="{:.2}" y="{:.2}">{}</text>"#,
-                to_x(t),
-                TOP + plot_h + 16.0,
+                frame.to_x(t),
+                TOP + PLOT_H + 16.0,
                 tick_label(t, self.x_scale)
             );
         }
@@ -249,69 +278,73 @@ impl Chart {
         let _ = write!(
             s,
             r##"<text x="{:.2}" y="{:.2}" text-anchor="middle" fill="#222">{}</text>"##,
-            LEFT + plot_w / 2.0,
+            LEFT + PLOT_W / 2.0,
             HEIGHT - 12.0,
             escape(&self.x_label)
         );
         let _ = write!(
             s,
             r##"<text transform="translate(16 {:.2}) rotate(-90)" text-anchor="middle" fill="#222">{}</text>"##,
-            TOP + plot_h / 2.0,
+            TOP + PLOT_H / 2.0,
             escape(&self.y_label)
         );
+    }
 
+    /// Zero-shot baselines as dashed horizontal lines.
+    fn write_baselines(&self, s: &mut String, frame: &Frame) {
         for h in self.hlines.iter().filter(|h| h.y.is_finite()) {
-            let y = to_y(h.y);
+            let y = frame.to_y(h.y);
             let _ = write!(
                 s,
                 r#"<line class="baseline" data-series="{}" data-y="{}" x1="{LEFT}" x2="{:.2}" y1="{y:.2}" y2="{y:.2}" stroke="{}" stroke-width="1.5" stroke-dasharray="6 4"><title>{} zero-shot: {}</title></line>"#,
                 escape(&h.name),
                 h.y,
-                LEFT + plot_w,
+                LEFT + PLOT_W,
                 h.color,
                 escape(&h.name),
                 h.y
             );
         }
-        for series in &self.series {
-            let points: Vec<(f64, f64)> = series
-                .points
-                .iter()
-                .copied()
-                .filter(|(x, y)| {
-                    x.is_finite() && y.is_finite() && (self.x_scale == XScale::Linear || *x > 0.0)
-                })
-                .collect();
-            if points.is_empty() {
-                continue;
-            }
-            let path: Vec<String> = points
-                .iter()
-                .map(|(x, y)| format!("{:.2},{:.2}", to_x(*x), to_y(*y)))
-                .collect();
-            let _ = write!(
-                s,
-                r#"<polyline class="series" data-series="{}" points="{}" fill="none" stroke="{}" stroke-width="2" stroke-linejoin="round"><title>{}</title></polyline>"#,
-                escape(&series.name),
-                path.join(" "),
-                series.color,
-                escape(series.tooltip.as_deref().unwrap_or(&series.name))
-            );
-            if series.dots {
-                for (x, y) in &points {
-                    let _ = write!(
-                        s,
-                        r#"<circle class="point" data-series="{name}" data-x="{x}" data-y="{y}" cx="{:.2}" cy="{:.2}" r="4" fill="{}"><title>{name}, {x}: {y}</title></circle>"#,
-                        to_x(*x),
-                        to_y(*y),
-                        series.color,
-                        name = escape(&series.name),
-                    );
-                }
+    }
+
+    fn write_series(&self, s: &mut String, frame: &Frame, series: &Series) {
+        let points: Vec<(f64, f64)> = series
+            .points
+            .iter()
+            .copied()
+            .filter(|&(x, y)| self.plottable_x(x) && y.is_finite())
+            .collect();
+        if points.is_empty() {
+            return;
+        }
+        let path: Vec<String> = points
+            .iter()
+            .map(|(x, y)| format!("{:.2},{:.2}", frame.to_x(*x), frame.to_y(*y)))
+            .collect();
+        let _ = write!(
+            s,
+            r#"<polyline class="series" data-series="{}" points="{}" fill="none" stroke="{}" stroke-width="2" stroke-linejoin="round"><title>{}</title></polyline>"#,
+            escape(&series.name),
+            path.join(" "),
+            series.color,
+            escape(series.tooltip.as_deref().unwrap_or(&series.name))
+        );
+        if series.dots {
+            for (x, y) in &points {
+                let _ = write!(
+                    s,
+                    r#"<circle class="point" data-series="{name}" data-x="{x}" data-y="{y}" cx="{:.2}" cy="{:.2}" r="4" fill="{}"><title>{name}, {x}: {y}</title></circle>"#,
+                    frame.to_x(*x),
+                    frame.to_y(*y),
+                    series.color,
+                    name = escape(&series.name),
+                );
             }
         }
+    }
 
-        // Legend: one entry per series name; a dashed swatch for baselines.
+    /// One entry per series name; a dashed swatch for baselines. Leaves the legend's group open.
+    fn write_legend(&self, s: &mut String) {
         let mut entries: Vec<(String, &str, bool)> = Vec::new();
         for series in &self.series {
             entries.push((series.name.clone(), series.color, false));
@@ -319,7 +352,7 @@ impl Chart {
         for h in &self.hlines {
             entries.push((format!("{} zero-shot", h.name), h.color, true));
         }
-        let legend_x = LEFT + plot_w + 14.0;
+        let legend_x = LEFT + PLOT_W + 14.0;
         s.push_str(r#"<g class="legend">"#);
         for (i, (name, color, dashed)) in entries.iter().enumerate() {
             let y = TOP + 8.0 + i as f64 * 18.0;
@@ -337,9 +370,29 @@ impl Chart {
                 escape(&truncate(name, 24))
             );
         }
-        s.push_str("</g></svg>\n");
-        s
     }
+}
+
+/// Grid lines at the ticks.
+fn write_grid(s: &mut String, frame: &Frame) {
+    s.push_str(r##"<g class="grid" stroke="#e4e4e4" stroke-width="1">"##);
+    for &t in &frame.y_ticks {
+        let y = frame.to_y(t);
+        let _ = write!(
+            s,
+            r#"<line x1="{LEFT}" x2="{:.2}" y1="{y:.2}" y2="{y:.2}"/>"#,
+            LEFT + PLOT_W
+        );
+    }
+    for &t in &frame.x_ticks {
+        let x = frame.to_x(t);
+        let _ = write!(
+            s,
+            r#"<line x1="{x:.2}" x2="{x:.2}" y1="{TOP}" y2="{:.2}"/>"#,
+            TOP + PLOT_H
+        );
+    }
+    s.push_str("</g>");
 }
 
 fn truncate(text: &str, max: usize) -> String {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -151,122 +151,45 @@ pub fn train(network: CausalLm, run: &TrainRun) -> anyhow::Result<TrainOutcome> 
     anyhow::ensure!(!run.examples.is_empty(), "no training examples");
     let total = settings.total_steps(run.examples.len());
     let warmup = warmup_steps(settings.warmup, total);
-    let lengths: Vec<usize> = run.examples.iter().map(|e| e.tokens.len()).collect();
-    let micro_per_epoch = run.examples.len().div_ceil(settings.micro_batch) as u64;
-
-    let mut optimizer = AdamWConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.999)
-        .with_epsilon(1e-8)
-        // Decay is applied below, to matrices only (burn's would reach biases and norms too).
-        .with_weight_decay(0.0)
-        .init();
     let checkpoint_dir = run.work_dir.join("checkpoint");
-    let metrics_path = run.work_dir.join(TRAIN_METRICS_FILE);
-    let (mut network, mut state) = match ckpt::load(&checkpoint_dir)? {
-        Some((state, values, optimizer_bytes)) => {
-            let network = renumber(network, Some(values))
-                .context("resuming from the checkpoint in the work directory")?;
-            optimizer = optimizer.from_bytes(optimizer_bytes).map_err(|e| {
-                anyhow::anyhow!("reading the optimizer state of the checkpoint: {e:?}")
-            })?;
-            (network, state)
-        }
-        None => (renumber(network, None)?, TrainState::default()),
-    };
+    let (mut network, mut optimizer, mut state) = restore(network, &checkpoint_dir)?;
     let resumed_from = state.step;
-    let mut steps = ckpt::read_log(&metrics_path, state.step)?;
-    let mut log = std::fs::File::create(&metrics_path)
-        .with_context(|| format!("creating {}", metrics_path.display()))?;
-    for step in &steps {
-        writeln!(log, "{}", serde_json::to_string(step)?)?;
-    }
+    let metrics_path = run.work_dir.join(TRAIN_METRICS_FILE);
+    let (mut steps, mut log) = reopen_log(&metrics_path, state.step)?;
     let trainable_params = trainable_count(&network);
     anyhow::ensure!(
         trainable_params > 0,
         "the model has no trainable parameters"
     );
-
-    let mut epoch_cache: Option<(u64, Vec<Vec<usize>>)> = None;
-    let mut micro_batch_at = |m: u64| -> Vec<usize> {
-        let epoch = m / micro_per_epoch;
-        if epoch_cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            epoch_cache = Some((
-                epoch,
-                epoch_batches(&lengths, settings.micro_batch, run.seed, epoch),
-            ));
-        }
-        epoch_cache.as_ref().expect("just set").1[(m % micro_per_epoch) as usize].clone()
-    };
-
+    let mut micro_batches = MicroBatches::new(run);
     let started = Instant::now();
     let seconds_before = state.seconds;
     let mut step_seconds = Vec::new();
     while state.step < total {
         let step_started = Instant::now();
-        let batches: Vec<Vec<usize>> = (0..settings.grad_accum as u64)
-            .map(|k| micro_batch_at(state.step * settings.grad_accum as u64 + k))
-            .collect();
-        let step_targets: usize = batches
-            .iter()
-            .flatten()
-            .map(|&i| run.examples[i].target_tokens())
-            .sum();
-        let mut accumulator = GradientsAccumulator::new();
-        let mut loss_sum = 0.0;
-        let mut step_tokens = 0u64;
-        for (k, batch) in batches.iter().enumerate() {
-            // Dropout masks are a function of (seed, micro-batch), whatever ran before.
-            let micro = state.step * settings.grad_accum as u64 + k as u64;
-            crate::model::lora::seed_dropout(
-                &mut network,
-                run.seed ^ micro.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            );
-            let rows: Vec<&Example> = batch.iter().map(|&i| &run.examples[i]).collect();
-            let nll = batch_nll(&network, &rows, run.device);
-            let loss = nll.div_scalar(step_targets as f64);
-            loss_sum += loss
-                .clone()
-                .into_data()
-                .convert::<f64>()
-                .try_into_vec::<f64>()
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?[0];
-            let grads = GradientsParams::from_grads(loss.backward(), &network);
-            accumulator.accumulate(&network, grads);
-            step_tokens += rows.iter().map(|r| r.tokens.len() as u64).sum::<u64>();
-        }
-        anyhow::ensure!(
-            loss_sum.is_finite(),
-            "loss became {loss_sum} at step {}: lower train.lr",
-            state.step + 1
-        );
-        let mut grads = accumulator.grads();
-        let grad_norm = global_norm(&network, &grads);
-        if settings.clip > 0.0 && grad_norm > settings.clip {
-            // As torch.nn.utils.clip_grad_norm_.
-            scale_grads(&network, &mut grads, settings.clip / (grad_norm + 1e-6));
-        }
+        let batches = micro_batches.of_step(state.step, settings.grad_accum);
+        let (grads, loss, step_tokens) =
+            accumulate_gradients(&mut network, run, state.step, &batches)?;
         let lr = learning_rate(settings.lr, settings.schedule, state.step, total, warmup);
-        if settings.weight_decay > 0.0 {
-            network = decay_matrices(network, 1.0 - lr * settings.weight_decay);
-        }
-        network = optimizer.step(lr, network, grads);
+        let grad_norm;
+        (network, grad_norm) = update(network, &mut optimizer, grads, settings, lr);
         state.step += 1;
         state.tokens_seen += step_tokens;
-        step_seconds.push(step_started.elapsed().as_secs_f64());
-        let tokens_per_s = step_tokens as f64 / step_seconds[step_seconds.len() - 1].max(1e-9);
+        let seconds = step_started.elapsed().as_secs_f64();
+        step_seconds.push(seconds);
         let record = TrainStep {
             step: state.step,
-            loss: loss_sum,
+            loss,
             lr,
             grad_norm,
         };
         writeln!(log, "{}", serde_json::to_string(&record)?)?;
         steps.push(record);
+        let tokens_per_s = step_tokens as f64 / seconds.max(1e-9);
         (run.progress)(
             state.step,
             Some(total),
-            &format!("steps, loss {loss_sum:.3}, {tokens_per_s:.0} tok/s"),
+            &format!("steps, loss {loss:.3}, {tokens_per_s:.0} tok/s"),
         );
         state.seconds = seconds_before + started.elapsed().as_secs_f64();
         if settings.checkpoint_every > 0
@@ -286,6 +209,147 @@ pub fn train(network: CausalLm, run: &TrainRun) -> anyhow::Result<TrainOutcome> 
         resumed_from,
         step_seconds,
     })
+}
+
+/// AdamW as PEFT's trainer configures it, with the network and optimizer state of the checkpoint
+/// in `checkpoint_dir` when there is one.
+fn restore(
+    network: CausalLm,
+    checkpoint_dir: &Path,
+) -> anyhow::Result<(CausalLm, ModuleOptimizer, TrainState)> {
+    let optimizer = AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        // Decay is applied in `update`, to matrices only (burn's would reach biases and norms too).
+        .with_weight_decay(0.0)
+        .init();
+    let Some((state, values, optimizer_bytes)) = ckpt::load(checkpoint_dir)? else {
+        return Ok((renumber(network, None)?, optimizer, TrainState::default()));
+    };
+    let network = renumber(network, Some(values))
+        .context("resuming from the checkpoint in the work directory")?;
+    let optimizer = optimizer
+        .from_bytes(optimizer_bytes)
+        .map_err(|e| anyhow::anyhow!("reading the optimizer state of the checkpoint: {e:?}"))?;
+    Ok((network, optimizer, state))
+}
+
+/// The log's steps before `step` (those the checkpoint covers), rewritten into a fresh log that
+/// the run appends to.
+fn reopen_log(path: &Path, step: u64) -> anyhow::Result<(Vec<TrainStep>, std::fs::File)> {
+    let steps = ckpt::read_log(path, step)?;
+    let mut log =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    for step in &steps {
+        writeln!(log, "{}", serde_json::to_string(step)?)?;
+    }
+    Ok((steps, log))
+}
+
+/// The seeded micro-batches of each epoch, computed when the run reaches it.
+struct MicroBatches {
+    lengths: Vec<usize>,
+    micro_batch: usize,
+    seed: u64,
+    per_epoch: u64,
+    epoch: Option<(u64, Vec<Vec<usize>>)>,
+}
+
+impl MicroBatches {
+    fn new(run: &TrainRun) -> Self {
+        let micro_batch = run.settings.micro_batch;
+        Self {
+            lengths: run.examples.iter().map(|e| e.tokens.len()).collect(),
+            micro_batch,
+            seed: run.seed,
+            per_epoch: run.examples.len().div_ceil(micro_batch) as u64,
+            epoch: None,
+        }
+    }
+
+    /// Example indices of micro-batch `m`, counted over the whole run.
+    fn at(&mut self, m: u64) -> Vec<usize> {
+        let epoch = m / self.per_epoch;
+        if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            let batches = epoch_batches(&self.lengths, self.micro_batch, self.seed, epoch);
+            self.epoch = Some((epoch, batches));
+        }
+        self.epoch.as_ref().expect("just set").1[(m % self.per_epoch) as usize].clone()
+    }
+
+    /// The `grad_accum` micro-batches of optimizer step `step`.
+    fn of_step(&mut self, step: u64, grad_accum: usize) -> Vec<Vec<usize>> {
+        let grad_accum = grad_accum as u64;
+        (0..grad_accum)
+            .map(|k| self.at(step * grad_accum + k))
+            .collect()
+    }
+}
+
+/// Gradients of the loss of one optimizer step over its `batches`, the loss (mean NLL per target
+/// token over the whole step), and the real tokens run through the model.
+fn accumulate_gradients(
+    network: &mut CausalLm,
+    run: &TrainRun,
+    step: u64,
+    batches: &[Vec<usize>],
+) -> anyhow::Result<(GradientsParams, f64, u64)> {
+    let step_targets: usize = batches
+        .iter()
+        .flatten()
+        .map(|&i| run.examples[i].target_tokens())
+        .sum();
+    let mut accumulator = GradientsAccumulator::new();
+    let mut loss_sum = 0.0;
+    let mut step_tokens = 0u64;
+    for (k, batch) in batches.iter().enumerate() {
+        // Dropout masks are a function of (seed, micro-batch), whatever ran before.
+        let micro = step * batches.len() as u64 + k as u64;
+        crate::model::lora::seed_dropout(
+            network,
+            run.seed ^ micro.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let rows: Vec<&Example> = batch.iter().map(|&i| &run.examples[i]).collect();
+        let nll = batch_nll(network, &rows, run.device);
+        let loss = nll.div_scalar(step_targets as f64);
+        loss_sum += loss
+            .clone()
+            .into_data()
+            .convert::<f64>()
+            .try_into_vec::<f64>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?[0];
+        let grads = GradientsParams::from_grads(loss.backward(), &*network);
+        accumulator.accumulate(&*network, grads);
+        step_tokens += rows.iter().map(|r| r.tokens.len() as u64).sum::<u64>();
+    }
+    anyhow::ensure!(
+        loss_sum.is_finite(),
+        "loss became {loss_sum} at step {}: lower train.lr",
+        step + 1
+    );
+    Ok((accumulator.grads(), loss_sum, step_tokens))
+}
+
+/// One optimizer step at learning rate `lr`: global-norm clipping, decoupled weight decay of the
+/// matrices, AdamW. Returns the updated network and the gradient norm before clipping.
+fn update(
+    network: CausalLm,
+    optimizer: &mut ModuleOptimizer,
+    mut grads: GradientsParams,
+    settings: &TrainSettings,
+    lr: f64,
+) -> (CausalLm, f64) {
+    let grad_norm = global_norm(&network, &grads);
+    if settings.clip > 0.0 && grad_norm > settings.clip {
+        // As torch.nn.utils.clip_grad_norm_.
+        scale_grads(&network, &mut grads, settings.clip / (grad_norm + 1e-6));
+    }
+    let mut network = network;
+    if settings.weight_decay > 0.0 {
+        network = decay_matrices(network, 1.0 - lr * settings.weight_decay);
+    }
+    (optimizer.step(lr, network, grads), grad_norm)
 }
 
 /// Summed negative log-likelihood of the target tokens of `rows` (right-padded into one batch).

@@ -39,6 +39,7 @@ enum State {
     Done,
 }
 
+#[derive(Default)]
 struct ElementScan {
     depth: u64,
     in_string: bool,
@@ -57,22 +58,17 @@ where
     R: BufRead,
     F: FnMut(ArrayElement<'_>) -> Result<ControlFlow<()>, DataError>,
 {
-    let bad_file = |message: String| DataError::BadFile {
-        path: path.to_path_buf(),
-        message,
+    let mut scanner = ArrayScanner {
+        path,
+        max_element_bytes,
+        state: State::BeforeArray,
+        element: Vec::new(),
+        element_start: 0,
+        index: 0,
+        bom_matched: 0,
+        scan: ElementScan::default(),
     };
-    let mut state = State::BeforeArray;
     let mut offset: u64 = 0;
-    let mut element: Vec<u8> = Vec::new();
-    let mut element_start: u64 = 0;
-    let mut index: u64 = 0;
-    let mut bom_matched: u64 = 0;
-    let mut scan = ElementScan {
-        depth: 0,
-        in_string: false,
-        escaped: false,
-    };
-
     loop {
         let chunk = match reader.fill_buf() {
             Ok(chunk) => chunk,
@@ -80,184 +76,228 @@ where
             Err(err) => return Err(DataError::io(path, "reading JSON array", err)),
         };
         if chunk.is_empty() {
-            break;
+            return scanner.finish(&mut sink);
         }
         let chunk_len = chunk.len();
-        let mut i = 0;
-        // Start of the current element's bytes inside this chunk.
-        let mut segment_start = 0;
-        while i < chunk_len {
-            let byte = chunk[i];
-            match state {
-                State::BeforeArray => {
-                    // A UTF-8 byte order mark, possibly split across chunks.
-                    let position = offset + i as u64;
-                    if position < 3
-                        && bom_matched == position
-                        && byte == UTF8_BOM[position as usize]
-                    {
-                        bom_matched += 1;
-                        i += 1;
-                        continue;
-                    }
-                    match byte {
-                        b'[' => state = State::AfterOpen,
-                        b if b.is_ascii_whitespace() => {}
-                        b => {
-                            return Err(bad_file(format!(
-                                "expected a JSON array (`[`) at byte offset {}, found {}; API Pack files are one JSON array each (use `jsonl` for one record per line)",
-                                offset + i as u64,
-                                describe_byte(b)
-                            )));
-                        }
-                    }
-                    i += 1;
-                }
-                State::AfterOpen | State::AfterComma => {
-                    match byte {
-                        b if b.is_ascii_whitespace() => i += 1,
-                        b']' if state == State::AfterOpen => {
-                            state = State::Done;
-                            i += 1;
-                        }
-                        b']' | b',' => {
-                            return Err(bad_file(format!(
-                                "expected record {index} at byte offset {}, found {}",
-                                offset + i as u64,
-                                describe_byte(byte)
-                            )));
-                        }
-                        _ => {
-                            state = State::InElement;
-                            element.clear();
-                            element_start = offset + i as u64;
-                            segment_start = i;
-                            scan = ElementScan {
-                                depth: 0,
-                                in_string: false,
-                                escaped: false,
-                            };
-                            // Do not advance: the element's first byte is scanned below.
-                        }
-                    }
-                }
-                State::InElement => {
-                    // Scan until the element ends or the chunk runs out.
-                    let mut end_here: Option<(usize, bool)> = None; // (end index exclusive, byte consumed)
-                    while i < chunk_len {
-                        let b = chunk[i];
-                        if scan.in_string {
-                            if scan.escaped {
-                                scan.escaped = false;
-                            } else if b == b'\\' {
-                                scan.escaped = true;
-                            } else if b == b'"' {
-                                scan.in_string = false;
-                                if scan.depth == 0 {
-                                    end_here = Some((i + 1, true));
-                                    break;
-                                }
-                            }
-                            i += 1;
-                            continue;
-                        }
-                        match b {
-                            b'"' => scan.in_string = true,
-                            b'{' | b'[' => scan.depth += 1,
-                            b'}' | b']' if scan.depth > 0 => {
-                                scan.depth -= 1;
-                                if scan.depth == 0 {
-                                    end_here = Some((i + 1, true));
-                                    break;
-                                }
-                            }
-                            b',' | b']' | b'}' if scan.depth == 0 => {
-                                end_here = Some((i, false));
-                                break;
-                            }
-                            b if b.is_ascii_whitespace() && scan.depth == 0 => {
-                                end_here = Some((i, false));
-                                break;
-                            }
-                            _ => {}
-                        }
-                        i += 1;
-                    }
-                    let segment_end = end_here.map_or(chunk_len, |(end, _)| end);
-                    if element.len() + (segment_end - segment_start) > max_element_bytes {
-                        return Err(bad_file(format!(
-                            "record {index} (starting at byte offset {element_start}) is larger than {max_element_bytes} bytes; this does not look like an array of API records"
-                        )));
-                    }
-                    element.extend_from_slice(&chunk[segment_start..segment_end]);
-                    if let Some((end, consumed)) = end_here {
-                        // `end` is past the closing byte, or at the separator for scalars.
-                        let _ = consumed;
-                        i = end;
-                        let flow = sink(ArrayElement {
-                            index,
-                            byte_offset: element_start,
-                            bytes: &element,
-                        })?;
-                        index += 1;
-                        state = State::AfterElement;
-                        if flow.is_break() {
-                            return Ok(());
-                        }
-                    }
-                }
-                State::AfterElement => {
-                    match byte {
-                        b',' => state = State::AfterComma,
-                        b']' => state = State::Done,
-                        b if b.is_ascii_whitespace() => {}
-                        b => {
-                            return Err(bad_file(format!(
-                                "after record {} expected `,` or `]` at byte offset {}, found {}",
-                                index.saturating_sub(1),
-                                offset + i as u64,
-                                describe_byte(b)
-                            )));
-                        }
-                    }
-                    i += 1;
-                }
-                State::Done => {
-                    if !byte.is_ascii_whitespace() {
-                        return Err(bad_file(format!(
-                            "unexpected {} at byte offset {} after the end of the array",
-                            describe_byte(byte),
-                            offset + i as u64
-                        )));
-                    }
-                    i += 1;
-                }
-            }
+        if scanner.feed(chunk, offset, &mut sink)?.is_break() {
+            return Ok(());
         }
         offset += chunk_len as u64;
         reader.consume(chunk_len);
     }
+}
 
-    match state {
-        State::Done => Ok(()),
-        State::BeforeArray => Err(bad_file("empty file: expected a JSON array".to_string())),
-        State::InElement if scan.depth == 0 && !scan.in_string => {
-            // A scalar element running into EOF; report it to the sink first for a precise error.
-            let _ = sink(ArrayElement {
-                index,
-                byte_offset: element_start,
-                bytes: &element,
-            })?;
-            Err(bad_file(format!(
-                "file ends after record {index} without closing the array (`]`); it looks truncated"
-            )))
+/// The array's structure seen so far, fed one chunk at a time.
+struct ArrayScanner<'p> {
+    path: &'p Path,
+    max_element_bytes: usize,
+    state: State,
+    /// The current element's bytes (it may span chunks).
+    element: Vec<u8>,
+    element_start: u64,
+    index: u64,
+    /// How many bytes of a UTF-8 byte order mark were seen at the start.
+    bom_matched: u64,
+    scan: ElementScan,
+}
+
+/// What [`ArrayScanner::step`] did with a byte outside elements.
+enum Step {
+    Consumed,
+    /// The byte is the first of an element; it is scanned as part of it.
+    ElementStarts,
+}
+
+impl ArrayScanner<'_> {
+    fn bad_file(&self, message: String) -> DataError {
+        DataError::BadFile {
+            path: self.path.to_path_buf(),
+            message,
         }
-        State::InElement => Err(bad_file(format!(
-            "file ends inside record {index} (which starts at byte offset {element_start}); it looks truncated"
-        ))),
-        State::AfterOpen | State::AfterElement | State::AfterComma => Err(bad_file(format!(
-            "file ends after {index} records without closing the array (`]`); it looks truncated"
-        ))),
+    }
+
+    /// Scans `chunk`, which starts at byte `offset` of the file, handing each element that ends
+    /// in it to `sink`.
+    fn feed<F>(
+        &mut self,
+        chunk: &[u8],
+        offset: u64,
+        sink: &mut F,
+    ) -> Result<ControlFlow<()>, DataError>
+    where
+        F: FnMut(ArrayElement<'_>) -> Result<ControlFlow<()>, DataError>,
+    {
+        let mut i = 0;
+        // Start of the current element's bytes inside this chunk.
+        let mut segment_start = 0;
+        while i < chunk.len() {
+            if self.state != State::InElement {
+                match self.step(chunk[i], offset + i as u64)? {
+                    Step::Consumed => i += 1,
+                    Step::ElementStarts => {
+                        self.state = State::InElement;
+                        self.element.clear();
+                        self.element_start = offset + i as u64;
+                        self.scan = ElementScan::default();
+                        segment_start = i;
+                    }
+                }
+                continue;
+            }
+            let end = self.scan_element(chunk, &mut i);
+            self.append(&chunk[segment_start..end.unwrap_or(chunk.len())])?;
+            if let Some(end) = end {
+                i = end;
+                let flow = sink(ArrayElement {
+                    index: self.index,
+                    byte_offset: self.element_start,
+                    bytes: &self.element,
+                })?;
+                self.index += 1;
+                self.state = State::AfterElement;
+                if flow.is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// One byte at file offset `at`, outside any element.
+    fn step(&mut self, byte: u8, at: u64) -> Result<Step, DataError> {
+        match self.state {
+            State::BeforeArray => self.before_array(byte, at)?,
+            State::AfterOpen | State::AfterComma => match byte {
+                b if b.is_ascii_whitespace() => {}
+                b']' if self.state == State::AfterOpen => self.state = State::Done,
+                b']' | b',' => {
+                    return Err(self.bad_file(format!(
+                        "expected record {} at byte offset {at}, found {}",
+                        self.index,
+                        describe_byte(byte)
+                    )));
+                }
+                _ => return Ok(Step::ElementStarts),
+            },
+            State::AfterElement => match byte {
+                b',' => self.state = State::AfterComma,
+                b']' => self.state = State::Done,
+                b if b.is_ascii_whitespace() => {}
+                b => {
+                    return Err(self.bad_file(format!(
+                        "after record {} expected `,` or `]` at byte offset {at}, found {}",
+                        self.index.saturating_sub(1),
+                        describe_byte(b)
+                    )));
+                }
+            },
+            State::Done | State::InElement => {
+                if !byte.is_ascii_whitespace() {
+                    return Err(self.bad_file(format!(
+                        "unexpected {} at byte offset {at} after the end of the array",
+                        describe_byte(byte)
+                    )));
+                }
+            }
+        }
+        Ok(Step::Consumed)
+    }
+
+    /// Before the `[`: whitespace and a UTF-8 byte order mark (possibly split across chunks).
+    fn before_array(&mut self, byte: u8, at: u64) -> Result<(), DataError> {
+        if at < 3 && self.bom_matched == at && byte == UTF8_BOM[at as usize] {
+            self.bom_matched += 1;
+            return Ok(());
+        }
+        match byte {
+            b'[' => self.state = State::AfterOpen,
+            b if b.is_ascii_whitespace() => {}
+            b => {
+                return Err(self.bad_file(format!(
+                    "expected a JSON array (`[`) at byte offset {at}, found {}; API Pack files are one JSON array each (use `jsonl` for one record per line)",
+                    describe_byte(b)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Scans element bytes from `chunk[*i..]`. Returns where the element ends in this chunk
+    /// (past its closing byte, or at the separator after a scalar), or `None` when it goes on.
+    fn scan_element(&mut self, chunk: &[u8], i: &mut usize) -> Option<usize> {
+        let scan = &mut self.scan;
+        while *i < chunk.len() {
+            let b = chunk[*i];
+            *i += 1;
+            if scan.in_string {
+                if scan.escaped {
+                    scan.escaped = false;
+                } else if b == b'\\' {
+                    scan.escaped = true;
+                } else if b == b'"' {
+                    scan.in_string = false;
+                    if scan.depth == 0 {
+                        return Some(*i);
+                    }
+                }
+                continue;
+            }
+            match b {
+                b'"' => scan.in_string = true,
+                b'{' | b'[' => scan.depth += 1,
+                b'}' | b']' if scan.depth > 0 => {
+                    scan.depth -= 1;
+                    if scan.depth == 0 {
+                        return Some(*i);
+                    }
+                }
+                b',' | b']' | b'}' if scan.depth == 0 => return Some(*i - 1),
+                b if b.is_ascii_whitespace() && scan.depth == 0 => return Some(*i - 1),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Adds `segment` to the current element, refusing elements over the size limit.
+    fn append(&mut self, segment: &[u8]) -> Result<(), DataError> {
+        if self.element.len() + segment.len() > self.max_element_bytes {
+            return Err(self.bad_file(format!(
+                "record {} (starting at byte offset {}) is larger than {} bytes; this does not look like an array of API records",
+                self.index, self.element_start, self.max_element_bytes
+            )));
+        }
+        self.element.extend_from_slice(segment);
+        Ok(())
+    }
+
+    /// At the end of the file: fine after the `]`, otherwise an error saying where it stopped.
+    fn finish<F>(&self, sink: &mut F) -> Result<(), DataError>
+    where
+        F: FnMut(ArrayElement<'_>) -> Result<ControlFlow<()>, DataError>,
+    {
+        let (index, element_start) = (self.index, self.element_start);
+        match self.state {
+            State::Done => Ok(()),
+            State::BeforeArray => Err(self.bad_file("empty file: expected a JSON array".to_string())),
+            State::InElement if self.scan.depth == 0 && !self.scan.in_string => {
+                // A scalar element running into EOF; report it to the sink first for a precise error.
+                let _ = sink(ArrayElement {
+                    index,
+                    byte_offset: element_start,
+                    bytes: &self.element,
+                })?;
+                Err(self.bad_file(format!(
+                    "file ends after record {index} without closing the array (`]`); it looks truncated"
+                )))
+            }
+            State::InElement => Err(self.bad_file(format!(
+                "file ends inside record {index} (which starts at byte offset {element_start}); it looks truncated"
+            ))),
+            State::AfterOpen | State::AfterElement | State::AfterComma => Err(self.bad_file(format!(
+                "file ends after {index} records without closing the array (`]`); it looks truncated"
+            ))),
+        }
     }
 }
 

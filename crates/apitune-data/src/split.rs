@@ -250,254 +250,317 @@ struct ApiEndpoints {
 const LEVEL_BIT: [u8; 3] = [2, 4, 8];
 const TRAIN_BIT: u8 = 1;
 
-/// Normalises, de-duplicates and splits `input_dir/records.jsonl` into `out_dir`'s `train.jsonl`,
-/// `level1.jsonl`, `level2.jsonl`, `level3.jsonl` and `endpoints.jsonl`. Returns the summary
-/// (counts per split per language, drops per reason, shortfalls).
-pub fn run_normalize(
-    params: &NormalizeParams,
-    seed: u64,
-    input_dir: &Path,
-    out_dir: &Path,
-) -> Result<Value, DataError> {
-    let input_path = input_dir.join(RECORDS_FILE);
-    let file = File::open(&input_path)
-        .map_err(|e| DataError::io(&input_path, "opening ingest output", e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+/// Pass one over the ingest output: every surviving record's position and group ids, the
+/// catalogue of endpoints, and what was dropped. Records themselves are not kept.
+#[derive(Default)]
+struct Scan {
+    metas: Vec<Meta>,
+    langs: Interner,
+    apis: Interner,
+    /// Keys `api \0 method \0 path`.
+    endpoints: Interner,
+    /// The API of each endpoint id.
+    endpoint_api: Vec<u32>,
+    catalogue: BTreeMap<String, ApiEndpoints>,
+    dropped: BTreeMap<&'static str, u64>,
+    input_records: u64,
+    seen: HashSet<[u8; 16]>,
+}
 
-    // Pass one: normalise, drop, de-duplicate; keep only positions and group ids.
-    let mut langs = Interner::default();
-    let mut apis = Interner::default();
-    let mut endpoints = Interner::default();
-    let mut endpoint_api: Vec<u32> = Vec::new();
-    let mut catalogue: BTreeMap<String, ApiEndpoints> = BTreeMap::new();
-    let mut seen: HashSet<[u8; 16]> = HashSet::new();
-    let mut metas: Vec<Meta> = Vec::new();
-    let mut dropped: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut input_records: u64 = 0;
-    let mut offset: u64 = 0;
-    let mut line = Vec::new();
-    let mut line_number: u64 = 0;
-    loop {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| DataError::io(&input_path, "reading ingest output", e))?;
-        if read == 0 {
-            break;
+impl Scan {
+    /// Normalises each record of `input_path`, drops empty ones and (with `dedup`) repeats.
+    fn read(params: &NormalizeParams, input_path: &Path) -> Result<Self, DataError> {
+        let file = File::open(input_path)
+            .map_err(|e| DataError::io(input_path, "opening ingest output", e))?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut scan = Self::default();
+        let (mut offset, mut line_number, mut line) = (0u64, 0u64, Vec::new());
+        loop {
+            line.clear();
+            let read = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| DataError::io(input_path, "reading ingest output", e))?;
+            if read == 0 {
+                return Ok(scan);
+            }
+            let at = (offset, read, line_number + 1);
+            offset += read as u64;
+            line_number += 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            scan.input_records += 1;
+            let record = normalize_record(
+                parse_record_line(&line, input_path, line_number)?,
+                params.tab_width,
+            );
+            scan.add(record, params.dedup, at, input_path)?;
         }
-        let line_offset = offset;
-        offset += read as u64;
-        line_number += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        input_records += 1;
-        let record = normalize_record(
-            parse_record_line(&line, &input_path, line_number)?,
-            params.tab_width,
-        );
-        if record.code.is_empty() {
-            *dropped.entry("empty_code").or_default() += 1;
-            continue;
-        }
-        if record.instruction.is_empty() {
-            *dropped.entry("empty_instruction").or_default() += 1;
-            continue;
-        }
+    }
+
+    /// Keeps `record`, read at `(offset, length, line)`, unless it is empty or a repeat.
+    fn add(
+        &mut self,
+        record: ApiRecord,
+        dedup: bool,
+        (offset, read, line_number): (u64, usize, u64),
+        input_path: &Path,
+    ) -> Result<(), DataError> {
         let hash = content_hash(&record);
-        if params.dedup && !seen.insert(hash) {
-            *dropped.entry("duplicate").or_default() += 1;
-            continue;
+        let dropped = if record.code.is_empty() {
+            Some("empty_code")
+        } else if record.instruction.is_empty() {
+            Some("empty_instruction")
+        } else if dedup && !self.seen.insert(hash) {
+            Some("duplicate")
+        } else {
+            None
+        };
+        if let Some(reason) = dropped {
+            *self.dropped.entry(reason).or_default() += 1;
+            return Ok(());
         }
-        let lang = langs.id(&record.lang);
-        if lang > u16::MAX as u32 {
-            return Err(DataError::Split {
-                path: input_path,
-                message: "more than 65,535 distinct languages".into(),
-            });
-        }
-        let api = apis.id(&record.api_name);
-        let (method, path) = record.endpoint();
-        let endpoint_key = format!("{}\u{0}{method}\u{0}{path}", record.api_name);
-        let endpoint = endpoints.id(&endpoint_key);
-        let new_endpoint = endpoint as usize == endpoint_api.len();
-        if new_endpoint {
-            endpoint_api.push(api);
-        }
-        if !catalogue.contains_key(&record.api_name) {
-            catalogue.insert(record.api_name.clone(), ApiEndpoints::default());
-        }
-        let entry = catalogue.get_mut(&record.api_name).expect("inserted above");
-        if new_endpoint {
-            entry
-                .endpoints
-                .insert((record.method.clone(), record.path.clone()));
-        }
-        if let Some(host) = &record.host
-            && !entry.hosts.contains(host)
-        {
-            entry.hosts.insert(host.clone());
-        }
+        let lang = self.langs.id(&record.lang);
+        let lang = u16::try_from(lang).map_err(|_| DataError::Split {
+            path: input_path.to_path_buf(),
+            message: "more than 65,535 distinct languages".into(),
+        })?;
+        let (api, endpoint) = self.catalogue_endpoint(&record);
         let distinct_test =
             !record.instruction_test.is_empty() && record.instruction_test != record.instruction;
-        metas.push(Meta {
-            offset: line_offset,
+        self.metas.push(Meta {
+            offset,
             len: u32::try_from(read).map_err(|_| DataError::Split {
-                path: input_path.clone(),
+                path: input_path.to_path_buf(),
                 message: format!("line {line_number} is longer than 4 GiB"),
             })?,
-            lang: lang as u16,
+            lang,
             api,
             endpoint,
             hash,
             distinct_test,
         });
+        Ok(())
     }
 
-    let group_of = |meta: &Meta| -> usize {
-        match params.heldout.per {
+    /// The (api, endpoint) ids of `record`, entered in the catalogue when new.
+    fn catalogue_endpoint(&mut self, record: &ApiRecord) -> (u32, u32) {
+        let api = self.apis.id(&record.api_name);
+        let (method, path) = record.endpoint();
+        let endpoint = self
+            .endpoints
+            .id(&format!("{}\u{0}{method}\u{0}{path}", record.api_name));
+        let new_endpoint = endpoint as usize == self.endpoint_api.len();
+        if new_endpoint {
+            self.endpoint_api.push(api);
+        }
+        let entry = self.catalogue.entry(record.api_name.clone()).or_default();
+        if new_endpoint {
+            entry
+                .endpoints
+                .insert((record.method.clone(), record.path.clone()));
+        }
+        if let Some(host) = &record.host {
+            entry.hosts.insert(host.clone());
+        }
+        (api, endpoint)
+    }
+}
+
+/// The held-out quotas and what they count (records per language, or overall).
+struct Quotas {
+    per: HeldoutScope,
+    /// Records per group, for level1, level2, level3.
+    sizes: [u64; 3],
+    groups: usize,
+}
+
+impl Quotas {
+    fn new(spec: &HeldoutSpec, languages: usize) -> Self {
+        Self {
+            per: spec.per,
+            sizes: [spec.level1, spec.level2, spec.level3].map(|n| n as u64),
+            groups: match spec.per {
+                HeldoutScope::Lang => languages,
+                HeldoutScope::Overall => 1,
+            },
+        }
+    }
+
+    fn group(&self, meta: &Meta) -> usize {
+        match self.per {
             HeldoutScope::Lang => meta.lang as usize,
             HeldoutScope::Overall => 0,
         }
-    };
-    let group_count = match params.heldout.per {
-        HeldoutScope::Lang => langs.names.len(),
-        HeldoutScope::Overall => 1,
-    };
-    let quotas = [
-        params.heldout.level1,
-        params.heldout.level2,
-        params.heldout.level3,
-    ];
-    let mut flags: Vec<u8> = vec![0; metas.len()];
-
-    // Level 3: whole APIs.
-    let mut api_group_counts: Vec<Vec<u64>> = vec![vec![0; group_count]; apis.names.len()];
-    for meta in &metas {
-        api_group_counts[meta.api as usize][group_of(meta)] += 1;
     }
-    let mut api_order: Vec<u32> = (0..apis.names.len() as u32).collect();
-    api_order.sort_by_key(|&api| {
+
+    /// Records per group of each API (`key = |m| m.api`) or endpoint.
+    fn counts(&self, scan: &Scan, ids: usize, key: impl Fn(&Meta) -> u32) -> Vec<Vec<u64>> {
+        let mut counts = vec![vec![0u64; self.groups]; ids];
+        for meta in &scan.metas {
+            counts[key(meta) as usize][self.group(meta)] += 1;
+        }
+        counts
+    }
+
+    /// Whether holding out records with `counts` per group brings a group of `level` that is
+    /// still short (`covered`) closer to its quota.
+    fn helps(&self, level: usize, counts: &[u64], covered: &[u64]) -> bool {
+        counts
+            .iter()
+            .zip(covered)
+            .any(|(&n, &c)| n > 0 && c < self.sizes[level])
+    }
+}
+
+/// Level 3: whole APIs in seeded order until every group's quota is covered (at most half).
+fn hold_out_apis(scan: &Scan, seed: u64, quotas: &Quotas) -> HashSet<u32> {
+    let names = &scan.apis.names;
+    let counts = quotas.counts(scan, names.len(), |m| m.api);
+    let mut order: Vec<u32> = (0..names.len() as u32).collect();
+    order.sort_by_key(|&api| {
         (
-            rank(seed, "level3-api", apis.names[api as usize].as_bytes()),
+            rank(seed, "level3-api", names[api as usize].as_bytes()),
             api,
         )
     });
-    let max_heldout_apis = apis.names.len() / 2;
-    let mut heldout_apis: HashSet<u32> = HashSet::new();
-    let mut covered = vec![0u64; group_count];
-    for &api in &api_order {
-        let unmet = |covered: &[u64]| covered.iter().any(|&c| c < quotas[2] as u64);
-        if !unmet(&covered) || heldout_apis.len() >= max_heldout_apis {
+    let mut heldout = HashSet::new();
+    let mut covered = vec![0u64; quotas.groups];
+    for api in order {
+        let unmet = covered.iter().any(|&c| c < quotas.sizes[2]);
+        if !unmet || heldout.len() >= names.len() / 2 {
             break;
         }
-        let counts = &api_group_counts[api as usize];
-        let helps = counts
-            .iter()
-            .zip(&covered)
-            .any(|(&n, &c)| n > 0 && c < quotas[2] as u64);
-        if !helps {
-            continue;
-        }
-        heldout_apis.insert(api);
-        for (c, n) in covered.iter_mut().zip(counts) {
-            *c += n;
+        let counts = &counts[api as usize];
+        if quotas.helps(2, counts, &covered) {
+            heldout.insert(api);
+            covered.iter_mut().zip(counts).for_each(|(c, n)| *c += n);
         }
     }
+    heldout
+}
 
-    // Level 2: whole endpoints of the remaining APIs.
-    let mut endpoint_group_counts: Vec<Vec<u64>> =
-        vec![vec![0; group_count]; endpoints.names.len()];
-    for meta in &metas {
-        endpoint_group_counts[meta.endpoint as usize][group_of(meta)] += 1;
+/// Level 2: whole endpoints of the remaining APIs in seeded order until every group's quota is
+/// covered; an API always keeps one endpoint.
+fn hold_out_endpoints(
+    scan: &Scan,
+    seed: u64,
+    quotas: &Quotas,
+    heldout_apis: &HashSet<u32>,
+) -> HashSet<u32> {
+    let names = &scan.endpoints.names;
+    let counts = quotas.counts(scan, names.len(), |m| m.endpoint);
+    let mut live_endpoints = vec![0u64; scan.apis.names.len()];
+    for &api in &scan.endpoint_api {
+        live_endpoints[api as usize] += 1;
     }
-    let mut api_live_endpoints: Vec<u64> = vec![0; apis.names.len()];
-    for &api in &endpoint_api {
-        api_live_endpoints[api as usize] += 1;
-    }
-    let mut endpoint_order: Vec<u32> = (0..endpoints.names.len() as u32)
-        .filter(|e| !heldout_apis.contains(&endpoint_api[*e as usize]))
+    let mut order: Vec<u32> = (0..names.len() as u32)
+        .filter(|e| !heldout_apis.contains(&scan.endpoint_api[*e as usize]))
         .collect();
-    endpoint_order.sort_by_key(|&e| {
+    order.sort_by_key(|&e| {
         (
-            rank(
-                seed,
-                "level2-endpoint",
-                endpoints.names[e as usize].as_bytes(),
-            ),
+            rank(seed, "level2-endpoint", names[e as usize].as_bytes()),
             e,
         )
     });
-    let mut heldout_endpoints: HashSet<u32> = HashSet::new();
-    let mut covered = vec![0u64; group_count];
-    for &endpoint in &endpoint_order {
-        if covered.iter().all(|&c| c >= quotas[1] as u64) {
+    let mut heldout = HashSet::new();
+    let mut covered = vec![0u64; quotas.groups];
+    for endpoint in order {
+        if covered.iter().all(|&c| c >= quotas.sizes[1]) {
             break;
         }
-        let api = endpoint_api[endpoint as usize] as usize;
-        if api_live_endpoints[api] <= 1 {
-            continue;
-        }
-        let counts = &endpoint_group_counts[endpoint as usize];
-        if !counts
-            .iter()
-            .zip(&covered)
-            .any(|(&n, &c)| n > 0 && c < quotas[1] as u64)
-        {
-            continue;
-        }
-        heldout_endpoints.insert(endpoint);
-        api_live_endpoints[api] -= 1;
-        for (c, n) in covered.iter_mut().zip(counts) {
-            *c += n;
+        let api = scan.endpoint_api[endpoint as usize] as usize;
+        let counts = &counts[endpoint as usize];
+        if live_endpoints[api] > 1 && quotas.helps(1, counts, &covered) {
+            heldout.insert(endpoint);
+            live_endpoints[api] -= 1;
+            covered.iter_mut().zip(counts).for_each(|(c, n)| *c += n);
         }
     }
+    heldout
+}
 
-    // Sample each level's records per group in seeded order.
-    let sample_level = |level: usize, candidates: Vec<usize>, flags: &mut Vec<u8>| -> Vec<u64> {
-        let mut ordered = candidates;
-        ordered.sort_by_key(|&i| {
-            (
-                rank(seed, ["level1", "level2", "level3"][level], &metas[i].hash),
-                i,
-            )
-        });
-        let mut taken = vec![0u64; group_count];
-        for i in ordered {
-            let group = group_of(&metas[i]);
-            if taken[group] < quotas[level] as u64 {
-                taken[group] += 1;
-                flags[i] |= LEVEL_BIT[level];
-            }
+/// The APIs and endpoints held out whole.
+struct Heldout {
+    apis: HashSet<u32>,
+    endpoints: HashSet<u32>,
+}
+
+impl Heldout {
+    fn in_level3(&self, meta: &Meta) -> bool {
+        self.apis.contains(&meta.api)
+    }
+
+    fn in_level2(&self, meta: &Meta) -> bool {
+        !self.in_level3(meta) && self.endpoints.contains(&meta.endpoint)
+    }
+}
+
+/// Marks a seeded sample of `candidates`, up to the quota per group, as `level`'s records.
+fn sample_level(
+    metas: &[Meta],
+    (seed, quotas): (u64, &Quotas),
+    level: usize,
+    candidates: Vec<usize>,
+    flags: &mut [u8],
+) {
+    let mut ordered = candidates;
+    let purpose = ["level1", "level2", "level3"][level];
+    ordered.sort_by_key(|&i| (rank(seed, purpose, &metas[i].hash), i));
+    let mut taken = vec![0u64; quotas.groups];
+    for i in ordered {
+        let group = quotas.group(&metas[i]);
+        if taken[group] < quotas.sizes[level] {
+            taken[group] += 1;
+            flags[i] |= LEVEL_BIT[level];
         }
-        taken
-    };
-    let in_l3 = |meta: &Meta| heldout_apis.contains(&meta.api);
-    let in_l2 = |meta: &Meta| !in_l3(meta) && heldout_endpoints.contains(&meta.endpoint);
-    let l3_candidates: Vec<usize> = (0..metas.len()).filter(|&i| in_l3(&metas[i])).collect();
-    let l2_candidates: Vec<usize> = (0..metas.len()).filter(|&i| in_l2(&metas[i])).collect();
-    sample_level(2, l3_candidates, &mut flags);
-    sample_level(1, l2_candidates, &mut flags);
+    }
+}
 
-    // Level 1 and training.
-    let mut endpoint_train_records: Vec<u64> = vec![0; endpoints.names.len()];
+/// Each record's flags: `TRAIN_BIT` and the `LEVEL_BIT`s of the test sets it is in.
+fn assign(
+    scan: &Scan,
+    (seed, quotas): (u64, &Quotas),
+    heldout: &Heldout,
+    level1_in_train: bool,
+) -> Vec<u8> {
+    let metas = &scan.metas;
+    let mut flags = vec![0u8; metas.len()];
+    let members =
+        |pick: &dyn Fn(&Meta) -> bool| (0..metas.len()).filter(|&i| pick(&metas[i])).collect();
+    sample_level(
+        metas,
+        (seed, quotas),
+        2,
+        members(&|m| heldout.in_level3(m)),
+        &mut flags,
+    );
+    sample_level(
+        metas,
+        (seed, quotas),
+        1,
+        members(&|m| heldout.in_level2(m)),
+        &mut flags,
+    );
+    let mut endpoint_train_records = vec![0u64; scan.endpoints.names.len()];
     for (i, meta) in metas.iter().enumerate() {
-        if !in_l3(meta) && !in_l2(meta) {
+        if !heldout.in_level3(meta) && !heldout.in_level2(meta) {
             flags[i] |= TRAIN_BIT;
             endpoint_train_records[meta.endpoint as usize] += 1;
         }
     }
-    let mut l1_order: Vec<usize> = (0..metas.len())
+    // Level 1: new phrasings of training records.
+    let mut order: Vec<usize> = (0..metas.len())
         .filter(|&i| flags[i] & TRAIN_BIT != 0 && metas[i].distinct_test)
         .collect();
-    l1_order.sort_by_key(|&i| (rank(seed, "level1", &metas[i].hash), i));
-    let mut taken = vec![0u64; group_count];
-    for i in l1_order {
-        let group = group_of(&metas[i]);
-        if taken[group] >= quotas[0] as u64 {
+    order.sort_by_key(|&i| (rank(seed, "level1", &metas[i].hash), i));
+    let mut taken = vec![0u64; quotas.groups];
+    for i in order {
+        let group = quotas.group(&metas[i]);
+        if taken[group] >= quotas.sizes[0] {
             continue;
         }
-        if !params.level1_in_train {
+        if !level1_in_train {
             let endpoint = metas[i].endpoint as usize;
             if endpoint_train_records[endpoint] <= 1 {
                 continue;
@@ -508,102 +571,158 @@ pub fn run_normalize(
         taken[group] += 1;
         flags[i] |= LEVEL_BIT[0];
     }
+    flags
+}
 
-    // Write the files.
+/// Normalises, de-duplicates and splits `input_dir/records.jsonl` into `out_dir`'s `train.jsonl`,
+/// `level1.jsonl`, `level2.jsonl`, `level3.jsonl` and `endpoints.jsonl`. Returns the summary
+/// (counts per split per language, drops per reason, shortfalls).
+pub fn run_normalize(
+    params: &NormalizeParams,
+    seed: u64,
+    input_dir: &Path,
+    out_dir: &Path,
+) -> Result<Value, DataError> {
+    let input_path = input_dir.join(RECORDS_FILE);
+    let scan = Scan::read(params, &input_path)?;
+    let quotas = Quotas::new(&params.heldout, scan.langs.names.len());
+    let apis = hold_out_apis(&scan, seed, &quotas);
+    let endpoints = hold_out_endpoints(&scan, seed, &quotas, &apis);
+    let heldout = Heldout { apis, endpoints };
+    let flags = assign(&scan, (seed, &quotas), &heldout, params.level1_in_train);
+
     std::fs::create_dir_all(out_dir)
         .map_err(|e| DataError::io(out_dir, "creating output directory", e))?;
-    let source = File::open(&input_path)
-        .map_err(|e| DataError::io(&input_path, "opening ingest output", e))?;
-    let load = |i: usize| -> Result<ApiRecord, DataError> {
-        use std::os::unix::fs::FileExt;
-        let meta = &metas[i];
-        let mut buffer = vec![0u8; meta.len as usize];
-        source
-            .read_exact_at(&mut buffer, meta.offset)
-            .map_err(|e| DataError::io(&input_path, "re-reading ingest output", e))?;
-        Ok(normalize_record(
-            parse_record_line(&buffer, &input_path, 0)?,
-            params.tab_width,
-        ))
+    let writer = SplitWriter {
+        scan: &scan,
+        source: File::open(&input_path)
+            .map_err(|e| DataError::io(&input_path, "opening ingest output", e))?,
+        input_path: &input_path,
+        params,
+        seed,
+        quotas: &quotas,
+        flags: &flags,
     };
-
-    let mut train: Vec<usize> = (0..metas.len())
-        .filter(|&i| flags[i] & TRAIN_BIT != 0)
-        .collect();
-    let train_pool = train.len();
-    train.sort_by_key(|&i| (rank(seed, "train-order", &metas[i].hash), i));
-    if let Some(samples) = params.samples {
-        train.truncate(samples);
-    }
-    let mut splits = serde_json::Map::new();
-    let lang_counts = |indices: &[usize]| -> BTreeMap<String, u64> {
-        let mut counts = BTreeMap::new();
-        for &i in indices {
-            *counts
-                .entry(langs.names[metas[i].lang as usize].clone())
-                .or_default() += 1;
-        }
-        counts
-    };
-    write_records(&out_dir.join(TRAIN_FILE), &train, &load, false)?;
-    splits.insert(
-        "train".into(),
-        json!({ "total": train.len(), "pool": train_pool, "per_lang": lang_counts(&train) }),
-    );
-
-    let mut shortfall = serde_json::Map::new();
-    for level in 0..3 {
-        let mut members: Vec<usize> = (0..metas.len())
-            .filter(|&i| flags[i] & LEVEL_BIT[level] != 0)
-            .collect();
-        let purpose = ["level1-order", "level2-order", "level3-order"][level];
-        members.sort_by_key(|&i| (rank(seed, purpose, &metas[i].hash), i));
-        write_records(&out_dir.join(LEVEL_FILES[level]), &members, &load, true)?;
-        let per_group = {
-            let mut counts = vec![0u64; group_count];
-            for &i in &members {
-                counts[group_of(&metas[i])] += 1;
-            }
-            counts
-        };
-        let mut missing = serde_json::Map::new();
-        for (group, &count) in per_group.iter().enumerate() {
-            if count < quotas[level] as u64 {
-                let name = match params.heldout.per {
-                    HeldoutScope::Lang => langs.names[group].clone(),
-                    HeldoutScope::Overall => "overall".to_string(),
-                };
-                missing.insert(name, json!(quotas[level] as u64 - count));
-            }
-        }
-        if !missing.is_empty() {
-            shortfall.insert(format!("level{}", level + 1), Value::Object(missing));
-        }
-        splits.insert(
-            format!("level{}", level + 1),
-            json!({ "total": members.len(), "requested": quotas[level], "per_lang": lang_counts(&members) }),
-        );
-    }
-    let heldout_unused = flags.iter().filter(|&&f| f == 0).count();
-
-    write_endpoints(&out_dir.join(ENDPOINTS_FILE), &catalogue)?;
-
+    let (splits, shortfall) = writer.write(out_dir)?;
+    write_endpoints(&out_dir.join(ENDPOINTS_FILE), &scan.catalogue)?;
     Ok(json!({
         "seed": seed,
-        "input_records": input_records,
-        "kept": metas.len(),
-        "dropped": dropped,
-        "languages": langs.names.iter().cloned().collect::<BTreeSet<_>>(),
-        "apis": apis.names.len(),
-        "endpoints": endpoints.names.len(),
-        "heldout_apis": heldout_apis.len(),
-        "heldout_endpoints": heldout_endpoints.len(),
-        "heldout_unused": heldout_unused,
+        "input_records": scan.input_records,
+        "kept": scan.metas.len(),
+        "dropped": scan.dropped,
+        "languages": scan.langs.names.iter().cloned().collect::<BTreeSet<_>>(),
+        "apis": scan.apis.names.len(),
+        "endpoints": scan.endpoints.names.len(),
+        "heldout_apis": heldout.apis.len(),
+        "heldout_endpoints": heldout.endpoints.len(),
+        "heldout_unused": flags.iter().filter(|&&f| f == 0).count(),
         "heldout_per": params.heldout.per,
         "level1_in_train": params.level1_in_train,
         "splits": splits,
         "shortfall": shortfall,
     }))
+}
+
+/// Pass two: re-reads the kept records by position and writes the split files.
+struct SplitWriter<'a> {
+    scan: &'a Scan,
+    source: File,
+    input_path: &'a Path,
+    params: &'a NormalizeParams,
+    seed: u64,
+    quotas: &'a Quotas,
+    flags: &'a [u8],
+}
+
+impl SplitWriter<'_> {
+    /// Writes `train.jsonl` and the level files; returns the per-split counts and the
+    /// shortfall of each level that did not reach its quota.
+    fn write(&self, out_dir: &Path) -> Result<(Value, Value), DataError> {
+        let metas = &self.scan.metas;
+        let mut train = self.members(TRAIN_BIT);
+        let pool = train.len();
+        train.sort_by_key(|&i| (rank(self.seed, "train-order", &metas[i].hash), i));
+        if let Some(samples) = self.params.samples {
+            train.truncate(samples);
+        }
+        write_records(&out_dir.join(TRAIN_FILE), &train, &|i| self.load(i), false)?;
+        let mut splits = serde_json::Map::new();
+        splits.insert(
+            "train".into(),
+            json!({ "total": train.len(), "pool": pool, "per_lang": self.lang_counts(&train) }),
+        );
+        let mut shortfall = serde_json::Map::new();
+        for level in 0..3 {
+            let mut members = self.members(LEVEL_BIT[level]);
+            let purpose = ["level1-order", "level2-order", "level3-order"][level];
+            members.sort_by_key(|&i| (rank(self.seed, purpose, &metas[i].hash), i));
+            write_records(
+                &out_dir.join(LEVEL_FILES[level]),
+                &members,
+                &|i| self.load(i),
+                true,
+            )?;
+            let missing = self.missing(level, &members);
+            if !missing.is_empty() {
+                shortfall.insert(format!("level{}", level + 1), Value::Object(missing));
+            }
+            let requested = self.quotas.sizes[level];
+            splits.insert(
+                format!("level{}", level + 1),
+                json!({ "total": members.len(), "requested": requested, "per_lang": self.lang_counts(&members) }),
+            );
+        }
+        Ok((Value::Object(splits), Value::Object(shortfall)))
+    }
+
+    fn members(&self, bit: u8) -> Vec<usize> {
+        (0..self.flags.len())
+            .filter(|&i| self.flags[i] & bit != 0)
+            .collect()
+    }
+
+    /// Record `i`, read again from its position in the ingest output.
+    fn load(&self, i: usize) -> Result<ApiRecord, DataError> {
+        use std::os::unix::fs::FileExt;
+        let meta = &self.scan.metas[i];
+        let mut buffer = vec![0u8; meta.len as usize];
+        self.source
+            .read_exact_at(&mut buffer, meta.offset)
+            .map_err(|e| DataError::io(self.input_path, "re-reading ingest output", e))?;
+        Ok(normalize_record(
+            parse_record_line(&buffer, self.input_path, 0)?,
+            self.params.tab_width,
+        ))
+    }
+
+    fn lang_counts(&self, indices: &[usize]) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for &i in indices {
+            let lang = &self.scan.langs.names[self.scan.metas[i].lang as usize];
+            *counts.entry(lang.clone()).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Per group, how many records `level`'s `members` lack of the quota.
+    fn missing(&self, level: usize, members: &[usize]) -> serde_json::Map<String, Value> {
+        let mut per_group = vec![0u64; self.quotas.groups];
+        for &i in members {
+            per_group[self.quotas.group(&self.scan.metas[i])] += 1;
+        }
+        let mut missing = serde_json::Map::new();
+        for (group, &count) in per_group.iter().enumerate() {
+            let quota = self.quotas.sizes[level];
+            if count < quota {
+                let name = match self.quotas.per {
+                    HeldoutScope::Lang => self.scan.langs.names[group].clone(),
+                    HeldoutScope::Overall => "overall".to_string(),
+                };
+                missing.insert(name, json!(quota - count));
+            }
+        }
+        missing
+    }
 }
 
 fn write_records(
