@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::plan::Keyer;
-use crate::cache::{Digest, EntryMeta, Key};
+use crate::cache::{Digest, EntryMeta, Key, KeyManifest};
 use crate::stages::{Input, RunContext};
 
 #[derive(Clone, Debug)]
@@ -95,8 +95,8 @@ pub fn run(
                         continue;
                     }
                     let arm = &dag.arms[id];
-                    if let Some(bad) = arm.inputs.iter().find(|i| matches!(results.get(i), Some(r) if r.outcome != Outcome::Hit && r.outcome != Outcome::Ran)) {
-                        let why = format!("upstream `{}` did not complete", dag.arms[*bad].name);
+                    if let Some(bad) = failed_input(arm, &results) {
+                        let why = format!("upstream `{}` did not complete", dag.arms[bad].name);
                         let result = skipped(keyer, id, why);
                         events.finished(&result);
                         results.insert(id, result);
@@ -133,6 +133,16 @@ pub fn run(
             results.insert(id, result);
         }
     });
+    in_order(keyer, &order, results, events)
+}
+
+/// The results in run order; arms never started are reported as skipped.
+fn in_order(
+    keyer: &Keyer,
+    order: &[usize],
+    mut results: HashMap<usize, ArmResult>,
+    events: &dyn Events,
+) -> Vec<ArmResult> {
     order
         .iter()
         .map(|id| {
@@ -147,6 +157,15 @@ pub fn run(
             })
         })
         .collect()
+}
+
+/// An input of `arm` that finished without a result (failed or skipped).
+fn failed_input(arm: &super::dag::Arm, results: &HashMap<usize, ArmResult>) -> Option<usize> {
+    arm.inputs.iter().copied().find(|i| {
+        results
+            .get(i)
+            .is_some_and(|r| !matches!(r.outcome, Outcome::Hit | Outcome::Ran))
+    })
 }
 
 fn skipped(keyer: &Keyer, id: usize, why: String) -> ArmResult {
@@ -199,54 +218,7 @@ fn run_arm(
         }
     }
     events.started(&arm.name);
-    let work = || -> anyhow::Result<(crate::cache::Entry, u64, u64)> {
-        let inputs = verified_inputs(keyer, arm, upstream)?;
-        let staging = keyer.cache.staging(&key)?;
-        let work_dir = keyer.cache.work_dir(&key)?;
-        let progress = |done: u64, total: Option<u64>, unit: &str| {
-            events.progress(&arm.name, done, total, unit)
-        };
-        let ctx = RunContext {
-            arm: &arm.name,
-            base_dir: &keyer.manifest.base_dir,
-            seed: keyer.manifest.experiment.seed,
-            models: &keyer.manifest.models,
-            backend: keyer.backend,
-            file_hashes: km.0.get("files").unwrap_or(&Value::Null),
-            cache_root: keyer.cache.root(),
-            inputs: &inputs,
-            out_dir: &staging.dir,
-            work_dir: &work_dir,
-            progress: &progress,
-        };
-        let started_ms = now_ms();
-        let clock = Instant::now();
-        let summary = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            arm.kind.run(&arm.params, &ctx)
-        }))
-        .unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(anyhow::anyhow!(
-                "internal error (a bug in apitune, please report it): {what}"
-            ))
-        })?;
-        let duration_s = clock.elapsed().as_secs_f64();
-        let finished_ms = now_ms();
-        let meta = EntryMeta {
-            stage: arm.name.clone(),
-            kind: arm.kind.kind().to_string(),
-            key_manifest: km.clone(),
-            started_unix_ms: started_ms,
-            duration_s,
-            summary,
-        };
-        Ok((keyer.cache.publish(staging, meta)?, started_ms, finished_ms))
-    };
-    match work() {
+    match execute(keyer, id, (&key, &km), upstream, events) {
         Ok((entry, started, finished)) => {
             result.outcome = Outcome::Ran;
             result.digest = Some(entry.digest.to_string());
@@ -257,6 +229,67 @@ fn run_arm(
         }
         Err(e) => fail(result, e.context(format!("stage `{}` failed", arm.name))),
     }
+}
+
+/// Runs arm `id`'s stage into a staging directory and publishes it under `key`. Returns the
+/// entry and the wall-clock start and end of the stage's work.
+fn execute(
+    keyer: &Keyer,
+    id: usize,
+    (key, km): (&Key, &KeyManifest),
+    upstream: &HashMap<usize, (Key, Digest)>,
+    events: &dyn Events,
+) -> anyhow::Result<(crate::cache::Entry, u64, u64)> {
+    let arm = &keyer.dag.arms[id];
+    let inputs = verified_inputs(keyer, arm, upstream)?;
+    let staging = keyer.cache.staging(key)?;
+    let work_dir = keyer.cache.work_dir(key)?;
+    let progress =
+        |done: u64, total: Option<u64>, unit: &str| events.progress(&arm.name, done, total, unit);
+    let ctx = RunContext {
+        arm: &arm.name,
+        base_dir: &keyer.manifest.base_dir,
+        seed: keyer.manifest.experiment.seed,
+        models: &keyer.manifest.models,
+        backend: keyer.backend,
+        file_hashes: km.0.get("files").unwrap_or(&Value::Null),
+        cache_root: keyer.cache.root(),
+        inputs: &inputs,
+        out_dir: &staging.dir,
+        work_dir: &work_dir,
+        progress: &progress,
+    };
+    let started_ms = now_ms();
+    let clock = Instant::now();
+    let summary = run_stage(arm, &ctx)?;
+    let duration_s = clock.elapsed().as_secs_f64();
+    let finished_ms = now_ms();
+    let meta = EntryMeta {
+        stage: arm.name.clone(),
+        kind: arm.kind.kind().to_string(),
+        key_manifest: km.clone(),
+        started_unix_ms: started_ms,
+        duration_s,
+        summary,
+    };
+    Ok((keyer.cache.publish(staging, meta)?, started_ms, finished_ms))
+}
+
+/// The stage's own work; a panic in it becomes this arm's failure, not the whole run's.
+fn run_stage(arm: &super::dag::Arm, ctx: &RunContext) -> anyhow::Result<Value> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        arm.kind.run(&arm.params, ctx)
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(anyhow::anyhow!(
+            "internal error (a bug in apitune, please report it): {what}"
+        ))
+    })
 }
 
 /// The arm's inputs, each re-hashed before the stage reads it: a file corrupted on disk since it

@@ -322,27 +322,7 @@ pub fn run_ingest(
     out_dir: &Path,
     progress: &dyn Fn(u64),
 ) -> Result<Value, DataError> {
-    let langs: Option<Vec<String>> = params
-        .langs
-        .as_ref()
-        .map(|langs| langs.iter().map(|l| canonical_lang(l)).collect());
-    if let (SourceSpec::Openapi(_), Some(langs)) = (&params.source, &langs) {
-        let probe = probe_request();
-        if let Some(unknown) = langs
-            .iter()
-            .find(|lang| snippets::render(lang, &probe).is_none())
-        {
-            return Err(DataError::Params(format!(
-                "no snippet generator for language `{unknown}`; OpenAPI sources support {}",
-                TARGET_LANGS.join(", ")
-            )));
-        }
-    }
-    if langs.as_ref().is_some_and(Vec::is_empty) {
-        return Err(DataError::Params(
-            "`langs` is empty: list at least one language or leave it out".into(),
-        ));
-    }
+    let langs = checked_langs(params)?;
     let (inputs, skipped_links) = collect_inputs(params, base_dir)?;
     std::fs::create_dir_all(out_dir)
         .map_err(|e| DataError::io(out_dir, "creating output directory", e))?;
@@ -362,12 +342,10 @@ pub fn run_ingest(
         skipped_examples: Vec::new(),
         progress,
     };
-    let generated_langs: Vec<String> = langs
-        .clone()
-        .unwrap_or_else(|| TARGET_LANGS.iter().map(|l| l.to_string()).collect());
+    let generated_langs: Vec<String> =
+        langs.unwrap_or_else(|| TARGET_LANGS.iter().map(|l| l.to_string()).collect());
     let mut files_summary = Vec::new();
     let mut totals = BTreeMap::<&'static str, u64>::new();
-
     for input in &inputs {
         if sink.limit_reached() {
             break;
@@ -376,40 +354,12 @@ pub fn run_ingest(
         let skipped_before: u64 = sink.skipped.values().sum();
         let mut file_entry = json!({ "path": display_path(&input.path, base_dir) });
         match &params.source {
-            SourceSpec::Openapi(_) => match load_spec(&input.path) {
-                Err(error) => sink.reject(error)?,
-                Ok(document) => {
-                    let stats =
-                        spec_records(&document, &input.id, &generated_langs, &mut |record| {
-                            Ok(sink.accept(&record)?.is_continue())
-                        })?;
-                    *totals.entry("operations").or_default() += stats.operations;
-                    *totals.entry("from_code_samples").or_default() += stats.from_code_samples;
-                    *totals.entry("unresolved_refs").or_default() += stats.unresolved_refs;
-                    file_entry["operations"] = json!(stats.operations);
-                    if stats.unresolved_refs > 0 {
-                        file_entry["unresolved_refs"] = json!(stats.unresolved_refs);
-                    }
-                }
-            },
+            SourceSpec::Openapi(_) => {
+                let ingest = (generated_langs.as_slice(), &mut sink, &mut totals);
+                ingest_spec(input, ingest, &mut file_entry)?;
+            }
             SourceSpec::Apipack(_) | SourceSpec::Jsonl(_) => {
-                let is_jsonl = matches!(params.source, SourceSpec::Jsonl(_))
-                    || input
-                        .path
-                        .extension()
-                        .and_then(|e| e.to_str())
-                        .is_some_and(|e| {
-                            e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson")
-                        });
-                let mut on_record = |item: Result<ApiRecord, DataError>| match item {
-                    Ok(record) => sink.accept(&record),
-                    Err(error) => sink.reject(error).map(|()| ControlFlow::Continue(())),
-                };
-                if is_jsonl {
-                    read_jsonl(&input.path, &mut on_record)?;
-                } else {
-                    read_apipack_array(&input.path, &mut on_record)?;
-                }
+                ingest_records(params, &input.path, &mut sink)?
             }
         }
         file_entry["records"] = json!(sink.written - written_before);
@@ -420,7 +370,6 @@ pub fn run_ingest(
         .flush()
         .map_err(|e| DataError::io(&out_path, "writing records", e))?;
     (sink.progress)(sink.written);
-
     let mut summary = json!({
         "source": params.source.kind(),
         "records": sink.written,
@@ -447,6 +396,75 @@ pub fn run_ingest(
         summary["openapi"] = json!(totals);
     }
     Ok(summary)
+}
+
+/// `params.langs` in canonical names; an error when it is empty or names a language an OpenAPI
+/// source cannot generate snippets for.
+fn checked_langs(params: &IngestParams) -> Result<Option<Vec<String>>, DataError> {
+    let langs: Option<Vec<String>> = params
+        .langs
+        .as_ref()
+        .map(|langs| langs.iter().map(|l| canonical_lang(l)).collect());
+    if let (SourceSpec::Openapi(_), Some(langs)) = (&params.source, &langs) {
+        let probe = probe_request();
+        if let Some(unknown) = langs
+            .iter()
+            .find(|lang| snippets::render(lang, &probe).is_none())
+        {
+            return Err(DataError::Params(format!(
+                "no snippet generator for language `{unknown}`; OpenAPI sources support {}",
+                TARGET_LANGS.join(", ")
+            )));
+        }
+    }
+    if langs.as_ref().is_some_and(Vec::is_empty) {
+        return Err(DataError::Params(
+            "`langs` is empty: list at least one language or leave it out".into(),
+        ));
+    }
+    Ok(langs)
+}
+
+/// Records generated from one OpenAPI spec, in `langs`; its operation counts go into `totals`
+/// and `file_entry`.
+fn ingest_spec(
+    input: &InputFile,
+    (langs, sink, totals): (&[String], &mut Sink, &mut BTreeMap<&'static str, u64>),
+    file_entry: &mut Value,
+) -> Result<(), DataError> {
+    let document = match load_spec(&input.path) {
+        Ok(document) => document,
+        Err(error) => return sink.reject(error),
+    };
+    let stats = spec_records(&document, &input.id, langs, &mut |record| {
+        Ok(sink.accept(&record)?.is_continue())
+    })?;
+    *totals.entry("operations").or_default() += stats.operations;
+    *totals.entry("from_code_samples").or_default() += stats.from_code_samples;
+    *totals.entry("unresolved_refs").or_default() += stats.unresolved_refs;
+    file_entry["operations"] = json!(stats.operations);
+    if stats.unresolved_refs > 0 {
+        file_entry["unresolved_refs"] = json!(stats.unresolved_refs);
+    }
+    Ok(())
+}
+
+/// The records of one API Pack array or JSONL file (by source, or by `.jsonl`/`.ndjson`).
+fn ingest_records(params: &IngestParams, path: &Path, sink: &mut Sink) -> Result<(), DataError> {
+    let is_jsonl = matches!(params.source, SourceSpec::Jsonl(_))
+        || path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson"));
+    let mut on_record = |item: Result<ApiRecord, DataError>| match item {
+        Ok(record) => sink.accept(&record),
+        Err(error) => sink.reject(error).map(|()| ControlFlow::Continue(())),
+    };
+    if is_jsonl {
+        read_jsonl(path, &mut on_record)
+    } else {
+        read_apipack_array(path, &mut on_record)
+    }
 }
 
 fn probe_request() -> super::openapi::request::HttpRequest {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::causal_lm::{CausalLm, Model};
 use super::error::{ModelError, Result};
-use super::layers::ForwardInput;
+use super::layers::{ForwardInput, KvCache};
 use super::sampling::{Sampler, Sampling};
 use super::tokenizer;
 
@@ -79,69 +79,30 @@ pub fn generate_tokens(
     device: &Device,
     stop: &mut StopCheck,
 ) -> Result<Vec<TokenGeneration>> {
-    for (i, prompt) in prompts.iter().enumerate() {
-        if prompt.is_empty() {
-            return Err(ModelError::InvalidInput(format!(
-                "prompt {i} is empty: nothing to continue"
-            )));
-        }
-        if prompt.len() > max_positions {
-            return Err(ModelError::InvalidInput(format!(
-                "prompt {i} has {} tokens, more than the model's context length {max_positions}",
-                prompt.len()
-            )));
-        }
-    }
-    let mut results: Vec<Option<TokenGeneration>> = vec![None; prompts.len()];
-    let mut generated: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+    check_prompts(prompts, max_positions)?;
     if prompts.is_empty() {
         return Ok(Vec::new());
     }
     if config.max_new_tokens == 0 {
-        return Ok(prompts
-            .iter()
-            .map(|_| TokenGeneration {
-                tokens: Vec::new(),
-                finish_reason: FinishReason::MaxNewTokens,
-            })
-            .collect());
+        let nothing = TokenGeneration {
+            tokens: Vec::new(),
+            finish_reason: FinishReason::MaxNewTokens,
+        };
+        return Ok(vec![nothing; prompts.len()]);
     }
+    let mut results: Vec<Option<TokenGeneration>> = vec![None; prompts.len()];
+    let mut generated: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
     let mut samplers: Vec<Sampler> = (0..prompts.len())
         .map(|i| Sampler::new(&config.sampling, i))
         .collect();
-
-    // Left-pad the prompts to one length.
-    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let pad = config.eos_token_ids.first().copied().unwrap_or(0);
+    let (mut step_tokens, mut key_valid) = left_padded(prompts, pad);
+    // Prompt index of each batch row still generating.
     let mut rows: Vec<usize> = (0..prompts.len()).collect();
-    let mut key_valid: Vec<Vec<bool>> = Vec::with_capacity(prompts.len());
-    let mut step_tokens: Vec<Vec<u32>> = Vec::with_capacity(prompts.len());
-    for prompt in prompts {
-        let padding = longest - prompt.len();
-        let mut tokens = vec![pad; padding];
-        tokens.extend_from_slice(prompt);
-        step_tokens.push(tokens);
-        let mut valid = vec![false; padding];
-        valid.resize(longest, true);
-        key_valid.push(valid);
-    }
-
     let mut cache = model.new_cache();
     loop {
-        let past = cache.len();
-        let input = ForwardInput::new(&step_tokens, &key_valid, past, device);
-        let hidden = model.forward_hidden(&input, Some(&mut cache));
-        let [b, t, d] = hidden.dims();
-        let last = hidden.slice([0..b, t - 1..t, 0..d]);
-        let logits = model.logits(last);
-        let vocab = logits.dims()[2];
-        let logits: Vec<f32> = logits
-            .reshape([b * vocab])
-            .try_into_data()
-            .map_err(|e| ModelError::Device(format!("computing the next-token logits: {e}")))?
-            .try_into_vec::<f32>()
-            .map_err(|e| ModelError::InvalidInput(format!("reading logits: {e:?}")))?;
-
+        let input = ForwardInput::new(&step_tokens, &key_valid, cache.len(), device);
+        let (logits, vocab) = next_token_logits(model, &input, &mut cache)?;
         let mut still_running = Vec::with_capacity(rows.len());
         for (batch_row, &prompt_index) in rows.iter().enumerate() {
             let token = samplers[prompt_index]
@@ -161,10 +122,11 @@ pub fn generate_tokens(
                 None
             };
             match finish {
-                Some(reason) => {
+                Some(finish_reason) => {
+                    let tokens = std::mem::take(tokens);
                     results[prompt_index] = Some(TokenGeneration {
-                        tokens: std::mem::take(tokens),
-                        finish_reason: reason,
+                        tokens,
+                        finish_reason,
                     });
                 }
                 None => still_running.push(batch_row),
@@ -193,6 +155,60 @@ pub fn generate_tokens(
         .into_iter()
         .map(|r| r.expect("every row finishes before the loop ends"))
         .collect())
+}
+
+/// Fails on an empty prompt or one longer than the context.
+fn check_prompts(prompts: &[Vec<u32>], max_positions: usize) -> Result<()> {
+    for (i, prompt) in prompts.iter().enumerate() {
+        if prompt.is_empty() {
+            return Err(ModelError::InvalidInput(format!(
+                "prompt {i} is empty: nothing to continue"
+            )));
+        }
+        if prompt.len() > max_positions {
+            return Err(ModelError::InvalidInput(format!(
+                "prompt {i} has {} tokens, more than the model's context length {max_positions}",
+                prompt.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The prompts left-padded with `pad` to one length, and which key positions are real tokens.
+fn left_padded(prompts: &[Vec<u32>], pad: u32) -> (Vec<Vec<u32>>, Vec<Vec<bool>>) {
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    prompts
+        .iter()
+        .map(|prompt| {
+            let padding = longest - prompt.len();
+            let mut tokens = vec![pad; padding];
+            tokens.extend_from_slice(prompt);
+            let mut valid = vec![false; padding];
+            valid.resize(longest, true);
+            (tokens, valid)
+        })
+        .unzip()
+}
+
+/// Runs `input` through the model (extending `cache`) and returns the logits of each row's last
+/// position, flat `[rows · vocab]`, with the vocabulary size.
+fn next_token_logits(
+    model: &CausalLm,
+    input: &ForwardInput,
+    cache: &mut KvCache,
+) -> Result<(Vec<f32>, usize)> {
+    let hidden = model.forward_hidden(input, Some(cache));
+    let [b, t, d] = hidden.dims();
+    let logits = model.logits(hidden.slice([0..b, t - 1..t, 0..d]));
+    let vocab = logits.dims()[2];
+    let logits: Vec<f32> = logits
+        .reshape([b * vocab])
+        .try_into_data()
+        .map_err(|e| ModelError::Device(format!("computing the next-token logits: {e}")))?
+        .try_into_vec::<f32>()
+        .map_err(|e| ModelError::InvalidInput(format!("reading logits: {e:?}")))?;
+    Ok((logits, vocab))
 }
 
 /// Tokenizes `prompts`, generates, and decodes; EOS defaults to the model's own.

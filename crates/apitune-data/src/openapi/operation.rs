@@ -73,6 +73,7 @@ fn build_operation(
     method: &str,
     op: &Value,
 ) -> Operation {
+    // The innermost `servers` wins: operation, then path item, then document.
     let server = [
         op.get("servers"),
         item.get("servers"),
@@ -80,13 +81,11 @@ fn build_operation(
     ]
     .into_iter()
     .flatten()
-    .filter_map(|servers| servers.as_array().and_then(|a| a.first()))
-    .next();
+    .find_map(|servers| servers.as_array().and_then(|a| a.first()));
     let server_url = server
         .map(substitute_server_variables)
         .unwrap_or_else(|| "/".to_string());
     let (scheme, host, base_path, known_host) = split_server_url(&server_url);
-
     let mut request = HttpRequest {
         method: method.to_ascii_uppercase(),
         scheme,
@@ -97,9 +96,45 @@ fn build_operation(
         headers: Vec::new(),
         body: None,
     };
-    let mut arguments = Map::new();
     let mut cookies: Vec<String> = Vec::new();
+    let arguments = add_parameters(resolver, (item, op), &mut request, &mut cookies);
+    apply_security(document, resolver, op, &mut request, &mut cookies);
+    if !cookies.is_empty() {
+        request
+            .headers
+            .push(("cookie".to_string(), cookies.join("; ")));
+    }
+    request.body = request_body(resolver, op);
+    let summary = text(op, "summary");
+    let operation_id = text(op, "operationId");
+    let functionality = [summary.clone(), operation_id.clone()]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("{} {}", request.method, path));
+    Operation {
+        base_url: server_url,
+        known_host,
+        request,
+        description: truncate_text(&text(op, "description"), MAX_DESCRIPTION_CHARS),
+        summary,
+        operation_id,
+        functionality,
+        tags: tags(op),
+        code_samples: code_samples(resolver, op),
+        arguments: Value::Object(arguments),
+    }
+}
 
+/// Puts the operation's parameters into `request` (query, required headers) and `cookies`:
+/// required ones always (an example, or a placeholder), optional ones when they have an example.
+/// Returns the required ones by name (the record's `arguments`).
+fn add_parameters(
+    resolver: &Resolver<'_>,
+    (item, op): (&Value, &Value),
+    request: &mut HttpRequest,
+    cookies: &mut Vec<String>,
+) -> Map<String, Value> {
+    let mut arguments = Map::new();
     for param in merged_parameters(resolver, item, op) {
         let name = text(param, "name");
         let location = text(param, "in");
@@ -136,22 +171,11 @@ fn build_operation(
             _ => {}
         }
     }
-    apply_security(document, resolver, op, &mut request, &mut cookies);
-    if !cookies.is_empty() {
-        request
-            .headers
-            .push(("cookie".to_string(), cookies.join("; ")));
-    }
-    request.body = request_body(resolver, op);
+    arguments
+}
 
-    let summary = text(op, "summary");
-    let operation_id = text(op, "operationId");
-    let functionality = [summary.clone(), operation_id.clone()]
-        .into_iter()
-        .find(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("{} {}", request.method, path));
-    let tags = op
-        .get("tags")
+fn tags(op: &Value) -> Vec<String> {
+    op.get("tags")
         .and_then(Value::as_array)
         .map(|tags| {
             tags.iter()
@@ -159,8 +183,12 @@ fn build_operation(
                 .map(str::to_string)
                 .collect()
         })
-        .unwrap_or_default();
-    let code_samples = ["x-code-samples", "x-codeSamples"]
+        .unwrap_or_default()
+}
+
+/// The operation's `x-code-samples` / `x-codeSamples` as (lang, source).
+fn code_samples(resolver: &Resolver<'_>, op: &Value) -> Vec<(String, String)> {
+    ["x-code-samples", "x-codeSamples"]
         .iter()
         .filter_map(|key| op.get(*key).and_then(Value::as_array))
         .flatten()
@@ -170,19 +198,7 @@ fn build_operation(
             let source = sample.get("source").and_then(Value::as_str)?;
             Some((lang.to_string(), source.to_string()))
         })
-        .collect();
-    Operation {
-        base_url: server_url,
-        known_host,
-        request,
-        description: truncate_text(&text(op, "description"), MAX_DESCRIPTION_CHARS),
-        summary,
-        operation_id,
-        functionality,
-        tags,
-        code_samples,
-        arguments: Value::Object(arguments),
-    }
+        .collect()
 }
 
 fn substitute_server_variables(server: &Value) -> String {
