@@ -129,31 +129,49 @@ impl Dag {
             if errors.len() > before {
                 unusable.insert(name.clone());
             }
-            let ids: Vec<usize> = arms
-                .into_iter()
-                .map(|arm| {
-                    dag.names.insert(arm.name.clone(), dag.arms.len());
-                    dag.arms.push(arm);
-                    dag.arms.len() - 1
-                })
-                .collect();
-            dag.order.extend(&ids);
-            dag.stage_arms.insert(name, ids);
+            dag.add_stage(name, arms);
         }
-        // Keep manifest order for listing; `order` stays topological.
+        dag.order_stages_as(manifest);
+        if unusable.is_empty() {
+            dag.check_expectations(manifest, &mut errors);
+        }
+        if errors.is_empty() {
+            Ok(dag)
+        } else {
+            Err(ManifestErrors(errors))
+        }
+    }
+
+    /// Appends stage `name`'s arms (in topological order).
+    fn add_stage(&mut self, name: String, arms: Vec<Arm>) {
+        let ids: Vec<usize> = arms
+            .into_iter()
+            .map(|arm| {
+                self.names.insert(arm.name.clone(), self.arms.len());
+                self.arms.push(arm);
+                self.arms.len() - 1
+            })
+            .collect();
+        self.order.extend(&ids);
+        self.stage_arms.insert(name, ids);
+    }
+
+    /// Lists stages in manifest order; `order` stays topological.
+    fn order_stages_as(&mut self, manifest: &Manifest) {
         let mut ordered = IndexMap::new();
         for name in manifest.stages.keys() {
-            if let Some(ids) = dag.stage_arms.get(name) {
+            if let Some(ids) = self.stage_arms.get(name) {
                 ordered.insert(name.clone(), ids.clone());
             }
         }
-        dag.stage_arms = ordered;
+        self.stage_arms = ordered;
+    }
+
+    /// Every `[expect]` entry must name an arm.
+    fn check_expectations(&self, manifest: &Manifest, errors: &mut Vec<Diagnostic>) {
         let mut suggest = SUGGESTIONS;
         for name in manifest.expect.keys() {
-            if !unusable.is_empty() {
-                break;
-            }
-            if let Err(help) = dag.check_expectation_target(name, &mut suggest) {
+            if let Err(help) = self.check_expectation_target(name, &mut suggest) {
                 let message = format!("`{}` names no arm of this manifest", shorten(name));
                 errors.push(manifest.error(
                     &["expect".into(), name.clone()],
@@ -162,11 +180,6 @@ impl Dag {
                     Some(help),
                 ));
             }
-        }
-        if errors.is_empty() {
-            Ok(dag)
-        } else {
-            Err(ManifestErrors(errors))
         }
     }
 

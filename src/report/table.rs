@@ -161,26 +161,8 @@ pub fn build(
     let rows: Vec<Row> = ordered
         .iter()
         .zip(&baselines)
-        .map(|(e, base)| {
-            let values = overall_values(metrics, &e.results);
-            let deltas = match base {
-                Some(b) => deltas(&values, &overall_values(metrics, &b.results)),
-                None => Values::new(),
-            };
-            Row {
-                model: e.results.model.clone(),
-                method: method_of(&e.results),
-                samples: lora_samples(&e.results),
-                eval: source(e),
-                adapter: e.results.adapter.clone(),
-                baseline: base.map(source),
-                n: e.results.overall.n,
-                values,
-                deltas,
-            }
-        })
+        .map(|(e, base)| overall_row(metrics, e, *base))
         .collect();
-
     let per_lang = breakdown(metrics, &ordered, &baselines, |r| {
         r.per_lang.iter().map(|(k, s)| (k.clone(), s)).collect()
     });
@@ -193,21 +175,8 @@ pub fn build(
 
     let training = sorted_trains(trains)
         .into_iter()
-        .map(|t| TrainingRow {
-            train: Source {
-                arm: t.arm.clone(),
-                key: t.key.clone(),
-            },
-            model: t.summary.model.clone(),
-            samples: t.summary.samples,
-            trainable_params: t.summary.trainable_params,
-            tokens_seen: t.summary.tokens_seen,
-            seconds: t.seconds,
-            steps: t.steps.len(),
-            final_loss: t.steps.last().map(|s| s.loss).filter(|l| l.is_finite()),
-        })
+        .map(training_row)
         .collect();
-
     let headline = format!(
         "{}, {}",
         plural(rows.len(), "row"),
@@ -222,6 +191,42 @@ pub fn build(
         per_lang,
         levels,
         training,
+    }
+}
+
+/// The overall row of eval `e`, with its deltas against `base` (its zero-shot baseline).
+fn overall_row(metrics: &[Metric], e: &EvalInput, base: Option<&EvalInput>) -> Row {
+    let values = overall_values(metrics, &e.results);
+    let deltas = match base {
+        Some(b) => deltas(&values, &overall_values(metrics, &b.results)),
+        None => Values::new(),
+    };
+    Row {
+        model: e.results.model.clone(),
+        method: method_of(&e.results),
+        samples: lora_samples(&e.results),
+        eval: source(e),
+        adapter: e.results.adapter.clone(),
+        baseline: base.map(source),
+        n: e.results.overall.n,
+        values,
+        deltas,
+    }
+}
+
+fn training_row(t: &TrainInput) -> TrainingRow {
+    TrainingRow {
+        train: Source {
+            arm: t.arm.clone(),
+            key: t.key.clone(),
+        },
+        model: t.summary.model.clone(),
+        samples: t.summary.samples,
+        trainable_params: t.summary.trainable_params,
+        tokens_seen: t.summary.tokens_seen,
+        seconds: t.seconds,
+        steps: t.steps.len(),
+        final_loss: t.steps.last().map(|s| s.loss).filter(|l| l.is_finite()),
     }
 }
 

@@ -17,11 +17,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{PlanContext, RunContext, StageKind};
-use crate::artifacts::{AdapterInfo, BaseRef, EvalResults, LevelScores, TrainSummary};
+use crate::artifacts::{AdapterInfo, BaseRef, EvalResults, Input, LevelScores, TrainSummary};
 use crate::data::{self, ApiRecord};
 use crate::manifest::shorten;
 use crate::metrics::api_match::EndpointSet;
-use crate::metrics::corpus::{Example, score_corpus};
+use crate::metrics::corpus::{CorpusScores, Example, Scores, score_corpus};
 use crate::metrics::perplexity::TokenNll;
 use crate::model::{self, GenerationConfig, Model, Sampling};
 use crate::validate::{MAX_BATCH, MAX_POSITIONS, MAX_RECORDS, MAX_VOCAB, Problems, Validate};
@@ -186,47 +186,27 @@ impl StageKind for Eval {
         let device = ctx.backend.device()?;
         let model = source.load(&device)?;
         let endpoints = known_endpoints(&split.dir.join(data::ENDPOINTS_FILE))?;
-
         let mut levels = BTreeMap::new();
         let mut memos = Vec::new();
         let mut samples = Vec::new();
-        let mut all: Vec<(ApiRecord, Generated, Option<TokenNll>)> = Vec::new();
+        let mut all: Vec<Scored> = Vec::new();
         for level in &params.levels {
-            let records = level_records(&split.dir, level, params)?;
-            let prompts: Vec<String> = records.iter().map(|r| data::prompt(r, &r.lang)).collect();
-            let (generated, memo) =
-                generate_memoized(ctx, &model, &source, params, level, &prompts)?;
+            let evaluation = (&model, &source, params, &endpoints);
+            let (scores, examples, memo) = evaluate_level(ctx, evaluation, &split.dir, level)?;
             memos.push(memo);
-            let nlls: Vec<Option<TokenNll>> = if params.perplexity {
-                reference_nll(&model, &records, &prompts, params.batch_size)?
-                    .into_iter()
-                    .map(Some)
-                    .collect()
-            } else {
-                vec![None; records.len()]
-            };
-            let level_examples: Vec<(ApiRecord, Generated, Option<TokenNll>)> = records
-                .into_iter()
-                .zip(generated)
-                .zip(nlls)
-                .map(|((r, g), n)| (r, g, n))
-                .collect();
-            let scores = score_corpus(&examples_of(&level_examples, &endpoints));
-            for ((r, g, _), s) in level_examples.iter().zip(&scores.examples) {
+            for ((r, g, _), s) in examples.iter().zip(&scores.examples) {
                 samples.push(json!({
                     "level": level, "id": r.unique_id, "api": r.api_name, "lang": r.lang,
                     "prompt_hash": g.prompt_hash, "prediction": g.prediction, "reference": r.code,
                     "finish_reason": g.finish_reason, "new_tokens": g.new_tokens, "metrics": s,
                 }));
             }
-            levels.insert(
-                level.clone(),
-                LevelScores {
-                    overall: scores.overall,
-                    per_lang: scores.per_lang,
-                },
-            );
-            all.extend(level_examples);
+            let level_scores = LevelScores {
+                overall: scores.overall,
+                per_lang: scores.per_lang,
+            };
+            levels.insert(level.clone(), level_scores);
+            all.extend(examples);
         }
         let overall = score_corpus(&examples_of(&all, &endpoints));
         let results = EvalResults {
@@ -242,35 +222,80 @@ impl StageKind for Eval {
             perplexity: overall.overall.perplexity,
         };
         results.write(ctx.out_dir)?;
-        let mut out =
-            std::io::BufWriter::new(std::fs::File::create(ctx.out_dir.join("samples.jsonl"))?);
-        for s in &samples {
-            serde_json::to_writer(&mut out, s)?;
-            out.write_all(b"\n")?;
-        }
-        out.flush()?;
-        let o = &overall.overall;
-        let mut summary = json!({
-            "examples": o.n,
-            "exact_match": o.exact_match,
-            "sacrebleu_corpus": o.sacrebleu_corpus,
-            "sacrebleu_sentence_mean": o.sacrebleu_sentence_mean,
-            "rouge_l": o.rouge_l,
-            "syntax": o.syntax.rate,
-            "perplexity": o.perplexity,
-            // Memo directories this result was generated into; `gc` keeps them while it is live.
-            "memo": memos,
-        });
-        let headline = format!(
-            "{} examples · SacreBLEU {:.2} · syntax {} · EM {:.3}",
-            o.n,
-            o.sacrebleu_corpus,
-            o.syntax.rate.map_or("–".to_string(), |r| format!("{r:.3}")),
-            o.exact_match
-        );
-        super::set_headline(&mut summary, headline);
-        Ok(summary)
+        write_samples(&ctx.out_dir.join("samples.jsonl"), &samples)?;
+        Ok(summary_of(&overall.overall, memos))
     }
+}
+
+/// An evaluated example: the record, what the model generated, and the reference's NLL.
+type Scored = (ApiRecord, Generated, Option<TokenNll>);
+
+/// Generates for (memoised) and scores the records of one held-out level. Returns the scores,
+/// the examples, and the memo directory used.
+fn evaluate_level(
+    ctx: &RunContext,
+    (model, source, params, endpoints): (
+        &Model,
+        &ModelSource,
+        &EvalParams,
+        &HashMap<String, EndpointSet>,
+    ),
+    split_dir: &Path,
+    level: &str,
+) -> anyhow::Result<(CorpusScores, Vec<Scored>, String)> {
+    let records = level_records(split_dir, level, params)?;
+    let prompts: Vec<String> = records.iter().map(|r| data::prompt(r, &r.lang)).collect();
+    let (generated, memo) = generate_memoized(ctx, model, source, params, level, &prompts)?;
+    let nlls: Vec<Option<TokenNll>> = if params.perplexity {
+        reference_nll(model, &records, &prompts, params.batch_size)?
+            .into_iter()
+            .map(Some)
+            .collect()
+    } else {
+        vec![None; records.len()]
+    };
+    let examples: Vec<Scored> = records
+        .into_iter()
+        .zip(generated)
+        .zip(nlls)
+        .map(|((r, g), n)| (r, g, n))
+        .collect();
+    let scores = score_corpus(&examples_of(&examples, endpoints));
+    Ok((scores, examples, memo))
+}
+
+fn write_samples(path: &Path, samples: &[Value]) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for s in samples {
+        serde_json::to_writer(&mut out, s)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The stage summary: headline metrics, and the memo directories this result was generated into
+/// (`gc` keeps them while it is live).
+fn summary_of(o: &Scores, memos: Vec<String>) -> Value {
+    let mut summary = json!({
+        "examples": o.n,
+        "exact_match": o.exact_match,
+        "sacrebleu_corpus": o.sacrebleu_corpus,
+        "sacrebleu_sentence_mean": o.sacrebleu_sentence_mean,
+        "rouge_l": o.rouge_l,
+        "syntax": o.syntax.rate,
+        "perplexity": o.perplexity,
+        "memo": memos,
+    });
+    let headline = format!(
+        "{} examples · SacreBLEU {:.2} · syntax {} · EM {:.3}",
+        o.n,
+        o.sacrebleu_corpus,
+        o.syntax.rate.map_or("–".to_string(), |r| format!("{r:.3}")),
+        o.exact_match
+    );
+    super::set_headline(&mut summary, headline);
+    summary
 }
 
 /// Where the evaluated model comes from: a `[models]` directory, the artifact of a `pretrain` stage
@@ -293,62 +318,73 @@ impl ModelSource {
                 .collect::<Vec<_>>()
         };
         let (pretrained, adapters) = (of_kind("pretrain"), of_kind("lora-train"));
-        if adapters.len() > 1 {
-            anyhow::bail!(
+        match adapters.as_slice() {
+            [] => Self::base(params, ctx, &pretrained),
+            [lora] => Self::adapter(params, ctx, lora, &pretrained),
+            [first, second, ..] => anyhow::bail!(
                 "stage `{}` needs several `lora-train` arms ({}, {}); an eval arm evaluates one adapter",
                 ctx.arm,
-                adapters[0].arm,
-                adapters[1].arm
-            );
+                first.arm,
+                second.arm
+            ),
         }
-        if let Some(lora) = adapters.first() {
-            let base = BaseRef::load(&lora.dir)?;
-            let (name, dir, base_identity) = match &base.pretrain_key {
-                Some(key) => {
-                    let input = pretrained.iter().find(|i| &i.key == key).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "the adapter of `{}` was trained on the pretrained `{}`: add that stage to the `needs` of `{}`",
-                            lora.arm,
-                            base.pretrain_arm.as_deref().unwrap_or("pretrain"),
-                            ctx.arm
-                        )
-                    })?;
-                    (
-                        base.model.clone(),
-                        input.dir.clone(),
-                        json!({ "artifact": input.key }),
+    }
+
+    /// The adapter of `lora` on the base it was trained on: a needed pretrain arm, or the
+    /// `[models]` directory it names.
+    fn adapter(
+        params: &EvalParams,
+        ctx: &RunContext,
+        lora: &Input,
+        pretrained: &[&Input],
+    ) -> anyhow::Result<ModelSource> {
+        let base = BaseRef::load(&lora.dir)?;
+        let (dir, base_identity) = match &base.pretrain_key {
+            Some(key) => {
+                let input = pretrained.iter().find(|i| &i.key == key).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the adapter of `{}` was trained on the pretrained `{}`: add that stage to the `needs` of `{}`",
+                        lora.arm,
+                        base.pretrain_arm.as_deref().unwrap_or("pretrain"),
+                        ctx.arm
                     )
+                })?;
+                (input.dir.clone(), json!({ "artifact": input.key }))
+            }
+            None => {
+                if let Some(name) = params.model.as_ref().filter(|n| **n != base.model) {
+                    anyhow::bail!(
+                        "stage `{}` names model `{name}`, but the adapter of `{}` was trained on `{}`",
+                        ctx.arm,
+                        lora.arm,
+                        base.model
+                    );
                 }
-                None => {
-                    if let Some(name) = params.model.as_ref().filter(|n| **n != base.model) {
-                        anyhow::bail!(
-                            "stage `{}` names model `{name}`, but the adapter of `{}` was trained on `{}`",
-                            ctx.arm,
-                            lora.arm,
-                            base.model
-                        );
-                    }
-                    (
-                        base.model.clone(),
-                        ctx.model_dir(&base.model)?,
-                        json!({ "files": ctx.file_hashes, "model": base.model }),
-                    )
-                }
-            };
-            let samples = TrainSummary::load(&lora.dir).ok().and_then(|s| s.samples);
-            let info = AdapterInfo {
-                arm: lora.arm.clone(),
-                key: lora.key.clone(),
-                samples,
-            };
-            return Ok(ModelSource {
-                name,
-                dir,
-                adapter: Some((lora.dir.clone(), info)),
-                identity: json!({ "base": base_identity, "adapter": lora.key }),
-            });
-        }
-        match (&params.model, pretrained.as_slice()) {
+                let identity = json!({ "files": ctx.file_hashes, "model": base.model });
+                (ctx.model_dir(&base.model)?, identity)
+            }
+        };
+        let samples = TrainSummary::load(&lora.dir).ok().and_then(|s| s.samples);
+        let info = AdapterInfo {
+            arm: lora.arm.clone(),
+            key: lora.key.clone(),
+            samples,
+        };
+        Ok(ModelSource {
+            name: base.model.clone(),
+            dir,
+            adapter: Some((lora.dir.clone(), info)),
+            identity: json!({ "base": base_identity, "adapter": lora.key }),
+        })
+    }
+
+    /// A model without adapter: the `[models]` entry `model` names, or the one pretrain arm.
+    fn base(
+        params: &EvalParams,
+        ctx: &RunContext,
+        pretrained: &[&Input],
+    ) -> anyhow::Result<ModelSource> {
+        match (&params.model, pretrained) {
             (Some(name), []) => Ok(ModelSource {
                 name: name.clone(),
                 dir: ctx.model_dir(name)?,
@@ -494,6 +530,27 @@ fn known_endpoints(path: &Path) -> anyhow::Result<HashMap<String, EndpointSet>> 
         .collect())
 }
 
+/// The manifest's `decoding` as the model's generation settings.
+fn generation_config(
+    params: &EvalParams,
+    model: &Model,
+    seed: u64,
+) -> anyhow::Result<GenerationConfig> {
+    let decoding = &params.decoding;
+    let sampling = Sampling::from_options(
+        (decoding.temperature > 0.0).then_some(decoding.temperature),
+        decoding.top_k,
+        decoding.top_p,
+        seed,
+    )?;
+    Ok(GenerationConfig {
+        max_new_tokens: decoding.max_new_tokens,
+        sampling,
+        eos_token_ids: model.special_tokens.eos_token_id.clone(),
+        stop_strings: decoding.stop.clone(),
+    })
+}
+
 /// Generates a continuation for every prompt, reusing and extending the memo of earlier runs.
 fn generate_memoized(
     ctx: &RunContext,
@@ -537,18 +594,7 @@ fn generate_memoized(
     done.truncate(prompts.len());
     // Rewrite the usable prefix so appends continue from a clean line boundary.
     let mut file = crate::cache::memo::MemoWriter::rewrite(&memo, &done)?;
-    let sampling = Sampling::from_options(
-        (params.decoding.temperature > 0.0).then_some(params.decoding.temperature),
-        params.decoding.top_k,
-        params.decoding.top_p,
-        ctx.seed,
-    )?;
-    let config = GenerationConfig {
-        max_new_tokens: params.decoding.max_new_tokens,
-        sampling,
-        eos_token_ids: model.special_tokens.eos_token_id.clone(),
-        stop_strings: params.decoding.stop.clone(),
-    };
+    let config = generation_config(params, model, ctx.seed)?;
     let total = prompts.len() as u64;
     while done.len() < prompts.len() {
         let start = done.len();

@@ -9,7 +9,7 @@
 //!   the model; for a pretrain base it holds that artifact's cache key and arm, and the eval
 //!   stage must have the same pretrain stage among its inputs to load it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use schemars::JsonSchema;
@@ -137,46 +137,14 @@ impl StageKind for LoraTrain {
 
     fn run(params: &LoraTrainParams, ctx: &RunContext) -> anyhow::Result<Value> {
         let split = ctx.input_of_kind("normalize")?;
-        let (base_dir, base_ref) = match &params.model {
-            Some(name) => (
-                ctx.model_dir(name)?,
-                BaseRef {
-                    model: name.clone(),
-                    pretrain_key: None,
-                    pretrain_arm: None,
-                },
-            ),
-            None => {
-                let pretrain = ctx.input_of_kind("pretrain").map_err(|_| {
-                    anyhow::anyhow!("stage `{}` has no base: set `model = \"NAME\"` or add a `pretrain` stage to its `needs`", ctx.arm)
-                })?;
-                let summary = TrainSummary::load(&pretrain.dir)?;
-                let base = BaseRef {
-                    model: summary.model,
-                    pretrain_key: Some(pretrain.key.clone()),
-                    pretrain_arm: Some(pretrain.arm.clone()),
-                };
-                (pretrain.dir.clone(), base)
-            }
-        };
+        let (base_dir, base_ref) = base_of(params, ctx)?;
         let device = training::training_device(ctx.backend)?;
         let mut base = Model::load(&base_dir, &device)
             .with_context(|| format!("loading base model {}", base_dir.display()))?;
         if params.base_dtype == BaseDtype::Bf16 {
             lora::store_base_as(&mut base.network, burn::tensor::DType::BF16);
         }
-        let eos = base
-            .special_tokens
-            .eos_token_id
-            .first()
-            .copied()
-            .or_else(|| base.tokenizer.token_to_id(END_OF_TEXT))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "base model {}: no eos_token_id in config.json and no {END_OF_TEXT} token",
-                    base_dir.display()
-                )
-            })?;
+        let eos = eos_of(&base, &base_dir)?;
         let records = training::training_records(&split.dir, params.samples)?;
         let (examples, stats) =
             train::encode_records(&base.tokenizer, &records, eos, params.train.max_len)?;
@@ -222,4 +190,45 @@ impl StageKind for LoraTrain {
         );
         Ok(out)
     }
+}
+
+/// The base model's directory and what the adapter records about it: the `[models]` entry
+/// `model` names, or the needed pretrain arm's artifact.
+fn base_of(params: &LoraTrainParams, ctx: &RunContext) -> anyhow::Result<(PathBuf, BaseRef)> {
+    if let Some(name) = &params.model {
+        let base = BaseRef {
+            model: name.clone(),
+            pretrain_key: None,
+            pretrain_arm: None,
+        };
+        return Ok((ctx.model_dir(name)?, base));
+    }
+    let pretrain = ctx.input_of_kind("pretrain").map_err(|_| {
+        anyhow::anyhow!(
+            "stage `{}` has no base: set `model = \"NAME\"` or add a `pretrain` stage to its `needs`",
+            ctx.arm
+        )
+    })?;
+    let summary = TrainSummary::load(&pretrain.dir)?;
+    let base = BaseRef {
+        model: summary.model,
+        pretrain_key: Some(pretrain.key.clone()),
+        pretrain_arm: Some(pretrain.arm.clone()),
+    };
+    Ok((pretrain.dir.clone(), base))
+}
+
+/// The token that ends each training example: the model's EOS, or its end-of-text token.
+fn eos_of(base: &Model, base_dir: &Path) -> anyhow::Result<u32> {
+    base.special_tokens
+        .eos_token_id
+        .first()
+        .copied()
+        .or_else(|| base.tokenizer.token_to_id(END_OF_TEXT))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "base model {}: no eos_token_id in config.json and no {END_OF_TEXT} token",
+                base_dir.display()
+            )
+        })
 }

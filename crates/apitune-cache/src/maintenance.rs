@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -13,7 +13,7 @@ use super::ids::Key;
 use super::index::{FileStamp, IndexedEntry};
 use super::store::{
     ARTIFACTS, BROKEN_INDEX_PREFIX, Cache, FILE_HASHES_TMP_PREFIX, MEMO, QUARANTINE, TMP, WORK,
-    fsync_dir, list_children, remove_if_exists, unique_suffix,
+    Writer, fsync_dir, list_children, remove_if_exists, unique_suffix,
 };
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -113,8 +113,33 @@ impl Cache {
             Some(self.writer("collect garbage")?)
         };
         let mut report = GcReport::default();
-        let mut doomed = Vec::new();
+        for (label, path, key) in self.doomed(keep, keep_memos, &mut report)? {
+            let bytes = disk_bytes(&path)?;
+            if let Some(writer) = writer {
+                self.remove(writer, &path, key)?;
+            }
+            report.bytes += bytes;
+            report.removed.push((label, bytes));
+        }
+        if let Some(writer) = writer {
+            for key in writer.index.entry_keys()? {
+                if !keep.contains(&key) {
+                    writer.index.remove_entry(&key)?;
+                }
+            }
+        }
+        Ok(report)
+    }
 
+    /// What [`Self::gc`] removes, each with its label and (for artifacts) key; counts the
+    /// artifacts kept into `report`.
+    fn doomed(
+        &self,
+        keep: &HashSet<Key>,
+        keep_memos: &HashSet<String>,
+        report: &mut GcReport,
+    ) -> Result<Vec<(String, PathBuf, Option<Key>)>, CacheError> {
+        let mut doomed = Vec::new();
         for (name, path) in list_children(&self.root.join(ARTIFACTS))? {
             let key = name.parse::<Key>().ok();
             if key.is_some_and(|k| keep.contains(&k)) {
@@ -158,37 +183,24 @@ impl Cache {
                 doomed.push((name, path, None));
             }
         }
+        Ok(doomed)
+    }
 
-        for (label, path, key) in doomed {
-            let bytes = disk_bytes(&path)?;
-            if let Some(writer) = writer {
-                if let Some(key) = key {
-                    // Out of `artifacts/` atomically first, so a crash mid-delete cannot leave
-                    // a half-deleted entry visible; `tmp/` is emptied on the next open.
-                    writer.index.remove_entry(&key)?;
-                    let trash = self
-                        .root
-                        .join(TMP)
-                        .join(format!("gc-{key}.{}", unique_suffix()));
-                    fs::rename(&path, &trash)
-                        .map_err(CacheError::io("move out of the cache", &path))?;
-                    fsync_dir(&self.root.join(ARTIFACTS))?;
-                    remove_if_exists(&trash)?;
-                } else {
-                    remove_if_exists(&path)?;
-                }
-            }
-            report.bytes += bytes;
-            report.removed.push((label, bytes));
-        }
-        if let Some(writer) = writer {
-            for key in writer.index.entry_keys()? {
-                if !keep.contains(&key) {
-                    writer.index.remove_entry(&key)?;
-                }
-            }
-        }
-        Ok(report)
+    /// Deletes `path`; an artifact (`key`) leaves the index and `artifacts/` atomically first, so
+    /// a crash mid-delete cannot leave a half-deleted entry visible (`tmp/` is emptied on the
+    /// next open).
+    fn remove(&self, writer: &Writer, path: &Path, key: Option<Key>) -> Result<(), CacheError> {
+        let Some(key) = key else {
+            return remove_if_exists(path);
+        };
+        writer.index.remove_entry(&key)?;
+        let trash = self
+            .root
+            .join(TMP)
+            .join(format!("gc-{key}.{}", unique_suffix()));
+        fs::rename(path, &trash).map_err(CacheError::io("move out of the cache", path))?;
+        fsync_dir(&self.root.join(ARTIFACTS))?;
+        remove_if_exists(&trash)
     }
 }
 

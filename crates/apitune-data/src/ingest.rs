@@ -265,7 +265,28 @@ struct Sink<'a> {
 
 const SKIPPED_EXAMPLES_KEPT: usize = 10;
 
-impl Sink<'_> {
+impl<'a> Sink<'a> {
+    /// A sink writing to `file` (at `out_path`), keeping only `langs` when given.
+    fn new(
+        params: &IngestParams,
+        (file, out_path): (File, PathBuf),
+        langs: Option<&[String]>,
+        progress: &'a dyn Fn(u64),
+    ) -> Self {
+        Self {
+            writer: BufWriter::with_capacity(1 << 20, file),
+            out_path,
+            policy: params.on_bad_record,
+            langs: langs.map(|l| l.iter().cloned().collect()),
+            limit: params.limit,
+            written: 0,
+            per_lang: BTreeMap::new(),
+            filtered_out: BTreeMap::new(),
+            skipped: BTreeMap::new(),
+            skipped_examples: Vec::new(),
+            progress,
+        }
+    }
     fn limit_reached(&self) -> bool {
         self.limit.is_some_and(|limit| self.written >= limit as u64)
     }
@@ -329,19 +350,7 @@ pub fn run_ingest(
     let out_path = out_dir.join(RECORDS_FILE);
     let file = File::create(&out_path)
         .map_err(|e| DataError::io(&out_path, "creating records file", e))?;
-    let mut sink = Sink {
-        writer: BufWriter::with_capacity(1 << 20, file),
-        out_path: out_path.clone(),
-        policy: params.on_bad_record,
-        langs: langs.clone().map(|l| l.into_iter().collect()),
-        limit: params.limit,
-        written: 0,
-        per_lang: BTreeMap::new(),
-        filtered_out: BTreeMap::new(),
-        skipped: BTreeMap::new(),
-        skipped_examples: Vec::new(),
-        progress,
-    };
+    let mut sink = Sink::new(params, (file, out_path.clone()), langs.as_deref(), progress);
     let generated_langs: Vec<String> =
         langs.unwrap_or_else(|| TARGET_LANGS.iter().map(|l| l.to_string()).collect());
     let mut files_summary = Vec::new();

@@ -109,18 +109,8 @@ pub fn generate_tokens(
                 .next_token(&logits[batch_row * vocab..(batch_row + 1) * vocab]);
             let tokens = &mut generated[prompt_index];
             tokens.push(token);
-            let length = prompts[prompt_index].len() + tokens.len();
-            let finish = if config.eos_token_ids.contains(&token) {
-                Some(FinishReason::Eos)
-            } else if stop(prompt_index, tokens) {
-                Some(FinishReason::StopString)
-            } else if tokens.len() >= config.max_new_tokens {
-                Some(FinishReason::MaxNewTokens)
-            } else if length >= max_positions {
-                Some(FinishReason::ContextLength)
-            } else {
-                None
-            };
+            let room = max_positions - prompts[prompt_index].len();
+            let finish = finish_reason(config, (prompt_index, tokens), room, stop);
             match finish {
                 Some(finish_reason) => {
                     let tokens = std::mem::take(tokens);
@@ -155,6 +145,28 @@ pub fn generate_tokens(
         .into_iter()
         .map(|r| r.expect("every row finishes before the loop ends"))
         .collect())
+}
+
+/// Whether row `prompt_index`, which has generated `tokens` and has room for `room` tokens in the
+/// context, is done, and why.
+fn finish_reason(
+    config: &GenerationConfig,
+    (prompt_index, tokens): (usize, &[u32]),
+    room: usize,
+    stop: &mut StopCheck,
+) -> Option<FinishReason> {
+    let token = *tokens.last()?;
+    if config.eos_token_ids.contains(&token) {
+        Some(FinishReason::Eos)
+    } else if stop(prompt_index, tokens) {
+        Some(FinishReason::StopString)
+    } else if tokens.len() >= config.max_new_tokens {
+        Some(FinishReason::MaxNewTokens)
+    } else if tokens.len() >= room {
+        Some(FinishReason::ContextLength)
+    } else {
+        None
+    }
 }
 
 /// Fails on an empty prompt or one longer than the context.

@@ -174,6 +174,11 @@ impl Qwen2Config {
         }
         check_epsilon(path, "rms_norm_eps", self.rms_norm_eps)?;
         check_epsilon(path, "initializer_range", self.initializer_range)?;
+        self.check_variants(path)
+    }
+
+    /// Only plain RoPE and full attention are implemented here.
+    fn check_variants(&self, path: &Path) -> Result<()> {
         let theta = self.rope_theta();
         if !(theta.is_finite() && theta > 0.0) {
             let message = format!("{theta} is out of range; expected more than 0");

@@ -119,6 +119,55 @@ pub struct SpecStats {
     pub unresolved_refs: u64,
 }
 
+/// What a spec's `info` says about the whole API.
+struct ApiInfo {
+    /// `info.title`, or the spec's id when it has none.
+    name: String,
+    /// The first paragraph of `info.description`.
+    description: String,
+    /// `x-apisguru-categories`: the records' domain where an operation has no tags.
+    categories: Vec<String>,
+}
+
+impl ApiInfo {
+    fn of(document: &Value, spec_id: &str) -> Self {
+        let info = document.get("info");
+        let text = |key: &str| {
+            info.and_then(|i| i.get(key))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
+        let mut name = text("title");
+        if name.is_empty() {
+            name = spec_id.to_string();
+        }
+        // API Pack's api_description is a line or two; specs often hold pages of markdown here.
+        let full = text("description");
+        let first_paragraph = full
+            .split("\n\n")
+            .map(str::trim)
+            .find(|p| !p.is_empty())
+            .unwrap_or("");
+        let categories = info
+            .and_then(|i| i.get("x-apisguru-categories"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            name,
+            description: operation::truncate_text(first_paragraph, MAX_API_DESCRIPTION_CHARS),
+            categories,
+        }
+    }
+}
+
 /// Converts a loaded spec into records for `langs`, calling `emit` for each; `emit` returns
 /// `false` to stop. `spec_id` (the spec's path relative to the source root, without extension)
 /// prefixes every `unique_id`.
@@ -130,39 +179,11 @@ pub fn spec_records(
 ) -> Result<SpecStats, DataError> {
     let resolver = Resolver::new(document);
     let mut stats = SpecStats::default();
-    let info = document.get("info");
-    let text = |key: &str| {
-        info.and_then(|i| i.get(key))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .trim()
-            .to_string()
-    };
-    let mut api_name = text("title");
-    if api_name.is_empty() {
-        api_name = spec_id.to_string();
-    }
-    // API Pack's api_description is a line or two; specs often hold pages of markdown here.
-    let api_description = {
-        let full = text("description");
-        let first_paragraph = full
-            .split("\n\n")
-            .map(str::trim)
-            .find(|p| !p.is_empty())
-            .unwrap_or("");
-        operation::truncate_text(first_paragraph, MAX_API_DESCRIPTION_CHARS)
-    };
-    let api_categories: Vec<String> = info
-        .and_then(|i| i.get("x-apisguru-categories"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-
+    let ApiInfo {
+        name: api_name,
+        description: api_description,
+        categories: api_categories,
+    } = ApiInfo::of(document, spec_id);
     for (op_index, op) in operations(document, &resolver).into_iter().enumerate() {
         stats.operations += 1;
         let (instruction, instruction_test) = op.phrasings(&api_name);
