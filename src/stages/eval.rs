@@ -31,52 +31,46 @@ pub struct Eval;
 pub const LEVELS: [&str; 3] = ["level1", "level2", "level3"];
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct EvalParams {
     /// Model from `[models]` (an HF directory). Omit when the stage needs a `lora-train` or
     /// `pretrain` stage: their artifacts name the model they trained.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Held-out levels to evaluate: level1 (new phrasing), level2 (new endpoint), level3 (new API).
-    #[serde(default = "all_levels")]
     pub levels: Vec<String>,
     /// At most this many examples per level, in split order (the split is already shuffled).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
     /// Only these languages (lower-case API Pack labels).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub langs: Option<Vec<String>>,
-    #[serde(default)]
     pub decoding: Decoding,
     /// Prompts generated together.
-    #[serde(default = "default_batch")]
     pub batch_size: usize,
     /// Also score the reference code under the model (target-only, token-weighted perplexity).
-    #[serde(default = "yes")]
     pub perplexity: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Decoding {
-    #[serde(default = "default_max_new_tokens")]
     pub max_new_tokens: usize,
     /// 0 = greedy (the study's decoding).
-    #[serde(default)]
     pub temperature: f32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_k: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
     /// Generation stops at any of these strings (cut before it).
-    #[serde(default)]
     pub stop: Vec<String>,
 }
 
+/// Every field's default, for serde too (`#[serde(default)]`): the study's greedy decoding.
 impl Default for Decoding {
     fn default() -> Self {
         Decoding {
-            max_new_tokens: default_max_new_tokens(),
+            max_new_tokens: 256,
             temperature: 0.0,
             top_k: None,
             top_p: None,
@@ -85,17 +79,19 @@ impl Default for Decoding {
     }
 }
 
-fn all_levels() -> Vec<String> {
-    LEVELS.iter().map(|s| s.to_string()).collect()
-}
-fn default_batch() -> usize {
-    8
-}
-fn default_max_new_tokens() -> usize {
-    256
-}
-fn yes() -> bool {
-    true
+/// Every field's default, for serde too (`#[serde(default)]`).
+impl Default for EvalParams {
+    fn default() -> Self {
+        Self {
+            model: None,
+            levels: LEVELS.iter().map(|s| s.to_string()).collect(),
+            limit: None,
+            langs: None,
+            decoding: Decoding::default(),
+            batch_size: 8,
+            perplexity: true,
+        }
+    }
 }
 
 impl Validate for EvalParams {

@@ -21,68 +21,49 @@ use crate::model::{CausalLm, ForwardInput};
 
 /// `train = { ... }` of a training stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainSettings {
     /// Peak learning rate.
-    #[serde(default = "default_lr")]
     pub lr: f64,
     /// Passes over the training set (fractions allowed); ignored when `steps` is set.
-    #[serde(default = "default_epochs")]
     pub epochs: f64,
     /// Optimizer steps; overrides `epochs`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<u64>,
     /// Sequences per forward pass.
-    #[serde(default = "default_micro_batch")]
     pub micro_batch: usize,
     /// Micro-batches per optimizer step.
-    #[serde(default = "default_one")]
     pub grad_accum: usize,
     /// Tokens per sequence (prompt + target + EOS); longer sequences are cut and counted.
-    #[serde(default = "default_max_len")]
     pub max_len: usize,
     /// Warmup: a fraction of all steps when below 1 (HF warmup_ratio), else a number of steps.
-    #[serde(default)]
     pub warmup: f64,
-    #[serde(default)]
     pub schedule: Schedule,
     /// AdamW's decoupled weight decay, of matrices only: as HF's Trainer, biases and norm
     /// weights are not decayed.
-    #[serde(default)]
     pub weight_decay: f64,
     /// Clip the global gradient norm to this (0 = no clipping).
-    #[serde(default = "default_clip")]
     pub clip: f64,
     /// Save a checkpoint every this many optimizer steps (0 = never).
-    #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,
 }
 
-fn default_lr() -> f64 {
-    2e-4
-}
-fn default_epochs() -> f64 {
-    1.0
-}
-fn default_micro_batch() -> usize {
-    8
-}
-fn default_one() -> usize {
-    1
-}
-fn default_max_len() -> usize {
-    512
-}
-fn default_clip() -> f64 {
-    1.0
-}
-fn default_checkpoint_every() -> u64 {
-    50
-}
-
+/// Every field's default, for serde too (`#[serde(default)]`): what a manifest leaves out.
 impl Default for TrainSettings {
     fn default() -> Self {
-        serde_json::from_value(serde_json::json!({})).expect("every field has a default")
+        Self {
+            lr: 2e-4,
+            epochs: 1.0,
+            steps: None,
+            micro_batch: 8,
+            grad_accum: 1,
+            max_len: 512,
+            warmup: 0.0,
+            schedule: Schedule::default(),
+            weight_decay: 0.0,
+            clip: 1.0,
+            checkpoint_every: 50,
+        }
     }
 }
 

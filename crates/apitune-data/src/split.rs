@@ -59,22 +59,15 @@ pub enum HeldoutScope {
 
 /// Held-out test set sizes (records) per level.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct HeldoutSpec {
-    #[serde(default = "default_level_size")]
     pub level1: usize,
-    #[serde(default = "default_level_size")]
     pub level2: usize,
-    #[serde(default = "default_level_size")]
     pub level3: usize,
-    #[serde(default)]
     pub per: HeldoutScope,
 }
 
-fn default_level_size() -> usize {
-    20
-}
-
+/// Every field's default, for serde too (`#[serde(default)]`).
 impl Default for HeldoutSpec {
     fn default() -> Self {
         Self {
@@ -87,32 +80,20 @@ impl Default for HeldoutSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct NormalizeParams {
-    #[serde(default)]
     pub heldout: HeldoutSpec,
     /// Keep only the first N records of the seeded training order in `train.jsonl`.
-    #[serde(default)]
     pub samples: Option<usize>,
     /// Tab stops for expanding tabs in code.
-    #[serde(default = "default_tab_width")]
     pub tab_width: usize,
     /// Drop records whose (lang, instruction, code) repeats an earlier one.
-    #[serde(default = "yes")]
     pub dedup: bool,
     /// Level-1 records stay in training (see the module docs).
-    #[serde(default = "yes")]
     pub level1_in_train: bool,
 }
 
-fn default_tab_width() -> usize {
-    DEFAULT_TAB_WIDTH
-}
-
-fn yes() -> bool {
-    true
-}
-
+/// Every field's default, for serde too (`#[serde(default)]`).
 impl Default for NormalizeParams {
     fn default() -> Self {
         Self {

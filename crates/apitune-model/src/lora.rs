@@ -162,31 +162,21 @@ pub fn store_base_as(network: &mut CausalLm, dtype: DType) {
 
 /// PEFT `LoraConfig` fields apitune uses, with PEFT's defaults (r=8, alpha=8, dropout 0).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LoraSettings {
-    #[serde(default = "default_r")]
     pub r: usize,
-    #[serde(default = "default_alpha")]
     pub alpha: f64,
-    #[serde(default)]
     pub dropout: f64,
     /// HF module-name suffixes (`c_attn`, `q_proj`, ...); empty means PEFT's default for the architecture.
-    #[serde(default)]
     pub targets: Vec<String>,
 }
 
-fn default_r() -> usize {
-    8
-}
-fn default_alpha() -> f64 {
-    8.0
-}
-
+/// Every field's default, for serde too (`#[serde(default)]`).
 impl Default for LoraSettings {
     fn default() -> Self {
         Self {
-            r: default_r(),
-            alpha: default_alpha(),
+            r: 8,
+            alpha: 8.0,
             dropout: 0.0,
             targets: Vec::new(),
         }
