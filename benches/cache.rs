@@ -9,6 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use apitune::cache::{Cache, EntryMeta, KeyManifest};
 use serde_json::json;
 
+#[path = "support/host.rs"]
+mod host;
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -32,6 +35,7 @@ fn tree_bytes(path: &std::path::Path) -> u64 {
 }
 
 fn main() {
+    println!("{}", host::stamp());
     let hash_mb = env_usize("APITUNE_BENCH_HASH_MB", 256);
     let n_entries = env_usize("APITUNE_BENCH_ENTRIES", 200);
     let root = tempfile::tempdir().unwrap();

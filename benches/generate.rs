@@ -20,6 +20,9 @@ use apitune::model::gpt2::Gpt2Config;
 use apitune::model::{Backend, CausalLm, GenerationConfig, ModelConfig, generate_tokens};
 use rand::{Rng, SeedableRng};
 
+#[path = "support/host.rs"]
+mod host;
+
 const PROMPT_LEN: usize = 32;
 const REPEATS: usize = 2;
 
@@ -92,6 +95,16 @@ fn main() {
             None
         }
     };
+
+    // After the HF side, before this process starts its own thread pool (see above).
+    println!("{}", host::stamp());
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .to_string()
+    });
+    let torch = std::env::var_os("APITUNE_BENCH_PYTHON");
+    println!("{}", host::calibration(torch.as_deref(), &threads));
 
     let device = backend.device().expect("apitune backend");
     let config = Gpt2Config::new(50257, 1024, 768, 12, 12);

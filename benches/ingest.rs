@@ -29,6 +29,9 @@ use apitune::data::{
     run_ingest, run_normalize,
 };
 
+#[path = "support/host.rs"]
+mod host;
+
 fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|line| line.starts_with(field))?;
@@ -145,6 +148,7 @@ fn main() {
         println!("ingest benchmark: run it with `cargo bench --bench ingest`");
         return;
     }
+    println!("{}", host::stamp());
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))

@@ -18,6 +18,9 @@ use apitune::model::{Backend, CausalLm, ModelConfig};
 use apitune::train::{self, Example, Schedule, TrainRun, TrainSettings};
 use rand::{Rng, SeedableRng};
 
+#[path = "support/host.rs"]
+mod host;
+
 const BATCH: usize = 8;
 const SEQ: usize = 256;
 const WARMUP: u64 = 2;
@@ -78,6 +81,9 @@ fn main() {
             .map_or(1, |n| n.get())
             .to_string()
     });
+    println!("{}", host::stamp());
+    let python = std::env::var_os("APITUNE_BENCH_PYTHON");
+    println!("{}", host::calibration(python.as_deref(), &threads));
     let shape =
         shape(&std::env::var("APITUNE_BENCH_SHAPE").unwrap_or_else(|_| "gpt2-4x256".into()));
     let backend_name = std::env::var("APITUNE_BENCH_BACKEND").unwrap_or_else(|_| "cpu".into());
@@ -156,7 +162,7 @@ fn main() {
             "trainable_params": outcome.trainable_params, "tokens_per_s": (BATCH * SEQ) as f64 / seconds, "seconds_per_step": seconds,
         })
     );
-    let Some(python) = std::env::var_os("APITUNE_BENCH_PYTHON") else {
+    let Some(python) = python else {
         return;
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/lora_peft.py");

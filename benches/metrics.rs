@@ -23,6 +23,9 @@ use apitune::metrics::{Example, score_corpus};
 use rayon::prelude::*;
 use serde::Deserialize;
 
+#[path = "support/host.rs"]
+mod host;
+
 #[derive(Deserialize)]
 struct PairRecord {
     prediction: String,
@@ -141,6 +144,7 @@ fn time_runs<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
 }
 
 fn main() {
+    println!("{}", host::stamp());
     let n = env_usize("APITUNE_METRICS_BENCH_N", 100_000);
     let runs = env_usize("APITUNE_METRICS_BENCH_RUNS", 5).max(1);
     let python = python();

@@ -7,6 +7,9 @@
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "support/host.rs"]
+mod host;
+
 fn apitune(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     let out = Command::new(env!("CARGO_BIN_EXE_apitune"))
         .current_dir(dir)
@@ -36,6 +39,7 @@ fn median_ms(mut f: impl FnMut(), runs: usize) -> f64 {
 }
 
 fn main() {
+    println!("{}", host::stamp());
     let dir = tempfile::tempdir().expect("temp dir");
     let values: Vec<String> = (0..100).map(|i| format!("\"{i}\"")).collect();
     std::fs::write(dir.path().join("input.txt"), "x\n".repeat(1000)).unwrap();
