@@ -525,12 +525,18 @@ mod tests {
         }
     }
 
+    /// More elements than one parallel chunk, so the split is exercised.
+    const SHAPE: [usize; 2] = [37, 1031];
+
+    /// Inputs `x` and upstream gradients `g` of [`SHAPE`].
+    fn inputs() -> (Vec<f32>, Vec<f32>) {
+        let n = SHAPE[0] * SHAPE[1];
+        (values(n, 1), values(n, 2))
+    }
+
     #[test]
-    fn flex_kernels_match_the_composed_ops() {
-        // More elements than one parallel chunk, so the split is exercised.
-        let shape = [37, 1031];
-        let n = shape[0] * shape[1];
-        let (x, g) = (values(n, 1), values(n, 2));
+    fn flex_gelu_matches_the_composed_ops() {
+        let (shape, (x, g)) = (SHAPE, inputs());
         assert_close(
             &to_vec(Flex::gelu_tanh(flex(x.clone(), shape))),
             &to_vec(reference::gelu_tanh::<Flex>(flex(x.clone(), shape))),
@@ -542,11 +548,16 @@ mod tests {
                 flex(g.clone(), shape),
             )),
             &to_vec(reference::gelu_tanh_backward::<Flex>(
-                flex(x.clone(), shape),
-                flex(g.clone(), shape),
+                flex(x, shape),
+                flex(g, shape),
             )),
             1e-5,
         );
+    }
+
+    #[test]
+    fn flex_silu_mul_matches_the_composed_ops() {
+        let (shape, (x, g)) = (SHAPE, inputs());
         assert_close(
             &to_vec(Flex::silu_mul(
                 flex(x.clone(), shape),
@@ -565,15 +576,20 @@ mod tests {
         );
         let (composed_gate, composed_up) = reference::silu_mul_backward::<Flex>(
             flex(x.clone(), shape),
-            flex(g.clone(), shape),
-            flex(x.clone(), shape),
+            flex(g, shape),
+            flex(x, shape),
         );
         assert_close(&to_vec(fused_gate), &to_vec(composed_gate), 1e-5);
         assert_close(&to_vec(fused_up), &to_vec(composed_up), 1e-5);
+    }
+
+    #[test]
+    fn flex_softmax_matches_the_composed_ops() {
+        let (shape, (x, g)) = (SHAPE, inputs());
         let y = to_vec(Flex::softmax_last(flex(x.clone(), shape)));
         assert_close(
             &y,
-            &to_vec(reference::softmax_last::<Flex>(flex(x.clone(), shape))),
+            &to_vec(reference::softmax_last::<Flex>(flex(x, shape))),
             1e-6,
         );
         assert_close(
@@ -583,10 +599,15 @@ mod tests {
             )),
             &to_vec(reference::softmax_last_backward::<Flex>(
                 flex(y, shape),
-                flex(g.clone(), shape),
+                flex(g, shape),
             )),
             1e-5,
         );
+    }
+
+    #[test]
+    fn flex_token_nll_matches_the_composed_ops() {
+        let (shape, (x, _)) = (SHAPE, inputs());
         let targets: Vec<i64> = (0..shape[0] as i64)
             .map(|r| r * 29 % shape[1] as i64)
             .collect();
