@@ -10,8 +10,9 @@
 //! config with random weights, a GPU-sized run). `APITUNE_BENCH_BACKEND`: cpu | wgpu | cuda; on a
 //! GPU backend the PEFT side runs on CUDA, once with an f32 base and once with a bf16 base.
 //! `APITUNE_BENCH_STEPS` (default 10) timed steps follow 2 untimed ones; each side reports the
-//! median step. `APITUNE_BENCH_BASE_DTYPE=bf16` stores apitune's frozen base in bf16 (not on wgpu:
-//! WGSL has no bf16).
+//! median step; `APITUNE_BENCH_RUNS` (default 1) alternates the two sides that many times and ends
+//! with a `summary:` line of medians and their ratio. `APITUNE_BENCH_BASE_DTYPE=bf16` stores
+//! apitune's frozen base in bf16 (not on wgpu: WGSL has no bf16).
 
 use apitune::model::lora::{self, LoraSettings};
 use apitune::model::{Backend, CausalLm, ModelConfig};
@@ -74,6 +75,15 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// What one run of either side measures.
+struct Settings {
+    shape: Shape,
+    threads: String,
+    backend: Backend,
+    steps: u64,
+    base_dtype: String,
+}
+
 fn main() {
     apitune::tune_allocator();
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
@@ -84,17 +94,39 @@ fn main() {
     println!("{}", host::stamp());
     let python = std::env::var_os("APITUNE_BENCH_PYTHON");
     println!("{}", host::calibration(python.as_deref(), &threads));
-    let shape =
-        shape(&std::env::var("APITUNE_BENCH_SHAPE").unwrap_or_else(|_| "gpt2-4x256".into()));
     let backend_name = std::env::var("APITUNE_BENCH_BACKEND").unwrap_or_else(|_| "cpu".into());
-    let backend = backend_name
-        .parse::<Backend>()
-        .expect("APITUNE_BENCH_BACKEND: cpu, wgpu or cuda");
-    let steps: u64 = std::env::var("APITUNE_BENCH_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let env_u64 = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let settings = Settings {
+        shape: shape(&std::env::var("APITUNE_BENCH_SHAPE").unwrap_or_else(|_| "gpt2-4x256".into())),
+        threads,
+        backend: backend_name
+            .parse::<Backend>()
+            .expect("APITUNE_BENCH_BACKEND: cpu, wgpu or cuda"),
+        steps: env_u64("APITUNE_BENCH_STEPS", 10),
+        base_dtype: std::env::var("APITUNE_BENCH_BASE_DTYPE").unwrap_or_else(|_| "f32".into()),
+    };
+    // The two sides alternate, so slow drifts of the machine reach both alike.
+    let runs = env_u64("APITUNE_BENCH_RUNS", 1).max(1);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        ours.push(run_apitune(&settings));
+        if let Some(python) = &python {
+            theirs.push(run_peft(&settings, python));
+        }
+    }
+    if runs > 1 || !theirs.is_empty() {
+        print_summary(&settings, &ours, &theirs);
+    }
+}
 
+/// apitune's LoRA training on random tokens: the median step's tokens/s.
+fn run_apitune(settings: &Settings) -> f64 {
+    let Settings { shape, backend, .. } = settings;
     let config = ModelConfig::from_json(
         &shape.config.to_string(),
         std::path::Path::new("bench config"),
@@ -106,7 +138,7 @@ fn main() {
         .and_then(|v| v.as_u64())
         .unwrap() as u32;
     let device = backend.device().expect("apitune backend").autodiff();
-    let settings = LoraSettings {
+    let lora_settings = LoraSettings {
         r: R,
         alpha: 2.0 * R as f64,
         dropout: 0.0,
@@ -119,17 +151,16 @@ fn main() {
             target_start: SEQ / 4,
         })
         .collect();
-    let base_dtype = std::env::var("APITUNE_BENCH_BASE_DTYPE").unwrap_or_else(|_| "f32".into());
     let mut base = CausalLm::init(&config, &device, 0);
-    match base_dtype.as_str() {
+    match settings.base_dtype.as_str() {
         "f32" => {}
         "bf16" => lora::store_base_as(&mut base, burn::tensor::DType::BF16),
         other => panic!("APITUNE_BENCH_BASE_DTYPE={other}: expected f32 or bf16"),
     }
-    let (network, _) = lora::attach(base, &settings, &config, 0).unwrap();
+    let (network, _) = lora::attach(base, &lora_settings, &config, 0).unwrap();
     let train_settings = TrainSettings {
         lr: 1e-4,
-        steps: Some(WARMUP + steps),
+        steps: Some(WARMUP + settings.steps),
         micro_batch: BATCH,
         grad_accum: 1,
         max_len: SEQ,
@@ -153,36 +184,40 @@ fn main() {
     )
     .unwrap();
     // Every step ends by reading its loss back, so per-step times include the device's work.
-    let step_seconds: Vec<f64> = outcome.step_seconds[WARMUP as usize..].to_vec();
-    let seconds = median(step_seconds);
+    let seconds = median(outcome.step_seconds[WARMUP as usize..].to_vec());
+    let tokens_per_s = (BATCH * SEQ) as f64 / seconds;
     println!(
         "{}",
         serde_json::json!({
-            "impl": format!("apitune (burn {backend})"), "shape": shape.name, "threads": threads, "base_dtype": base_dtype,
-            "trainable_params": outcome.trainable_params, "tokens_per_s": (BATCH * SEQ) as f64 / seconds, "seconds_per_step": seconds,
+            "impl": format!("apitune (burn {backend})"), "shape": shape.name, "threads": settings.threads, "base_dtype": settings.base_dtype,
+            "trainable_params": outcome.trainable_params, "tokens_per_s": tokens_per_s, "seconds_per_step": seconds,
         })
     );
-    let Some(python) = python else {
-        return;
-    };
+    tokens_per_s
+}
+
+/// PyTorch + PEFT on the same shape (`benches/lora_peft.py`): tokens/s per dtype it ran (f32 on
+/// the CPU; f32 and bf16 on CUDA). The first is what the summary compares against.
+fn run_peft(settings: &Settings, python: &std::ffi::OsStr) -> f64 {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/lora_peft.py");
-    let (device, dtypes) = if backend == Backend::Cpu {
+    let (device, dtypes) = if settings.backend == Backend::Cpu {
         ("cpu", &["float32"][..])
     } else {
         ("cuda", &["float32", "bfloat16"][..])
     };
+    let mut first = f64::NAN;
     for dtype in dtypes {
-        let out = std::process::Command::new(&python)
+        let out = std::process::Command::new(python)
             .arg(script)
             .args([
                 "--config",
-                &shape.config.to_string(),
+                &settings.shape.config.to_string(),
                 "--targets",
-                &shape.targets.join(","),
+                &settings.shape.targets.join(","),
             ])
             .args([
                 "--threads",
-                &threads,
+                &settings.threads,
                 "--batch",
                 &BATCH.to_string(),
                 "--seq",
@@ -190,7 +225,7 @@ fn main() {
             ])
             .args([
                 "--steps",
-                &steps.to_string(),
+                &settings.steps.to_string(),
                 "--warmup",
                 &WARMUP.to_string(),
                 "--r",
@@ -199,9 +234,37 @@ fn main() {
             .args(["--device", device, "--dtype", dtype])
             .output()
             .expect("running the PEFT benchmark");
-        print!("{}", String::from_utf8_lossy(&out.stdout));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        print!("{stdout}");
         if !out.status.success() {
             eprintln!("{}", String::from_utf8_lossy(&out.stderr));
         }
+        let rate = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| v["tokens_per_s"].as_f64());
+        if first.is_nan() {
+            first = rate.unwrap_or(f64::NAN);
+        }
     }
+    first
+}
+
+/// `summary: SHAPE, N alternating runs: apitune MEDIAN tok/s, PEFT MEDIAN tok/s, ratio R×`.
+fn print_summary(settings: &Settings, ours: &[f64], theirs: &[f64]) {
+    let ours_median = median(ours.to_vec());
+    let line = if theirs.iter().any(|t| t.is_nan()) || theirs.is_empty() {
+        format!("apitune median {ours_median:.0} tok/s")
+    } else {
+        let theirs_median = median(theirs.to_vec());
+        format!(
+            "apitune median {ours_median:.0} tok/s, PyTorch + PEFT median {theirs_median:.0} tok/s, ratio {:.2}x",
+            ours_median / theirs_median
+        )
+    };
+    println!(
+        "summary: {}, {} run(s) alternating: {line}",
+        settings.shape.name,
+        ours.len()
+    );
 }
