@@ -56,6 +56,27 @@ fn main() {
     };
     // The HF side runs first, before this process starts its own thread pool: run after our
     // side in one run, PyTorch measured 2.9 tokens/s at batch 1 against 32 when run alone.
+    let hf = run_hf(&batches, new_tokens, hf_device);
+    println!("{}", host::stamp());
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .to_string()
+    });
+    let torch = std::env::var_os("APITUNE_BENCH_PYTHON");
+    println!("{}", host::calibration(torch.as_deref(), &threads));
+
+    let ours = run_apitune(backend, &batches, new_tokens);
+    print_table(
+        &batches,
+        &ours,
+        hf.as_ref(),
+        (backend, hf_device, new_tokens),
+    );
+}
+
+/// transformers' tokens/s per batch size (`benches/generate_hf.py`), or `None` when it cannot run.
+fn run_hf(batches: &[usize], new_tokens: usize, hf_device: &str) -> Option<serde_json::Value> {
     let python = std::env::var("APITUNE_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/generate_hf.py");
     let batch_list = batches
@@ -80,7 +101,7 @@ fn main() {
             &REPEATS.to_string(),
         ])
         .output();
-    let hf: Option<serde_json::Value> = match hf {
+    match hf {
         Ok(out) if out.status.success() => serde_json::from_slice(&out.stdout).ok(),
         Ok(out) => {
             eprintln!(
@@ -94,18 +115,11 @@ fn main() {
             eprintln!("HF side not run ({python}: {e})");
             None
         }
-    };
+    }
+}
 
-    // After the HF side, before this process starts its own thread pool (see above).
-    println!("{}", host::stamp());
-    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .to_string()
-    });
-    let torch = std::env::var_os("APITUNE_BENCH_PYTHON");
-    println!("{}", host::calibration(torch.as_deref(), &threads));
-
+/// apitune's greedy tokens/s per batch size: the best of `REPEATS` runs after a warm-up.
+fn run_apitune(backend: Backend, batches: &[usize], new_tokens: usize) -> Vec<f64> {
     let device = backend.device().expect("apitune backend");
     let config = Gpt2Config::new(50257, 1024, 768, 12, 12);
     let model = CausalLm::init(&ModelConfig::Gpt2(config.clone()), &device, 0);
@@ -113,7 +127,7 @@ fn main() {
     let generation = GenerationConfig::greedy(new_tokens);
 
     let mut ours = Vec::new();
-    for &batch in &batches {
+    for &batch in batches {
         let prompts: Vec<Vec<u32>> = (0..batch)
             .map(|_| {
                 (0..PROMPT_LEN)
@@ -144,13 +158,21 @@ fn main() {
         eprintln!("apitune batch {batch}: {best:.2} s, {rate:.1} tokens/s");
         ours.push(rate);
     }
+    ours
+}
 
+fn print_table(
+    batches: &[usize],
+    ours: &[f64],
+    hf: Option<&serde_json::Value>,
+    (backend, hf_device, new_tokens): (Backend, &str, usize),
+) {
     println!(
         "GPT-2-small shape (12 layers, d=768, vocab 50257), random weights, greedy, KV cache, \
          prompt {PROMPT_LEN} tokens + {new_tokens} new, best of {REPEATS}, {} CPU threads, apitune on {backend}, HF on {hf_device}",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    if let Some(hf) = &hf {
+    if let Some(hf) = hf {
         println!(
             "HF transformers: torch {} with {} threads",
             hf["torch"], hf["threads"]
@@ -160,10 +182,8 @@ fn main() {
         "| batch | apitune (burn {backend}) tokens/s | HF transformers ({hf_device}) tokens/s | apitune / HF |"
     );
     println!("|---:|---:|---:|---:|");
-    for (batch, rate) in batches.iter().zip(&ours) {
-        let theirs = hf
-            .as_ref()
-            .and_then(|hf| hf["results"][batch.to_string()]["tokens_per_s"].as_f64());
+    for (batch, rate) in batches.iter().zip(ours) {
+        let theirs = hf.and_then(|hf| hf["results"][batch.to_string()]["tokens_per_s"].as_f64());
         match theirs {
             Some(theirs) => println!(
                 "| {batch} | {rate:.1} | {theirs:.1} | {:.2} |",
