@@ -4,6 +4,7 @@
 //! APITUNE_BENCH_ENTRIES (default 200).
 
 use std::fs;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use apitune::cache::{Cache, EntryMeta, KeyManifest};
@@ -23,7 +24,7 @@ fn per(total: Duration, n: usize) -> String {
     format!("{:.3} ms", total.as_secs_f64() * 1e3 / n as f64)
 }
 
-fn tree_bytes(path: &std::path::Path) -> u64 {
+fn tree_bytes(path: &Path) -> u64 {
     let meta = fs::symlink_metadata(path).unwrap();
     if !meta.is_dir() {
         return meta.len();
@@ -41,8 +42,16 @@ fn main() {
     let root = tempfile::tempdir().unwrap();
     let inputs = tempfile::tempdir().unwrap();
     let cache = Cache::open(root.path()).unwrap();
+    bench_hash(&cache, inputs.path(), hash_mb);
+    let (manifests, payload_bytes) = bench_publish(&cache, n_entries);
+    // The read-only reader stays open through the rest, as a concurrent reader would.
+    let _reader = bench_lookups(&cache, root.path(), &manifests);
+    bench_verify_and_rebuild(cache, root.path(), (n_entries, payload_bytes));
+}
 
-    let weights = inputs.path().join("model.safetensors");
+/// Hashing an input file: the first time, and then from the stat cache.
+fn bench_hash(cache: &Cache, inputs: &Path, hash_mb: usize) {
+    let weights = inputs.join("model.safetensors");
     let chunk: Vec<u8> = (0..1 << 20)
         .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
@@ -72,7 +81,10 @@ fn main() {
         hash_mb as f64 / 1024.0 / cold.as_secs_f64(),
         per(warm, 1000)
     );
+}
 
+/// Publishing `n_entries` entries of 4 × 256 KiB; returns their key manifests and payload size.
+fn bench_publish(cache: &Cache, n_entries: usize) -> (Vec<KeyManifest>, usize) {
     let manifests: Vec<KeyManifest> = (0..n_entries)
         .map(|i| {
             KeyManifest::new()
@@ -102,7 +114,12 @@ fn main() {
         "publish (4 files x 256 KiB, fsynced): {} per entry over {n_entries}",
         per(t.elapsed(), n_entries)
     );
+    (manifests, payload.len())
+}
 
+/// Lookups by a writer and by a read-only reader (returned for the next phase), and listing.
+fn bench_lookups(cache: &Cache, root: &Path, manifests: &[KeyManifest]) -> Cache {
+    let n_entries = manifests.len();
     let keys: Vec<_> = manifests.iter().map(KeyManifest::key).collect();
     let t = Instant::now();
     for key in &keys {
@@ -112,7 +129,7 @@ fn main() {
         "lookup, writer (indexed): {} per key",
         per(t.elapsed(), n_entries)
     );
-    let reader = Cache::open_read_only(root.path()).unwrap();
+    let reader = Cache::open_read_only(root).unwrap();
     let t = Instant::now();
     for key in &keys {
         assert!(reader.lookup(key).unwrap().is_some());
@@ -134,11 +151,15 @@ fn main() {
         "entries(), read-only: {:.1} ms for {n_entries}",
         t.elapsed().as_secs_f64() * 1e3
     );
+    reader
+}
 
+/// Verifying every entry, the index's size, and rebuilding a deleted index.
+fn bench_verify_and_rebuild(cache: Cache, root: &Path, (n_entries, payload_bytes): (usize, usize)) {
     let t = Instant::now();
     let report = cache.verify(false).unwrap();
     assert_eq!(report.ok, n_entries);
-    let mib = (n_entries * 4 * payload.len()) as f64 / (1 << 20) as f64;
+    let mib = (n_entries * 4 * payload_bytes) as f64 / (1 << 20) as f64;
     println!(
         "verify: {:.1} ms for {n_entries} entries ({mib:.0} MiB)",
         t.elapsed().as_secs_f64() * 1e3
@@ -147,11 +168,11 @@ fn main() {
     drop(cache);
     println!(
         "index.sled on disk: {:.1} MiB for {n_entries} entries + 1 stat-cache record",
-        tree_bytes(&root.path().join("index.sled")) as f64 / (1 << 20) as f64
+        tree_bytes(&root.join("index.sled")) as f64 / (1 << 20) as f64
     );
-    fs::remove_dir_all(root.path().join("index.sled")).unwrap();
+    fs::remove_dir_all(root.join("index.sled")).unwrap();
     let t = Instant::now();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open(root).unwrap();
     assert_eq!(cache.entries().unwrap().len(), n_entries);
     println!(
         "open + rebuild a deleted index: {:.1} ms for {n_entries} entries",
