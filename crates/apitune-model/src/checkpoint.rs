@@ -428,6 +428,15 @@ impl<'a> WeightSource<'a> {
     }
 }
 
+/// The HF name of child `name` of the module named `path` (`""` is the root): `path.name`.
+pub fn child_name(path: &str, name: impl std::fmt::Display) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
 /// A [`WeightSource`] seen under a name prefix, as candle's `VarBuilder::pp`: a module names only
 /// its own tensors (`weight`, `bias`) and hands each child a scope under the child's name
 /// (`h`, `0`, `attn`), so a full name such as `h.0.attn.c_attn.weight` is never written out.
@@ -450,17 +459,13 @@ impl<'a> Weights<'_, 'a> {
     /// The scope of child `name` (a field name or a layer index).
     pub fn pp(&mut self, name: impl std::fmt::Display) -> Weights<'_, 'a> {
         Weights {
-            prefix: self.name(&name.to_string()),
+            prefix: child_name(&self.prefix, name),
             source: self.source,
         }
     }
 
     fn name(&self, leaf: &str) -> String {
-        if self.prefix.is_empty() {
-            leaf.to_string()
-        } else {
-            format!("{}.{leaf}", self.prefix)
-        }
+        child_name(&self.prefix, leaf)
     }
 
     pub fn device(&self) -> &Device {

@@ -20,7 +20,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use super::causal_lm::Model;
-use super::checkpoint::WeightLayout;
+use super::checkpoint::{WeightLayout, child_name};
 use super::error::{ModelError, Result};
 use super::registry::{CausalLm, ModelConfig};
 
@@ -236,17 +236,8 @@ impl<T: Projections> Projections for Vec<T> {
         out: &mut Vec<(String, &'m mut Projection)>,
     ) {
         for (i, module) in self.iter_mut().enumerate() {
-            module.visit_projections(&child_path(path, i), out);
+            module.visit_projections(&child_name(path, i), out);
         }
-    }
-}
-
-/// The name of child `name` of the module at `path` (`""` is the root).
-pub fn child_path(path: &str, name: impl std::fmt::Display) -> String {
-    if path.is_empty() {
-        name.to_string()
-    } else {
-        format!("{path}.{name}")
     }
 }
 
@@ -260,7 +251,7 @@ macro_rules! projection_fields {
                 out: &mut Vec<(String, &'m mut $crate::lora::Projection)>,
             ) {
                 $(self.$field.visit_projections(
-                    &$crate::lora::child_path(path, stringify!($field)),
+                    &$crate::checkpoint::child_name(path, stringify!($field)),
                     out,
                 );)+
             }
