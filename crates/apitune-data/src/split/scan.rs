@@ -115,16 +115,18 @@ impl Scan {
         (offset, read, line_number): (u64, usize, u64),
         input_path: &Path,
     ) -> Result<(), DataError> {
-        let hash = content_hash(&record);
-        let dropped = if record.code.is_empty() {
+        let empty = if record.code.is_empty() {
             Some("empty_code")
         } else if record.instruction.is_empty() {
             Some("empty_instruction")
-        } else if dedup && !self.seen.insert(hash) {
-            Some("duplicate")
         } else {
             None
         };
+        let hash = match empty {
+            None => content_hash(&record),
+            Some(_) => [0; 16],
+        };
+        let dropped = empty.or_else(|| (dedup && !self.seen.insert(hash)).then_some("duplicate"));
         if let Some(reason) = dropped {
             *self.dropped.entry(reason).or_default() += 1;
             return Ok(());
