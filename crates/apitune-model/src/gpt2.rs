@@ -97,6 +97,26 @@ mod defaults {
     }
 }
 
+/// The [`Gpt2Family`] of a config: the fields both HF configs name alike, and its `member`.
+macro_rules! family_of {
+    ($config:expr, $member:expr) => {
+        Gpt2Family {
+            vocab_size: $config.vocab_size,
+            n_positions: $config.n_positions,
+            n_embd: $config.n_embd,
+            n_layer: $config.n_layer,
+            n_head: $config.n_head,
+            n_inner: $config.n_inner,
+            activation: $config.activation_function,
+            layer_norm_epsilon: $config.layer_norm_epsilon,
+            tie_word_embeddings: $config.tie_word_embeddings,
+            scale_attn_weights: $config.scale_attn_weights,
+            initializer_range: $config.initializer_range,
+            member: $member,
+        }
+    };
+}
+
 impl Gpt2Config {
     /// A config with HF's defaults for everything but the sizes.
     pub fn new(
@@ -123,24 +143,16 @@ impl Gpt2Config {
     }
 
     fn family(&self) -> Gpt2Family {
-        Gpt2Family {
-            vocab_size: self.vocab_size,
-            n_positions: self.n_positions,
-            n_embd: self.n_embd,
-            n_layer: self.n_layer,
-            n_head: self.n_head,
-            n_inner: self.n_inner,
-            activation: self.activation_function,
-            layer_norm_epsilon: self.layer_norm_epsilon,
-            tie_word_embeddings: self.tie_word_embeddings,
-            scale_attn_weights: self.scale_attn_weights,
-            scale_attn_by_inverse_layer_idx: self.scale_attn_by_inverse_layer_idx,
-            qkv: QkvLayout::Blocks,
-            layout: WeightLayout::InOut,
-            initializer_range: self.initializer_range,
-            // GPT-2's position table starts at half the spread of the token table.
-            position_init_std: self.initializer_range / 2.0,
-        }
+        family_of!(
+            self,
+            Member {
+                scale_attn_by_inverse_layer_idx: self.scale_attn_by_inverse_layer_idx,
+                qkv: QkvLayout::Blocks,
+                layout: WeightLayout::InOut,
+                // GPT-2's position table starts at half the spread of the token table.
+                position_init_std: self.initializer_range / 2.0,
+            }
+        )
     }
 }
 
@@ -170,27 +182,20 @@ impl GptBigCodeConfig {
     }
 
     fn family(&self) -> Gpt2Family {
-        Gpt2Family {
-            vocab_size: self.vocab_size,
-            n_positions: self.n_positions,
-            n_embd: self.n_embd,
-            n_layer: self.n_layer,
-            n_head: self.n_head,
-            n_inner: self.n_inner,
-            activation: self.activation_function,
-            layer_norm_epsilon: self.layer_norm_epsilon,
-            tie_word_embeddings: self.tie_word_embeddings,
-            scale_attn_weights: self.scale_attn_weights,
-            scale_attn_by_inverse_layer_idx: false,
-            qkv: if self.multi_query {
-                QkvLayout::MultiQuery
-            } else {
-                QkvLayout::PerHead
-            },
-            layout: WeightLayout::OutIn,
-            initializer_range: self.initializer_range,
-            position_init_std: self.initializer_range,
-        }
+        let qkv = if self.multi_query {
+            QkvLayout::MultiQuery
+        } else {
+            QkvLayout::PerHead
+        };
+        family_of!(
+            self,
+            Member {
+                scale_attn_by_inverse_layer_idx: false,
+                qkv,
+                layout: WeightLayout::OutIn,
+                position_init_std: self.initializer_range,
+            }
+        )
     }
 }
 
@@ -218,10 +223,16 @@ struct Gpt2Family {
     layer_norm_epsilon: f64,
     tie_word_embeddings: bool,
     scale_attn_weights: bool,
+    initializer_range: f64,
+    member: Member,
+}
+
+/// What sets one member of the family apart from the others.
+#[derive(Debug, Clone)]
+struct Member {
     scale_attn_by_inverse_layer_idx: bool,
     qkv: QkvLayout,
     layout: WeightLayout,
-    initializer_range: f64,
     position_init_std: f64,
 }
 
@@ -236,7 +247,7 @@ impl Gpt2Family {
 
     /// The width of the keys (and of the values) `c_attn` produces.
     fn kv_dim(&self) -> usize {
-        match self.qkv {
+        match self.member.qkv {
             QkvLayout::MultiQuery => self.head_dim(),
             QkvLayout::Blocks | QkvLayout::PerHead => self.n_embd,
         }
@@ -282,7 +293,7 @@ impl Gpt2Family {
         } else {
             1.0
         };
-        if self.scale_attn_by_inverse_layer_idx {
+        if self.member.scale_attn_by_inverse_layer_idx {
             scale /= (layer + 1) as f64;
         }
         scale
@@ -290,7 +301,7 @@ impl Gpt2Family {
 
     fn projection(&self, d_in: usize, d_out: usize) -> ProjectionConfig {
         ProjectionConfig::new(d_in, d_out)
-            .with_layout(self.layout)
+            .with_layout(self.member.layout)
             .with_init_std(self.initializer_range)
     }
 
@@ -315,7 +326,7 @@ impl Gpt2Family {
                 .embedding(self.vocab_size, self.initializer_range)
                 .load(weights.pp("wte"))?,
             wpe: self
-                .embedding(self.n_positions, self.position_init_std)
+                .embedding(self.n_positions, self.member.position_init_std)
                 .load(weights.pp("wpe"))?,
             h,
             ln_f: self.layer_norm().load(weights.pp("ln_f"))?,
@@ -343,7 +354,7 @@ impl Gpt2Family {
             c_proj: self.projection(d, d).load(attn.pp("c_proj"))?,
             n_head: self.n_head,
             scale: self.attention_scale(layer),
-            qkv: self.qkv,
+            qkv: self.member.qkv,
         };
         let ln_2 = self.layer_norm().load(weights.pp("ln_2"))?;
         let mut mlp = weights.pp("mlp");
@@ -387,7 +398,7 @@ macro_rules! gpt2_family_architecture {
                 "transformer."
             }
             fn weight_layout(&self) -> WeightLayout {
-                self.family().layout
+                self.family().member.layout
             }
             fn default_lora_targets(&self) -> &'static [&'static str] {
                 &["c_attn"]
