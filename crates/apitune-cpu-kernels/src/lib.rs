@@ -1,5 +1,6 @@
-//! Fused f32 kernels for the elementwise hot spots of a training step on the CPU: tanh GELU, the
-//! row softmax of attention and the token cross-entropy, each forward and backward.
+//! Fused f32 kernels for the hot spots of a training step on the CPU: tanh GELU, the row softmax
+//! of attention and the token cross-entropy, each forward and backward, and the projections'
+//! matrix products ([`matmul`]).
 //!
 //! A separate crate so that it is compiled with optimisations even in test builds (the workspace
 //! profile optimises dependencies only): these loops run on every training step.
@@ -9,6 +10,9 @@
 //! turns into SIMD code, unlike libm's `expf`, for the widest vectors the CPU has.
 
 use rayon::prelude::*;
+
+mod matmul;
+pub use matmul::{MatRef, column_sums, matmul, matmul_accumulate};
 
 /// Elements per parallel task: large enough that rayon's overhead vanishes.
 const CHUNK: usize = 16 * 1024;

@@ -21,6 +21,7 @@ pub mod generate;
 pub mod gpt2;
 pub mod kernels;
 pub mod layers;
+pub mod linear_kernel;
 pub mod lora;
 pub mod qwen2;
 pub mod registry;

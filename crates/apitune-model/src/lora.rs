@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::causal_lm::Model;
 use super::checkpoint::{WeightLayout, child_name};
 use super::error::{ModelError, Result};
+use super::linear_kernel::linear;
 use super::registry::{CausalLm, ModelConfig};
 
 pub const ADAPTER_CONFIG_FILE: &str = "adapter_config.json";
@@ -114,31 +115,35 @@ impl From<Linear> for Projection {
 
 impl Projection {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let stored_f32 = self.base.weight.val().dtype() == DType::F32;
-        if self.lora.is_none() && stored_f32 {
-            return self.base.forward(x);
-        }
-        // A base stored in bf16 ([`store_base_as`]) computes in f32: only its storage shrinks.
-        let f32 = |t: Tensor<2>| {
-            if t.dtype() == DType::F32 {
-                t
-            } else {
-                t.cast(DType::F32)
-            }
-        };
-        let weight = f32(self.base.weight.val().detach());
-        let bias = self.base.bias.as_ref().map(|b| b.val().detach());
+        let weight = self.base.weight.val();
+        let bias = self.base.bias.as_ref().map(|b| b.val());
         let Some(lora) = &self.lora else {
-            return burn::tensor::module::linear(x, weight, bias);
+            // A base stored in bf16 ([`store_base_as`]) is frozen and computes in f32: only its
+            // storage shrinks.
+            let weight = match weight.dtype() {
+                DType::F32 => weight,
+                _ => weight.detach().cast(DType::F32),
+            };
+            return linear(x, weight, bias);
         };
-        let y = burn::tensor::module::linear(x.clone(), weight, bias);
+        let weight = weight.detach();
+        let weight = match weight.dtype() {
+            DType::F32 => weight,
+            _ => weight.cast(DType::F32),
+        };
+        let y = linear(x.clone(), weight, bias.map(|b| b.detach()));
         let x = if lora.dropout > 0.0 && x.device().is_autodiff() {
             lora.dropout_rng.apply(x, 1.0 - lora.dropout)
         } else {
             x
         };
-        let low = burn::tensor::module::linear(x, lora.a.val(), None);
-        y + burn::tensor::module::linear(low, lora.b.val(), None).mul_scalar(lora.scale)
+        // The scale goes on the r×out factor rather than on the N×out product: the same value up
+        // to rounding, at a fraction of the work.
+        let b = match lora.scale {
+            1.0 => lora.b.val(),
+            scale => lora.b.val().mul_scalar(scale),
+        };
+        y + linear(linear(x, lora.a.val(), None), b, None)
     }
 
     pub fn d_in(&self) -> usize {
@@ -568,8 +573,13 @@ fn read_lora_pair(
     let device = proj.base.weight.device();
     let a = read_f32(a, key_a, path)?;
     let b = read_f32(b, key_b, path)?;
-    let a = Tensor::<2>::from_data(TensorData::new(a, [r, d_in]), &device).transpose();
-    let b = Tensor::<2>::from_data(TensorData::new(b, [d_out, r]), &device).transpose();
+    // Stored row-major as `attach` makes them, so a loaded adapter computes bit for bit as the
+    // one that was saved.
+    let a = Tensor::<2>::from_data(TensorData::new(transposed(&a, r, d_in), [d_in, r]), &device);
+    let b = Tensor::<2>::from_data(
+        TensorData::new(transposed(&b, d_out, r), [r, d_out]),
+        &device,
+    );
     Ok(LoraPath {
         a: Param::from_tensor(a),
         b: Param::from_tensor(b),
@@ -577,6 +587,13 @@ fn read_lora_pair(
         dropout: config.lora_dropout,
         dropout_rng: DropoutRng::default(),
     })
+}
+
+/// The row-major `cols × rows` transpose of a row-major `rows × cols` matrix.
+fn transposed(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..cols)
+        .flat_map(|j| (0..rows).map(move |i| values[i * cols + j]))
+        .collect()
 }
 
 fn read_f32(view: &TensorView, key: &str, path: &Path) -> Result<Vec<f32>> {

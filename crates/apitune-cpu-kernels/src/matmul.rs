@@ -1,0 +1,287 @@
+//! f32 matrix products for the projections of a model, forward and backward, through the `gemm`
+//! crate (the kernel burn's flex backend calls too), writing straight into the output buffer.
+//!
+//! flex's own matmul zero-fills a fresh buffer and then copies it once more to realign it before
+//! the product overwrites every element, and a bias is one more pass over the output. Here the
+//! output is allocated uninitialised and written once: by the product, or, with a bias, by the
+//! bias rows that the product then accumulates onto.
+
+use std::mem::MaybeUninit;
+
+/// Products smaller than this many multiply-adds run on the calling thread (flex's threshold).
+const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
+
+/// A read-only strided view of an f32 matrix inside `data`: element `(i, j)` is
+/// `data[offset + i·row_stride + j·col_stride]`.
+#[derive(Debug, Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub offset: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: isize,
+    pub col_stride: isize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A row-major `rows × cols` matrix.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            offset: 0,
+            rows,
+            cols,
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+
+    /// The same elements read as the transposed matrix (no copy).
+    pub fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// Whether every element the view addresses lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        if self.rows == 0 || self.cols == 0 {
+            return true;
+        }
+        let reach = |count: usize, stride: isize| (count as isize - 1) * stride;
+        let corners = [
+            0,
+            reach(self.rows, self.row_stride),
+            reach(self.cols, self.col_stride),
+            reach(self.rows, self.row_stride) + reach(self.cols, self.col_stride),
+        ];
+        let start = self.offset as isize;
+        corners
+            .iter()
+            .all(|&c| start + c >= 0 && ((start + c) as usize) < self.data.len())
+    }
+
+    fn ptr(&self) -> *const f32 {
+        self.data.as_ptr().wrapping_add(self.offset)
+    }
+}
+
+/// `lhs · rhs (+ bias on every row)` as a new row-major buffer: `[lhs.rows × rhs.cols]`.
+///
+/// # Panics
+/// When the shapes do not chain, the bias length is not `rhs.cols`, or a view reaches outside
+/// its data.
+pub fn matmul(lhs: MatRef, rhs: MatRef, bias: Option<&[f32]>) -> Vec<f32> {
+    let (m, n) = (lhs.rows, rhs.cols);
+    let mut out = Vec::with_capacity(m * n);
+    let spare = &mut out.spare_capacity_mut()[..m * n];
+    let accumulate = match bias {
+        Some(bias) => {
+            assert_eq!(
+                bias.len(),
+                n,
+                "matmul: bias of {} for {n} columns",
+                bias.len()
+            );
+            for row in spare.chunks_exact_mut(n.max(1)) {
+                for (slot, &b) in row.iter_mut().zip(bias) {
+                    slot.write(b);
+                }
+            }
+            true
+        }
+        None => false,
+    };
+    product_into(spare, lhs, rhs, accumulate, 1.0);
+    // SAFETY: the first m·n elements were written, by the bias rows or by the product (gemm
+    // writes every output element when it does not read them).
+    unsafe { out.set_len(m * n) };
+    out
+}
+
+/// `out += scale · lhs · rhs`, `out` row-major `[lhs.rows × rhs.cols]`.
+pub fn matmul_accumulate(out: &mut [f32], lhs: MatRef, rhs: MatRef, scale: f32) {
+    assert_eq!(out.len(), lhs.rows * rhs.cols, "matmul: output size");
+    // SAFETY: an initialised f32 is a valid MaybeUninit<f32>, and product_into only writes f32s.
+    let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    product_into(out, lhs, rhs, true, scale);
+}
+
+/// Column sums of a row-major `[rows × cols]` matrix, summed in row order (a bias gradient).
+pub fn column_sums(values: &[f32], cols: usize) -> Vec<f32> {
+    let mut sums = vec![0.0f32; cols];
+    for row in values.chunks_exact(cols.max(1)) {
+        for (sum, &v) in sums.iter_mut().zip(row) {
+            *sum += v;
+        }
+    }
+    sums
+}
+
+/// `out = (accumulate ? out : 0) + scale · lhs · rhs`; `out` is only read when `accumulate`.
+fn product_into(
+    out: &mut [MaybeUninit<f32>],
+    lhs: MatRef,
+    rhs: MatRef,
+    accumulate: bool,
+    scale: f32,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(k, rhs.rows, "matmul: {m}x{k} times {}x{n}", rhs.rows);
+    assert!(
+        lhs.in_bounds() && rhs.in_bounds(),
+        "matmul: view outside its data"
+    );
+    assert_eq!(out.len(), m * n, "matmul: output size");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out.iter_mut().for_each(|slot| {
+                slot.write(0.0);
+            });
+        }
+        return;
+    }
+    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: both views were checked to lie inside their slices, `out` holds m·n elements laid
+    // out row-major, and gemm reads `out` only when `read_dst` is set, in which case the caller
+    // initialised it.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr().cast::<f32>(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.ptr(),
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.ptr(),
+            rhs.col_stride,
+            rhs.row_stride,
+            1.0,
+            scale,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000)
+            .map(|v| v as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    /// The product in f64, element by element.
+    fn naive(lhs: MatRef, rhs: MatRef) -> Vec<f64> {
+        let at = |m: &MatRef, i: usize, j: usize| {
+            let index = m.offset as isize + i as isize * m.row_stride + j as isize * m.col_stride;
+            m.data[index as usize] as f64
+        };
+        let mut out = vec![0.0; lhs.rows * rhs.cols];
+        for i in 0..lhs.rows {
+            for j in 0..rhs.cols {
+                out[i * rhs.cols + j] =
+                    (0..lhs.cols).map(|p| at(&lhs, i, p) * at(&rhs, p, j)).sum();
+            }
+        }
+        out
+    }
+
+    fn assert_close(actual: &[f32], expected: &[f64]) {
+        assert_eq!(actual.len(), expected.len());
+        for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+            assert!(
+                (a as f64 - e).abs() < 1e-4 * (1.0 + e.abs()),
+                "[{i}]: {a} vs {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_product_with_bias_and_transposed_operands_matches_the_naive_sum() {
+        let (m, k, n) = (37, 70, 45);
+        let a = values(m * k, 1);
+        let b = values(n * k, 2);
+        let bias = values(n, 3);
+        // rhs is read through a transposed view of an [n, k] matrix.
+        let lhs = MatRef::row_major(&a, m, k);
+        let rhs = MatRef::row_major(&b, n, k).t();
+        let got = matmul(lhs, rhs, Some(&bias));
+        let mut expected = naive(lhs, rhs);
+        for (i, e) in expected.iter_mut().enumerate() {
+            *e += bias[i % n] as f64;
+        }
+        assert_close(&got, &expected);
+    }
+
+    #[test]
+    fn a_large_product_splits_over_threads_and_gives_the_same_bits() {
+        let (m, k, n) = (256, 200, 192);
+        let a = values(m * k, 4);
+        let b = values(k * n, 5);
+        let (lhs, rhs) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
+        let parallel = matmul(lhs, rhs, None);
+        let single = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| matmul(lhs, rhs, None));
+        assert_eq!(parallel, single);
+        assert_close(&parallel, &naive(lhs, rhs));
+    }
+
+    #[test]
+    fn accumulate_adds_a_scaled_product() {
+        let (m, k, n) = (5, 3, 4);
+        let a = values(m * k, 6);
+        let b = values(k * n, 7);
+        let (lhs, rhs) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
+        let mut out = values(m * n, 8);
+        let before = out.clone();
+        matmul_accumulate(&mut out, lhs, rhs, 0.5);
+        let product = naive(lhs, rhs);
+        let expected: Vec<f64> = before
+            .iter()
+            .zip(&product)
+            .map(|(&o, &p)| o as f64 + 0.5 * p)
+            .collect();
+        assert_close(&out, &expected);
+    }
+
+    #[test]
+    fn column_sums_add_each_column() {
+        assert_eq!(
+            column_sums(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3),
+            [5.0, 7.0, 9.0]
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn a_view_past_its_data_is_refused() {
+        let a = [0.0f32; 4];
+        let lhs = MatRef::row_major(&a, 2, 3);
+        matmul(lhs, MatRef::row_major(&a, 3, 1), None);
+    }
+}

@@ -1,0 +1,369 @@
+//! The projection `y = x·W + b` as one op with a hand-written backward, registered as a burn
+//! backend extension like the fused kernels in [`crate::kernels`].
+//!
+//! On flex, burn's linear costs three passes over the output besides the product (flex zero-fills
+//! the new buffer, copies it once more to realign it, then adds the bias), and every gradient
+//! product pays the first two again. The flex kernel here writes each output once
+//! ([`apitune_cpu_kernels::matmul`]); other backends run the composition of burn ops in
+//! [`reference`]. Gradients flow to whichever of x, W and b are tracked, so the same op serves a
+//! frozen LoRA base, the adapter factors and full training.
+
+use apitune_cpu_kernels::{self as cpu, MatRef};
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, Shape, backend_extension};
+use burn::tensor::{Tensor, TensorData};
+use burn_flex::FlexTensor;
+
+#[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
+pub trait LinearKernel: Backend {
+    /// `x·W + b` (b added to every row) for `x [N, in]`, `W [in, out]` and `b [out]`: `[N, out]`.
+    fn linear_2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        reference::linear_2d::<Self>(x, weight, Some(bias))
+    }
+
+    /// `x·W` for `x [N, in]` and `W [in, out]`: `[N, out]`.
+    fn matmul_2d(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        reference::linear_2d::<Self>(x, weight, None)
+    }
+
+    /// The gradient for `x`: `grad · Wᵀ`.
+    fn linear_2d_x_backward(
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        reference::linear_2d_x_backward::<Self>(weight, grad)
+    }
+
+    /// The gradient for `W`: `xᵀ · grad`.
+    fn linear_2d_weight_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        reference::linear_2d_weight_backward::<Self>(x, grad)
+    }
+
+    /// The gradient for `b`: `grad` summed over its rows.
+    fn linear_2d_bias_backward(grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        reference::linear_2d_bias_backward::<Self>(grad)
+    }
+}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+impl LinearKernel for burn::backend::Cube {}
+
+/// The op composed from burn's own: every backend but flex runs these.
+pub mod reference {
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Backend, Shape, TensorMetadata};
+
+    pub fn linear_2d<B: Backend>(
+        x: FloatTensor<B>,
+        weight: FloatTensor<B>,
+        bias: Option<FloatTensor<B>>,
+    ) -> FloatTensor<B> {
+        let product = B::float_matmul(x, weight);
+        match bias {
+            Some(bias) => {
+                let width = bias.shape()[0];
+                B::float_add(product, B::float_reshape(bias, Shape::new([1, width])))
+            }
+            None => product,
+        }
+    }
+
+    pub fn linear_2d_x_backward<B: Backend>(
+        weight: FloatTensor<B>,
+        grad: FloatTensor<B>,
+    ) -> FloatTensor<B> {
+        B::float_matmul(grad, B::float_swap_dims(weight, 0, 1))
+    }
+
+    pub fn linear_2d_weight_backward<B: Backend>(
+        x: FloatTensor<B>,
+        grad: FloatTensor<B>,
+    ) -> FloatTensor<B> {
+        B::float_matmul(B::float_swap_dims(x, 0, 1), grad)
+    }
+
+    pub fn linear_2d_bias_backward<B: Backend>(grad: FloatTensor<B>) -> FloatTensor<B> {
+        let width = grad.shape()[1];
+        B::float_reshape(B::float_sum_dim(grad, 0), Shape::new([width]))
+    }
+}
+
+impl LinearKernel for Flex {
+    fn linear_2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        flex_linear(x, weight, Some(bias))
+    }
+
+    fn matmul_2d(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
+        flex_linear(x, weight, None)
+    }
+
+    fn linear_2d_x_backward(weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        match (matrix(&grad), matrix(&weight)) {
+            (Some(lhs), Some(rhs)) if lhs.cols == rhs.cols => product(lhs, rhs.t(), None),
+            _ => reference::linear_2d_x_backward::<Flex>(weight, grad),
+        }
+    }
+
+    fn linear_2d_weight_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        match (matrix(&x), matrix(&grad)) {
+            (Some(lhs), Some(rhs)) if lhs.rows == rhs.rows => product(lhs.t(), rhs, None),
+            _ => reference::linear_2d_weight_backward::<Flex>(x, grad),
+        }
+    }
+
+    fn linear_2d_bias_backward(grad: FlexTensor) -> FlexTensor {
+        let width = grad.layout().shape()[1];
+        match grad.as_slice::<f32>() {
+            Some(values) if grad.dtype() == DType::F32 => {
+                let sums = cpu::column_sums(values, width);
+                FlexTensor::from_data(TensorData::new(sums, [width]))
+            }
+            _ => reference::linear_2d_bias_backward::<Flex>(grad),
+        }
+    }
+}
+
+fn flex_linear(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>) -> FlexTensor {
+    let fused = match (
+        matrix(&x),
+        matrix(&weight),
+        bias.as_ref().map(contiguous_vector),
+    ) {
+        (Some(lhs), Some(rhs), None) if lhs.cols == rhs.rows => Some(product(lhs, rhs, None)),
+        (Some(lhs), Some(rhs), Some(Some(b))) if lhs.cols == rhs.rows && b.len() == rhs.cols => {
+            Some(product(lhs, rhs, Some(b)))
+        }
+        _ => None,
+    };
+    fused.unwrap_or_else(|| reference::linear_2d::<Flex>(x, weight, bias))
+}
+
+/// An f32 matrix as a strided view of its storage; `None` (use the composed ops) for any other
+/// dtype or rank.
+fn matrix(t: &FlexTensor) -> Option<MatRef<'_>> {
+    let layout = t.layout();
+    if t.dtype() != DType::F32 || layout.num_dims() != 2 {
+        return None;
+    }
+    let strides = layout.strides();
+    Some(MatRef {
+        data: t.storage::<f32>(),
+        offset: layout.start_offset(),
+        rows: layout.shape()[0],
+        cols: layout.shape()[1],
+        row_stride: strides[0],
+        col_stride: strides[1],
+    })
+}
+
+fn contiguous_vector(t: &FlexTensor) -> Option<&[f32]> {
+    (t.dtype() == DType::F32 && t.layout().num_dims() == 1)
+        .then(|| t.as_slice::<f32>())
+        .flatten()
+}
+
+fn product(lhs: MatRef, rhs: MatRef, bias: Option<&[f32]>) -> FlexTensor {
+    let shape = Shape::new([lhs.rows, rhs.cols]);
+    FlexTensor::from_data(TensorData::new(cpu::matmul(lhs, rhs, bias), shape))
+}
+
+/// The backward step: parents are `[x, W]` or `[x, W, b]`; the state holds x when W is tracked
+/// and W when x is tracked (each gradient needs only the other operand).
+#[derive(Debug)]
+struct Linear2d;
+
+type Operands<B> = (Option<FloatTensor<B>>, Option<FloatTensor<B>>);
+
+impl<B: Backend + LinearKernel, const N: usize> Backward<B, N> for Linear2d {
+    type State = Operands<B>;
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, weight) = ops.state;
+        let [x_node, weight_node, bias_node] =
+            [0, 1, 2].map(|i| ops.parents.get(i).cloned().flatten());
+        if let (Some(node), Some(x)) = (weight_node, x) {
+            grads.register::<B>(node.id, B::linear_2d_weight_backward(x, grad.clone()));
+        }
+        if let Some(node) = bias_node {
+            grads.register::<B>(node.id, B::linear_2d_bias_backward(grad.clone()));
+        }
+        if let (Some(node), Some(weight)) = (x_node, weight) {
+            grads.register::<B>(node.id, B::linear_2d_x_backward(weight, grad));
+        }
+    }
+}
+
+impl<B: Backend + LinearKernel, C: CheckpointStrategy> LinearKernel for Autodiff<B, C> {
+    fn linear_2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let keep = operands_to_keep::<B, C>(&x, &weight);
+        match Linear2d
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (x.into_primitive(), weight.into_primitive());
+                let state = keep(&x, &weight);
+                prep.finish(state, B::linear_2d(x, weight, bias.into_primitive()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::linear_2d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
+    }
+
+    fn matmul_2d(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        let keep = operands_to_keep::<B, C>(&x, &weight);
+        match Linear2d
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (x.into_primitive(), weight.into_primitive());
+                let state = keep(&x, &weight);
+                prep.finish(state, B::matmul_2d(x, weight))
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::matmul_2d(x.into_primitive(), weight.into_primitive()))
+            }
+        }
+    }
+}
+
+/// What the backward step keeps of `x` and `W`: each gradient needs only the other operand.
+fn operands_to_keep<B: Backend, C: CheckpointStrategy>(
+    x: &FloatTensor<Autodiff<B, C>>,
+    weight: &FloatTensor<Autodiff<B, C>>,
+) -> impl Fn(&FloatTensor<B>, &FloatTensor<B>) -> Operands<B> + use<B, C> {
+    let (keep_x, keep_weight) = (weight.is_tracked(), x.is_tracked());
+    move |x, weight| {
+        (
+            keep_x.then(|| x.clone()),
+            keep_weight.then(|| weight.clone()),
+        )
+    }
+}
+
+/// `x·W + b` over the last dimension of `x [..., in]` with `W [in, out]`: `[..., out]`, the
+/// leading dimensions folded into the rows of one product.
+pub fn linear<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
+    let mut dims = x.dims();
+    let d_in = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let d_out = weight.dims()[1];
+    let (x, weight) = (
+        x.reshape([rows, d_in]).into_dispatch(),
+        weight.into_dispatch(),
+    );
+    let y = match bias {
+        Some(bias) => <Dispatch as LinearKernel>::linear_2d(x, weight, bias.into_dispatch()),
+        None => <Dispatch as LinearKernel>::matmul_2d(x, weight),
+    };
+    dims[D - 1] = d_out;
+    Tensor::<2>::from_dispatch(y).reshape(dims)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Distribution, Tensor, Tolerance};
+
+    use super::*;
+
+    fn random<const D: usize>(dims: [usize; D], device: &Device) -> Tensor<D> {
+        Tensor::random(dims, Distribution::Uniform(-1.0, 1.0), device)
+    }
+
+    fn assert_close<const D: usize>(actual: Tensor<D>, expected: Tensor<D>) {
+        let expected = expected.into_data();
+        actual
+            .into_data()
+            .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-4));
+    }
+
+    /// Output and the gradients of x, W and b through autodiff on flex: `linear` or burn's own.
+    fn outputs(fused: bool, inputs: &[Tensor<2>; 3], bias: &Tensor<1>) -> [Tensor<2>; 5] {
+        let device = Device::flex().autodiff();
+        let track = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), &device).require_grad();
+        let (x, w, upstream) = (track(&inputs[0]), track(&inputs[1]), track(&inputs[2]));
+        let b = Tensor::<1>::from_data(bias.to_data(), &device).require_grad();
+        let y = if fused {
+            linear(x.clone(), w.clone(), Some(b.clone()))
+        } else {
+            burn::tensor::module::linear(x.clone(), w.clone(), Some(b.clone()))
+        };
+        let grads = (y.clone() * upstream).sum().backward();
+        let plain = |data| Tensor::<2>::from_data(data, &Device::flex());
+        let b_grad = Tensor::<1>::from_data(b.grad(&grads).unwrap().into_data(), &Device::flex());
+        [
+            plain(y.into_data()),
+            plain(x.grad(&grads).unwrap().into_data()),
+            plain(w.grad(&grads).unwrap().into_data()),
+            b_grad.unsqueeze::<2>(),
+            plain(inputs[0].to_data()),
+        ]
+    }
+
+    #[test]
+    fn forward_and_gradients_match_burns_linear() {
+        let device = Device::flex();
+        let inputs = [
+            random([6, 5], &device),
+            random([5, 7], &device),
+            random([6, 7], &device),
+        ];
+        let bias = random([7], &device);
+        let fused = outputs(true, &inputs, &bias);
+        let composed = outputs(false, &inputs, &bias);
+        for (fused, composed) in fused.into_iter().zip(composed) {
+            assert_close(fused, composed);
+        }
+    }
+
+    #[test]
+    fn a_frozen_weight_gets_no_gradient_and_x_still_does() {
+        let device = Device::flex().autodiff();
+        let x = random([4, 3], &device).require_grad();
+        let w = random([3, 2], &device);
+        let grads = linear(x.clone(), w.clone(), None).sum().backward();
+        assert!(w.grad(&grads).is_none());
+        let expected = w.sum_dim(1).reshape([1, 3]).repeat_dim(0, 4);
+        let got = Tensor::<2>::from_data(x.grad(&grads).unwrap().into_data(), &Device::flex());
+        assert_close(
+            got,
+            Tensor::from_data(expected.into_data(), &Device::flex()),
+        );
+    }
+
+    #[test]
+    fn a_transposed_weight_view_and_three_dimensional_input_work() {
+        let device = Device::flex();
+        let x: Tensor<3> = random([2, 3, 4], &device);
+        let table = random([5, 4], &device);
+        let fused = linear(x.clone(), table.clone().transpose(), None);
+        let expected = x.matmul(table.transpose().unsqueeze::<3>());
+        assert_close(fused, expected);
+    }
+}
