@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 mod matmul;
-pub use matmul::{MatRef, column_sums, matmul, matmul_accumulate};
+pub use matmul::{MatRef, column_sums, matmul, matmul_accumulate, matmul_batched};
 
 /// Elements per parallel task: large enough that rayon's overhead vanishes.
 const CHUNK: usize = 16 * 1024;

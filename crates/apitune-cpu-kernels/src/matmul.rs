@@ -8,6 +8,8 @@
 
 use std::mem::MaybeUninit;
 
+use rayon::prelude::*;
+
 /// Products smaller than this many multiply-adds run on the calling thread (flex's threshold).
 const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
 
@@ -103,6 +105,39 @@ pub fn matmul(lhs: MatRef, rhs: MatRef, bias: Option<&[f32]>) -> Vec<f32> {
     out
 }
 
+/// `lhs[g] · rhs[g]` for every `g`, the products stacked in one row-major buffer
+/// `[count × lhs.rows × rhs.cols]`: the batched products of attention, one product per task
+/// (each on one thread, as they are small and many).
+///
+/// # Panics
+/// As [`matmul`], or when the two lists differ in length or in their matrices' shapes.
+pub fn matmul_batched(lhs: &[MatRef], rhs: &[MatRef]) -> Vec<f32> {
+    assert_eq!(lhs.len(), rhs.len(), "matmul_batched: operand counts");
+    let Some((first_lhs, first_rhs)) = lhs.first().zip(rhs.first()) else {
+        return Vec::new();
+    };
+    let (m, n) = (first_lhs.rows, first_rhs.cols);
+    let same_shapes = first_lhs.cols == first_rhs.rows
+        && lhs.iter().all(|l| (l.rows, l.cols) == (m, first_lhs.cols))
+        && rhs.iter().all(|r| (r.rows, r.cols) == (first_rhs.rows, n));
+    assert!(
+        same_shapes,
+        "matmul_batched: every product must have the same shape"
+    );
+    let mut out = Vec::with_capacity(lhs.len() * m * n);
+    let spare = &mut out.spare_capacity_mut()[..lhs.len() * m * n];
+    if m * n > 0 {
+        spare
+            .par_chunks_mut(m * n)
+            .zip(lhs.par_iter().zip(rhs))
+            .for_each(|(out, (&l, &r))| product_on(out, l, r, gemm::Parallelism::None));
+    }
+    // SAFETY: every product wrote its m·n elements (gemm writes every output element when it
+    // does not read them).
+    unsafe { out.set_len(lhs.len() * m * n) };
+    out
+}
+
 /// `out += scale · lhs · rhs`, `out` row-major `[lhs.rows × rhs.cols]`.
 pub fn matmul_accumulate(out: &mut [f32], lhs: MatRef, rhs: MatRef, scale: f32) {
     assert_eq!(out.len(), lhs.rows * rhs.cols, "matmul: output size");
@@ -153,9 +188,43 @@ fn product_into(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: both views were checked to lie inside their slices, `out` holds m·n elements laid
-    // out row-major, and gemm reads `out` only when `read_dst` is set, in which case the caller
-    // initialised it.
+    gemm_into(out, lhs, rhs, accumulate, scale, parallelism);
+}
+
+/// One product of a batch, written over `out`.
+fn product_on(
+    out: &mut [MaybeUninit<f32>],
+    lhs: MatRef,
+    rhs: MatRef,
+    parallelism: gemm::Parallelism,
+) {
+    assert!(
+        lhs.in_bounds() && rhs.in_bounds(),
+        "matmul: view outside its data"
+    );
+    if lhs.cols == 0 {
+        out.iter_mut().for_each(|slot| {
+            slot.write(0.0);
+        });
+        return;
+    }
+    gemm_into(out, lhs, rhs, false, 1.0, parallelism);
+}
+
+/// gemm's `out = (accumulate ? out : 0) + scale · lhs · rhs` on checked, non-empty operands.
+fn gemm_into(
+    out: &mut [MaybeUninit<f32>],
+    lhs: MatRef,
+    rhs: MatRef,
+    accumulate: bool,
+    scale: f32,
+    parallelism: gemm::Parallelism,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    debug_assert_eq!(out.len(), m * n);
+    // SAFETY: the callers checked that both views lie inside their slices and that `out` holds
+    // m·n elements (laid out row-major); gemm reads `out` only when `read_dst` is set, in which
+    // case the caller initialised it.
     unsafe {
         gemm::gemm(
             m,
@@ -267,6 +336,36 @@ mod tests {
             .map(|(&o, &p)| o as f64 + 0.5 * p)
             .collect();
         assert_close(&out, &expected);
+    }
+
+    #[test]
+    fn a_batch_of_strided_products_matches_each_product() {
+        let (count, m, k, n) = (5, 7, 6, 9);
+        let a = values(count * m * k, 9);
+        let b = values(count * n * k, 10);
+        let lhs: Vec<MatRef> = (0..count)
+            .map(|g| MatRef {
+                offset: g * m * k,
+                ..MatRef::row_major(&a, m, k)
+            })
+            .collect();
+        // Each rhs is the transpose of an [n, k] block, as attention reads keys.
+        let rhs: Vec<MatRef> = (0..count)
+            .map(|g| {
+                MatRef {
+                    offset: g * n * k,
+                    ..MatRef::row_major(&b, n, k)
+                }
+                .t()
+            })
+            .collect();
+        let got = matmul_batched(&lhs, &rhs);
+        let expected: Vec<f64> = lhs
+            .iter()
+            .zip(&rhs)
+            .flat_map(|(&l, &r)| naive(l, r))
+            .collect();
+        assert_close(&got, &expected);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::causal_lm::Model;
 use super::checkpoint::{WeightLayout, child_name};
 use super::error::{ModelError, Result};
-use super::linear_kernel::linear;
+use super::matmul_kernel::linear;
 use super::registry::{CausalLm, ModelConfig};
 
 pub const ADAPTER_CONFIG_FILE: &str = "adapter_config.json";

@@ -1,5 +1,6 @@
-//! The projection `y = x·W + b` as one op with a hand-written backward, registered as a burn
-//! backend extension like the fused kernels in [`crate::kernels`].
+//! The matrix products of a model as ops with hand-written backwards, registered as a burn
+//! backend extension like the fused kernels in [`crate::kernels`]: the projection `y = x·W + b`
+//! and attention's batched products.
 //!
 //! On flex, burn's linear costs three passes over the output besides the product (flex zero-fills
 //! the new buffer, copies it once more to realign it, then adds the bias), and every gradient
@@ -14,12 +15,14 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, Shape, backend_extension};
+use burn::backend::{
+    Autodiff, Backend, DType, Dispatch, Flex, Shape, TensorMetadata, backend_extension,
+};
 use burn::tensor::{Tensor, TensorData};
 use burn_flex::FlexTensor;
 
 #[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
-pub trait LinearKernel: Backend {
+pub trait MatmulKernel: Backend {
     /// `x·W + b` (b added to every row) for `x [N, in]`, `W [in, out]` and `b [out]`: `[N, out]`.
     fn linear_2d(
         x: FloatTensor<Self>,
@@ -32,6 +35,12 @@ pub trait LinearKernel: Backend {
     /// `x·W` for `x [N, in]` and `W [in, out]`: `[N, out]`.
     fn matmul_2d(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
         reference::linear_2d::<Self>(x, weight, None)
+    }
+
+    /// `lhs · rhs` over the last two dimensions, for every index of the leading ones (the same
+    /// in both): attention's `q·kᵀ` and `p·v`.
+    fn matmul_batched(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        reference::matmul_batched::<Self>(lhs, rhs)
     }
 
     /// The gradient for `x`: `grad · Wᵀ`.
@@ -57,7 +66,7 @@ pub trait LinearKernel: Backend {
 }
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
-impl LinearKernel for burn::backend::Cube {}
+impl MatmulKernel for burn::backend::Cube {}
 
 /// The op composed from burn's own: every backend but flex runs these.
 pub mod reference {
@@ -77,6 +86,10 @@ pub mod reference {
             }
             None => product,
         }
+    }
+
+    pub fn matmul_batched<B: Backend>(lhs: FloatTensor<B>, rhs: FloatTensor<B>) -> FloatTensor<B> {
+        B::float_matmul(lhs, rhs)
     }
 
     pub fn linear_2d_x_backward<B: Backend>(
@@ -99,13 +112,33 @@ pub mod reference {
     }
 }
 
-impl LinearKernel for Flex {
+impl MatmulKernel for Flex {
     fn linear_2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
         flex_linear(x, weight, Some(bias))
     }
 
     fn matmul_2d(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
         flex_linear(x, weight, None)
+    }
+
+    fn matmul_batched(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
+        let shapes = (lhs.layout().shape(), rhs.layout().shape());
+        let rank = shapes.0.num_dims();
+        let batch_dims_agree = rank >= 3
+            && shapes.1.num_dims() == rank
+            && shapes.0[..rank - 2] == shapes.1[..rank - 2];
+        let views = batch_dims_agree
+            .then(|| batch_of_matrices(&lhs).zip(batch_of_matrices(&rhs)))
+            .flatten();
+        match views {
+            Some((l, r)) if l[0].cols == r[0].rows => {
+                let mut dims = shapes.0.to_vec();
+                dims[rank - 1] = r[0].cols;
+                let values = cpu::matmul_batched(&l, &r);
+                FlexTensor::from_data(TensorData::new(values, dims))
+            }
+            _ => reference::matmul_batched::<Flex>(lhs, rhs),
+        }
     }
 
     fn linear_2d_x_backward(weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
@@ -167,6 +200,36 @@ fn matrix(t: &FlexTensor) -> Option<MatRef<'_>> {
     })
 }
 
+/// Every matrix (the last two dimensions) of a tensor of rank 3 or more, in row-major order of
+/// the leading indices; `None` for another dtype, a lower rank or an empty batch.
+fn batch_of_matrices(t: &FlexTensor) -> Option<Vec<MatRef<'_>>> {
+    let layout = t.layout();
+    let rank = layout.num_dims();
+    if t.dtype() != DType::F32 || rank < 3 {
+        return None;
+    }
+    let (shape, strides) = (layout.shape(), layout.strides());
+    let count: usize = shape[..rank - 2].iter().product();
+    let data = t.storage::<f32>();
+    let views = (0..count).map(|mut index| {
+        let mut offset = layout.start_offset() as isize;
+        for d in (0..rank - 2).rev() {
+            offset += (index % shape[d]) as isize * strides[d];
+            index /= shape[d];
+        }
+        MatRef {
+            data,
+            offset: usize::try_from(offset).ok()?,
+            rows: shape[rank - 2],
+            cols: shape[rank - 1],
+            row_stride: strides[rank - 2],
+            col_stride: strides[rank - 1],
+        }
+        .into()
+    });
+    views.collect::<Option<Vec<_>>>().filter(|v| !v.is_empty())
+}
+
 fn contiguous_vector(t: &FlexTensor) -> Option<&[f32]> {
     (t.dtype() == DType::F32 && t.layout().num_dims() == 1)
         .then(|| t.as_slice::<f32>())
@@ -185,7 +248,7 @@ struct Linear2d;
 
 type Operands<B> = (Option<FloatTensor<B>>, Option<FloatTensor<B>>);
 
-impl<B: Backend + LinearKernel, const N: usize> Backward<B, N> for Linear2d {
+impl<B: Backend + MatmulKernel, const N: usize> Backward<B, N> for Linear2d {
     type State = Operands<B>;
 
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
@@ -205,7 +268,7 @@ impl<B: Backend + LinearKernel, const N: usize> Backward<B, N> for Linear2d {
     }
 }
 
-impl<B: Backend + LinearKernel, C: CheckpointStrategy> LinearKernel for Autodiff<B, C> {
+impl<B: Backend + MatmulKernel, C: CheckpointStrategy> MatmulKernel for Autodiff<B, C> {
     fn linear_2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -230,6 +293,25 @@ impl<B: Backend + LinearKernel, C: CheckpointStrategy> LinearKernel for Autodiff
         }
     }
 
+    fn matmul_batched(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        let keep = operands_to_keep::<B, C>(&lhs, &rhs);
+        match MatmulBatched
+            .prepare::<C>([lhs.node(), rhs.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (lhs, rhs) = (lhs.into_primitive(), rhs.into_primitive());
+                let state = keep(&lhs, &rhs);
+                prep.finish(state, B::matmul_batched(lhs, rhs))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::matmul_batched(
+                lhs.into_primitive(),
+                rhs.into_primitive(),
+            )),
+        }
+    }
+
     fn matmul_2d(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
         let keep = operands_to_keep::<B, C>(&x, &weight);
         match Linear2d
@@ -245,6 +327,32 @@ impl<B: Backend + LinearKernel, C: CheckpointStrategy> LinearKernel for Autodiff
             OpsKind::UnTracked(prep) => {
                 prep.finish(B::matmul_2d(x.into_primitive(), weight.into_primitive()))
             }
+        }
+    }
+}
+
+/// The backward step of [`MatmulKernel::matmul_batched`]; the state holds each operand whose
+/// counterpart is tracked.
+#[derive(Debug)]
+struct MatmulBatched;
+
+impl<B: Backend + MatmulKernel> Backward<B, 2> for MatmulBatched {
+    type State = Operands<B>;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (lhs, rhs) = ops.state;
+        let [lhs_node, rhs_node] = ops.parents;
+        let transposed = |t: FloatTensor<B>| {
+            let rank = t.shape().num_dims();
+            B::float_swap_dims(t, rank - 2, rank - 1)
+        };
+        if let (Some(node), Some(lhs)) = (rhs_node, lhs) {
+            let grad = B::matmul_batched(transposed(lhs), grad.clone());
+            grads.register::<B>(node.id, grad);
+        }
+        if let (Some(node), Some(rhs)) = (lhs_node, rhs) {
+            grads.register::<B>(node.id, B::matmul_batched(grad, transposed(rhs)));
         }
     }
 }
@@ -279,11 +387,19 @@ pub fn linear<const D: usize>(
         weight.into_dispatch(),
     );
     let y = match bias {
-        Some(bias) => <Dispatch as LinearKernel>::linear_2d(x, weight, bias.into_dispatch()),
-        None => <Dispatch as LinearKernel>::matmul_2d(x, weight),
+        Some(bias) => <Dispatch as MatmulKernel>::linear_2d(x, weight, bias.into_dispatch()),
+        None => <Dispatch as MatmulKernel>::matmul_2d(x, weight),
     };
     dims[D - 1] = d_out;
     Tensor::<2>::from_dispatch(y).reshape(dims)
+}
+
+/// `lhs · rhs` over the last two dimensions, the leading ones equal in both (no broadcasting).
+pub fn matmul_batched<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as MatmulKernel>::matmul_batched(
+        lhs.into_dispatch(),
+        rhs.into_dispatch(),
+    ))
 }
 
 #[cfg(test)]
@@ -355,6 +471,34 @@ mod tests {
             got,
             Tensor::from_data(expected.into_data(), &Device::flex()),
         );
+    }
+
+    #[test]
+    fn batched_products_and_their_gradients_match_burns_matmul() {
+        let device = Device::flex().autodiff();
+        let q: Tensor<4> = random([2, 3, 5, 4], &device);
+        let k: Tensor<4> = random([2, 3, 6, 4], &device);
+        let upstream: Tensor<4> = random([2, 3, 5, 6], &device);
+        let run = |fused: bool| {
+            let (q, k) = (q.clone().require_grad(), k.clone().require_grad());
+            let kt = k.clone().swap_dims(2, 3);
+            let scores = if fused {
+                matmul_batched(q.clone(), kt)
+            } else {
+                q.clone().matmul(kt)
+            };
+            let grads = (scores.clone() * upstream.clone()).sum().backward();
+            let flat = |t: Tensor<4>| t.into_data().to_vec::<f32>().unwrap();
+            let grad = |t: &Tensor<4>| t.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+            [flat(scores), grad(&q), grad(&k)]
+        };
+        for (fused, composed) in run(true).into_iter().zip(run(false)) {
+            let (fused, composed) = (
+                Tensor::<1>::from_floats(fused.as_slice(), &Device::flex()),
+                Tensor::<1>::from_floats(composed.as_slice(), &Device::flex()),
+            );
+            assert_close(fused.unsqueeze::<2>(), composed.unsqueeze::<2>());
+        }
     }
 
     #[test]
