@@ -191,19 +191,20 @@ fn silu_mul_backward_body(
     }
 }
 
-/// Softmax of each row of `width` values; a row that is all `-inf` (fully masked) gives zeros.
-pub fn softmax_rows(x: &[f32], width: usize, out: &mut [f32]) {
+/// Softmax of `scale ·` each row of `width` values (`scale > 0`, attention's 1/√d folded in); a
+/// row that is all `-inf` (fully masked) gives zeros.
+pub fn softmax_rows(x: &[f32], scale: f32, width: usize, out: &mut [f32]) {
     assert!(x.len() == out.len() && width > 0 && x.len().is_multiple_of(width));
     let chunk = rows_per_task(width) * width;
     out.par_chunks_mut(chunk)
         .zip(x.par_chunks(chunk))
-        .for_each(|(out, x)| softmax_block(x, width, out));
+        .for_each(|(out, x)| softmax_block(x, scale, width, out));
 }
 
-widest_simd!(softmax_block => softmax_body(x: &[f32], width: usize, out: &mut [f32]));
+widest_simd!(softmax_block => softmax_body(x: &[f32], scale: f32, width: usize, out: &mut [f32]));
 
 #[inline(always)]
-fn softmax_body(x: &[f32], width: usize, out: &mut [f32]) {
+fn softmax_body(x: &[f32], scale: f32, width: usize, out: &mut [f32]) {
     for (out, row) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
         let max = max(row);
         if max == f32::NEG_INFINITY {
@@ -211,15 +212,15 @@ fn softmax_body(x: &[f32], width: usize, out: &mut [f32]) {
             continue;
         }
         for (o, &v) in out.iter_mut().zip(row) {
-            *o = exp(v - max);
+            *o = exp(scale * (v - max));
         }
         let inverse = 1.0 / sum(out);
         out.iter_mut().for_each(|o| *o *= inverse);
     }
 }
 
-/// `y ⊙ (dy − Σ dy ⊙ y)` per row, the gradient through `y = softmax_rows(x)`.
-pub fn softmax_rows_backward(y: &[f32], grad: &[f32], width: usize, out: &mut [f32]) {
+/// `scale · y ⊙ (dy − Σ dy ⊙ y)` per row, the gradient through `y = softmax_rows(x, scale)`.
+pub fn softmax_rows_backward(y: &[f32], grad: &[f32], scale: f32, width: usize, out: &mut [f32]) {
     assert!(
         y.len() == out.len()
             && grad.len() == out.len()
@@ -229,13 +230,13 @@ pub fn softmax_rows_backward(y: &[f32], grad: &[f32], width: usize, out: &mut [f
     let chunk = rows_per_task(width) * width;
     out.par_chunks_mut(chunk)
         .zip(y.par_chunks(chunk).zip(grad.par_chunks(chunk)))
-        .for_each(|(out, (y, grad))| softmax_backward_block(y, grad, width, out));
+        .for_each(|(out, (y, grad))| softmax_backward_block(y, grad, scale, width, out));
 }
 
-widest_simd!(softmax_backward_block => softmax_backward_body(y: &[f32], grad: &[f32], width: usize, out: &mut [f32]));
+widest_simd!(softmax_backward_block => softmax_backward_body(y: &[f32], grad: &[f32], scale: f32, width: usize, out: &mut [f32]));
 
 #[inline(always)]
-fn softmax_backward_body(y: &[f32], grad: &[f32], width: usize, out: &mut [f32]) {
+fn softmax_backward_body(y: &[f32], grad: &[f32], scale: f32, width: usize, out: &mut [f32]) {
     for ((out, y), g) in out
         .chunks_exact_mut(width)
         .zip(y.chunks_exact(width))
@@ -243,7 +244,7 @@ fn softmax_backward_body(y: &[f32], grad: &[f32], width: usize, out: &mut [f32])
     {
         let dot = dot(y, g);
         for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
-            *o = y * (g - dot);
+            *o = scale * (y * (g - dot));
         }
     }
 }
@@ -412,12 +413,12 @@ mod tests {
             run(&|o| gelu_backward_body(&x, &g, o))
         );
         assert_eq!(
-            run(&|o| softmax_block(&x, width, o)),
-            run(&|o| softmax_body(&x, width, o))
+            run(&|o| softmax_block(&x, 0.125, width, o)),
+            run(&|o| softmax_body(&x, 0.125, width, o))
         );
         assert_eq!(
-            run(&|o| softmax_backward_block(&x, &g, width, o)),
-            run(&|o| softmax_backward_body(&x, &g, width, o))
+            run(&|o| softmax_backward_block(&x, &g, 0.125, width, o)),
+            run(&|o| softmax_backward_body(&x, &g, 0.125, width, o))
         );
         assert_eq!(
             run(&|o| softmax_scaled_block(&x, 3.5, 0.25, o)),

@@ -44,14 +44,19 @@ pub trait Kernels: Backend {
         reference::silu_mul_backward::<Self>(gate, up, grad)
     }
 
-    /// Softmax over the last dimension; a row that is all `-inf` (fully masked) gives zeros.
-    fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        reference::softmax_last::<Self>(x)
+    /// Softmax of `scale · x` over the last dimension (`scale > 0`); a row that is all `-inf`
+    /// (fully masked) gives zeros.
+    fn softmax_last(x: FloatTensor<Self>, scale: f32) -> FloatTensor<Self> {
+        reference::softmax_last::<Self>(x, scale)
     }
 
-    /// `y ⊙ (dy − Σ dy ⊙ y)` over the last dimension, for `y = softmax_last(x)`.
-    fn softmax_last_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        reference::softmax_last_backward::<Self>(y, grad)
+    /// `scale · y ⊙ (dy − Σ dy ⊙ y)` over the last dimension, for `y = softmax_last(x, scale)`.
+    fn softmax_last_backward(
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        reference::softmax_last_backward::<Self>(y, grad, scale)
     }
 
     /// `-log_softmax(logits)[row, targets[row]]` for logits `[N, V]` and targets `[N]`: `[N]`.
@@ -139,7 +144,8 @@ pub mod reference {
 
     /// burn's NaN-safe attention softmax: the max clamped to the dtype's lowest finite value and
     /// the sum to its smallest positive one, so a fully masked row comes out as zeros.
-    pub fn softmax_last<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    pub fn softmax_last<B: Backend>(x: FloatTensor<B>, scale: f32) -> FloatTensor<B> {
+        let x = scaled::<B>(x, scale);
         let last = x.shape().num_dims() - 1;
         let finfo = x.dtype().finfo().expect("softmax of a float tensor");
         let max = B::float_clamp_min(B::float_max_dim(x.clone(), last), finfo.min.into());
@@ -154,10 +160,19 @@ pub mod reference {
     pub fn softmax_last_backward<B: Backend>(
         y: FloatTensor<B>,
         grad: FloatTensor<B>,
+        scale: f32,
     ) -> FloatTensor<B> {
         let last = y.shape().num_dims() - 1;
         let dot = B::float_sum_dim(B::float_mul(y.clone(), grad.clone()), last);
-        B::float_mul(y, B::float_sub(grad, dot))
+        scaled::<B>(B::float_mul(y, B::float_sub(grad, dot)), scale)
+    }
+
+    fn scaled<B: Backend>(x: FloatTensor<B>, scale: f32) -> FloatTensor<B> {
+        if scale == 1.0 {
+            x
+        } else {
+            B::float_mul_scalar(x, scale.into())
+        }
     }
 
     pub fn token_nll<B: Backend>(logits: FloatTensor<B>, targets: IntTensor<B>) -> FloatTensor<B> {
@@ -243,21 +258,23 @@ impl Kernels for Flex {
         }
     }
 
-    fn softmax_last(x: FlexTensor) -> FlexTensor {
+    fn softmax_last(x: FlexTensor, scale: f32) -> FlexTensor {
         let shape = x.layout().shape().clone();
         match (contiguous_f32(&x), last_dim(&shape)) {
-            (Some(input), Some(width)) => fill(shape, |out| cpu::softmax_rows(input, width, out)),
-            _ => reference::softmax_last::<Flex>(x),
+            (Some(input), Some(width)) => {
+                fill(shape, |out| cpu::softmax_rows(input, scale, width, out))
+            }
+            _ => reference::softmax_last::<Flex>(x, scale),
         }
     }
 
-    fn softmax_last_backward(y: FlexTensor, grad: FlexTensor) -> FlexTensor {
+    fn softmax_last_backward(y: FlexTensor, grad: FlexTensor, scale: f32) -> FlexTensor {
         let shape = y.layout().shape().clone();
         match (contiguous_f32(&y), contiguous_f32(&grad), last_dim(&shape)) {
             (Some(probs), Some(g), Some(width)) => fill(shape, |out| {
-                cpu::softmax_rows_backward(probs, g, width, out)
+                cpu::softmax_rows_backward(probs, g, scale, width, out)
             }),
-            _ => reference::softmax_last_backward::<Flex>(y, grad),
+            _ => reference::softmax_last_backward::<Flex>(y, grad, scale),
         }
     }
 
@@ -300,11 +317,42 @@ impl Kernels for Flex {
 
 impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
     fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        fused_unary::<B, C>(x, B::gelu_tanh, B::gelu_tanh_backward, Saved::Input)
+        fused_unary::<B, C>(x, B::gelu_tanh, B::gelu_tanh_backward)
     }
 
-    fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        fused_unary::<B, C>(x, B::softmax_last, B::softmax_last_backward, Saved::Output)
+    fn softmax_last(x: FloatTensor<Self>, scale: f32) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct SoftmaxLast {
+            scale: f32,
+        }
+
+        impl<B: Backend + Kernels> Backward<B, 1> for SoftmaxLast {
+            type State = FloatTensor<B>;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let y = ops.state;
+                unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+                    B::softmax_last_backward(y, grad, self.scale)
+                });
+            }
+        }
+
+        match (SoftmaxLast { scale })
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::softmax_last(x.into_primitive(), scale);
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::softmax_last(x.into_primitive(), scale)),
+        }
     }
 
     fn silu_mul(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -383,14 +431,7 @@ impl<B: Backend + Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
     }
 }
 
-/// Which tensor a fused unary op's backward needs besides the output's gradient.
-#[derive(Debug, Clone, Copy)]
-enum Saved {
-    Input,
-    Output,
-}
-
-/// The backward step of a fused unary op: `backward(saved, grad)` is the input's gradient.
+/// The backward step of a fused unary op: `backward(input, grad)` is the input's gradient.
 #[derive(Debug)]
 struct FusedUnary<B: Backend> {
     backward: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
@@ -400,9 +441,9 @@ impl<B: Backend> Backward<B, 1> for FusedUnary<B> {
     type State = FloatTensor<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let saved = ops.state;
+        let input = ops.state;
         unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            (self.backward)(saved, grad)
+            (self.backward)(input, grad)
         });
     }
 }
@@ -412,7 +453,6 @@ fn fused_unary<B: Backend, C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<B, C>>,
     forward: fn(FloatTensor<B>) -> FloatTensor<B>,
     backward: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
-    saved: Saved,
 ) -> FloatTensor<Autodiff<B, C>> {
     match (FusedUnary { backward })
         .prepare::<C>([x.node()])
@@ -421,12 +461,7 @@ fn fused_unary<B: Backend, C: CheckpointStrategy>(
     {
         OpsKind::Tracked(prep) => {
             let input = x.into_primitive();
-            let output = forward(input.clone());
-            let state = match saved {
-                Saved::Input => input,
-                Saved::Output => output.clone(),
-            };
-            prep.finish(state, output)
+            prep.finish(input.clone(), forward(input))
         }
         OpsKind::UnTracked(prep) => prep.finish(forward(x.into_primitive())),
     }
@@ -445,9 +480,12 @@ pub fn silu_mul<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
     ))
 }
 
-/// [`Kernels::softmax_last`] on any backend.
-pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    Tensor::from_dispatch(<Dispatch as Kernels>::softmax_last(x.into_dispatch()))
+/// [`Kernels::softmax_last`] on any backend: softmax of `scale · x` over the last dimension.
+pub fn softmax_last<const D: usize>(x: Tensor<D>, scale: f32) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as Kernels>::softmax_last(
+        x.into_dispatch(),
+        scale,
+    ))
 }
 
 /// [`Kernels::token_nll`] on any backend: logits `[N, V]`, targets `[N]`.
@@ -586,20 +624,22 @@ mod tests {
     #[test]
     fn flex_softmax_matches_the_composed_ops() {
         let (shape, (x, g)) = (SHAPE, inputs());
-        let y = to_vec(Flex::softmax_last(flex(x.clone(), shape)));
+        let y = to_vec(Flex::softmax_last(flex(x.clone(), shape), 0.3));
         assert_close(
             &y,
-            &to_vec(reference::softmax_last::<Flex>(flex(x, shape))),
+            &to_vec(reference::softmax_last::<Flex>(flex(x, shape), 0.3)),
             1e-6,
         );
         assert_close(
             &to_vec(Flex::softmax_last_backward(
                 flex(y.clone(), shape),
                 flex(g.clone(), shape),
+                0.3,
             )),
             &to_vec(reference::softmax_last_backward::<Flex>(
                 flex(y, shape),
                 flex(g, shape),
+                0.3,
             )),
             1e-5,
         );
@@ -642,8 +682,8 @@ mod tests {
     fn a_fully_masked_softmax_row_is_zeros_and_an_unknown_target_is_nan() {
         let x = vec![f32::NEG_INFINITY, f32::NEG_INFINITY, 0.0, 1.0];
         assert_eq!(
-            to_vec(Flex::softmax_last(flex(x.clone(), [2, 2]))),
-            to_vec(reference::softmax_last::<Flex>(flex(x, [2, 2])))
+            to_vec(Flex::softmax_last(flex(x.clone(), [2, 2]), 1.0)),
+            to_vec(reference::softmax_last::<Flex>(flex(x, [2, 2]), 1.0))
         );
         let nll = to_vec(Flex::token_nll(
             flex(vec![0.0, 1.0, 2.0, 3.0], [2, 2]),
@@ -701,8 +741,8 @@ mod tests {
         };
         assert_close(&silu_grads(true), &silu_grads(false), 1e-5);
         assert_close(
-            &grad_of(&|x| softmax_last(x)),
-            &grad_of(&|x| burn::tensor::activation::softmax(x, 1)),
+            &grad_of(&|x| softmax_last(x, 0.3)),
+            &grad_of(&|x| burn::tensor::activation::softmax(x * 0.3, 1)),
             1e-5,
         );
 

@@ -287,14 +287,13 @@ pub fn attend(
     });
     if q.device().is_autodiff() {
         // Under autodiff, burn's attention is its op-by-op fallback; the fused softmax (one pass
-        // forward, one backward) is the part that costs. (Scaling q, a smaller tensor, instead of
-        // the scores measured no faster: q is a strided view here.)
-        let scores = matmul_batched(q, k.swap_dims(2, 3)) * scale;
+        // forward, one backward, the scale folded in) is the part that costs.
+        let scores = matmul_batched(q, k.swap_dims(2, 3));
         let scores = match mask {
             Some(mask) => scores.mask_fill(mask, f32::NEG_INFINITY),
             None => scores,
         };
-        return matmul_batched(super::kernels::softmax_last(scores), v);
+        return matmul_batched(super::kernels::softmax_last(scores, scale as f32), v);
     }
     burn::tensor::module::attention(
         q,
