@@ -11,9 +11,6 @@
 
 use rayon::prelude::*;
 
-mod matmul;
-pub use matmul::{MatRef, column_sums, matmul, matmul_accumulate, matmul_batched};
-
 /// Elements per parallel task: large enough that rayon's overhead vanishes.
 const CHUNK: usize = 16 * 1024;
 
@@ -86,6 +83,11 @@ macro_rules! widest_simd {
         }
     };
 }
+
+mod matmul;
+mod norm;
+pub use matmul::{MatRef, column_sums, matmul, matmul_accumulate, matmul_batched};
+pub use norm::{Norm, norm_rows, norm_rows_backward};
 
 /// HF's `gelu_new`, `0.5·x·(1 + tanh(z))`, computed as the identical `x·sigmoid(2z)`.
 pub fn gelu_tanh(x: &[f32], out: &mut [f32]) {

@@ -20,6 +20,7 @@ use super::config::{
 use super::error::Result;
 use super::layers::{self, ForwardInput, KvCache, LoadModule, ProjectionConfig};
 use super::lora::{Projection, projection_fields};
+use super::norm_kernel::layer_norm;
 use super::registry::{Architecture, CausalLm, Network};
 
 /// HF `GPT2Config` (the fields that shape the computation).
@@ -330,6 +331,7 @@ impl Gpt2Family {
                 .load(weights.pp("wpe"))?,
             h,
             ln_f: self.layer_norm().load(weights.pp("ln_f"))?,
+            layer_norm_epsilon: self.layer_norm_epsilon,
         };
         let lm_head = layers::lm_head(
             &mut weights,
@@ -447,6 +449,9 @@ pub struct Gpt2Model {
     pub wpe: Embedding,
     pub h: Vec<Gpt2Block>,
     pub ln_f: LayerNorm,
+    /// Every LayerNorm's ε (burn keeps it private to the module).
+    #[module(skip)]
+    layer_norm_epsilon: f64,
 }
 
 /// HF `GPT2LMHeadModel` / `GPTBigCodeForCausalLM`.
@@ -470,18 +475,17 @@ impl Network for Gpt2LmHeadModel {
 
     fn forward_hidden(&self, input: &ForwardInput, mut cache: Option<&mut KvCache>) -> Tensor<3> {
         let t = &self.transformer;
+        let norm = |module: &LayerNorm, x| layer_norm(module, x, t.layer_norm_epsilon);
         let mut x = t.wte.forward(input.input_ids.clone()) + t.wpe.forward(input.positions.clone());
         for (i, block) in t.h.iter().enumerate() {
-            let attn = block.attn.forward(
-                block.ln_1.forward(x.clone()),
-                input,
-                i,
-                cache.as_deref_mut(),
-            );
+            let attn =
+                block
+                    .attn
+                    .forward(norm(&block.ln_1, x.clone()), input, i, cache.as_deref_mut());
             x = x + attn;
-            x = x.clone() + block.mlp.forward(block.ln_2.forward(x));
+            x = x.clone() + block.mlp.forward(norm(&block.ln_2, x));
         }
-        t.ln_f.forward(x)
+        norm(&t.ln_f, x)
     }
 
     fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {

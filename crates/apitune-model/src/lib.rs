@@ -23,6 +23,7 @@ pub mod kernels;
 pub mod layers;
 pub mod lora;
 pub mod matmul_kernel;
+pub mod norm_kernel;
 pub mod qwen2;
 pub mod registry;
 pub mod sampling;

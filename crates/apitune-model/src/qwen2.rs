@@ -18,6 +18,7 @@ use super::error::{ModelError, Result};
 use super::kernels;
 use super::layers::{self, ForwardInput, KvCache, LoadModule, ProjectionConfig, Rotary};
 use super::lora::{Projection, projection_fields};
+use super::norm_kernel::rms_norm;
 use super::registry::{Architecture, CausalLm, Network};
 
 /// HF `Qwen2Config` (the fields that shape the computation).
@@ -419,16 +420,19 @@ impl Network for Qwen2ForCausalLM {
         let mut x = m.embed_tokens.forward(input.input_ids.clone());
         for (i, layer) in m.layers.iter().enumerate() {
             let attn = layer.self_attn.forward(
-                layer.input_layernorm.forward(x.clone()),
+                rms_norm(&layer.input_layernorm, x.clone()),
                 input,
                 (&cos, &sin),
                 i,
                 cache.as_deref_mut(),
             );
             x = x + attn;
-            x = x.clone() + layer.mlp.forward(layer.post_attention_layernorm.forward(x));
+            x = x.clone()
+                + layer
+                    .mlp
+                    .forward(rms_norm(&layer.post_attention_layernorm, x));
         }
-        m.norm.forward(x)
+        rms_norm(&m.norm, x)
     }
 
     fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
