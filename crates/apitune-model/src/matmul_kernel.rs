@@ -488,8 +488,14 @@ mod tests {
                 q.clone().matmul(kt)
             };
             let grads = (scores.clone() * upstream.clone()).sum().backward();
-            let flat = |t: Tensor<4>| t.into_data().to_vec::<f32>().unwrap();
-            let grad = |t: &Tensor<4>| t.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+            let flat = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+            let grad = |t: &Tensor<4>| {
+                t.grad(&grads)
+                    .unwrap()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap()
+            };
             [flat(scores), grad(&q), grad(&k)]
         };
         for (fused, composed) in run(true).into_iter().zip(run(false)) {

@@ -384,7 +384,7 @@ mod tests {
         };
         let x = Tensor::<3>::from_data(x.into_data(), &device).require_grad();
         let upstream = Tensor::<3>::from_data(upstream.into_data(), &device);
-        let flat = |t: Tensor<1>| t.into_data().to_vec::<f32>().unwrap();
+        let flat = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
         if layer {
             let mut module = LayerNormConfig::new(8).with_epsilon(1e-5).init(&device);
             module.gamma = track(gamma);
