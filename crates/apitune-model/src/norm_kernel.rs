@@ -429,4 +429,64 @@ mod tests {
             }
         }
     }
+
+    /// The composed ops other backends run give what the flex kernels give.
+    #[test]
+    fn reference_ops_match_the_flex_kernels() {
+        let values = |n: usize, seed: u32| -> Vec<f32> {
+            (0..n as u32)
+                .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 400.0 - 1.2)
+                .collect()
+        };
+        let flex =
+            |v: Vec<f32>, shape: Vec<usize>| FlexTensor::from_data(TensorData::new(v, shape));
+        let list = |t: FlexTensor| t.into_data().try_to_vec::<f32>().unwrap();
+        let close = |a: Vec<f32>, b: Vec<f32>| {
+            let (a, b) = (
+                TensorData::new(a.clone(), [a.len()]),
+                TensorData::new(b.clone(), [b.len()]),
+            );
+            a.assert_approx_eq::<f32>(&b, Tolerance::absolute(1e-4));
+        };
+        let (x, gamma, beta, grad) = (values(40, 1), values(8, 2), values(8, 3), values(40, 4));
+        let x_of = || flex(x.clone(), vec![5, 8]);
+        let g_of = || flex(gamma.clone(), vec![8]);
+        let dy_of = || flex(grad.clone(), vec![5, 8]);
+        close(
+            list(Flex::layer_norm_rows(
+                x_of(),
+                g_of(),
+                flex(beta.clone(), vec![8]),
+                1e-5,
+            )),
+            list(reference::norm_rows::<Flex>(
+                Norm::Layer,
+                x_of(),
+                g_of(),
+                Some(flex(beta.clone(), vec![8])),
+                1e-5,
+            )),
+        );
+        close(
+            list(Flex::rms_norm_rows(x_of(), g_of(), 1e-6)),
+            list(reference::norm_rows::<Flex>(
+                Norm::Rms,
+                x_of(),
+                g_of(),
+                None,
+                1e-6,
+            )),
+        );
+        let (dx, dgamma, dbeta) = Flex::layer_norm_rows_backward(x_of(), g_of(), dy_of(), 1e-5);
+        let (rdx, rdgamma, rdbeta) =
+            reference::norm_rows_backward::<Flex>(Norm::Layer, x_of(), g_of(), dy_of(), 1e-5);
+        close(list(dx), list(rdx));
+        close(list(dgamma), list(rdgamma));
+        close(list(dbeta), list(rdbeta));
+        let (dx, dgamma) = Flex::rms_norm_rows_backward(x_of(), g_of(), dy_of(), 1e-6);
+        let (rdx, rdgamma, _) =
+            reference::norm_rows_backward::<Flex>(Norm::Rms, x_of(), g_of(), dy_of(), 1e-6);
+        close(list(dx), list(rdx));
+        close(list(dgamma), list(rdgamma));
+    }
 }
