@@ -21,6 +21,8 @@ impl Validate for NormalizeParams {
         ] {
             out.int(&format!("heldout.{level}"), size, 0, MAX_RECORDS);
         }
+        out.int("heldout.max_api_percent", heldout.max_api_percent, 1, 100);
+        out.int("heldout.level3_apis", heldout.level3_apis, 0, MAX_RECORDS);
         out.opt_int("samples", self.samples, 1, MAX_RECORDS);
         out.int("tab_width", self.tab_width, 1, MAX_TAB_WIDTH);
     }

@@ -1,7 +1,7 @@
 //! The normalize stage: normalisation, de-duplication, held-out levels without leakage, seeded
 //! and nested training order, endpoints artifact; and the prompt template.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use apitune::data::{
@@ -70,6 +70,7 @@ fn params(level: usize) -> NormalizeParams {
             level2: level,
             level3: level,
             per: HeldoutScope::Lang,
+            ..Default::default()
         },
         ..Default::default()
     }
@@ -87,8 +88,12 @@ struct Split {
 }
 
 fn split(params: &NormalizeParams, seed: u64) -> Split {
+    split_corpus(params, seed, write_corpus)
+}
+
+fn split_corpus(params: &NormalizeParams, seed: u64, corpus: fn(&Path) -> usize) -> Split {
     let input = tempfile::tempdir().unwrap();
-    write_corpus(input.path());
+    corpus(input.path());
     let dir = tempfile::tempdir().unwrap();
     let summary = run_normalize(params, seed, input.path(), dir.path()).unwrap();
     let train = load(&dir.path().join("train.jsonl"));
@@ -108,6 +113,50 @@ fn endpoint_key(record: &ApiRecord) -> (String, Option<String>, String) {
         record.method.clone(),
         record.path.clone(),
     )
+}
+
+/// Level 3's APIs and level 2's endpoints never occur in training, level 1 asks for known calls
+/// in new words, and the levels are disjoint.
+fn assert_leak_free(result: &Split) {
+    let [level1, level2, level3] = &result.levels;
+    let train_apis: BTreeSet<&str> = result.train.iter().map(|r| r.api_name.as_str()).collect();
+    let train_endpoints: HashSet<_> = result.train.iter().map(endpoint_key).collect();
+    let train_pairs: HashSet<(&str, &str)> = result
+        .train
+        .iter()
+        .map(|r| (r.instruction.as_str(), r.code.as_str()))
+        .collect();
+    // Level 3: API never seen.
+    for r in level3 {
+        assert!(!train_apis.contains(r.api_name.as_str()), "{r:?}");
+    }
+    // Level 2: API seen, endpoint not.
+    for r in level2 {
+        assert!(train_apis.contains(r.api_name.as_str()), "{r:?}");
+        assert!(!train_endpoints.contains(&endpoint_key(r)), "{r:?}");
+    }
+    // Level 1: API and endpoint seen, and the query is a phrasing training never pairs with
+    // this code.
+    for r in level1 {
+        assert!(train_endpoints.contains(&endpoint_key(r)), "{r:?}");
+        assert!(
+            r.instruction.starts_with("How would I"),
+            "level files prompt with instruction_test: {r:?}"
+        );
+        assert!(
+            !train_pairs.contains(&(r.instruction.as_str(), r.code.as_str())),
+            "{r:?}"
+        );
+    }
+    // Held-out levels are disjoint.
+    let ids: Vec<BTreeSet<&str>> = result
+        .levels
+        .iter()
+        .map(|l| l.iter().map(|r| r.unique_id.as_str()).collect())
+        .collect();
+    assert!(
+        ids[0].is_disjoint(&ids[1]) && ids[1].is_disjoint(&ids[2]) && ids[0].is_disjoint(&ids[2])
+    );
 }
 
 #[test]
@@ -136,14 +185,6 @@ fn levels_do_not_leak_into_training() {
         let mut params = params(4);
         params.heldout.per = per;
         let result = split(&params, 11);
-        let [level1, level2, level3] = &result.levels;
-        let train_apis: BTreeSet<&str> = result.train.iter().map(|r| r.api_name.as_str()).collect();
-        let train_endpoints: HashSet<_> = result.train.iter().map(endpoint_key).collect();
-        let train_pairs: HashSet<(&str, &str)> = result
-            .train
-            .iter()
-            .map(|r| (r.instruction.as_str(), r.code.as_str()))
-            .collect();
         let expected = match per {
             HeldoutScope::Lang => 4 * LANGS.len(),
             HeldoutScope::Overall => 4,
@@ -158,40 +199,72 @@ fn levels_do_not_leak_into_training() {
             );
         }
         assert_eq!(result.summary["shortfall"], json!({}));
-        // Level 3: API never seen.
-        for r in level3 {
-            assert!(!train_apis.contains(r.api_name.as_str()), "{r:?}");
-        }
-        // Level 2: API seen, endpoint not.
-        for r in level2 {
-            assert!(train_apis.contains(r.api_name.as_str()), "{r:?}");
-            assert!(!train_endpoints.contains(&endpoint_key(r)), "{r:?}");
-        }
-        // Level 1: API and endpoint seen, and the query is a phrasing training never pairs with
-        // this code.
-        for r in level1 {
-            assert!(train_endpoints.contains(&endpoint_key(r)), "{r:?}");
-            assert!(
-                r.instruction.starts_with("How would I"),
-                "level files prompt with instruction_test: {r:?}"
-            );
-            assert!(
-                !train_pairs.contains(&(r.instruction.as_str(), r.code.as_str())),
-                "{r:?}"
-            );
-        }
-        // Held-out levels are disjoint.
-        let ids: Vec<BTreeSet<&str>> = result
-            .levels
-            .iter()
-            .map(|l| l.iter().map(|r| r.unique_id.as_str()).collect())
-            .collect();
-        assert!(
-            ids[0].is_disjoint(&ids[1])
-                && ids[1].is_disjoint(&ids[2])
-                && ids[0].is_disjoint(&ids[2])
-        );
+        assert_leak_free(&result);
     }
+}
+
+/// One giant API (40 endpoints) and 30 small ones (2 endpoints each), in every language.
+fn write_skewed_corpus(dir: &Path) -> usize {
+    let mut lines = Vec::new();
+    for api in 0..31 {
+        let endpoints = if api == 0 { 40 } else { 2 };
+        for endpoint in 0..endpoints {
+            for lang in LANGS {
+                lines.push(serde_json::to_string(&record(api, endpoint, lang)).unwrap());
+            }
+        }
+    }
+    std::fs::write(dir.join("records.jsonl"), lines.join("\n") + "\n").unwrap();
+    lines.len()
+}
+
+/// Per level, the largest number of records one API gives one language.
+fn most_per_api_and_lang(result: &Split) -> [usize; 3] {
+    result.levels.each_ref().map(|records| {
+        let mut counts: HashMap<(&str, &str), usize> = HashMap::new();
+        for r in records {
+            *counts
+                .entry((r.api_name.as_str(), r.lang.as_str()))
+                .or_default() += 1;
+        }
+        counts.into_values().max().unwrap_or(0)
+    })
+}
+
+#[test]
+fn an_api_cap_spreads_every_level_over_many_apis_without_leaking() {
+    // Uncapped, the giant API fills far more than a fifth of some level.
+    let uncapped = split_corpus(&params(10), 5, write_skewed_corpus);
+    assert!(most_per_api_and_lang(&uncapped).iter().any(|&n| n > 2));
+
+    let mut capped = params(10);
+    capped.heldout.max_api_percent = 20; // at most 2 of a language's 10
+    capped.heldout.level3_apis = 8;
+    let result = split_corpus(&capped, 5, write_skewed_corpus);
+    assert_leak_free(&result);
+    assert_eq!(
+        result.summary["shortfall"],
+        json!({}),
+        "{:#}",
+        result.summary
+    );
+    let most = most_per_api_and_lang(&result);
+    assert!(most.iter().all(|&n| n <= 2), "{most:?}");
+    for records in &result.levels {
+        assert_eq!(records.len(), 10 * LANGS.len());
+    }
+    let level3_apis: BTreeSet<&str> = result.levels[2]
+        .iter()
+        .map(|r| r.api_name.as_str())
+        .collect();
+    assert!(level3_apis.len() >= 8, "{level3_apis:?}");
+    assert_eq!(
+        result.summary["splits"]["level3"]["apis"],
+        level3_apis.len()
+    );
+    // Deterministic per seed.
+    let again = split_corpus(&capped, 5, write_skewed_corpus);
+    assert_eq!(again.levels, result.levels);
 }
 
 #[test]

@@ -19,6 +19,11 @@
 //! endpoints leave training even where their records are not needed for a test set
 //! (`heldout_unused`).
 //!
+//! Stratified by API: `max_api_percent` caps what one API may give a level (per language), both
+//! when APIs and endpoints are drawn and when records are sampled, and with a cap the sample
+//! takes the APIs in turns (one record of each before a second of any), so a level spans as many
+//! APIs as its quota allows. `level3_apis` holds out at least that many APIs for level 3.
+//!
 //! In the level files `instruction` is the query to prompt with: the record's `instruction_test`
 //! (when it has one), with the training phrasing moved to `instruction_test`.
 //!
@@ -73,6 +78,13 @@ pub struct HeldoutSpec {
     pub level2: usize,
     pub level3: usize,
     pub per: HeldoutScope,
+    /// The most one API may hold of a level's quota (per language with `per = "lang"`), in
+    /// percent; 100 means no cap. On a corpus with a few giant APIs, a cap keeps one API from
+    /// standing for a whole level.
+    pub max_api_percent: usize,
+    /// Level 3 holds out at least this many APIs whole (at most half of the corpus's), so that
+    /// its score speaks for many APIs rather than the few that fill its quota first.
+    pub level3_apis: usize,
 }
 
 /// Every field's default, for serde too (`#[serde(default)]`).
@@ -83,6 +95,8 @@ impl Default for HeldoutSpec {
             level2: 20,
             level3: 20,
             per: HeldoutScope::Lang,
+            max_api_percent: 100,
+            level3_apis: 0,
         }
     }
 }

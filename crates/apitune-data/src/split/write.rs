@@ -58,9 +58,16 @@ impl SplitWriter<'_> {
                 shortfall.insert(format!("level{}", level + 1), Value::Object(missing));
             }
             let requested = self.quotas.sizes[level];
+            let (apis, largest) = self.api_spread(&members);
             splits.insert(
                 format!("level{}", level + 1),
-                json!({ "total": members.len(), "requested": requested, "per_lang": self.lang_counts(&members) }),
+                json!({
+                    "total": members.len(),
+                    "requested": requested,
+                    "per_lang": self.lang_counts(&members),
+                    "apis": apis,
+                    "largest_api": largest,
+                }),
             );
         }
         Ok((Value::Object(splits), Value::Object(shortfall)))
@@ -93,6 +100,25 @@ impl SplitWriter<'_> {
             *counts.entry(lang.clone()).or_default() += 1;
         }
         counts
+    }
+
+    /// How many APIs `members` come from, and the one with the most of them (name and share).
+    fn api_spread(&self, members: &[usize]) -> (usize, Value) {
+        let mut counts: BTreeMap<u32, u64> = BTreeMap::new();
+        for &i in members {
+            *counts.entry(self.scan.metas[i].api).or_default() += 1;
+        }
+        // The most records, ties to the first name, so the summary is deterministic.
+        let largest = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)));
+        let largest = match largest {
+            Some((&api, &n)) => json!({
+                "name": self.scan.apis.names[api as usize],
+                "records": n,
+                "share": n as f64 / members.len() as f64,
+            }),
+            None => Value::Null,
+        };
+        (counts.len(), largest)
     }
 
     /// Per group, how many records `level`'s `members` lack of the quota.
