@@ -370,6 +370,15 @@ fn max(values: &[f32]) -> f32 {
     lanes.iter().copied().fold(tail, f32::max)
 }
 
+/// Deterministic test inputs: `n` values spread over `[low, high)`, different per seed.
+#[cfg(test)]
+pub(crate) fn test_values(n: usize, seed: u32, low: f32, high: f32) -> Vec<f32> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) ^ seed) % 1000)
+        .map(|v| low + (high - low) * v as f32 / 1000.0)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

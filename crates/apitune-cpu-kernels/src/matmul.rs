@@ -253,13 +253,7 @@ fn gemm_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000)
-            .map(|v| v as f32 / 500.0 - 1.0)
-            .collect()
-    }
+    use crate::test_values;
 
     /// The product in f64, element by element.
     fn naive(lhs: MatRef, rhs: MatRef) -> Vec<f64> {
@@ -290,9 +284,9 @@ mod tests {
     #[test]
     fn a_product_with_bias_and_transposed_operands_matches_the_naive_sum() {
         let (m, k, n) = (37, 70, 45);
-        let a = values(m * k, 1);
-        let b = values(n * k, 2);
-        let bias = values(n, 3);
+        let a = test_values(m * k, 1, -1.0, 1.0);
+        let b = test_values(n * k, 2, -1.0, 1.0);
+        let bias = test_values(n, 3, -1.0, 1.0);
         // rhs is read through a transposed view of an [n, k] matrix.
         let lhs = MatRef::row_major(&a, m, k);
         let rhs = MatRef::row_major(&b, n, k).t();
@@ -307,8 +301,8 @@ mod tests {
     #[test]
     fn a_large_product_splits_over_threads_and_gives_the_same_bits() {
         let (m, k, n) = (256, 200, 192);
-        let a = values(m * k, 4);
-        let b = values(k * n, 5);
+        let a = test_values(m * k, 4, -1.0, 1.0);
+        let b = test_values(k * n, 5, -1.0, 1.0);
         let (lhs, rhs) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
         let parallel = matmul(lhs, rhs, None);
         let single = rayon::ThreadPoolBuilder::new()
@@ -323,10 +317,10 @@ mod tests {
     #[test]
     fn accumulate_adds_a_scaled_product() {
         let (m, k, n) = (5, 3, 4);
-        let a = values(m * k, 6);
-        let b = values(k * n, 7);
+        let a = test_values(m * k, 6, -1.0, 1.0);
+        let b = test_values(k * n, 7, -1.0, 1.0);
         let (lhs, rhs) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
-        let mut out = values(m * n, 8);
+        let mut out = test_values(m * n, 8, -1.0, 1.0);
         let before = out.clone();
         matmul_accumulate(&mut out, lhs, rhs, 0.5);
         let product = naive(lhs, rhs);
@@ -341,8 +335,8 @@ mod tests {
     #[test]
     fn a_batch_of_strided_products_matches_each_product() {
         let (count, m, k, n) = (5, 7, 6, 9);
-        let a = values(count * m * k, 9);
-        let b = values(count * n * k, 10);
+        let a = test_values(count * m * k, 9, -1.0, 1.0);
+        let b = test_values(count * n * k, 10, -1.0, 1.0);
         let lhs: Vec<MatRef> = (0..count)
             .map(|g| MatRef {
                 offset: g * m * k,

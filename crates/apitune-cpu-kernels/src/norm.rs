@@ -156,13 +156,7 @@ fn statistics(norm: Norm, row: &[f32], epsilon: f32) -> (f32, f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000)
-            .map(|v| v as f32 / 250.0 - 2.0)
-            .collect()
-    }
+    use crate::test_values;
 
     /// The normalised rows in f64, straight from the definition.
     fn reference(norm: Norm, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64) -> Vec<f64> {
@@ -187,7 +181,11 @@ mod tests {
     #[test]
     fn both_norms_match_their_definition() {
         let width = 37;
-        let (x, gamma, beta) = (values(5 * width, 1), values(width, 2), values(width, 3));
+        let (x, gamma, beta) = (
+            test_values(5 * width, 1, -2.0, 2.0),
+            test_values(width, 2, -2.0, 2.0),
+            test_values(width, 3, -2.0, 2.0),
+        );
         for norm in [Norm::Layer, Norm::Rms] {
             let mut out = vec![0.0; x.len()];
             norm_rows(norm, &x, &gamma, Some(&beta), 1e-5, &mut out);
@@ -206,9 +204,9 @@ mod tests {
         let width = 11;
         let rows = 3;
         let (x, gamma, dy) = (
-            values(rows * width, 4),
-            values(width, 5),
-            values(rows * width, 6),
+            test_values(rows * width, 4, -2.0, 2.0),
+            test_values(width, 5, -2.0, 2.0),
+            test_values(rows * width, 6, -2.0, 2.0),
         );
         let zeros = vec![0.0f32; width];
         for norm in [Norm::Layer, Norm::Rms] {
