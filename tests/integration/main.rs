@@ -10,7 +10,6 @@ mod cache_key;
 mod cache_store;
 mod data_bundled;
 mod data_fuzz;
-mod data_memory;
 mod data_normalize;
 mod data_sources;
 mod eval_stage;
