@@ -86,7 +86,7 @@ macro_rules! widest_simd {
 
 mod matmul;
 mod norm;
-pub use matmul::{MatRef, column_sums, matmul, matmul_accumulate, matmul_batched};
+pub use matmul::{MatRef, column_sums, matmul, matmul_batched};
 pub use norm::{Norm, norm_rows, norm_rows_backward};
 
 /// HF's `gelu_new`, `0.5·x·(1 + tanh(z))`, computed as the identical `x·sigmoid(2z)`.

@@ -98,7 +98,7 @@ pub fn matmul(lhs: MatRef, rhs: MatRef, bias: Option<&[f32]>) -> Vec<f32> {
         }
         None => false,
     };
-    product_into(spare, lhs, rhs, accumulate, 1.0);
+    product_into(spare, lhs, rhs, accumulate, parallelism_for(lhs, rhs));
     // SAFETY: the first m·n elements were written, by the bias rows or by the product (gemm
     // writes every output element when it does not read them).
     unsafe { out.set_len(m * n) };
@@ -130,20 +130,12 @@ pub fn matmul_batched(lhs: &[MatRef], rhs: &[MatRef]) -> Vec<f32> {
         spare
             .par_chunks_mut(m * n)
             .zip(lhs.par_iter().zip(rhs))
-            .for_each(|(out, (&l, &r))| product_on(out, l, r, gemm::Parallelism::None));
+            .for_each(|(out, (&l, &r))| product_into(out, l, r, false, gemm::Parallelism::None));
     }
     // SAFETY: every product wrote its m·n elements (gemm writes every output element when it
     // does not read them).
     unsafe { out.set_len(lhs.len() * m * n) };
     out
-}
-
-/// `out += scale · lhs · rhs`, `out` row-major `[lhs.rows × rhs.cols]`.
-pub fn matmul_accumulate(out: &mut [f32], lhs: MatRef, rhs: MatRef, scale: f32) {
-    assert_eq!(out.len(), lhs.rows * rhs.cols, "matmul: output size");
-    // SAFETY: an initialised f32 is a valid MaybeUninit<f32>, and product_into only writes f32s.
-    let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
-    product_into(out, lhs, rhs, true, scale);
 }
 
 /// Column sums of a row-major `[rows × cols]` matrix, summed in row order (a bias gradient).
@@ -157,13 +149,14 @@ pub fn column_sums(values: &[f32], cols: usize) -> Vec<f32> {
     sums
 }
 
-/// `out = (accumulate ? out : 0) + scale · lhs · rhs`; `out` is only read when `accumulate`.
+/// `out = (accumulate ? out : 0) + lhs · rhs`, `out` row-major; it is only read when
+/// `accumulate`.
 fn product_into(
     out: &mut [MaybeUninit<f32>],
     lhs: MatRef,
     rhs: MatRef,
     accumulate: bool,
-    scale: f32,
+    parallelism: gemm::Parallelism,
 ) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(k, rhs.rows, "matmul: {m}x{k} times {}x{n}", rhs.rows);
@@ -183,48 +176,9 @@ fn product_into(
         }
         return;
     }
-    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    gemm_into(out, lhs, rhs, accumulate, scale, parallelism);
-}
-
-/// One product of a batch, written over `out`.
-fn product_on(
-    out: &mut [MaybeUninit<f32>],
-    lhs: MatRef,
-    rhs: MatRef,
-    parallelism: gemm::Parallelism,
-) {
-    assert!(
-        lhs.in_bounds() && rhs.in_bounds(),
-        "matmul: view outside its data"
-    );
-    if lhs.cols == 0 {
-        out.iter_mut().for_each(|slot| {
-            slot.write(0.0);
-        });
-        return;
-    }
-    gemm_into(out, lhs, rhs, false, 1.0, parallelism);
-}
-
-/// gemm's `out = (accumulate ? out : 0) + scale · lhs · rhs` on checked, non-empty operands.
-fn gemm_into(
-    out: &mut [MaybeUninit<f32>],
-    lhs: MatRef,
-    rhs: MatRef,
-    accumulate: bool,
-    scale: f32,
-    parallelism: gemm::Parallelism,
-) {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    debug_assert_eq!(out.len(), m * n);
-    // SAFETY: the callers checked that both views lie inside their slices and that `out` holds
-    // m·n elements (laid out row-major); gemm reads `out` only when `read_dst` is set, in which
-    // case the caller initialised it.
+    // SAFETY: both views were checked to lie inside their slices and `out` to hold m·n
+    // elements (laid out row-major); gemm reads `out` only when `read_dst` is set, in which case
+    // the caller initialised it.
     unsafe {
         gemm::gemm(
             m,
@@ -241,12 +195,22 @@ fn gemm_into(
             rhs.col_stride,
             rhs.row_stride,
             1.0,
-            scale,
+            1.0,
             false,
             false,
             false,
             parallelism,
         );
+    }
+}
+
+/// All threads for a product of at least [`PARALLEL_THRESHOLD`] multiply-adds, else the caller's.
+fn parallelism_for(lhs: MatRef, rhs: MatRef) -> gemm::Parallelism {
+    let work = lhs.rows.saturating_mul(lhs.cols).saturating_mul(rhs.cols);
+    if work >= PARALLEL_THRESHOLD {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
     }
 }
 
@@ -312,24 +276,6 @@ mod tests {
             .install(|| matmul(lhs, rhs, None));
         assert_eq!(parallel, single);
         assert_close(&parallel, &naive(lhs, rhs));
-    }
-
-    #[test]
-    fn accumulate_adds_a_scaled_product() {
-        let (m, k, n) = (5, 3, 4);
-        let a = test_values(m * k, 6, -1.0, 1.0);
-        let b = test_values(k * n, 7, -1.0, 1.0);
-        let (lhs, rhs) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
-        let mut out = test_values(m * n, 8, -1.0, 1.0);
-        let before = out.clone();
-        matmul_accumulate(&mut out, lhs, rhs, 0.5);
-        let product = naive(lhs, rhs);
-        let expected: Vec<f64> = before
-            .iter()
-            .zip(&product)
-            .map(|(&o, &p)| o as f64 + 0.5 * p)
-            .collect();
-        assert_close(&out, &expected);
     }
 
     #[test]
