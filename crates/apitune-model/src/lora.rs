@@ -115,23 +115,22 @@ impl From<Linear> for Projection {
 
 impl Projection {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let weight = self.base.weight.val();
-        let bias = self.base.bias.as_ref().map(|b| b.val());
-        let Some(lora) = &self.lora else {
+        let mut weight = self.base.weight.val();
+        let mut bias = self.base.bias.as_ref().map(|b| b.val());
+        if self.lora.is_some() {
+            // Under an adapter the base is frozen.
+            weight = weight.detach();
+            bias = bias.map(Tensor::detach);
+        }
+        if weight.dtype() != DType::F32 {
             // A base stored in bf16 ([`store_base_as`]) is frozen and computes in f32: only its
             // storage shrinks.
-            let weight = match weight.dtype() {
-                DType::F32 => weight,
-                _ => weight.detach().cast(DType::F32),
-            };
+            weight = weight.detach().cast(DType::F32);
+        }
+        let Some(lora) = &self.lora else {
             return linear(x, weight, bias);
         };
-        let weight = weight.detach();
-        let weight = match weight.dtype() {
-            DType::F32 => weight,
-            _ => weight.cast(DType::F32),
-        };
-        let y = linear(x.clone(), weight, bias.map(|b| b.detach()));
+        let y = linear(x.clone(), weight, bias);
         let x = if lora.dropout > 0.0 && x.device().is_autodiff() {
             lora.dropout_rng.apply(x, 1.0 - lora.dropout)
         } else {

@@ -13,7 +13,7 @@ use apitune_cpu_kernels::{self as cpu, MatRef};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{
     Autodiff, Backend, DType, Dispatch, Flex, Shape, TensorMetadata, backend_extension,
@@ -274,65 +274,53 @@ impl<B: Backend + MatmulKernel, C: CheckpointStrategy> MatmulKernel for Autodiff
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let keep = operands_to_keep::<B, C>(&x, &weight);
-        match Linear2d
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, weight) = (x.into_primitive(), weight.into_primitive());
-                let state = keep(&x, &weight);
-                prep.finish(state, B::linear_2d(x, weight, bias.into_primitive()))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::linear_2d(
-                x.into_primitive(),
-                weight.into_primitive(),
-                bias.into_primitive(),
-            )),
-        }
-    }
-
-    fn matmul_batched(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        let keep = operands_to_keep::<B, C>(&lhs, &rhs);
-        match MatmulBatched
-            .prepare::<C>([lhs.node(), rhs.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (lhs, rhs) = (lhs.into_primitive(), rhs.into_primitive());
-                let state = keep(&lhs, &rhs);
-                prep.finish(state, B::matmul_batched(lhs, rhs))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::matmul_batched(
-                lhs.into_primitive(),
-                rhs.into_primitive(),
-            )),
-        }
+        let nodes = [x.node(), weight.node(), bias.node()];
+        let bias = bias.into_primitive();
+        record_product::<B, C, _, 3>(Linear2d, nodes, x, weight, |x, weight| {
+            B::linear_2d(x, weight, bias)
+        })
     }
 
     fn matmul_2d(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        let keep = operands_to_keep::<B, C>(&x, &weight);
-        match Linear2d
-            .prepare::<C>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, weight) = (x.into_primitive(), weight.into_primitive());
-                let state = keep(&x, &weight);
-                prep.finish(state, B::matmul_2d(x, weight))
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::matmul_2d(x.into_primitive(), weight.into_primitive()))
-            }
+        let nodes = [x.node(), weight.node()];
+        record_product::<B, C, _, 2>(Linear2d, nodes, x, weight, B::matmul_2d)
+    }
+
+    fn matmul_batched(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        let nodes = [lhs.node(), rhs.node()];
+        record_product::<B, C, _, 2>(MatmulBatched, nodes, lhs, rhs, B::matmul_batched)
+    }
+}
+
+/// Records `forward(lhs, rhs)` on the autodiff graph with `step` as its backward. The state
+/// keeps each operand whose counterpart is tracked: a product's gradient for one operand needs
+/// only the other.
+fn record_product<B, C, S, const N: usize>(
+    step: S,
+    nodes: [NodeGuard; N],
+    lhs: FloatTensor<Autodiff<B, C>>,
+    rhs: FloatTensor<Autodiff<B, C>>,
+    forward: impl FnOnce(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>>
+where
+    B: Backend,
+    C: CheckpointStrategy,
+    S: Backward<B, N, State = Operands<B>>,
+{
+    let (keep_lhs, keep_rhs) = (rhs.is_tracked(), lhs.is_tracked());
+    match step.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (lhs, rhs) = (lhs.into_primitive(), rhs.into_primitive());
+            let state = (keep_lhs.then(|| lhs.clone()), keep_rhs.then(|| rhs.clone()));
+            prep.finish(state, forward(lhs, rhs))
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(forward(lhs.into_primitive(), rhs.into_primitive()))
         }
     }
 }
 
-/// The backward step of [`MatmulKernel::matmul_batched`]; the state holds each operand whose
-/// counterpart is tracked.
+/// The backward step of [`MatmulKernel::matmul_batched`]; the state as [`Linear2d`]'s.
 #[derive(Debug)]
 struct MatmulBatched;
 
@@ -354,20 +342,6 @@ impl<B: Backend + MatmulKernel> Backward<B, 2> for MatmulBatched {
         if let (Some(node), Some(rhs)) = (lhs_node, rhs) {
             grads.register::<B>(node.id, B::matmul_batched(grad, transposed(rhs)));
         }
-    }
-}
-
-/// What the backward step keeps of `x` and `W`: each gradient needs only the other operand.
-fn operands_to_keep<B: Backend, C: CheckpointStrategy>(
-    x: &FloatTensor<Autodiff<B, C>>,
-    weight: &FloatTensor<Autodiff<B, C>>,
-) -> impl Fn(&FloatTensor<B>, &FloatTensor<B>) -> Operands<B> + use<B, C> {
-    let (keep_x, keep_weight) = (weight.is_tracked(), x.is_tracked());
-    move |x, weight| {
-        (
-            keep_x.then(|| x.clone()),
-            keep_weight.then(|| weight.clone()),
-        )
     }
 }
 

@@ -10,7 +10,7 @@ use apitune_cpu_kernels::{self as cpu, Norm};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, backend_extension};
 use burn::nn::{LayerNorm, RmsNorm};
@@ -225,26 +225,30 @@ fn vector(t: &FlexTensor) -> Option<&[f32]> {
         .flatten()
 }
 
-/// The backward step of both norms: parents `[x, γ]` or `[x, γ, β]`; the state is x, γ and ε.
+/// The backward step of both norms: parents `[x, γ]` (RMSNorm) or `[x, γ, β]` (LayerNorm); the
+/// state is which norm, x, γ and ε.
 #[derive(Debug)]
 struct NormRows;
 
-type Saved<B> = (FloatTensor<B>, FloatTensor<B>, f64);
+type Saved<B> = (Norm, FloatTensor<B>, FloatTensor<B>, f64);
 
 impl<B: Backend + NormKernel, const N: usize> Backward<B, N> for NormRows {
     type State = Saved<B>;
 
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
-        let (x, gamma, epsilon) = ops.state;
+        let (norm, x, gamma, epsilon) = ops.state;
         let [x_node, gamma_node, beta_node] =
             [0, 1, 2].map(|i| ops.parents.get(i).cloned().flatten());
-        let (dx, dgamma, dbeta) = if N == 3 {
-            let (dx, dgamma, dbeta) = B::layer_norm_rows_backward(x, gamma, grad, epsilon);
-            (dx, dgamma, Some(dbeta))
-        } else {
-            let (dx, dgamma) = B::rms_norm_rows_backward(x, gamma, grad, epsilon);
-            (dx, dgamma, None)
+        let (dx, dgamma, dbeta) = match norm {
+            Norm::Layer => {
+                let (dx, dgamma, dbeta) = B::layer_norm_rows_backward(x, gamma, grad, epsilon);
+                (dx, dgamma, Some(dbeta))
+            }
+            Norm::Rms => {
+                let (dx, dgamma) = B::rms_norm_rows_backward(x, gamma, grad, epsilon);
+                (dx, dgamma, None)
+            }
         };
         if let Some(node) = x_node {
             grads.register::<B>(node.id, dx);
@@ -265,26 +269,11 @@ impl<B: Backend + NormKernel, C: CheckpointStrategy> NormKernel for Autodiff<B, 
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        match NormRows
-            .prepare::<C>([x.node(), gamma.node(), beta.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, gamma) = (x.into_primitive(), gamma.into_primitive());
-                let state = (x.clone(), gamma.clone(), epsilon);
-                prep.finish(
-                    state,
-                    B::layer_norm_rows(x, gamma, beta.into_primitive(), epsilon),
-                )
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::layer_norm_rows(
-                x.into_primitive(),
-                gamma.into_primitive(),
-                beta.into_primitive(),
-                epsilon,
-            )),
-        }
+        let nodes = [x.node(), gamma.node(), beta.node()];
+        let beta = beta.into_primitive();
+        record_norm::<B, C, 3>(Norm::Layer, nodes, x, gamma, epsilon, |x, gamma| {
+            B::layer_norm_rows(x, gamma, beta, epsilon)
+        })
     }
 
     fn rms_norm_rows(
@@ -292,21 +281,30 @@ impl<B: Backend + NormKernel, C: CheckpointStrategy> NormKernel for Autodiff<B, 
         gamma: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        match NormRows
-            .prepare::<C>([x.node(), gamma.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, gamma) = (x.into_primitive(), gamma.into_primitive());
-                let state = (x.clone(), gamma.clone(), epsilon);
-                prep.finish(state, B::rms_norm_rows(x, gamma, epsilon))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::rms_norm_rows(
-                x.into_primitive(),
-                gamma.into_primitive(),
-                epsilon,
-            )),
+        let nodes = [x.node(), gamma.node()];
+        record_norm::<B, C, 2>(Norm::Rms, nodes, x, gamma, epsilon, |x, gamma| {
+            B::rms_norm_rows(x, gamma, epsilon)
+        })
+    }
+}
+
+/// Records `forward(x, γ)` on the autodiff graph with [`NormRows`] as its backward.
+fn record_norm<B: Backend + NormKernel, C: CheckpointStrategy, const N: usize>(
+    norm: Norm,
+    nodes: [NodeGuard; N],
+    x: FloatTensor<Autodiff<B, C>>,
+    gamma: FloatTensor<Autodiff<B, C>>,
+    epsilon: f64,
+    forward: impl FnOnce(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    match NormRows.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (x, gamma) = (x.into_primitive(), gamma.into_primitive());
+            let state = (norm, x.clone(), gamma.clone(), epsilon);
+            prep.finish(state, forward(x, gamma))
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(forward(x.into_primitive(), gamma.into_primitive()))
         }
     }
 }
