@@ -65,9 +65,7 @@ impl Quotas {
             .zip(covered)
             .any(|(&n, &c)| n > 0 && c < self.sizes[level])
     }
-}
 
-impl Quotas {
     /// With an API cap on `level`, `ordered` (a seeded order) re-ordered so that the APIs take
     /// turns: every API's first record, then every API's second, each turn in seeded order. A
     /// sample taken from the front then spans as many APIs as its quota allows. Without a cap,
