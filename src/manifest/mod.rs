@@ -78,6 +78,14 @@ pub struct Expectation {
     pub min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// Another target (`ARM.METRIC`) this one must exceed: the 100K arm's score above the 1K
+    /// arm's, whatever the exact numbers on this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<String>,
+    /// With `above`: this target's 95% bootstrap interval must lie wholly above the other's, so
+    /// the difference is more than resampling noise (eval metrics with an interval only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub beyond_interval: bool,
 }
 
 /// One `[stages.NAME]` table, checked structurally; the kind is looked up and params are
@@ -526,9 +534,12 @@ fn expectation_problem(e: &Expectation) -> Option<String> {
     {
         return Some(format!("`{field}` must be a finite number, got {v}"));
     }
+    if e.beyond_interval && e.above.is_none() {
+        return Some("`beyond_interval` needs `above` (the target to be above)".into());
+    }
     match (e.value, e.tol, e.min, e.max) {
-        (None, None, None, None) => {
-            Some("an expectation needs `value` and `tol`, or `min` and/or `max`".into())
+        (None, None, None, None) if e.above.is_none() => {
+            Some("an expectation needs `value` and `tol`, `min` and/or `max`, or `above`".into())
         }
         (Some(_), None, _, _) => Some("`value` needs a `tol` (allowed absolute distance)".into()),
         (None, Some(_), _, _) => Some("`tol` needs a `value`".into()),

@@ -170,12 +170,27 @@ impl Dag {
     /// Every `[expect]` entry must name an arm.
     fn check_expectations(&self, manifest: &Manifest, errors: &mut Vec<Diagnostic>) {
         let mut suggest = SUGGESTIONS;
-        for name in manifest.expect.keys() {
+        for (name, expectation) in &manifest.expect {
             if let Err(help) = self.check_expectation_target(name, &mut suggest) {
                 let message = format!("`{}` names no arm of this manifest", shorten(name));
                 errors.push(manifest.error(
                     &["expect".into(), name.clone()],
                     true,
+                    message,
+                    Some(help),
+                ));
+            }
+            let Some(other) = &expectation.above else {
+                continue;
+            };
+            if let Err(help) = self.check_expectation_target(other, &mut suggest) {
+                let message = format!(
+                    "`above = \"{}\"` names no arm of this manifest",
+                    shorten(other)
+                );
+                errors.push(manifest.error(
+                    &["expect".into(), name.clone(), "above".into()],
+                    false,
                     message,
                     Some(help),
                 ));

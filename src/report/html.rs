@@ -5,7 +5,7 @@ use std::fmt::Write;
 use super::metric::{MISSING, Metric};
 use super::svg::escape;
 use super::table::{BreakdownRow, Method, Report, Values};
-use super::text::{samples_label, training_table};
+use super::text::{interval_table, samples_label, training_table};
 
 const STYLE: &str = r#"
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 2em auto; max-width: 1400px; padding: 0 1.5em; }
@@ -243,6 +243,11 @@ pub fn page(report: &Report, charts: &[(String, String)]) -> String {
     s.push_str(&breakdown_table(report, "level", &report.levels));
     s.push_str("<h2>By language</h2>");
     s.push_str(&breakdown_table(report, "language", &report.per_lang));
+    if let Some((h, c)) = interval_table(report) {
+        s.push_str("<h2>95% intervals</h2>");
+        s.push_str(r#"<p class="note">Bootstrap over APIs: each of 1,000 resamples draws the level's APIs with replacement and keeps all their examples (examples of one API are not independent), then recomputes the metric; the interval is the 2.5th to 97.5th percentile. Two arms whose intervals overlap are not shown apart by this test set.</p>"#);
+        s.push_str(&simple_table(&h, &c));
+    }
     if !report.training.is_empty() {
         s.push_str("<h2>Training runs</h2>");
         let (h, c) = training_table(&report.training);

@@ -33,6 +33,11 @@ pub fn ablation_plot(metric: Metric) -> String {
     format!("{PLOTS_DIR}/ablation-{metric}.svg")
 }
 
+/// Relative path of a metric's per-level ablation chart.
+pub fn levels_plot(metric: Metric) -> String {
+    format!("{PLOTS_DIR}/levels-{metric}.svg")
+}
+
 /// Loads every `eval` and `lora-train` input; other kinds are ignored. Errors name the arm.
 pub fn load_inputs(inputs: &[Input]) -> anyhow::Result<(Vec<EvalInput>, Vec<TrainInput>)> {
     let mut evals = Vec::new();
@@ -99,6 +104,10 @@ pub fn write_report(
         let svg = plots::ablation(&report, m);
         write(&ablation_plot(m), &svg)?;
         charts.push((format!("{m} vs training samples"), svg));
+        if let Some(svg) = plots::levels(&report, m) {
+            write(&levels_plot(m), &svg)?;
+            charts.push((format!("{m} vs training samples, by level"), svg));
+        }
     }
     let loss = plots::loss(trains);
     write(LOSS_PLOT, &loss)?;

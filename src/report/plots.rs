@@ -13,6 +13,7 @@ pub fn ablation(report: &Report, metric: Metric) -> String {
     for (i, model) in report.models.iter().enumerate() {
         let rows = report.rows.iter().filter(|r| &r.model == model);
         let mut points: Vec<(f64, f64)> = Vec::new();
+        let mut band = Vec::new();
         let mut baseline = None;
         for r in rows {
             let Some(value) = r.values.get(&metric).copied().flatten() else {
@@ -21,18 +22,23 @@ pub fn ablation(report: &Report, metric: Metric) -> String {
             match (r.method, r.samples) {
                 (Method::ZeroShot, _) => baseline = baseline.or(Some(value)),
                 (Method::Lora, Some(samples)) if samples > 0 => {
-                    points.push((samples as f64, value))
+                    points.push((samples as f64, value));
+                    if let Some(i) = r.intervals.get(&metric) {
+                        band.push((samples as f64, i.low, i.high));
+                    }
                 }
                 (Method::Lora, _) => unplaced += 1,
             }
         }
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        band.sort_by(|a, b| a.0.total_cmp(&b.0));
         if !points.is_empty() {
             series.push(Series {
                 name: model.clone(),
                 color: color(i),
                 points,
                 dots: true,
+                band,
                 tooltip: None,
             });
         }
@@ -67,6 +73,92 @@ pub fn ablation(report: &Report, metric: Metric) -> String {
     .render()
 }
 
+/// `plots/levels-<metric>.svg`: one line per held-out level (per model and level when the report
+/// has several models), its 95% interval as a band, and each level's zero-shot score dashed.
+/// `None` when no LoRA arm with a sample count has per-level scores.
+pub fn levels(report: &Report, metric: Metric) -> Option<String> {
+    if !has_level_curve(report, metric) {
+        return None;
+    }
+    let mut groups: Vec<(&str, &str)> = report
+        .levels
+        .iter()
+        .map(|r| (r.model.as_str(), r.group.as_str()))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    let several_models = report.models.len() > 1;
+    let mut series = Vec::new();
+    let mut hlines = Vec::new();
+    for (i, (model, level)) in groups.into_iter().enumerate() {
+        let name = if several_models {
+            format!("{model} · {level}")
+        } else {
+            level.to_string()
+        };
+        let rows = report
+            .levels
+            .iter()
+            .filter(|r| r.model == model && r.group == level);
+        let mut points = Vec::new();
+        let mut band = Vec::new();
+        for r in rows {
+            let Some(value) = r.values.get(&metric).copied().flatten() else {
+                continue;
+            };
+            match (r.method, r.samples) {
+                (Method::ZeroShot, _) if !hlines.iter().any(|h: &HLine| h.name == name) => hlines
+                    .push(HLine {
+                        name: name.clone(),
+                        color: color(i),
+                        y: value,
+                    }),
+                (Method::Lora, Some(samples)) if samples > 0 => {
+                    points.push((samples as f64, value));
+                    if let Some(iv) = r.intervals.get(&metric) {
+                        band.push((samples as f64, iv.low, iv.high));
+                    }
+                }
+                _ => {}
+            }
+        }
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        band.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if !points.is_empty() {
+            series.push(Series {
+                name,
+                color: color(i),
+                points,
+                dots: true,
+                band,
+                tooltip: None,
+            });
+        }
+    }
+    Some(
+        Chart {
+            title: format!("{metric} vs training samples, by held-out level"),
+            x_label: "training samples (log scale)".into(),
+            y_label: metric.name().into(),
+            x_scale: XScale::Log10,
+            series,
+            hlines,
+            note: Some("bands: 95% bootstrap interval over APIs; dashed: zero-shot".into()),
+        }
+        .render(),
+    )
+}
+
+/// Whether some LoRA arm with a sample count has a per-level value of `metric`, so that
+/// `plots/levels-<metric>.svg` is drawn.
+pub fn has_level_curve(report: &Report, metric: Metric) -> bool {
+    report.levels.iter().any(|r| {
+        r.method == Method::Lora
+            && r.samples.is_some_and(|s| s > 0)
+            && r.values.get(&metric).copied().flatten().is_some()
+    })
+}
+
 /// `plots/loss.svg`.
 pub fn loss(trains: &[TrainInput]) -> String {
     let series: Vec<Series> = super::table::sorted_trains(trains)
@@ -82,6 +174,7 @@ pub fn loss(trains: &[TrainInput]) -> String {
             color: color(i),
             points: t.steps.iter().map(|s| (s.step as f64, s.loss)).collect(),
             dots: false,
+            band: Vec::new(),
             tooltip: Some(t.arm.clone()),
         })
         .collect();

@@ -30,6 +30,8 @@ pub struct Series {
     pub color: &'static str,
     pub points: Vec<(f64, f64)>,
     pub dots: bool,
+    /// An interval around the line, `(x, low, high)`, drawn as a translucent band; empty for none.
+    pub band: Vec<(f64, f64, f64)>,
     /// Hover text of the line (the arm it came from); the name when `None`.
     pub tooltip: Option<String>,
 }
@@ -97,6 +99,37 @@ fn linear_ticks(lo: f64, hi: f64, target: usize) -> (f64, f64, Vec<f64>) {
 
 /// A log domain around `[lo, hi]` (both > 0) with some room at both ends, so no point sits on the
 /// frame, and ticks at powers of ten, or at 1-2-5 steps when fewer than two powers fall inside.
+/// The band of `series`: the polygon along the high ends left to right and back along the low ends.
+fn write_band(s: &mut String, frame: &Frame, series: &Series, plottable_x: impl Fn(f64) -> bool) {
+    let band: Vec<(f64, f64, f64)> = series
+        .band
+        .iter()
+        .copied()
+        .filter(|&(x, lo, hi)| plottable_x(x) && lo.is_finite() && hi.is_finite())
+        .collect();
+    if band.is_empty() {
+        return;
+    }
+    let upper = band.iter().map(|&(x, _, hi)| (x, hi));
+    let lower = band.iter().rev().map(|&(x, lo, _)| (x, lo));
+    let outline: Vec<String> = upper
+        .chain(lower)
+        .map(|(x, y)| format!("{:.2},{:.2}", frame.to_x(x), frame.to_y(y)))
+        .collect();
+    let data: Vec<String> = band
+        .iter()
+        .map(|(x, lo, hi)| format!("{x}:{lo}:{hi}"))
+        .collect();
+    let _ = write!(
+        s,
+        r#"<polygon class="band" data-series="{}" data-band="{}" points="{}" fill="{}" fill-opacity="0.18" stroke="none"/>"#,
+        escape(&series.name),
+        data.join(" "),
+        outline.join(" "),
+        series.color
+    );
+}
+
 fn log_ticks(lo: f64, hi: f64) -> (f64, f64, Vec<f64>) {
     let (log_lo, log_hi) = (lo.log10(), hi.log10());
     let span = (log_hi - log_lo).max(1.0);
@@ -200,7 +233,10 @@ impl Chart {
         let ys: Vec<f64> = self
             .series
             .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .flat_map(|s| {
+                let band = s.band.iter().flat_map(|&(_, lo, hi)| [lo, hi]);
+                s.points.iter().map(|p| p.1).chain(band)
+            })
             .chain(self.hlines.iter().map(|h| h.y))
             .filter(|y| y.is_finite())
             .collect();
@@ -317,6 +353,7 @@ impl Chart {
         if points.is_empty() {
             return;
         }
+        write_band(s, frame, series, |x| self.plottable_x(x));
         let path: Vec<String> = points
             .iter()
             .map(|(x, y)| format!("{:.2},{:.2}", frame.to_x(*x), frame.to_y(*y)))

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metric::Metric;
 use crate::artifacts::{AdapterInfo, EvalResults, TrainStep, TrainSummary};
+use crate::metrics::bootstrap::Interval;
 use crate::metrics::corpus::Scores;
 
 /// An `eval` input, loaded.
@@ -70,6 +71,21 @@ pub fn short_key(key: &str) -> &str {
 /// Values and deltas of one set of scores.
 pub type Values = IndexMap<Metric, Option<f64>>;
 
+/// 95% bootstrap intervals (resampled by API) of the metrics that have one.
+pub type Intervals = IndexMap<Metric, Interval>;
+
+/// The intervals of `scores` for the report's `metrics`, and how many APIs they resampled.
+fn intervals_of(metrics: &[Metric], scores: &Scores) -> (Intervals, Option<usize>) {
+    let Some(computed) = &scores.intervals else {
+        return (Intervals::new(), None);
+    };
+    let intervals = metrics
+        .iter()
+        .filter_map(|&m| computed.metrics.get(m.name()).map(|i| (m, *i)))
+        .collect();
+    (intervals, Some(computed.clusters))
+}
+
 /// One row of the main table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
@@ -88,6 +104,11 @@ pub struct Row {
     pub values: Values,
     /// Fine-tuned minus zero-shot, per metric; empty for zero-shot rows.
     pub deltas: Values,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub intervals: Intervals,
+    /// APIs the intervals resampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apis: Option<usize>,
 }
 
 /// One row of a breakdown table (per language, or per held-out level).
@@ -102,6 +123,11 @@ pub struct BreakdownRow {
     pub n: usize,
     pub values: Values,
     pub deltas: Values,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub intervals: Intervals,
+    /// APIs the intervals resampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apis: Option<usize>,
 }
 
 /// One `lora-train` run.
@@ -201,6 +227,7 @@ fn overall_row(metrics: &[Metric], e: &EvalInput, base: Option<&EvalInput>) -> R
         Some(b) => deltas(&values, &overall_values(metrics, &b.results)),
         None => Values::new(),
     };
+    let (intervals, apis) = intervals_of(metrics, &e.results.overall);
     Row {
         model: e.results.model.clone(),
         method: method_of(&e.results),
@@ -211,6 +238,8 @@ fn overall_row(metrics: &[Metric], e: &EvalInput, base: Option<&EvalInput>) -> R
         n: e.results.overall.n,
         values,
         deltas,
+        intervals,
+        apis,
     }
 }
 
@@ -336,6 +365,7 @@ fn breakdown<'r>(
                 (Some(_), Some(b)) => deltas(&values, &values_of(metrics, b, None)),
                 _ => Values::new(),
             };
+            let (intervals, apis) = intervals_of(metrics, scores);
             by_group
                 .entry(group.clone())
                 .or_default()
@@ -348,6 +378,8 @@ fn breakdown<'r>(
                     n: scores.n,
                     values,
                     deltas,
+                    intervals,
+                    apis,
                 });
         }
     }

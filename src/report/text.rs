@@ -92,6 +92,82 @@ pub fn breakdown_table(
     (header, cells)
 }
 
+/// Header and cells of the interval table: each eval arm overall (`all`) and per level, with the
+/// metrics that carry a 95% bootstrap interval as `value [low, high]`. `None` when no row has one
+/// (results written before intervals existed).
+pub fn interval_table(report: &Report) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+    let metrics: Vec<Metric> = report
+        .metrics
+        .iter()
+        .copied()
+        .filter(|m| {
+            report.rows.iter().any(|r| r.intervals.contains_key(m))
+                || report.levels.iter().any(|r| r.intervals.contains_key(m))
+        })
+        .collect();
+    if metrics.is_empty() {
+        return None;
+    }
+    let mut header: Vec<String> = ["level", "model", "method", "samples", "n", "APIs"]
+        .map(String::from)
+        .to_vec();
+    header.extend(metrics.iter().map(|m| m.name().to_string()));
+    let overall = report.rows.iter().map(|r| {
+        let group = "all".to_string();
+        (
+            group,
+            &r.model,
+            r.method,
+            r.samples,
+            r.n,
+            r.apis,
+            &r.values,
+            &r.intervals,
+        )
+    });
+    let levels = report.levels.iter().map(|r| {
+        let group = r.group.clone();
+        (
+            group,
+            &r.model,
+            r.method,
+            r.samples,
+            r.n,
+            r.apis,
+            &r.values,
+            &r.intervals,
+        )
+    });
+    let cells = overall
+        .chain(levels)
+        .map(
+            |(group, model, method, samples, n, apis, values, intervals)| {
+                let mut cells = vec![
+                    group,
+                    model.clone(),
+                    method.label().into(),
+                    samples_label(method, samples),
+                    n.to_string(),
+                    apis.map_or_else(|| MISSING.into(), |a| a.to_string()),
+                ];
+                cells.extend(metrics.iter().map(|&m| {
+                    let value = m.format(values.get(&m).copied().flatten());
+                    match intervals.get(&m) {
+                        Some(i) => format!(
+                            "{value} [{}, {}]",
+                            m.format(Some(i.low)),
+                            m.format(Some(i.high))
+                        ),
+                        None => value,
+                    }
+                }));
+                cells
+            },
+        )
+        .collect();
+    Some((header, cells))
+}
+
 /// Header and cells of the training-runs table.
 pub fn training_table(rows: &[TrainingRow]) -> (Vec<String>, Vec<Vec<String>>) {
     let header = [
@@ -165,6 +241,11 @@ pub fn markdown_table(header: &[String], rows: &[Vec<String>]) -> String {
     out
 }
 
+const INTERVALS_NOTE_MD: &str = "\n## 95% intervals\n\nBootstrap over APIs: each of 1,000 \
+     resamples draws the level's APIs with replacement and keeps all their examples (examples of \
+     one API are not independent), then recomputes the metric; the interval is the 2.5th to 97.5th \
+     percentile. Two arms whose intervals overlap are not shown apart by this test set.\n\n";
+
 /// `report.md`.
 pub fn markdown(report: &Report) -> String {
     let mut out = format!("# {}\n\n{}\n\n", report.title, report.headline);
@@ -183,6 +264,10 @@ pub fn markdown(report: &Report) -> String {
     out.push_str("\n## By language\n\n");
     let (h, c) = breakdown_table(report, "language", &report.per_lang);
     out.push_str(&markdown_table(&h, &c));
+    if let Some((h, c)) = interval_table(report) {
+        out.push_str(INTERVALS_NOTE_MD);
+        out.push_str(&markdown_table(&h, &c));
+    }
     if !report.training.is_empty() {
         out.push_str("\n## Training runs\n\n");
         let (h, c) = training_table(&report.training);
@@ -193,6 +278,11 @@ pub fn markdown(report: &Report) -> String {
         out.push_str(&format!(
             "- [{m} vs training samples](plots/ablation-{m}.svg)\n"
         ));
+        if super::plots::has_level_curve(report, *m) {
+            out.push_str(&format!(
+                "- [{m} vs training samples, by level](plots/levels-{m}.svg)\n"
+            ));
+        }
     }
     out.push_str("- [training loss](plots/loss.svg)\n");
     out

@@ -21,7 +21,8 @@ use crate::artifacts::{AdapterInfo, BaseRef, EvalResults, Input, LevelScores, Tr
 use crate::data::{self, ApiRecord};
 use crate::manifest::shorten;
 use crate::metrics::api_match::EndpointSet;
-use crate::metrics::corpus::{CorpusScores, Example, Scores, score_corpus};
+use crate::metrics::bootstrap::Bootstrap;
+use crate::metrics::corpus::{CorpusScores, Example, ExampleScores, Scores, score_corpus};
 use crate::metrics::perplexity::TokenNll;
 use crate::model::{self, GenerationConfig, Model, Sampling};
 use crate::validate::{MAX_BATCH, MAX_POSITIONS, MAX_RECORDS, MAX_VOCAB, Problems, Validate};
@@ -154,7 +155,8 @@ struct Generated {
 
 impl StageKind for Eval {
     const KIND: &'static str = "eval";
-    const VERSION: u32 = 1;
+    // 2: 95% intervals of the headline metrics, resampled by API.
+    const VERSION: u32 = 2;
     type Params = EvalParams;
 
     fn input_files(params: &EvalParams, ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>> {
@@ -188,7 +190,8 @@ impl StageKind for Eval {
         let mut all: Vec<Scored> = Vec::new();
         for level in &params.levels {
             let evaluation = (&model, &source, params, &endpoints);
-            let (scores, examples, memo) = evaluate_level(ctx, evaluation, &split.dir, level)?;
+            let (mut scores, examples, memo) = evaluate_level(ctx, evaluation, &split.dir, level)?;
+            add_intervals(&mut scores, &examples, ctx.seed);
             memos.push(memo);
             for ((r, g, _), s) in examples.iter().zip(&scores.examples) {
                 samples.push(json!({
@@ -204,7 +207,8 @@ impl StageKind for Eval {
             levels.insert(level.clone(), level_scores);
             all.extend(examples);
         }
-        let overall = score_corpus(&examples_of(&all, &endpoints));
+        let mut overall = score_corpus(&examples_of(&all, &endpoints));
+        add_intervals(&mut overall, &all, ctx.seed);
         let results = EvalResults {
             arm: ctx.arm.to_string(),
             model: source.name.clone(),
@@ -258,6 +262,27 @@ fn evaluate_level(
         .collect();
     let scores = score_corpus(&examples_of(&examples, endpoints));
     Ok((scores, examples, memo))
+}
+
+/// Adds 95% bootstrap intervals to the overall and per-language scores of `scores`, resampling
+/// whole APIs (`examples` are the scored examples in the same order).
+fn add_intervals(scores: &mut CorpusScores, examples: &[Scored], seed: u64) {
+    let bootstrap = Bootstrap::new(seed);
+    let apis: Vec<&str> = examples
+        .iter()
+        .map(|(r, _, _)| r.api_name.as_str())
+        .collect();
+    let all: Vec<&ExampleScores> = scores.examples.iter().collect();
+    scores.overall.intervals = bootstrap.intervals(&all, &apis);
+    for (lang, lang_scores) in &mut scores.per_lang {
+        let (members, clusters): (Vec<&ExampleScores>, Vec<&str>) = all
+            .iter()
+            .zip(&apis)
+            .filter(|(e, _)| &e.lang == lang)
+            .map(|(e, a)| (*e, *a))
+            .unzip();
+        lang_scores.intervals = bootstrap.intervals(&members, &clusters);
+    }
 }
 
 fn write_samples(path: &Path, samples: &[Value]) -> anyhow::Result<()> {

@@ -20,7 +20,7 @@ use super::{PlanContext, RunContext, StageKind, training};
 use crate::artifacts::{BaseRef, TrainSummary};
 use crate::model::lora::{self, LoraSettings};
 use crate::model::{END_OF_TEXT, Model};
-use crate::train::{self, TrainRun, TrainSettings};
+use crate::train::{self, ExampleSet, TrainRun, TrainSettings};
 use crate::validate::{MAX_LORA_RANK, MAX_RECORDS, Problems, Validate};
 
 pub struct LoraTrain;
@@ -145,9 +145,15 @@ impl StageKind for LoraTrain {
             lora::store_base_as(&mut base.network, burn::tensor::DType::BF16);
         }
         let eos = eos_of(&base, &base_dir)?;
-        let records = training::training_records(&split.dir, params.samples)?;
+        let encoder = train::Encoder {
+            tokenizer: &base.tokenizer,
+            objective: train::Objective::Instruction,
+            eos,
+            max_len: params.train.max_len,
+        };
+        let train_file = split.dir.join(crate::data::TRAIN_FILE);
         let (examples, stats) =
-            train::encode_records(&base.tokenizer, &records, eos, params.train.max_len)?;
+            train::StreamedExamples::scan(&train_file, params.samples, encoder)?;
         let (network, trainable) =
             lora::attach(base.network, &params.lora, &base.config, ctx.seed)?;
         let mut outcome = train::train(

@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{PlanContext, RunContext, StageKind, training};
-use crate::data::{self, ApiRecord};
+use crate::data;
 use crate::manifest::ModelSpec;
 use crate::model::{self, CausalLm, END_OF_TEXT, ModelConfig};
-use crate::train::{self, TrainRun, TrainSettings};
+use crate::train::{self, ExampleSet, TrainRun, TrainSettings};
 use crate::validate::{MAX_RECORDS, Problems, Validate};
 
 pub struct Pretrain;
@@ -108,8 +108,14 @@ impl StageKind for Pretrain {
     fn run(params: &PretrainParams, ctx: &RunContext) -> anyhow::Result<Value> {
         let spec = random_spec(ctx.models.get(&params.model), &params.model)?;
         let split = ctx.input_of_kind("normalize")?;
-        let records = training::training_records(&split.dir, params.samples)?;
-        let tokenizer = build_tokenizer(spec, ctx.base_dir, &records, &params.model)?;
+        let train_file = split.dir.join(data::TRAIN_FILE);
+        let tokenizer = build_tokenizer(
+            spec,
+            ctx.base_dir,
+            &train_file,
+            params.samples,
+            &params.model,
+        )?;
         let eos = tokenizer.token_to_id(END_OF_TEXT).ok_or_else(|| {
             anyhow::anyhow!(
                 "model `{}`: its tokenizer has no {END_OF_TEXT} token to end targets with",
@@ -134,11 +140,17 @@ impl StageKind for Pretrain {
 
         let device = training::training_device(ctx.backend)?;
         let network = CausalLm::init(&config, &device, ctx.seed);
-        let encode = match params.objective {
-            Objective::Instruction => train::encode_records,
-            Objective::Code => train::encode_code,
+        let encoder = train::Encoder {
+            tokenizer: &tokenizer,
+            objective: match params.objective {
+                Objective::Instruction => train::Objective::Instruction,
+                Objective::Code => train::Objective::Code,
+            },
+            eos,
+            max_len: params.train.max_len,
         };
-        let (examples, stats) = encode(&tokenizer, &records, eos, params.train.max_len)?;
+        let (examples, stats) =
+            train::StreamedExamples::scan(&train_file, params.samples, encoder)?;
         let outcome = train::train(
             network,
             &TrainRun {
@@ -202,10 +214,13 @@ fn tokenizer_path(spec: &ModelSpec) -> anyhow::Result<Option<String>> {
     Ok(tok.get("path").and_then(Value::as_str).map(str::to_string))
 }
 
+/// The model's tokenizer: the one its spec names, or a byte-level BPE trained on the prompts and
+/// code of the first `samples` records of `train_file` (read as a stream).
 fn build_tokenizer(
     spec: &ModelSpec,
     base_dir: &Path,
-    records: &[ApiRecord],
+    train_file: &Path,
+    samples: Option<usize>,
     name: &str,
 ) -> anyhow::Result<tokenizers::Tokenizer> {
     let tok = spec
@@ -224,11 +239,16 @@ fn build_tokenizer(
                 "model `{name}`: `tokenizer` needs `train_bpe = {{ vocab_size = N }}` or `path`"
             )
         })?;
-    let texts = records
-        .iter()
-        .flat_map(|r| [data::prompt(r, &r.lang), r.code.clone()])
-        .collect::<Vec<_>>();
-    Ok(model::train_bpe(texts.into_iter(), vocab_size as usize)?)
+    let mut failure = None;
+    let texts = data::read_records(train_file)
+        .take(samples.unwrap_or(usize::MAX))
+        .map_while(|r| r.map_err(|e| failure = Some(e)).ok())
+        .flat_map(|r| [data::prompt(&r, &r.lang), r.code]);
+    let tokenizer = model::train_bpe(texts, vocab_size as usize);
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    Ok(tokenizer?)
 }
 
 /// HF `config.json` from the manifest's `config` fields, with the architecture, the tokenizer's

@@ -30,7 +30,8 @@ impl Validate for ReportParams {
 
 impl StageKind for Report {
     const KIND: &'static str = "report";
-    const VERSION: u32 = 1;
+    // 2: 95% interval table, per-level curves with bands.
+    const VERSION: u32 = 2;
     const AGGREGATES: bool = true;
     type Params = ReportParams;
 

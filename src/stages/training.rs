@@ -1,25 +1,12 @@
-//! What the training stages (`pretrain`, `lora-train`) share: their device, their training
-//! records, and the outputs every training artifact holds.
+//! What the training stages (`pretrain`, `lora-train`) share: their device and the outputs every
+//! training artifact holds.
 
 use std::path::Path;
 
 use serde_json::{Value, json};
 
 use crate::artifacts::{TrainSummary, write_train_steps};
-use crate::data::{self, ApiRecord};
 use crate::train::{EncodeStats, TrainOutcome};
-
-/// `train.jsonl` of the split, or its first `samples` records.
-pub(super) fn training_records(
-    split_dir: &Path,
-    samples: Option<usize>,
-) -> anyhow::Result<Vec<ApiRecord>> {
-    let path = split_dir.join(data::TRAIN_FILE);
-    Ok(match samples {
-        Some(n) => data::take_samples(&path, n)?,
-        None => data::read_records(&path).collect::<Result<_, _>>()?,
-    })
-}
 
 /// The backend's device with autodiff.
 pub(super) fn training_device(

@@ -12,6 +12,7 @@ use burn::tensor::{Device, Tensor};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::ExampleSet;
 use super::batches::{Example, epoch_batches};
 use super::checkpoint::{self as ckpt, TrainState};
 use super::params::{decay_matrices, global_norm, renumber, scale_grads, trainable_count};
@@ -100,7 +101,7 @@ impl TrainSettings {
 
 /// Where and how a run trains.
 pub struct TrainRun<'a> {
-    pub examples: &'a [Example],
+    pub examples: &'a dyn ExampleSet,
     pub settings: &'a TrainSettings,
     pub seed: u64,
     /// An autodiff device; the network must live on it.
@@ -241,7 +242,9 @@ impl MicroBatches {
     fn new(run: &TrainRun) -> Self {
         let micro_batch = run.settings.micro_batch;
         Self {
-            lengths: run.examples.iter().map(|e| e.tokens.len()).collect(),
+            lengths: (0..run.examples.len())
+                .map(|i| run.examples.token_len(i))
+                .collect(),
             micro_batch,
             seed: run.seed,
             per_epoch: run.examples.len().div_ceil(micro_batch) as u64,
@@ -276,22 +279,22 @@ fn accumulate_gradients(
     step: u64,
     batches: &[Vec<usize>],
 ) -> anyhow::Result<(GradientsParams, f64, u64)> {
-    let step_targets: usize = batches
+    let fetched = batches
         .iter()
-        .flatten()
-        .map(|&i| run.examples[i].target_tokens())
-        .sum();
+        .map(|batch| run.examples.fetch(batch))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let step_targets: usize = fetched.iter().flatten().map(Example::target_tokens).sum();
     let mut accumulator = GradientsAccumulator::new();
     let mut loss_sum = 0.0;
     let mut step_tokens = 0u64;
-    for (k, batch) in batches.iter().enumerate() {
+    for (k, batch) in fetched.iter().enumerate() {
         // Dropout masks are a function of (seed, micro-batch), whatever ran before.
         let micro = step * batches.len() as u64 + k as u64;
         crate::model::lora::seed_dropout(
             network,
             run.seed ^ micro.wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
-        let rows: Vec<&Example> = batch.iter().map(|&i| &run.examples[i]).collect();
+        let rows: Vec<&Example> = batch.iter().collect();
         let nll = batch_nll(network, &rows, run.device);
         let loss = nll.div_scalar(step_targets as f64);
         loss_sum += loss

@@ -496,6 +496,79 @@ fn check_needs_everything_cached_and_every_expectation_to_hold() {
     );
 }
 
+fn scored_stage(name: &str, value: f64, low: f64, high: f64) -> String {
+    let results = format!(
+        r#"{{"sacrebleu_corpus": {value}, "overall": {{"intervals": {{"metrics": {{"sacrebleu_corpus": {{"low": {low}, "high": {high}}}}}}}}}}}"#
+    );
+    format!(
+        "[stages.{name}]\nkind = \"command\"\nrun = \"echo '{}' > $APITUNE_OUT/results.json\"\n\n",
+        results.replace('"', "\\\"")
+    )
+}
+
+#[test]
+fn check_compares_arms_and_their_intervals() {
+    let p = Project::new();
+    let manifest = format!(
+        "[experiment]\nname = \"curve\"\n\n{}{}[expect]\n\"big.sacrebleu_corpus\" = {{ above = \"small.sacrebleu_corpus\", beyond_interval = true }}\n",
+        scored_stage("big", 20.0, 15.0, 25.0),
+        scored_stage("small", 10.0, 8.0, 12.0)
+    );
+    p.write("m.toml", &manifest);
+    p.run(&["run", "m.toml"]).expect_code(0);
+    let ok = p.run(&["check", "m.toml", "--format", "json"]);
+    let json = ok.expect_code(0).json();
+    assert_eq!(json["expectations"][0]["value"], 20.0, "{json}");
+
+    // Above, but the intervals overlap: not a difference this test set can show.
+    p.write(
+        "m.toml",
+        &manifest.replace(
+            &scored_stage("small", 10.0, 8.0, 12.0),
+            &scored_stage("small", 10.0, 8.0, 16.0),
+        ),
+    );
+    p.run(&["run", "m.toml"]).expect_code(0);
+    let out = p.run(&["check", "m.toml"]);
+    out.expect_code(1);
+    assert!(
+        out.stdout().contains("within resampling noise"),
+        "{}",
+        out.stdout()
+    );
+    // Without beyond_interval the plain comparison holds.
+    let out = p.run(&[
+        "check",
+        "m.toml",
+        "-S",
+        "expect.\"big.sacrebleu_corpus\".beyond_interval=false",
+    ]);
+    out.expect_code(0);
+    // Below the other arm fails and says by how much.
+    let out = p.run(&[
+        "check",
+        "m.toml",
+        "-S",
+        "expect.\"small.sacrebleu_corpus\".above=\"big.sacrebleu_corpus\"",
+    ]);
+    out.expect_code(1);
+    assert!(
+        out.stdout()
+            .contains("not above `big.sacrebleu_corpus` = 20"),
+        "{}",
+        out.stdout()
+    );
+    // An `above` that names no arm is a manifest error.
+    let out = p.run(&[
+        "check",
+        "m.toml",
+        "-S",
+        "expect.\"big.sacrebleu_corpus\".above=\"tiny.sacrebleu_corpus\"",
+    ]);
+    out.expect_code(2);
+    assert!(out.stderr().contains("names no arm"), "{}", out.stderr());
+}
+
 // --- Reliability regressions (each names the defect it guards) ---
 
 fn cached_file(p: &Project, name: &str) -> std::path::PathBuf {

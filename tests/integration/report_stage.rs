@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use apitune::metrics::bootstrap::{Interval, Intervals};
 use apitune::metrics::corpus::{Rate, Scores, SyntaxSummary};
 use apitune::report::{
     self, AdapterInfo, EvalResults, LevelScores, ShowFormat, TrainStep, TrainSummary,
@@ -44,6 +45,35 @@ fn scores(n: usize, exact: f64, hallucinated: Option<f64>) -> Scores {
         hallucinated_endpoint: rate(n, hallucinated),
         perplexity: None,
         perplexity_n: 0,
+        intervals: Some(intervals(exact)),
+    }
+}
+
+/// Intervals of corpus BLEU and syntax around the values `scores` gives them.
+fn intervals(exact: f64) -> Intervals {
+    let bleu = exact * 100.0 + 10.0;
+    let syntax = 0.5 + exact / 2.0;
+    Intervals {
+        confidence: 0.95,
+        resamples: 1000,
+        clusters: 7,
+        metrics: [
+            (
+                "sacrebleu_corpus".to_string(),
+                Interval {
+                    low: bleu - 1.0,
+                    high: bleu + 1.5,
+                },
+            ),
+            (
+                "syntax".to_string(),
+                Interval {
+                    low: syntax - 0.05,
+                    high: syntax + 0.04,
+                },
+            ),
+        ]
+        .into(),
     }
 }
 
@@ -536,6 +566,14 @@ fn plots_are_well_formed_and_points_map_monotonically() {
         .iter()
         .map(|m| format!("ablation-{m}.svg"))
         .collect();
+    // Per-level curves of every metric measured per level (perplexity is measured overall only).
+    expected.extend(
+        params
+            .metrics
+            .iter()
+            .filter(|m| m.name() != "perplexity")
+            .map(|m| format!("levels-{m}.svg")),
+    );
     expected.push("loss.svg".into());
     expected.sort();
     assert_eq!(plot_files, expected);
@@ -678,7 +716,10 @@ fn html_is_one_self_contained_page() {
         .match_indices("<svg")
         .map(|(at, _)| &html[at..at + html[at..].find("</svg>").unwrap() + 6])
         .collect();
-    assert_eq!(svgs.len(), default_params().metrics.len() + 1);
+    // Per metric its ablation chart and, but for perplexity (overall only), its per-level chart;
+    // then the loss chart.
+    let metrics = default_params().metrics.len();
+    assert_eq!(svgs.len(), metrics + (metrics - 1) + 1);
     for svg in svgs {
         roxmltree::Document::parse(svg).unwrap();
     }
@@ -839,6 +880,59 @@ fn bad_inputs_are_named_in_errors() {
     f.inputs.retain(|i| i.kind != "eval");
     let err = format!("{:#}", run_stage(&f, &default_params()).unwrap_err());
     assert!(err.contains("no `eval` input"), "{err}");
+}
+
+#[test]
+fn intervals_show_as_a_table_and_as_bands_around_each_level_curve() {
+    let f = fixture();
+    run_stage(&f, &default_params()).unwrap();
+    let md = read(&f, "report.md");
+    let section = md
+        .split("## 95% intervals")
+        .nth(1)
+        .expect("an interval section");
+    // gpt2's LoRA on 1000 samples, level 2: BLEU is 100 × exact / 2 + 10, its interval [-1, +1.5].
+    let exact = MODELS[0].lora_exact[1] / 2.0;
+    let bleu = exact * 100.0 + 10.0;
+    let cell = format!("{bleu:.2} [{:.2}, {:.2}]", bleu - 1.0, bleu + 1.5);
+    let row = section
+        .lines()
+        .find(|l| l.starts_with("| level2") && l.contains("| gpt2") && l.contains("| 1000"))
+        .expect("gpt2's level-2 row at 1000 samples");
+    assert!(row.contains(&cell), "{cell} not in {row}");
+    assert!(row.contains("| 7 "), "the APIs resampled: {row}");
+
+    let svg = read(&f, "plots/levels-sacrebleu_corpus.svg");
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let bands: Vec<(String, String)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polygon") && n.attribute("class") == Some("band"))
+        .map(|n| {
+            let series = n.attribute("data-series").unwrap().to_string();
+            (series, n.attribute("data-band").unwrap().to_string())
+        })
+        .collect();
+    // Two models: one band per model and level.
+    assert_eq!(bands.len(), 6, "{bands:?}");
+    let (_, band) = bands
+        .iter()
+        .find(|(s, _)| s == "gpt2 · level2")
+        .expect("gpt2's level-2 band");
+    let at_1000 = band
+        .split(' ')
+        .find(|p| p.starts_with("1000:"))
+        .expect("a band point at 1000 samples");
+    let parts: Vec<f64> = at_1000.split(':').map(|v| v.parse().unwrap()).collect();
+    assert!(
+        close(parts[1], bleu - 1.0) && close(parts[2], bleu + 1.5),
+        "{at_1000}"
+    );
+    // Zero-shot per level as a dashed line.
+    let baselines = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("baseline"))
+        .count();
+    assert_eq!(baselines, 6);
 }
 
 #[test]

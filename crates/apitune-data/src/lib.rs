@@ -51,7 +51,8 @@ pub use lang::{TARGET_LANGS, canonical_lang};
 pub use prompt::prompt;
 pub use record::ApiRecord;
 pub use split::{
-    ENDPOINTS_FILE, HeldoutScope, HeldoutSpec, KnownEndpoint, KnownEndpoints, LEVEL_FILES,
-    NormalizeParams, TRAIN_FILE, read_endpoints, read_records, run_normalize, take_samples,
+    ENDPOINTS_FILE, HeldoutScope, HeldoutSpec, IndexedRecords, KnownEndpoint, KnownEndpoints,
+    LEVEL_FILES, NormalizeParams, TRAIN_FILE, read_endpoints, read_records, run_normalize,
+    take_samples,
 };
 pub use walk::{SkipReason, SkippedPath};

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::api_match::{ApiMatch, EndpointSet, SnippetLang, api_match};
 use super::bleu::{BleuStats, hf_bleu_from_stats, sacrebleu_from_stats, segment_stats_both};
+use super::bootstrap::Intervals;
 use super::exact::{exact_match, exact_match_ignoring_whitespace};
 use super::perplexity::{TokenNll, corpus_perplexity};
 use super::pysum::python_mean;
@@ -109,6 +110,10 @@ pub struct Scores {
     pub perplexity: Option<f64>,
     /// How many examples carried an NLL.
     pub perplexity_n: usize,
+    /// Confidence intervals of the headline metrics, where the caller computed them
+    /// ([`crate::bootstrap`]); results written before they existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<Intervals>,
 }
 
 /// Overall and per-language scores, plus every example's scores in input order.
@@ -198,6 +203,7 @@ pub fn aggregate(examples: &[&ExampleScores]) -> Scores {
         hallucinated_endpoint: Rate::from_flags(examples.iter().map(|e| e.api.hallucinated)),
         perplexity: corpus_perplexity(&nlls),
         perplexity_n: nlls.len(),
+        intervals: None,
     }
 }
 

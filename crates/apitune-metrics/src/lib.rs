@@ -9,11 +9,13 @@
 //! - [`api_match`]: API Pack's endpoint / API-call match, method+path and host match,
 //!   hallucinated-endpoint rate.
 //! - [`syntax`]: per-language syntax correctness (tree-sitter, and ruff's parser for Python).
+//! - [`bootstrap`]: 95% intervals of the headline metrics, resampling whole APIs.
 //! - [`corpus`]: per-example and per-language aggregation ([`corpus::score_corpus`]).
 //! - [`cli`]: the `apitune metrics` subcommand.
 
 pub mod api_match;
 pub mod bleu;
+pub mod bootstrap;
 pub mod corpus;
 pub mod difflib;
 pub mod exact;

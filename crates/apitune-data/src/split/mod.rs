@@ -41,10 +41,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 mod heldout;
+mod indexed;
 mod scan;
 mod write;
 
 use heldout::{Heldout, Quotas, assign, hold_out_apis, hold_out_endpoints};
+pub use indexed::IndexedRecords;
 use scan::Scan;
 use write::{SplitWriter, write_endpoints};
 
