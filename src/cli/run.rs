@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -144,11 +144,51 @@ fn print_results(results: &[ArmResult]) {
     );
 }
 
-/// Progress on stderr: a spinner per running arm on a terminal, plain lines otherwise.
+/// Progress on stderr: a spinner per running arm on a terminal; otherwise (logs, CI) a plain
+/// line per arm at most every [`LOG_EVERY`].
 struct Reporter {
     quiet: bool,
     multi: Option<MultiProgress>,
     bars: Mutex<HashMap<String, ProgressBar>>,
+    rates: Mutex<HashMap<String, Rate>>,
+}
+
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// How fast an arm advances in this process: its first report, and when a line was last logged.
+struct Rate {
+    first: (u64, Instant),
+    logged: Instant,
+}
+
+impl Rate {
+    fn new(done: u64) -> Rate {
+        let now = Instant::now();
+        Rate {
+            first: (done, now),
+            logged: now,
+        }
+    }
+
+    /// Time left at the pace since the first report (a resumed run counts from where it resumed).
+    fn eta(&self, done: u64, total: u64) -> Option<Duration> {
+        let (start, at) = self.first;
+        let advanced = done.checked_sub(start).filter(|&d| d > 0)?;
+        let per_unit = at.elapsed().as_secs_f64() / advanced as f64;
+        Some(Duration::from_secs_f64(
+            per_unit * total.saturating_sub(done) as f64,
+        ))
+    }
+}
+
+/// `1 h 05 min`, `12 min 30 s`, `45 s`.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
+    }
 }
 
 impl Reporter {
@@ -158,6 +198,7 @@ impl Reporter {
             quiet,
             multi,
             bars: Mutex::new(HashMap::new()),
+            rates: Mutex::new(HashMap::new()),
         }
     }
 
@@ -192,11 +233,25 @@ impl Events for Reporter {
     }
 
     fn progress(&self, arm: &str, done: u64, total: Option<u64>, unit: &str) {
+        if self.quiet {
+            return;
+        }
+        let mut rates = self.rates.lock().expect("reporter lock");
+        let rate = rates
+            .entry(arm.to_string())
+            .or_insert_with(|| Rate::new(done));
+        let message = match total {
+            Some(t) => match rate.eta(done, t) {
+                Some(eta) => format!("{done}/{t} {unit}, {} left", human(eta)),
+                None => format!("{done}/{t} {unit}"),
+            },
+            None => format!("{done} {unit}"),
+        };
         if let Some(bar) = self.bars.lock().expect("reporter lock").get(arm) {
-            match total {
-                Some(t) => bar.set_message(format!("{done}/{t} {unit}")),
-                None => bar.set_message(format!("{done} {unit}")),
-            }
+            bar.set_message(message);
+        } else if self.multi.is_none() && rate.logged.elapsed() >= LOG_EVERY {
+            rate.logged = Instant::now();
+            eprintln!("        {arm}: {message}");
         }
     }
 
@@ -207,6 +262,10 @@ impl Events for Reporter {
         if let Some(bar) = self.bars.lock().expect("reporter lock").remove(&result.arm) {
             bar.finish_and_clear();
         }
+        self.rates
+            .lock()
+            .expect("reporter lock")
+            .remove(&result.arm);
         let line = match &result.outcome {
             Outcome::Ran => format!("done    {}", result.arm),
             Outcome::Failed(msg) => format!(
@@ -222,5 +281,28 @@ impl Events for Reporter {
             }
             None => eprintln!("{line}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_follows_the_pace_since_the_first_report() {
+        let mut rate = Rate::new(100);
+        assert_eq!(rate.eta(100, 1000), None, "no pace before any progress");
+        // Resumed at step 100; 10 steps took 2 s, so 890 steps take 178 s.
+        rate.first.1 = Instant::now() - Duration::from_secs(2);
+        let eta = rate.eta(110, 1000).unwrap().as_secs_f64();
+        assert!((177.0..=180.0).contains(&eta), "{eta}");
+        assert_eq!(rate.eta(1000, 1000), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn durations_read_in_the_largest_useful_units() {
+        assert_eq!(human(Duration::from_secs(45)), "45 s");
+        assert_eq!(human(Duration::from_secs(750)), "12 min 30 s");
+        assert_eq!(human(Duration::from_secs(3900)), "1 h 05 min");
     }
 }

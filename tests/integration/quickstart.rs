@@ -184,6 +184,17 @@ fn quickstart_and_openapi_directory_manifests_validate() {
         "{}",
         out.stdout()
     );
+    let out = p.run(&[
+        "validate",
+        &repo("experiments/ablation-gpt2.toml"),
+        "-S",
+        &set[0],
+    ]);
+    assert!(
+        out.expect_code(0).stdout().contains("6 stages, 10 arms"),
+        "{}",
+        out.stdout()
+    );
     // The ablation pretrains its own base: no checkpoint, and its plan reaches the 100K arm
     // before the data is fetched (the missing corpus is named, not a missing model).
     let out = p.run(&["validate", &repo("experiments/ablation.toml")]);
