@@ -77,7 +77,10 @@ pub(super) fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failur
     if args.format == Format::Json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "arms": results })).expect("plain JSON")
+            serde_json::to_string_pretty(
+                &json!({ "arms": results, "peak_rss_bytes": peak_rss_bytes() })
+            )
+            .expect("plain JSON")
         );
     } else {
         print_results(&results);
@@ -142,6 +145,15 @@ fn print_results(results: &[ArmResult]) {
         count(|o| matches!(o, Outcome::Failed(_))),
         count(|o| matches!(o, Outcome::Skipped(_)))
     );
+}
+
+/// This process's peak resident set size (`VmHWM`), where the OS reports it (Linux). A parent's
+/// `wait4` cannot tell it: the child's `ru_maxrss` starts from the parent's own high-water mark.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Progress on stderr: a spinner per running arm on a terminal; otherwise (logs, CI) a plain

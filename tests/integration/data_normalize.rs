@@ -387,3 +387,66 @@ fn prompt_matches_the_study_template() {
     let expected = "You are an API client code generator. You MUST output ONLY valid python code. No comments. No explanations. No markdown. Only raw code.\n\n### USER REQUEST:\nDo thing 4 with API 3.\n\n### ENDPOINT PATH:\n/things4/{id}\n\n### DESCRIPTION:\nDoes thing 4.\n\n### PARAMETERS:\n{\"city\": \"Lisboa\", \"days\": 3}\n\n### OUTPUT:\n";
     assert_eq!(apitune::data::prompt(&r, "python"), expected);
 }
+
+/// Normalize keeps each record's position and group ids, never the records: ten times the input
+/// adds a small fraction of the input's bytes to its peak memory. Peaks are the `apitune`
+/// process's own `VmHWM` (Linux), as `run --format json` reports it. Both inputs are larger than
+/// the 8 MiB up to which artifacts are memory-mapped for hashing, so that step is the same in
+/// both.
+#[test]
+fn normalize_memory_grows_with_metadata_not_with_records() {
+    let measure = |n: usize| -> Option<(u64, u64)> {
+        let p = crate::common::Project::new();
+        let langs = ["curl", "python", "go", "java", "javascript"];
+        let mut text = String::new();
+        for i in 0..n {
+            let (api, endpoint) = (i / 500, (i / 10) % 50);
+            let record = json!({
+                "api_name": format!("API {api}"), "lang": langs[i % langs.len()],
+                "path": format!("/things{endpoint}/{{id}}"), "method": "GET",
+                "instruction": format!("Get thing {endpoint}, variant {i}, of API {api}"),
+                "description": "Returns a thing. ".repeat(20),
+                "api_description": "An API. ".repeat(40),
+                "code": format!("curl -X GET 'https://api{api}.example.com/things{endpoint}/{i}' -d '{}'", "x".repeat(600)),
+                "unique_id": i.to_string(),
+            });
+            text.push_str(&record.to_string());
+            text.push('\n');
+        }
+        p.write("records.jsonl", &text);
+        let manifest = "[experiment]\nname = \"memory\"\nseed = 1\n\n[stages.ingest]\nkind = \"ingest\"\nsource = { jsonl = \"records.jsonl\" }\n\n[stages.split]\nkind = \"normalize\"\nneeds = [\"ingest\"]\nheldout = { level1 = 20, level2 = 20, level3 = 20 }\n";
+        p.write("m.toml", manifest);
+        p.run(&["run", "m.toml", "ingest"]).expect_code(0);
+        let run = p.run(&["run", "m.toml", "--format", "json"]);
+        let json = run.expect_code(0).json();
+        let split = json["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["arm"] == "split")
+            .unwrap();
+        assert_eq!(split["status"], "ran", "{split}");
+        Some((text.len() as u64, json["peak_rss_bytes"].as_u64()?))
+    };
+    let (Some((small_input, small_peak)), Some((large_input, large_peak))) =
+        (measure(10_000), measure(100_000))
+    else {
+        eprintln!("no peak RSS reported on this OS; nothing to compare");
+        return;
+    };
+    let grew = large_peak.saturating_sub(small_peak) as f64;
+    let more_input = (large_input - small_input) as f64;
+    eprintln!(
+        "normalize peak RSS {:.1} -> {:.1} MB for {:.1} -> {:.1} MB of records",
+        small_peak as f64 / 1e6,
+        large_peak as f64 / 1e6,
+        small_input as f64 / 1e6,
+        large_input as f64 / 1e6
+    );
+    assert!(
+        grew < 0.25 * more_input,
+        "peak RSS grew by {:.1} MB for {:.1} MB more input ({small_peak} -> {large_peak} bytes): normalize holds records",
+        grew / 1e6,
+        more_input / 1e6
+    );
+}
