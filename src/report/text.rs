@@ -71,13 +71,7 @@ pub fn breakdown_table(
     let cells = rows
         .iter()
         .map(|r| {
-            let mut cells = vec![
-                r.group.clone(),
-                r.model.clone(),
-                r.method.label().into(),
-                samples_label(r.method, r.samples),
-                r.n.to_string(),
-            ];
+            let mut cells = leading_cells(r);
             cells.extend(
                 report
                     .metrics
@@ -90,6 +84,17 @@ pub fn breakdown_table(
         })
         .collect();
     (header, cells)
+}
+
+/// Group, model, method, samples and n of a breakdown row.
+fn leading_cells(r: &BreakdownRow) -> Vec<String> {
+    vec![
+        r.group.clone(),
+        r.model.clone(),
+        r.method.label().into(),
+        samples_label(r.method, r.samples),
+        r.n.to_string(),
+    ]
 }
 
 /// Header and cells of the interval table: each eval arm overall (`all`) and per level, with the
@@ -112,58 +117,42 @@ pub fn interval_table(report: &Report) -> Option<(Vec<String>, Vec<Vec<String>>)
         .map(String::from)
         .to_vec();
     header.extend(metrics.iter().map(|m| m.name().to_string()));
-    let overall = report.rows.iter().map(|r| {
-        let group = "all".to_string();
-        (
-            group,
-            &r.model,
-            r.method,
-            r.samples,
-            r.n,
-            r.apis,
-            &r.values,
-            &r.intervals,
-        )
-    });
-    let levels = report.levels.iter().map(|r| {
-        let group = r.group.clone();
-        (
-            group,
-            &r.model,
-            r.method,
-            r.samples,
-            r.n,
-            r.apis,
-            &r.values,
-            &r.intervals,
-        )
-    });
+    // The overall rows, as breakdown rows of the group `all`, then the per-level rows.
+    let overall: Vec<BreakdownRow> = report
+        .rows
+        .iter()
+        .map(|r| BreakdownRow {
+            group: "all".into(),
+            model: r.model.clone(),
+            method: r.method,
+            samples: r.samples,
+            eval: r.eval.clone(),
+            n: r.n,
+            values: r.values.clone(),
+            deltas: r.deltas.clone(),
+            intervals: r.intervals.clone(),
+            apis: r.apis,
+        })
+        .collect();
     let cells = overall
-        .chain(levels)
-        .map(
-            |(group, model, method, samples, n, apis, values, intervals)| {
-                let mut cells = vec![
-                    group,
-                    model.clone(),
-                    method.label().into(),
-                    samples_label(method, samples),
-                    n.to_string(),
-                    apis.map_or_else(|| MISSING.into(), |a| a.to_string()),
-                ];
-                cells.extend(metrics.iter().map(|&m| {
-                    let value = m.format(values.get(&m).copied().flatten());
-                    match intervals.get(&m) {
-                        Some(i) => format!(
-                            "{value} [{}, {}]",
-                            m.format(Some(i.low)),
-                            m.format(Some(i.high))
-                        ),
-                        None => value,
-                    }
-                }));
-                cells
-            },
-        )
+        .iter()
+        .chain(&report.levels)
+        .map(|r| {
+            let mut cells = leading_cells(r);
+            cells.push(r.apis.map_or_else(|| MISSING.into(), |a| a.to_string()));
+            cells.extend(metrics.iter().map(|&m| {
+                let value = m.format(r.values.get(&m).copied().flatten());
+                match r.intervals.get(&m) {
+                    Some(i) => format!(
+                        "{value} [{}, {}]",
+                        m.format(Some(i.low)),
+                        m.format(Some(i.high))
+                    ),
+                    None => value,
+                }
+            }));
+            cells
+        })
         .collect();
     Some((header, cells))
 }

@@ -536,21 +536,12 @@ fn check_compares_arms_and_their_intervals() {
         "{}",
         out.stdout()
     );
+    let check_with = |set: &str| p.run(&["check", "m.toml", "-S", set]);
     // Without beyond_interval the plain comparison holds.
-    let out = p.run(&[
-        "check",
-        "m.toml",
-        "-S",
-        "expect.\"big.sacrebleu_corpus\".beyond_interval=false",
-    ]);
+    let out = check_with("expect.\"big.sacrebleu_corpus\".beyond_interval=false");
     out.expect_code(0);
     // Below the other arm fails and says by how much.
-    let out = p.run(&[
-        "check",
-        "m.toml",
-        "-S",
-        "expect.\"small.sacrebleu_corpus\".above=\"big.sacrebleu_corpus\"",
-    ]);
+    let out = check_with("expect.\"small.sacrebleu_corpus\".above=\"big.sacrebleu_corpus\"");
     out.expect_code(1);
     assert!(
         out.stdout()
@@ -559,12 +550,7 @@ fn check_compares_arms_and_their_intervals() {
         out.stdout()
     );
     // An `above` that names no arm is a manifest error.
-    let out = p.run(&[
-        "check",
-        "m.toml",
-        "-S",
-        "expect.\"big.sacrebleu_corpus\".above=\"tiny.sacrebleu_corpus\"",
-    ]);
+    let out = check_with("expect.\"big.sacrebleu_corpus\".above=\"tiny.sacrebleu_corpus\"");
     out.expect_code(2);
     assert!(out.stderr().contains("names no arm"), "{}", out.stderr());
 }
