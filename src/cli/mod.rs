@@ -19,6 +19,7 @@ mod gc;
 pub mod metrics;
 pub mod model;
 mod plan;
+mod remote;
 mod run;
 mod show;
 mod status;
@@ -28,6 +29,7 @@ pub use dag::{DagArgs, DagFormat};
 pub use explain::ExplainArgs;
 pub use gc::GcArgs;
 pub use plan::PlanArgs;
+pub use remote::RemoteArgs;
 pub use run::RunArgs;
 pub use show::ShowArgs;
 pub use status::StatusArgs;
@@ -72,6 +74,11 @@ pub struct Cli {
     /// Cache directory (artifacts, index, work dirs) [env: APITUNE_CACHE] [default: ./cache]
     #[arg(long, global = true)]
     pub cache: Option<PathBuf>,
+    /// Remote cache to read through (run, plan, status, check) or push to / pull from:
+    /// s3://bucket/prefix, gs://…, az://…, file:///path or a path [env: APITUNE_REMOTE]
+    /// [default: the manifest's `[cache] remote`]
+    #[arg(long, global = true, value_name = "URL")]
+    pub remote: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -96,6 +103,10 @@ pub enum Command {
     Validate(ManifestArgs),
     /// Print the JSON Schema of manifests
     Schema,
+    /// Upload the manifest's cached arms that the remote cache lacks
+    Push(RemoteArgs),
+    /// Download the manifest's arms that the remote cache has and this one lacks (verified)
+    Pull(RemoteArgs),
     /// Re-hash every cached artifact; tampered ones are quarantined and never reused
     Verify(VerifyArgs),
     /// Remove cache entries no given manifest reaches
@@ -212,6 +223,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         .clone()
         .or_else(|| std::env::var_os("APITUNE_CACHE").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("cache"));
+    let _ = remote::REMOTE_FLAG.set(cli.remote.clone());
     match &cli.command {
         Command::Run(args) if args.dry_run => {
             plan::plan_command(&cache_dir, &args.manifest, args.format)
@@ -228,6 +240,8 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
             print!("{}", crate::pipeline::schema::manifest_schema_json());
             Ok(())
         }
+        Command::Push(args) => remote::push_command(&cache_dir, args),
+        Command::Pull(args) => remote::pull_command(&cache_dir, args),
         Command::Verify(args) => verify::verify_command(&cache_dir, args),
         Command::Gc(args) => gc::gc_command(&cache_dir, args),
         Command::Metrics(args) => match metrics::run(args) {

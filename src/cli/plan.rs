@@ -6,7 +6,6 @@ use std::path::Path;
 use clap::Args;
 use serde_json::json;
 
-use crate::cache::Cache;
 use crate::manifest::ManifestErrors;
 use crate::pipeline::plan::{self, ArmPlan, Decision};
 
@@ -25,7 +24,7 @@ pub(super) fn plans_for(
     loaded: &Loaded,
     forced: &BTreeSet<usize>,
 ) -> Result<Vec<ArmPlan>, Failure> {
-    let cache = Cache::open_read_only(cache_dir)?;
+    let cache = super::remote::open_cache(cache_dir, loaded, false)?;
     let keyer = loaded.keyer(&cache)?;
     Ok(plan::plan(&keyer, &loaded.selected()?, forced)?)
 }

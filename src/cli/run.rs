@@ -10,7 +10,6 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cache::Cache;
 use crate::pipeline::plan::{self};
 use crate::pipeline::scheduler::{self, ArmResult, Events, Outcome, RunOptions};
 
@@ -59,7 +58,7 @@ pub(super) fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failur
             })
             .collect()
     };
-    let cache = Cache::open(cache_dir)?;
+    let cache = super::remote::open_cache(cache_dir, &loaded, true)?;
     let keyer = loaded.keyer(&cache)?;
     // Problems a plan can see (a missing input file) are the user's to fix before anything runs.
     invalid_plans(&plan::plan(&keyer, &selected, &forced)?, &loaded)?;

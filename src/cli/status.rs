@@ -6,7 +6,6 @@ use std::path::Path;
 use clap::Args;
 use serde_json::json;
 
-use crate::cache::Cache;
 use crate::pipeline::plan::Decision;
 
 use super::plan::{invalid_plans, plans_for, print_plans};
@@ -45,7 +44,7 @@ pub(super) fn check_command(cache_dir: &Path, args: &StatusArgs) -> Result<(), F
             "check takes the whole manifest; it accepts no targets".into(),
         ));
     }
-    let cache = Cache::open_read_only(cache_dir)?;
+    let cache = super::remote::open_cache(cache_dir, &loaded, false)?;
     let keyer = loaded.keyer(&cache)?;
     let report = crate::pipeline::check::check(&keyer)?;
     invalid_plans(&report.stale, &loaded)?;

@@ -43,6 +43,17 @@ pub struct Experiment {
     pub inputs_outside: Vec<String>,
 }
 
+/// `[cache]`: where artifacts are shared beyond this machine's cache directory.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// A remote cache to read through and push to: `s3://bucket/prefix`, `gs://…`, `az://…`,
+    /// `file:///shared/path` or a path. Credentials come from the store's environment
+    /// variables, never from here. `--remote` and `APITUNE_REMOTE` override it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+}
+
 /// A model: an HF checkpoint directory, or a random initialisation for small studies.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -109,6 +120,7 @@ pub struct Manifest {
     pub models: IndexMap<String, ModelSpec>,
     pub stages: IndexMap<String, StageDecl>,
     pub expect: IndexMap<String, Expectation>,
+    pub cache: CacheSection,
     source: SourceMap,
     overridden: Vec<(Vec<String>, String)>,
     /// Stages declared but unusable (bad kind or shape); their dependents are not checked further.
@@ -193,6 +205,7 @@ impl Manifest {
             models: IndexMap::new(),
             stages: IndexMap::new(),
             expect: IndexMap::new(),
+            cache: CacheSection::default(),
             source,
             overridden,
             broken: BTreeSet::new(),
@@ -202,7 +215,7 @@ impl Manifest {
     }
 
     fn read_sections(&mut self, root: toml::Table, errors: &mut Vec<Diagnostic>) {
-        const SECTIONS: [&str; 4] = ["experiment", "models", "stages", "expect"];
+        const SECTIONS: [&str; 5] = ["experiment", "models", "stages", "expect", "cache"];
         let mut seen_experiment = false;
         for (key, value) in root {
             let at = vec![key.clone()];
@@ -216,6 +229,10 @@ impl Manifest {
                 }
                 "models" => self.read_models(value, errors),
                 "stages" => self.read_stages(value, errors),
+                "cache" => match self.typed::<CacheSection>(value, &at) {
+                    Ok(cache) => self.cache = cache,
+                    Err(d) => errors.push(d),
+                },
                 "expect" => match self.typed::<IndexMap<String, Expectation>>(value, &at) {
                     Ok(e) => {
                         for (name, exp) in &e {

@@ -388,54 +388,82 @@ fn prompt_matches_the_study_template() {
     assert_eq!(apitune::data::prompt(&r, "python"), expected);
 }
 
-/// Normalize keeps each record's position and group ids, never the records: ten times the input
-/// adds a small fraction of the input's bytes to its peak memory. Peaks are the `apitune`
-/// process's own `VmHWM` (Linux), as `run --format json` reports it. Both inputs are larger than
-/// the 8 MiB up to which artifacts are memory-mapped for hashing, so that step is the same in
-/// both.
+/// Normalize sorts what it keeps of each record on disk with a fixed memory budget per sort
+/// (`APITUNE_SPILL_MIB`): with a 1 MiB budget, ten times the records (and ten times the APIs and
+/// endpoints) leave its peak memory within 1.5x, and the split files are byte-identical to those
+/// of a run whose sorts fit in memory. Peaks are the `apitune` process's own `VmHWM` (Linux), as
+/// `run --format json` reports it. Every input is larger than the 8 MiB up to which artifacts
+/// are memory-mapped for hashing, so that step is the same in all.
 #[test]
-fn normalize_memory_grows_with_metadata_not_with_records() {
-    let measure = |n: usize| -> Option<(u64, u64)> {
+fn normalize_memory_is_flat_in_the_corpus_and_spilling_changes_no_byte() {
+    let split = |n: usize, spill_mib: Option<&str>| -> (crate::common::Project, u64, Option<u64>) {
         let p = crate::common::Project::new();
         let langs = ["curl", "python", "go", "java", "javascript"];
         let mut text = String::new();
         for i in 0..n {
-            let (api, endpoint) = (i / 500, (i / 10) % 50);
+            // As in API Pack: an endpoint per ten records, an API per forty; some repeats.
+            let (api, endpoint) = (i / 40, i / 10);
+            let variant = if i % 97 == 0 { 0 } else { i };
             let record = json!({
                 "api_name": format!("API {api}"), "lang": langs[i % langs.len()],
                 "path": format!("/things{endpoint}/{{id}}"), "method": "GET",
-                "instruction": format!("Get thing {endpoint}, variant {i}, of API {api}"),
+                "instruction": format!("Get thing {endpoint}, variant {variant}, of API {api}"),
+                "instruction_test": format!("Fetch thing {endpoint} ({i}) from API {api}"),
                 "description": "Returns a thing. ".repeat(20),
                 "api_description": "An API. ".repeat(40),
-                "code": format!("curl -X GET 'https://api{api}.example.com/things{endpoint}/{i}' -d '{}'", "x".repeat(600)),
+                "code": format!("curl -X GET 'https://api{api}.example.com/things{endpoint}/{variant}' -d '{}'", "x".repeat(600)),
                 "unique_id": i.to_string(),
             });
             text.push_str(&record.to_string());
             text.push('\n');
         }
         p.write("records.jsonl", &text);
-        let manifest = "[experiment]\nname = \"memory\"\nseed = 1\n\n[stages.ingest]\nkind = \"ingest\"\nsource = { jsonl = \"records.jsonl\" }\n\n[stages.split]\nkind = \"normalize\"\nneeds = [\"ingest\"]\nheldout = { level1 = 20, level2 = 20, level3 = 20 }\n";
+        let manifest = "[experiment]\nname = \"memory\"\nseed = 1\n\n[stages.ingest]\nkind = \"ingest\"\nsource = { jsonl = \"records.jsonl\" }\n\n[stages.split]\nkind = \"normalize\"\nneeds = [\"ingest\"]\nheldout = { level1 = 50, level2 = 50, level3 = 50, max_api_percent = 10, level3_apis = 20 }\n";
         p.write("m.toml", manifest);
         p.run(&["run", "m.toml", "ingest"]).expect_code(0);
-        let run = p.run(&["run", "m.toml", "--format", "json"]);
+        let mut command = p.command(&["run", "m.toml", "--format", "json"]);
+        match spill_mib {
+            Some(mib) => command.env(apitune::data::SPILL_BUDGET_ENV, mib),
+            None => command.env_remove(apitune::data::SPILL_BUDGET_ENV),
+        };
+        let run = crate::common::Run(command.output().expect("apitune runs"));
         let json = run.expect_code(0).json();
-        let split = json["arms"]
+        let arm = json["arms"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|a| a["arm"] == "split")
-            .unwrap();
-        assert_eq!(split["status"], "ran", "{split}");
-        Some((text.len() as u64, json["peak_rss_bytes"].as_u64()?))
+            .find(|a| a["arm"] == "split");
+        assert_eq!(arm.unwrap()["status"], "ran", "{json}");
+        (p, text.len() as u64, json["peak_rss_bytes"].as_u64())
     };
-    let (Some((small_input, small_peak)), Some((large_input, large_peak))) =
-        (measure(10_000), measure(100_000))
-    else {
+    let split_files = |p: &crate::common::Project| -> Vec<(String, Vec<u8>)> {
+        let dir = p.artifact_with("level3.jsonl");
+        [
+            "train.jsonl",
+            "level1.jsonl",
+            "level2.jsonl",
+            "level3.jsonl",
+            "endpoints.jsonl",
+        ]
+        .iter()
+        .map(|name| (name.to_string(), std::fs::read(dir.join(name)).unwrap()))
+        .collect()
+    };
+
+    let (_, small_input, small_peak) = split(10_000, Some("1"));
+    let (spilled, large_input, large_peak) = split(100_000, Some("1"));
+    let (in_memory, _, _) = split(100_000, None);
+    let files = split_files(&spilled);
+    assert!(files.iter().all(|(_, bytes)| !bytes.is_empty()));
+    assert!(
+        files == split_files(&in_memory),
+        "a split whose sorts spilled to disk differs from one whose sorts fit in memory"
+    );
+
+    let (Some(small_peak), Some(large_peak)) = (small_peak, large_peak) else {
         eprintln!("no peak RSS reported on this OS; nothing to compare");
         return;
     };
-    let grew = large_peak.saturating_sub(small_peak) as f64;
-    let more_input = (large_input - small_input) as f64;
     eprintln!(
         "normalize peak RSS {:.1} -> {:.1} MB for {:.1} -> {:.1} MB of records",
         small_peak as f64 / 1e6,
@@ -444,9 +472,7 @@ fn normalize_memory_grows_with_metadata_not_with_records() {
         large_input as f64 / 1e6
     );
     assert!(
-        grew < 0.25 * more_input,
-        "peak RSS grew by {:.1} MB for {:.1} MB more input ({small_peak} -> {large_peak} bytes): normalize holds records",
-        grew / 1e6,
-        more_input / 1e6
+        (large_peak as f64) < 1.5 * small_peak as f64,
+        "peak RSS grew from {small_peak} to {large_peak} bytes for ten times the records"
     );
 }

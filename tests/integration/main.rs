@@ -30,5 +30,6 @@ mod pipeline_fuzz;
 mod pipeline_manifest;
 mod pipeline_run;
 mod quickstart;
+mod remote_cache;
 mod report_stage;
 mod train_pipeline;

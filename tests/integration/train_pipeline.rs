@@ -4,7 +4,6 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Project, statuses};
@@ -52,31 +51,6 @@ train = {{ lr = 1e-2, steps = {lora_steps}, micro_batch = 2, grad_accum = 2, max
     )
 }
 
-fn find_file(root: &Path, name: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(find_file(&path, name));
-        } else if path.file_name().is_some_and(|n| n == name) {
-            found.push(path);
-        }
-    }
-    found
-}
-
-fn artifact_with(p: &Project, file: &str) -> PathBuf {
-    let hits: Vec<PathBuf> = find_file(&p.path().join("cache"), file)
-        .into_iter()
-        .filter(|f| !f.to_string_lossy().contains("/work/"))
-        .collect();
-    assert_eq!(hits.len(), 1, "{file}: {hits:?}");
-    hits[0].parent().unwrap().to_path_buf()
-}
-
 #[test]
 fn pretrain_and_lora_train_write_their_artifacts() {
     let p = Project::new();
@@ -90,7 +64,7 @@ fn pretrain_and_lora_train_write_their_artifacts() {
         "{s:?}"
     );
 
-    let pretrained = artifact_with(&p, "model.safetensors");
+    let pretrained = p.artifact_with("model.safetensors");
     for f in [
         "config.json",
         "tokenizer.json",
@@ -106,7 +80,7 @@ fn pretrain_and_lora_train_write_their_artifacts() {
         model.unused_tensors
     );
 
-    let adapter = artifact_with(&p, "adapter_model.safetensors");
+    let adapter = p.artifact_with("adapter_model.safetensors");
     let steps = apitune::artifacts::load_train_steps(&adapter).unwrap();
     assert_eq!(steps.len(), 3);
     let summary = apitune::artifacts::TrainSummary::load(&adapter).unwrap();
@@ -128,7 +102,9 @@ fn killed_training_resumes_to_the_same_adapter() {
     let m = reference.write("m.toml", &manifest(steps));
     reference.run(&["run", m.to_str().unwrap()]).expect_code(0);
     let expected = std::fs::read(
-        artifact_with(&reference, "adapter_model.safetensors").join("adapter_model.safetensors"),
+        reference
+            .artifact_with("adapter_model.safetensors")
+            .join("adapter_model.safetensors"),
     )
     .unwrap();
 
@@ -143,7 +119,7 @@ fn killed_training_resumes_to_the_same_adapter() {
     // Kill once the LoRA run has checkpointed a few steps, before it finishes.
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let states = find_file(&p.path().join("cache"), "state.json");
+        let states = common::find_file(&p.path().join("cache"), "state.json");
         // Only a published checkpoint counts: `checkpoint.saving/` may hold a step not yet kept.
         let past_step_3 = states.iter().any(|s| {
             s.parent().and_then(|d| d.file_name()) == Some(std::ffi::OsStr::new("checkpoint"))
@@ -154,7 +130,7 @@ fn killed_training_resumes_to_the_same_adapter() {
                     .is_some_and(|n| n >= 3)
         });
         let lora_dir_has_adapter =
-            !find_file(&p.path().join("cache"), "adapter_model.safetensors").is_empty();
+            !common::find_file(&p.path().join("cache"), "adapter_model.safetensors").is_empty();
         if past_step_3 || lora_dir_has_adapter || child.try_wait().unwrap().is_some() {
             break;
         }
@@ -162,7 +138,7 @@ fn killed_training_resumes_to_the_same_adapter() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let killed_midway = child.try_wait().unwrap().is_none()
-        && find_file(&p.path().join("cache"), "adapter_model.safetensors").is_empty();
+        && common::find_file(&p.path().join("cache"), "adapter_model.safetensors").is_empty();
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
@@ -183,7 +159,8 @@ fn killed_training_resumes_to_the_same_adapter() {
         "{lora}"
     );
     let resumed = std::fs::read(
-        artifact_with(&p, "adapter_model.safetensors").join("adapter_model.safetensors"),
+        p.artifact_with("adapter_model.safetensors")
+            .join("adapter_model.safetensors"),
     )
     .unwrap();
     assert!(

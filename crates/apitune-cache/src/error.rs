@@ -68,6 +68,16 @@ pub enum CacheError {
     )]
     KeyMismatch { staged: Key, from_manifest: Key },
 
+    #[error(
+        "cannot {action} the remote cache `{url}`: {message}; check the URL and the store's \
+         credentials in the environment (AWS_*, GOOGLE_*, AZURE_*)"
+    )]
+    Remote {
+        url: String,
+        action: &'static str,
+        message: String,
+    },
+
     #[error("cannot write the entry metadata `{path}`: {source}")]
     Metadata {
         path: PathBuf,

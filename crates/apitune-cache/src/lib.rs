@@ -63,6 +63,7 @@ mod key;
 mod lock;
 mod maintenance;
 pub mod memo;
+mod remote;
 mod store;
 
 pub use digest::{ENTRY_FILE, digest_dir, hash_file_contents};
@@ -73,4 +74,5 @@ pub use ids::{Digest, Key, ParseIdError};
 pub use index::FileStamp;
 pub use key::{FieldDiff, KeyManifest, canonical_json};
 pub use maintenance::{GcReport, VerifyReport};
+pub use remote::{Pushed, Remote};
 pub use store::{CACHE_FORMAT, CACHE_MARKER, Cache, HashStats, Lookup, Staging};

@@ -59,6 +59,8 @@ pub struct Cache {
     /// uses re-hash only files whose stat changed, so an input shared by many arms is read once
     /// per run, not once per arm.
     content_checked: std::sync::Mutex<std::collections::HashSet<Key>>,
+    /// Read through: an entry this cache lacks and the remote has is downloaded (writers only).
+    remote: Option<super::remote::Remote>,
 }
 
 impl Drop for Cache {
@@ -163,6 +165,7 @@ impl Cache {
             hashes: HashCounters::default(),
             snapshot: Default::default(),
             content_checked: Default::default(),
+            remote: None,
         };
         if rebuild {
             cache.entries()?;
@@ -183,7 +186,18 @@ impl Cache {
             hashes: HashCounters::default(),
             snapshot: Default::default(),
             content_checked: Default::default(),
+            remote: None,
         })
+    }
+
+    /// Reads through to `remote`: from now on a missing entry that the remote holds is
+    /// downloaded, verified and published here (by a writer; a read-only cache only reads).
+    pub fn set_remote(&mut self, remote: super::remote::Remote) {
+        self.remote = Some(remote);
+    }
+
+    pub fn remote(&self) -> Option<&super::remote::Remote> {
+        self.remote.as_ref()
     }
 
     pub fn root(&self) -> &Path {
@@ -229,13 +243,34 @@ impl Cache {
                 Ok(()) => return Ok(Lookup::Found(Box::new(record.into_entry(dir)))),
                 Err(reason) => reason,
             },
-            Err(_) if fs::symlink_metadata(&dir).is_err() => return Ok(Lookup::Absent),
+            Err(_) if fs::symlink_metadata(&dir).is_err() => {
+                return Ok(match self.read_through(key)? {
+                    Some(entry) => Lookup::Found(Box::new(entry)),
+                    None => Lookup::Absent,
+                });
+            }
             Err(reason) => reason,
         };
         if !condemn {
             return Ok(Lookup::Damaged(damage));
         }
         Ok(Lookup::Damaged(self.condemn(key, &dir, damage)?))
+    }
+
+    /// The remote's entry under `key`, downloaded into this cache, when there is a remote, this
+    /// cache is a writer, and the remote has a sound entry.
+    fn read_through(&self, key: &Key) -> Result<Option<Entry>, CacheError> {
+        match (&self.remote, &self.writer) {
+            (Some(remote), Some(_)) => {
+                let entry = remote.fetch(self, key)?;
+                if let Some(entry) = &entry {
+                    // Its files were hashed on the way in.
+                    self.content_checked_set().insert(entry.key);
+                }
+                Ok(entry)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Re-hashes every file of `entry` before a stage consumes it or `check` reads it, the first

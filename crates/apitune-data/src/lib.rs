@@ -52,7 +52,7 @@ pub use prompt::prompt;
 pub use record::ApiRecord;
 pub use split::{
     ENDPOINTS_FILE, HeldoutScope, HeldoutSpec, IndexedRecords, KnownEndpoint, KnownEndpoints,
-    LEVEL_FILES, NormalizeParams, TRAIN_FILE, read_endpoints, read_records, run_normalize,
-    take_samples,
+    LEVEL_FILES, NormalizeParams, SPILL_BUDGET_ENV, TRAIN_FILE, read_endpoints, read_records,
+    run_normalize, take_samples,
 };
 pub use walk::{SkipReason, SkippedPath};

@@ -38,6 +38,33 @@ impl Project {
     pub fn run(&self, args: &[&str]) -> Run {
         Run(self.command(args).output().expect("apitune runs"))
     }
+
+    /// The published cache directory holding `file` (exactly one must).
+    pub fn artifact_with(&self, file: &str) -> PathBuf {
+        let hits: Vec<PathBuf> = find_file(&self.path().join("cache"), file)
+            .into_iter()
+            .filter(|f| !f.to_string_lossy().contains("/work/"))
+            .collect();
+        assert_eq!(hits.len(), 1, "{file}: {hits:?}");
+        hits[0].parent().unwrap().to_path_buf()
+    }
+}
+
+/// Every file named `name` under `root`.
+pub fn find_file(root: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(find_file(&path, name));
+        } else if path.file_name().is_some_and(|n| n == name) {
+            found.push(path);
+        }
+    }
+    found
 }
 
 pub struct Run(pub Output);

@@ -27,6 +27,12 @@
 //! In the level files `instruction` is the query to prompt with: the record's `instruction_test`
 //! (when it has one), with the training phrasing moved to `instruction_test`.
 //!
+//! Memory: the stage never holds the records, nor anything per record. What it needs of each
+//! record (position, language, content hash, API and endpoint ranks) goes through external sorts
+//! with a fixed budget each ([`SPILL_BUDGET_ENV`]), and the held-out choices stream over the
+//! sorted results; what stays in memory grows with the quotas and with one endpoint's records,
+//! not with the corpus. The output does not depend on the budget.
+//!
 //! Training order: all randomness comes from blake3 over (seed, purpose, content), so results do
 //! not depend on a RNG crate's version. `train.jsonl` holds the pool in a seeded permutation;
 //! the first N lines are the N-sample set, so for one seed the 1,000-sample set is a prefix of the
@@ -43,11 +49,13 @@ use serde_json::{Value, json};
 mod heldout;
 mod indexed;
 mod scan;
+mod spill;
 mod write;
 
-use heldout::{Heldout, Quotas, assign, hold_out_apis, hold_out_endpoints};
+use heldout::{Heldout, assign, hold_out_apis, hold_out_endpoints};
 pub use indexed::IndexedRecords;
-use scan::Scan;
+use scan::Corpus;
+pub use spill::SPILL_BUDGET_ENV;
 use write::{SplitWriter, write_endpoints};
 
 use crate::error::DataError;
@@ -215,42 +223,70 @@ pub fn run_normalize(
     out_dir: &Path,
 ) -> Result<Value, DataError> {
     let input_path = input_dir.join(RECORDS_FILE);
-    let scan = Scan::read(params, &input_path)?;
-    let quotas = Quotas::new(&params.heldout, scan.langs.names.len());
-    let apis = hold_out_apis(&scan, seed, &quotas);
-    let endpoints = hold_out_endpoints(&scan, seed, &quotas, &apis);
-    let heldout = Heldout { apis, endpoints };
-    let flags = assign(&scan, (seed, &quotas), &heldout, params.level1_in_train);
-
     std::fs::create_dir_all(out_dir)
         .map_err(|e| DataError::io(out_dir, "creating output directory", e))?;
+    // Temporary files live beside the output (not in a possibly memory-backed /tmp) and go when
+    // this returns, however it returns.
+    let work = tempfile::Builder::new()
+        .prefix(".normalize-")
+        .tempdir_in(out_dir)
+        .map_err(|e| DataError::io(out_dir, "creating a temporary directory", e))?;
+    let corpus = Corpus::read(params, seed, &input_path, work.path())?;
+    let quotas = &corpus.quotas;
+    let apis = hold_out_apis(&corpus.apis, corpus.api_count, quotas)?;
+    let endpoints = hold_out_endpoints(corpus.endpoints, quotas, &apis)?;
+    let heldout = Heldout { apis, endpoints };
+    let assignment = assign(
+        (&corpus.rows, &corpus.apis),
+        (seed, quotas),
+        &heldout,
+        params.level1_in_train,
+        work.path(),
+    )?;
+
     let writer = SplitWriter {
-        scan: &scan,
         source: File::open(&input_path)
             .map_err(|e| DataError::io(&input_path, "opening ingest output", e))?,
         input_path: &input_path,
         params,
         seed,
-        quotas: &quotas,
-        flags: &flags,
+        quotas,
+        langs: &corpus.langs,
     };
-    let (splits, shortfall) = writer.write(out_dir)?;
-    write_endpoints(&out_dir.join(ENDPOINTS_FILE), &scan.catalogue)?;
+    let pool = assignment.train_records - assignment.left_training.len() as u64;
+    let mut splits = serde_json::Map::new();
+    let train = writer.write_train(out_dir, assignment.train, pool, &assignment.left_training)?;
+    splits.insert("train".into(), train);
+    let mut shortfall = serde_json::Map::new();
+    for (level, members) in assignment.levels.into_iter().enumerate() {
+        let (summary, missing) = writer.write_level(out_dir, level, members)?;
+        let name = format!("level{}", level + 1);
+        if !missing.is_empty() {
+            shortfall.insert(name.clone(), Value::Object(missing));
+        }
+        splits.insert(name, summary);
+    }
+    write_endpoints(
+        &out_dir.join(ENDPOINTS_FILE),
+        corpus.catalogue,
+        &corpus.duplicates,
+    )?;
+    drop(work);
     Ok(json!({
         "seed": seed,
-        "input_records": scan.input_records,
-        "kept": scan.metas.len(),
-        "dropped": scan.dropped,
-        "languages": scan.langs.names.iter().cloned().collect::<BTreeSet<_>>(),
-        "apis": scan.apis.names.len(),
-        "endpoints": scan.endpoints.names.len(),
+        "input_records": corpus.input_records,
+        "kept": corpus.kept,
+        "dropped": corpus.dropped,
+        "languages": corpus.langs.iter().cloned().collect::<BTreeSet<_>>(),
+        "apis": corpus.api_count,
+        "endpoints": corpus.endpoint_count,
         "heldout_apis": heldout.apis.len(),
         "heldout_endpoints": heldout.endpoints.len(),
-        "heldout_unused": flags.iter().filter(|&&f| f == 0).count(),
+        "heldout_unused": assignment.heldout_unused,
         "heldout_per": params.heldout.per,
         "level1_in_train": params.level1_in_train,
-        "splits": splits,
-        "shortfall": shortfall,
+        "splits": Value::Object(splits),
+        "shortfall": Value::Object(shortfall),
     }))
 }
 
