@@ -73,51 +73,12 @@ impl Remote {
             .enable_all()
             .build()
             .map_err(|e| fail(e.to_string()))?;
-        // The builders take the bucket (or container) from the URL; the path under it is ours.
-        let cloud = |store: Arc<dyn ObjectStore>, rest: &str| -> Arc<dyn ObjectStore> {
-            match rest.split_once('/').map(|(_, path)| path.trim_matches('/')) {
-                Some(prefix) if !prefix.is_empty() => {
-                    Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
-                }
-                _ => store,
-            }
-        };
-        let store: Arc<dyn ObjectStore> = match url.split_once("://") {
-            Some(("s3" | "s3a", rest)) => cloud(
-                Arc::new(
-                    object_store::aws::AmazonS3Builder::from_env()
-                        .with_url(url)
-                        .build()
-                        .map_err(|e| fail(e.to_string()))?,
-                ),
-                rest,
-            ),
-            Some(("gs", rest)) => cloud(
-                Arc::new(
-                    object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                        .with_url(url)
-                        .build()
-                        .map_err(|e| fail(e.to_string()))?,
-                ),
-                rest,
-            ),
-            Some(("az" | "azure" | "abfs" | "abfss", rest)) => cloud(
-                Arc::new(
-                    object_store::azure::MicrosoftAzureBuilder::from_env()
-                        .with_url(url)
-                        .build()
-                        .map_err(|e| fail(e.to_string()))?,
-                ),
-                rest,
-            ),
-            Some(("file", path)) => local_store(path).map_err(fail)?,
-            Some((scheme, _)) => {
-                return Err(fail(format!(
-                    "unknown scheme `{scheme}://`; use s3://, gs://, az://, file:// or a path"
-                )));
-            }
-            None => local_store(url).map_err(fail)?,
-        };
+        let store = match url.split_once("://") {
+            Some((scheme, rest)) if scheme != "file" => cloud_store(scheme, url, rest),
+            Some((_, path)) => local_store(path),
+            None => local_store(url),
+        }
+        .map_err(fail)?;
         Ok(Remote {
             store,
             url: url.to_string(),
@@ -178,19 +139,29 @@ impl Remote {
         }
         let metadata = entry_file_path(&entry.dir);
         let record = fs::read(&metadata).map_err(CacheError::io("read", &metadata))?;
+        let created = self
+            .put_new(&Self::entry_path(&entry.key), record)
+            .map_err(|e| self.error("upload the entry metadata to", e))?;
+        // When not created, another writer published this key first: theirs stays.
+        Ok(match created {
+            true => Pushed::Uploaded { blobs, bytes },
+            false => Pushed::Present,
+        })
+    }
+
+    /// Writes `bytes` at `target` unless something is there already; whether it wrote.
+    fn put_new(&self, target: &ObjectPath, bytes: Vec<u8>) -> object_store::Result<bool> {
         let options = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
-        let target = Self::entry_path(&entry.key);
         let put = self
             .store
-            .put_opts(&target, PutPayload::from(record), options);
+            .put_opts(target, PutPayload::from(bytes), options);
         match self.runtime.block_on(put) {
-            Ok(_) => Ok(Pushed::Uploaded { blobs, bytes }),
-            // Another writer published this key first: theirs stays.
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(Pushed::Present),
-            Err(e) => Err(self.error("upload the entry metadata to", e)),
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -203,17 +174,10 @@ impl Remote {
     ) -> Result<(), CacheError> {
         if size <= SINGLE_PUT_BYTES {
             let bytes = fs::read(source).map_err(CacheError::io("read", source))?;
-            let options = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            let put = self
-                .store
-                .put_opts(target, PutPayload::from(bytes), options);
-            return match self.runtime.block_on(put) {
-                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
-                Err(e) => Err(self.error("upload a file to", e)),
-            };
+            return self
+                .put_new(target, bytes)
+                .map(|_| ())
+                .map_err(|e| self.error("upload a file to", e));
         }
         // In parts; a blob's bytes are its name's, so a concurrent writer writes the same.
         let upload = async {
@@ -344,6 +308,40 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The store of a cloud URL (`scheme://bucket/prefix…`, `rest` after the `://`). The builders
+/// take the bucket (or container) from the URL; the path under it is ours, as a prefix.
+fn cloud_store(scheme: &str, url: &str, rest: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    use object_store::{aws, azure, gcp};
+    let built: Result<Arc<dyn ObjectStore>, object_store::Error> = match scheme {
+        "s3" | "s3a" => aws::AmazonS3Builder::from_env()
+            .with_url(url)
+            .build()
+            .map(|s| Arc::new(s) as _),
+        "gs" => gcp::GoogleCloudStorageBuilder::from_env()
+            .with_url(url)
+            .build()
+            .map(|s| Arc::new(s) as _),
+        "az" | "azure" | "abfs" | "abfss" => azure::MicrosoftAzureBuilder::from_env()
+            .with_url(url)
+            .build()
+            .map(|s| Arc::new(s) as _),
+        _ => {
+            return Err(format!(
+                "unknown scheme `{scheme}://`; use s3://, gs://, az://, file:// or a path"
+            ));
+        }
+    };
+    let store = built.map_err(|e| e.to_string())?;
+    Ok(
+        match rest.split_once('/').map(|(_, path)| path.trim_matches('/')) {
+            Some(prefix) if !prefix.is_empty() => {
+                Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+            }
+            _ => store,
+        },
+    )
 }
 
 /// A directory as an object store, created if needed.

@@ -12,7 +12,7 @@ use extsort::Sortable;
 use fixedbitset::FixedBitSet;
 
 use super::heldout::Quotas;
-use super::spill::{Recorded, Sorted, Spill, Tape, codec, get_counts, put_counts};
+use super::spill::{Recorded, Sorted, Spill, Tape, codec};
 use super::{NormalizeParams, parse_record_line, rank};
 use crate::error::DataError;
 use crate::normalize::normalize_record;
@@ -118,7 +118,7 @@ pub(super) struct ApiCounts {
 impl Sortable for ApiCounts {
     fn encode<W: Write>(&self, out: &mut W) -> std::io::Result<()> {
         codec::put(out, self.api.to_le_bytes())?;
-        put_counts(out, &self.counts)?;
+        codec::put_counts(out, &self.counts)?;
         codec::put(out, self.endpoints.to_le_bytes())?;
         codec::put(out, self.first.to_le_bytes())
     }
@@ -126,7 +126,7 @@ impl Sortable for ApiCounts {
     fn decode<R: Read>(input: &mut R) -> std::io::Result<Self> {
         Ok(Self {
             api: u128::from_le_bytes(codec::get(input)?),
-            counts: get_counts(input)?,
+            counts: codec::get_counts(input)?,
             endpoints: u64::from_le_bytes(codec::get(input)?),
             first: u64::from_le_bytes(codec::get(input)?),
         })
@@ -145,7 +145,7 @@ impl Sortable for EndpointCounts {
     fn encode<W: Write>(&self, out: &mut W) -> std::io::Result<()> {
         codec::put(out, self.endpoint.to_le_bytes())?;
         codec::put(out, self.api.to_le_bytes())?;
-        put_counts(out, &self.counts)?;
+        codec::put_counts(out, &self.counts)?;
         codec::put(out, self.api_endpoints.to_le_bytes())
     }
 
@@ -153,7 +153,7 @@ impl Sortable for EndpointCounts {
         Ok(Self {
             endpoint: u128::from_le_bytes(codec::get(input)?),
             api: u128::from_le_bytes(codec::get(input)?),
-            counts: get_counts(input)?,
+            counts: codec::get_counts(input)?,
             api_endpoints: u64::from_le_bytes(codec::get(input)?),
         })
     }

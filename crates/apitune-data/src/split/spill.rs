@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
@@ -240,19 +240,17 @@ pub(super) mod codec {
             _ => Some(get_str(input)?),
         })
     }
-}
 
-/// Codec helpers for `u64`/`u128` counts vectors.
-pub(super) fn put_counts<W: Write>(out: &mut W, counts: &[u64]) -> std::io::Result<()> {
-    codec::put(out, (counts.len() as u32).to_le_bytes())?;
-    counts
-        .iter()
-        .try_for_each(|n| codec::put(out, n.to_le_bytes()))
-}
+    /// A vector of counts, length-prefixed.
+    pub(crate) fn put_counts<W: Write>(out: &mut W, counts: &[u64]) -> Result<()> {
+        put(out, (counts.len() as u32).to_le_bytes())?;
+        counts.iter().try_for_each(|n| put(out, n.to_le_bytes()))
+    }
 
-pub(super) fn get_counts<R: Read>(input: &mut R) -> std::io::Result<Vec<u64>> {
-    let len = u32::from_le_bytes(codec::get(input)?) as usize;
-    (0..len)
-        .map(|_| Ok(u64::from_le_bytes(codec::get(input)?)))
-        .collect()
+    pub(crate) fn get_counts<R: Read>(input: &mut R) -> Result<Vec<u64>> {
+        let len = u32::from_le_bytes(get(input)?) as usize;
+        (0..len)
+            .map(|_| Ok(u64::from_le_bytes(get(input)?)))
+            .collect()
+    }
 }

@@ -48,7 +48,7 @@ impl SplitWriter<'_> {
             if left_training.contains(&item.seq) {
                 continue;
             }
-            writer.write(&self.load(item.offset, item.len)?, false)?;
+            writer.write(self.load(item.offset, item.len)?, false)?;
             per_lang[item.lang as usize] += 1;
         }
         let total = writer.finish()?;
@@ -78,7 +78,7 @@ impl SplitWriter<'_> {
                 .entry(member.api)
                 .or_insert_with(|| (0, member.api_first, record.api_name.clone()));
             api.0 += 1;
-            writer.write(&record, true)?;
+            writer.write(record, true)?;
         }
         writer.finish()?;
         // The most records, ties to the API met first, so the summary is deterministic.
@@ -154,16 +154,13 @@ impl RecordWriter {
 
     /// Writes `record`; with `test_phrasing`, its `instruction_test` (when it has one) is the
     /// instruction, and the training phrasing moves to `instruction_test`.
-    fn write(&mut self, record: &ApiRecord, test_phrasing: bool) -> Result<(), DataError> {
+    fn write(&mut self, mut record: ApiRecord, test_phrasing: bool) -> Result<(), DataError> {
         let io = |e| DataError::io(&self.path, "writing split file", e);
         if test_phrasing && !record.instruction_test.is_empty() {
-            let mut record = record.clone();
             std::mem::swap(&mut record.instruction, &mut record.instruction_test);
-            serde_json::to_writer(&mut self.writer, &record)
-        } else {
-            serde_json::to_writer(&mut self.writer, record)
         }
-        .map_err(|e| io(std::io::Error::other(e)))?;
+        serde_json::to_writer(&mut self.writer, &record)
+            .map_err(|e| io(std::io::Error::other(e)))?;
         self.writer.write_all(b"\n").map_err(io)?;
         self.written += 1;
         Ok(())
