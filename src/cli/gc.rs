@@ -30,7 +30,7 @@ pub(super) fn gc_command(cache_dir: &Path, args: &GcArgs) -> Result<(), Failure>
     let cache = if args.dry_run {
         Cache::open_read_only(cache_dir)?
     } else {
-        Cache::open(cache_dir)?
+        Cache::open_exclusive(cache_dir)?
     };
     let mut keep = std::collections::HashSet::new();
     for path in &manifests {

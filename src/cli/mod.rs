@@ -16,6 +16,7 @@ use crate::pipeline::scheduler::{self};
 mod dag;
 mod explain;
 mod gc;
+mod job;
 pub mod metrics;
 pub mod model;
 mod plan;
@@ -119,6 +120,9 @@ pub enum Command {
     Score(model::ScoreArgs),
     /// Fold a LoRA adapter into its base model and write an HF checkpoint
     Merge(model::MergeArgs),
+    /// Compute one arm in a batch job (what `run --executor slurm` submits)
+    #[command(hide = true)]
+    Job(job::JobArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -255,6 +259,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         }
         Command::Score(args) => model::score(args).map_err(|e| Failure::Usage(format!("{e:#}"))),
         Command::Merge(args) => model::merge(args).map_err(|e| Failure::Usage(format!("{e:#}"))),
+        Command::Job(args) => job::job_command(&cache_dir, args),
     }
 }
 
@@ -263,6 +268,8 @@ struct Loaded {
     manifest: Manifest,
     dag: Dag,
     targets: Vec<String>,
+    /// The `--set` overrides it was loaded with.
+    overrides: Vec<String>,
     backend_choice: Option<crate::model::Backend>,
 }
 
@@ -271,6 +278,7 @@ impl Loaded {
         let (path, targets) = split_manifest_arg(&args.args);
         let mut loaded = Loaded::from_path(&path, &args.set, targets)?;
         loaded.backend_choice = args.backend.map(Into::into);
+        loaded.overrides = args.set.clone();
         Ok(loaded)
     }
 
@@ -291,6 +299,7 @@ impl Loaded {
             manifest,
             dag,
             targets,
+            overrides: Vec::new(),
             backend_choice: None,
         })
     }

@@ -10,8 +10,10 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use crate::manifest::ExecutorKind;
 use crate::pipeline::plan::{self};
-use crate::pipeline::scheduler::{self, ArmResult, Events, Outcome, RunOptions};
+use crate::pipeline::scheduler::{self, ArmResult, Events, Executor, Local, Outcome, RunOptions};
+use crate::pipeline::slurm::Slurm;
 
 use super::plan::invalid_plans;
 use super::{Failure, Format, Loaded, ManifestArgs, NAME_COLUMN};
@@ -25,15 +27,25 @@ pub struct RunArgs {
     pub dry_run: bool,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
-    /// Arms to run at once [default: number of CPUs]
+    /// Arms to run at once [default: number of CPUs; with Slurm, every ready arm]
     #[arg(short = 'j', long)]
     pub jobs: Option<usize>,
+    /// Where stale arms run: `local` (this process) or `slurm` (an sbatch job per arm, against
+    /// this cache on a shared file system) [default: the manifest's `[executor] kind`]
+    #[arg(long, value_enum)]
+    pub executor: Option<ExecutorArg>,
     /// Keep running independent arms after a failure
     #[arg(short = 'k', long)]
     pub keep_going: bool,
     /// Re-run the targets (all arms if none given) even when cached
     #[arg(short = 'f', long)]
     pub force: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorArg {
+    Local,
+    Slurm,
 }
 
 pub(super) fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failure> {
@@ -62,16 +74,33 @@ pub(super) fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failur
     let keyer = loaded.keyer(&cache)?;
     // Problems a plan can see (a missing input file) are the user's to fix before anything runs.
     invalid_plans(&plan::plan(&keyer, &selected, &forced)?, &loaded)?;
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let kind = match args.executor {
+        Some(ExecutorArg::Local) => ExecutorKind::Local,
+        Some(ExecutorArg::Slurm) => ExecutorKind::Slurm,
+        None => loaded.manifest.executor.kind,
+    };
+    let executor: Box<dyn Executor> = match kind {
+        ExecutorKind::Local => Box::new(Local),
+        ExecutorKind::Slurm => Box::new(
+            Slurm::new(
+                &loaded.manifest.executor,
+                cache_dir,
+                job_args(&loaded, &keyer)?,
+            )
+            .map_err(Failure::Usage)?,
+        ),
+    };
+    let jobs = args.jobs.unwrap_or_else(|| match kind {
+        ExecutorKind::Local => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ExecutorKind::Slurm => selected.len().max(1),
+    });
     let opts = RunOptions {
         jobs,
         keep_going: args.keep_going,
         forced,
     };
     let reporter = Reporter::new(args.format == Format::Json);
-    let results = scheduler::run(&keyer, &selected, &opts, &reporter);
+    let results = scheduler::run(&keyer, &selected, &opts, executor.as_ref(), &reporter);
     reporter.clear();
     // Arms read through from the remote show as hits; say which were downloaded.
     let pulled = cache
@@ -122,7 +151,26 @@ pub(super) fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failur
     Err(Failure::Stage(details.join("\n")))
 }
 
-fn print_results(results: &[ArmResult]) {
+/// What a batch job needs to load the manifest as this run did: its absolute path, the
+/// overrides, the resolved backend (it enters keys) and the remote given on the command line.
+fn job_args(
+    loaded: &super::Loaded,
+    keyer: &crate::pipeline::plan::Keyer,
+) -> Result<Vec<std::ffi::OsString>, Failure> {
+    let manifest = std::path::absolute(&loaded.manifest.path)
+        .map_err(|e| Failure::Usage(format!("cannot resolve the manifest path: {e}")))?;
+    let mut argv = vec![manifest.into_os_string()];
+    for set in &loaded.overrides {
+        argv.extend(["--set".into(), set.into()]);
+    }
+    argv.extend(["--backend".into(), keyer.backend.to_string().into()]);
+    if let Some(Some(url)) = super::remote::REMOTE_FLAG.get() {
+        argv.extend(["--remote".into(), url.into()]);
+    }
+    Ok(argv)
+}
+
+pub(super) fn print_results(results: &[ArmResult]) {
     let width = results
         .iter()
         .map(|r| r.arm.chars().count())
@@ -230,6 +278,19 @@ impl Reporter {
         }
     }
 
+    /// A line above the progress bars (or on stderr).
+    fn note(&self, line: String) {
+        if self.quiet {
+            return;
+        }
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
     fn clear(&self) {
         if let Some(m) = &self.multi {
             let _ = m.clear();
@@ -258,6 +319,17 @@ impl Events for Reporter {
             }
             None => eprintln!("running {arm}"),
         }
+    }
+
+    fn waiting(&self, arm: &str, holder: &str) {
+        self.note(format!("waiting {arm}: {holder} is computing it"));
+    }
+
+    fn submitted(&self, arm: &str, job: &str, log: &Path) {
+        self.note(format!(
+            "submitted {arm} as Slurm job {job} (log: {})",
+            log.display()
+        ));
     }
 
     fn progress(&self, arm: &str, done: u64, total: Option<u64>, unit: &str) {

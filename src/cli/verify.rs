@@ -19,7 +19,7 @@ pub struct VerifyArgs {
 }
 
 pub(super) fn verify_command(cache_dir: &Path, args: &VerifyArgs) -> Result<(), Failure> {
-    let cache = Cache::open(cache_dir)?;
+    let cache = Cache::open_exclusive(cache_dir)?;
     let report = cache.verify(args.repair)?;
     if args.format == Format::Json {
         let quarantined: Vec<_> = report

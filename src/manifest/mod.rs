@@ -54,6 +54,51 @@ pub struct CacheSection {
     pub remote: Option<String>,
 }
 
+/// `[executor]`: where `apitune run` runs stale arms. None of it enters a cache key: an arm's
+/// artifact is the same wherever it ran.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSection {
+    /// `local` (this process, the default) or `slurm` (one `sbatch` job per arm, running apitune
+    /// on a compute node against this same cache directory, which must be on a shared file
+    /// system). `run --executor` overrides it.
+    #[serde(default)]
+    pub kind: ExecutorKind,
+    /// `sbatch --partition`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// `sbatch --account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// `sbatch --time`, e.g. `"04:00:00"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// More `sbatch` flags for every job, e.g. `["--qos=normal", "--mem=16G"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sbatch_args: Vec<String>,
+    /// `sbatch` flags per stage kind, after `sbatch_args`: `lora-train = ["--gres=gpu:1"]`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub resources: IndexMap<String, Vec<String>>,
+    /// Stage kinds that run in the submitting process instead (cheap ones, such as `report`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_kinds: Vec<String>,
+    /// The apitune executable the jobs run [default: this one]; it must be reachable at that
+    /// path from the compute nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apitune: Option<String>,
+    /// Seconds between two polls of the scheduler (`sacct`, else `squeue`) [default: 5].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_seconds: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    #[default]
+    Local,
+    Slurm,
+}
+
 /// A model: an HF checkpoint directory, or a random initialisation for small studies.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +166,7 @@ pub struct Manifest {
     pub stages: IndexMap<String, StageDecl>,
     pub expect: IndexMap<String, Expectation>,
     pub cache: CacheSection,
+    pub executor: ExecutorSection,
     source: SourceMap,
     overridden: Vec<(Vec<String>, String)>,
     /// Stages declared but unusable (bad kind or shape); their dependents are not checked further.
@@ -206,6 +252,7 @@ impl Manifest {
             stages: IndexMap::new(),
             expect: IndexMap::new(),
             cache: CacheSection::default(),
+            executor: ExecutorSection::default(),
             source,
             overridden,
             broken: BTreeSet::new(),
@@ -215,7 +262,14 @@ impl Manifest {
     }
 
     fn read_sections(&mut self, root: toml::Table, errors: &mut Vec<Diagnostic>) {
-        const SECTIONS: [&str; 5] = ["experiment", "models", "stages", "expect", "cache"];
+        const SECTIONS: [&str; 6] = [
+            "experiment",
+            "models",
+            "stages",
+            "expect",
+            "cache",
+            "executor",
+        ];
         let mut seen_experiment = false;
         for (key, value) in root {
             let at = vec![key.clone()];
@@ -231,6 +285,10 @@ impl Manifest {
                 "stages" => self.read_stages(value, errors),
                 "cache" => match self.typed::<CacheSection>(value, &at) {
                     Ok(cache) => self.cache = cache,
+                    Err(d) => errors.push(d),
+                },
+                "executor" => match self.typed::<ExecutorSection>(value, &at) {
+                    Ok(executor) => self.executor = executor,
                     Err(d) => errors.push(d),
                 },
                 "expect" => match self.typed::<IndexMap<String, Expectation>>(value, &at) {

@@ -1,5 +1,5 @@
-//! From manifest to executed stages: the DAG of arms, the plan (hit or miss, and why), and the
-//! parallel scheduler.
+//! From manifest to executed stages: the DAG of arms, the plan (hit or miss, and why), the
+//! parallel scheduler, and where arms run (this process, or Slurm jobs).
 
 pub mod check;
 pub mod dag;
@@ -8,6 +8,7 @@ pub mod plan;
 pub mod render;
 pub mod scheduler;
 pub mod schema;
+pub mod slurm;
 
 pub use dag::{Arm, Dag};
 

@@ -3,6 +3,7 @@
 //! depend on it); arms already running finish and publish.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -53,6 +54,10 @@ pub struct ArmResult {
 /// What the scheduler tells its caller as arms progress.
 pub trait Events: Sync {
     fn started(&self, _arm: &str) {}
+    /// Another process (`holder`) is computing the arm; this run waits for its result.
+    fn waiting(&self, _arm: &str, _holder: &str) {}
+    /// The arm was handed to a batch scheduler as `job`; its log is at `log`.
+    fn submitted(&self, _arm: &str, _job: &str, _log: &Path) {}
     fn progress(&self, _arm: &str, _done: u64, _total: Option<u64>, _unit: &str) {}
     fn finished(&self, _result: &ArmResult) {}
 }
@@ -66,10 +71,63 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Where a stale arm's stage runs: in this process ([`Local`]) or as a batch job
+/// ([`super::slurm::Slurm`]). Either way the artifact is published into the same cache.
+pub trait Executor: Sync {
+    fn compute(&self, job: &ArmJob) -> anyhow::Result<Computed>;
+}
+
+/// One stale arm to compute: its key and key manifest, its inputs' artifacts.
+pub struct ArmJob<'a> {
+    pub keyer: &'a Keyer<'a>,
+    pub id: usize,
+    pub key: Key,
+    pub key_manifest: &'a KeyManifest,
+    pub upstream: &'a HashMap<usize, (Key, Digest)>,
+    /// Run even when cached.
+    pub forced: bool,
+    pub events: &'a dyn Events,
+}
+
+impl ArmJob<'_> {
+    pub fn arm(&self) -> &super::dag::Arm {
+        &self.keyer.dag.arms[self.id]
+    }
+}
+
+/// What an executor did with an arm.
+pub struct Computed {
+    pub entry: crate::cache::Entry,
+    /// `false` when another process published it while this one waited.
+    pub ran: bool,
+}
+
+/// Runs stages in this process, one arm per thread.
+pub struct Local;
+
+impl Executor for Local {
+    fn compute(&self, job: &ArmJob) -> anyhow::Result<Computed> {
+        let cache = job.keyer.cache;
+        let arm = job.arm();
+        // Another run sharing this cache may be computing the same key: wait for it, then
+        // take its result rather than computing the arm twice.
+        let _claim = cache.claim(&job.key, &|holder| job.events.waiting(&arm.name, holder))?;
+        if !job.forced
+            && let Some(entry) = cache.lookup(&job.key)?
+        {
+            return Ok(Computed { entry, ran: false });
+        }
+        job.events.started(&arm.name);
+        let entry = execute(job).map_err(|e| e.context(format!("stage `{}` failed", arm.name)))?;
+        Ok(Computed { entry, ran: true })
+    }
+}
+
 pub fn run(
     keyer: &Keyer,
     selected: &BTreeSet<usize>,
     opts: &RunOptions,
+    executor: &dyn Executor,
     events: &dyn Events,
 ) -> Vec<ArmResult> {
     let dag = keyer.dag;
@@ -111,7 +169,8 @@ pub fn run(
                     let tx = tx.clone();
                     let forced = opts.forced.contains(&id);
                     scope.spawn(move || {
-                        let (result, digest) = run_arm(keyer, id, &inputs, forced, events);
+                        let (result, digest) =
+                            run_arm(keyer, id, &inputs, forced, executor, events);
                         let _ = tx.send((id, result, digest));
                     });
                 }
@@ -188,11 +247,11 @@ fn run_arm(
     id: usize,
     upstream: &HashMap<usize, (Key, Digest)>,
     forced: bool,
+    executor: &dyn Executor,
     events: &dyn Events,
 ) -> (ArmResult, Option<(Key, Digest)>) {
     let input_digests: HashMap<usize, Digest> =
         upstream.iter().map(|(i, (_, d))| (*i, *d)).collect();
-    let arm = &keyer.dag.arms[id];
     let mut result = skipped(keyer, id, String::new());
     let fail = |mut result: ArmResult, e: anyhow::Error| {
         result.unavailable = is_environment_failure(&e);
@@ -217,30 +276,46 @@ fn run_arm(
             Err(e) => return fail(result, e.into()),
         }
     }
-    events.started(&arm.name);
-    match execute(keyer, id, (&key, &km), upstream, events) {
-        Ok((entry, started, finished)) => {
-            result.outcome = Outcome::Ran;
+    let job = ArmJob {
+        keyer,
+        id,
+        key,
+        key_manifest: &km,
+        upstream,
+        forced,
+        events,
+    };
+    match executor.compute(&job) {
+        Ok(Computed { entry, ran }) => {
             result.digest = Some(entry.digest.to_string());
             result.summary = entry.meta.summary.clone();
-            result.started_unix_ms = Some(started);
-            result.finished_unix_ms = Some(finished);
+            if ran {
+                result.outcome = Outcome::Ran;
+                let started = entry.meta.started_unix_ms;
+                result.started_unix_ms = Some(started);
+                result.finished_unix_ms =
+                    Some(started + (entry.meta.duration_s * 1000.0).round() as u64);
+            } else {
+                result.outcome = Outcome::Hit;
+            }
             (result, Some((key, entry.digest)))
         }
-        Err(e) => fail(result, e.context(format!("stage `{}` failed", arm.name))),
+        Err(e) => fail(result, e),
     }
 }
 
-/// Runs arm `id`'s stage into a staging directory and publishes it under `key`. Returns the
-/// entry and the wall-clock start and end of the stage's work.
-fn execute(
-    keyer: &Keyer,
-    id: usize,
-    (key, km): (&Key, &KeyManifest),
-    upstream: &HashMap<usize, (Key, Digest)>,
-    events: &dyn Events,
-) -> anyhow::Result<(crate::cache::Entry, u64, u64)> {
-    let arm = &keyer.dag.arms[id];
+/// Runs the arm's stage into a staging directory and publishes it under its key.
+fn execute(job: &ArmJob) -> anyhow::Result<crate::cache::Entry> {
+    let ArmJob {
+        keyer,
+        key,
+        key_manifest: km,
+        upstream,
+        events,
+        ..
+    } = *job;
+    let key = &key;
+    let arm = job.arm();
     let inputs = verified_inputs(keyer, arm, upstream)?;
     let staging = keyer.cache.staging(key)?;
     let work_dir = keyer.cache.work_dir(key)?;
@@ -263,7 +338,6 @@ fn execute(
     let clock = Instant::now();
     let summary = run_stage(arm, &ctx)?;
     let duration_s = clock.elapsed().as_secs_f64();
-    let finished_ms = now_ms();
     let meta = EntryMeta {
         stage: arm.name.clone(),
         kind: arm.kind.kind().to_string(),
@@ -272,7 +346,7 @@ fn execute(
         duration_s,
         summary,
     };
-    Ok((keyer.cache.publish(staging, meta)?, started_ms, finished_ms))
+    Ok(keyer.cache.publish(staging, meta)?)
 }
 
 /// The stage's own work; a panic in it becomes this arm's failure, not the whole run's.

@@ -6,7 +6,7 @@ use schemars::{Schema, generate::SchemaSettings, json_schema};
 use serde_json::{Value, json};
 
 use crate::manifest::limits::MAX_NAME_LEN;
-use crate::manifest::{CacheSection, Expectation, Experiment, ModelSpec};
+use crate::manifest::{CacheSection, ExecutorSection, Expectation, Experiment, ModelSpec};
 use crate::stages;
 
 /// The manifest's schema (draft 2020-12) as pretty JSON with a trailing newline.
@@ -25,6 +25,7 @@ pub fn manifest_schema() -> Schema {
     models.insert("propertyNames".into(), names.clone());
     let expect = generator.subschema_for::<IndexMap<String, Expectation>>();
     let cache = generator.subschema_for::<CacheSection>();
+    let executor = generator.subschema_for::<ExecutorSection>();
     let stage_variants: Vec<Value> = stages::registry()
         .iter()
         .map(|kind| {
@@ -63,6 +64,7 @@ pub fn manifest_schema() -> Schema {
             "stages": { "type": "object", "propertyNames": names, "additionalProperties": { "oneOf": stage_variants } },
             "expect": expect,
             "cache": cache,
+            "executor": executor,
         },
     });
     let defs: serde_json::Map<String, Value> = generator.take_definitions(true);

@@ -57,6 +57,12 @@ pub enum CacheError {
     ReadOnly { operation: &'static str },
 
     #[error(
+        "cannot {operation} while other runs use the cache; wait for them to finish (this needs \
+         the cache to itself)"
+    )]
+    NotExclusive { operation: &'static str },
+
+    #[error(
         "stage output `{path}` cannot be published: {reason}; stages must write regular files \
          with UTF-8 names into their staging directory"
     )]
@@ -140,7 +146,7 @@ impl CacheError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            CacheError::Locked { .. } | CacheError::ReadOnly { .. }
+            CacheError::Locked { .. } | CacheError::ReadOnly { .. } | CacheError::NotExclusive { .. }
         ) || self.os_error().is_some_and(is_environment_error)
     }
 }
@@ -156,7 +162,7 @@ pub fn is_environment_error(e: &io::Error) -> bool {
 fn holder(pid: Option<u32>) -> String {
     match pid {
         Some(pid) => format!("process {pid}"),
-        None => "another process".to_string(),
+        None => "other apitune runs".to_string(),
     }
 }
 

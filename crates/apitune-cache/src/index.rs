@@ -25,6 +25,13 @@ pub struct FileStamp {
 }
 
 impl CachedHash {
+    pub fn new(stamp: FileStamp, hash: &blake3::Hash) -> CachedHash {
+        CachedHash {
+            stamp,
+            blake3: hash.to_hex().to_string(),
+        }
+    }
+
     /// The hash, if the file still has the stamp it had when hashed.
     pub fn hash_if(&self, stamp: &FileStamp) -> Option<blake3::Hash> {
         (self.stamp == *stamp)
@@ -206,10 +213,7 @@ impl Index {
         stamp: &FileStamp,
         hash: &blake3::Hash,
     ) -> Result<(), CacheError> {
-        let record = CachedHash {
-            stamp: *stamp,
-            blake3: hash.to_hex().to_string(),
-        };
+        let record = CachedHash::new(*stamp, hash);
         let bytes = serde_json::to_vec(&record).expect("stat-cache records serialize");
         self.file_hashes
             .insert(path_key(abs_path), bytes)

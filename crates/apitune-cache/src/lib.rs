@@ -12,18 +12,28 @@
 //! root/
 //!   CACHEDIR.TAG         tells backup tools to skip the directory
 //!   apitune-cache        "apitune cache format N": apitune only deletes inside marked directories
-//!   lock                 single-writer lock (holder's pid)
+//!   lock                 held shared by every writer, exclusive by maintenance (its pid)
+//!   index.lock           held by the one writer that keeps the index
 //!   index.sled/          accelerator index (rebuildable)
-//!   file-hashes.json     the last writer's stat cache of input-file hashes, for read-only commands
+//!   file-hashes.json     the index holder's stat cache of input-file hashes, for the others
 //!   artifacts/<key>/     published entries: the stage's files + .apitune-entry.json
-//!   tmp/                 staging dirs and directories being deleted; emptied by every writer open
+//!   tmp/<session>/       a writer's staging dirs, with tmp/<session>.lock held while it lives;
+//!                        dead sessions are removed by the next writer
 //!   work/<key>/          resumable state of long stages; removed when <key> is published
+//!   claims/<key>         held by the process computing <key> (so it is computed once)
+//!   jobs/<key>/          a scheduler job's script, log and exit status
 //!   quarantine/          entries that failed verification, kept for inspection until gc
 //!   memo/<id>/*.jsonl    checksummed logs of intermediate results shared across keys (see [`memo`])
 //! ```
 //!
 //! None of these subdirectories may be a symbolic link (opening refuses it), and a directory that
 //! is neither empty nor marked is refused: apitune never deletes what it did not create.
+//!
+//! Any number of processes, on any number of nodes sharing the directory, write the cache at
+//! once: publishing is a rename, which the file system makes atomic, and a key is computed only
+//! under its claim. The sled index is single-process, so one writer at a time keeps it; the
+//! others read entries from their metadata files, which hold everything the index does.
+//! All locks are `flock`s, which the kernel drops when their holder dies.
 //!
 //! Crash safety rests on one atomic step: an entry becomes visible only when its complete,
 //! fsynced staging directory (metadata file included) is renamed to `artifacts/<key>`; entries
@@ -73,6 +83,7 @@ pub use error::is_environment_error;
 pub use ids::{Digest, Key, ParseIdError};
 pub use index::FileStamp;
 pub use key::{FieldDiff, KeyManifest, canonical_json};
+pub use lock::holder_description;
 pub use maintenance::{GcReport, VerifyReport};
 pub use remote::{Pushed, Remote};
-pub use store::{CACHE_FORMAT, CACHE_MARKER, Cache, HashStats, Lookup, Staging};
+pub use store::{CACHE_FORMAT, CACHE_MARKER, Cache, Claim, HashStats, Lookup, Staging};

@@ -10,10 +10,10 @@ use super::digest::{ENTRY_FILE, Links, hash_file_contents, list_files};
 use super::entry::{EntryRecord, read_record_of};
 use super::error::CacheError;
 use super::ids::Key;
-use super::index::{FileStamp, IndexedEntry};
+use super::index::{FileStamp, Index, IndexedEntry};
 use super::store::{
-    ARTIFACTS, BROKEN_INDEX_PREFIX, Cache, FILE_HASHES_TMP_PREFIX, MEMO, QUARANTINE, TMP, WORK,
-    Writer, fsync_dir, list_children, remove_if_exists, unique_suffix,
+    ARTIFACTS, BROKEN_INDEX_PREFIX, CLAIMS, Cache, FILE_HASHES_TMP_PREFIX, JOBS, MEMO, QUARANTINE,
+    TMP, WORK, fsync_dir, list_children, remove_if_exists, unique_suffix,
 };
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -49,7 +49,7 @@ impl Cache {
     /// never reused. With `repair`, the index is also rebuilt from the directories: missing or
     /// stale records are rewritten and records without a valid directory dropped.
     pub fn verify(&self, repair: bool) -> Result<VerifyReport, CacheError> {
-        let writer = self.writer("verify")?;
+        let index = self.exclusive_index("verify")?;
         let mut report = VerifyReport::default();
         let mut valid = HashSet::new();
         for (name, path) in list_children(&self.root.join(ARTIFACTS))? {
@@ -66,11 +66,11 @@ impl Cache {
                     valid.insert(key);
                     if repair {
                         let stamp = FileStamp::of_path(&path.join(ENTRY_FILE))?;
-                        let current = writer.index.entry(&key)?;
+                        let current = index.entry(&key)?;
                         let up_to_date =
                             current.is_some_and(|c| c.entry_file == stamp && c.record == record);
                         if !up_to_date {
-                            writer.index.put_entry(&IndexedEntry {
+                            index.put_entry(&IndexedEntry {
                                 record,
                                 entry_file: stamp,
                             })?;
@@ -86,13 +86,13 @@ impl Cache {
         }
         report.memos_damaged = self.verify_memos()?;
         if repair {
-            report.dropped_index += writer.index.remove_malformed_keys()?;
-            for key in writer.index.entry_keys()? {
-                if !valid.contains(&key) && writer.index.remove_entry(&key)? {
+            report.dropped_index += index.remove_malformed_keys()?;
+            for key in index.entry_keys()? {
+                if !valid.contains(&key) && index.remove_entry(&key)? {
                     report.dropped_index += 1;
                 }
             }
-            writer.index.flush()?;
+            index.flush()?;
         }
         Ok(report)
     }
@@ -107,24 +107,28 @@ impl Cache {
         keep_memos: &HashSet<String>,
         dry_run: bool,
     ) -> Result<GcReport, CacheError> {
-        let writer = if dry_run {
+        let index = if dry_run {
             None
         } else {
-            Some(self.writer("collect garbage")?)
+            Some(self.exclusive_index("collect garbage")?)
         };
         let mut report = GcReport::default();
         for (label, path, key) in self.doomed(keep, keep_memos, &mut report)? {
             let bytes = disk_bytes(&path)?;
-            if let Some(writer) = writer {
-                self.remove(writer, &path, key)?;
+            if let Some(index) = index {
+                self.remove(index, &path, key)?;
             }
             report.bytes += bytes;
             report.removed.push((label, bytes));
         }
-        if let Some(writer) = writer {
-            for key in writer.index.entry_keys()? {
+        if let Some(index) = index {
+            // Nobody holds a claim while we have the cache to ourselves.
+            for (_, path) in list_children(&self.root.join(CLAIMS))? {
+                remove_if_exists(&path)?;
+            }
+            for key in index.entry_keys()? {
                 if !keep.contains(&key) {
-                    writer.index.remove_entry(&key)?;
+                    index.remove_entry(&key)?;
                 }
             }
         }
@@ -160,14 +164,19 @@ impl Cache {
                 doomed.push((format!("{WORK}/{name}"), path, None));
             }
         }
-        let own_staging = format!(".{}.", std::process::id());
+        let own_session = self.writer.as_ref().map(|w| w.session_name());
         for (name, path) in list_children(&self.root.join(TMP))? {
-            // This process's live staging directories; other writers' are leftovers (we hold
-            // the lock, so no other writer is running).
-            if self.writer.is_some() && name.contains(&own_staging) {
+            // This process's own session; other writers' are leftovers (we hold the cache
+            // alone, so no other writer is running).
+            if own_session.as_ref().is_some_and(|own| name.starts_with(own.as_str())) {
                 continue;
             }
             doomed.push((format!("{TMP}/{name}"), path, None));
+        }
+        for (name, path) in list_children(&self.root.join(JOBS))? {
+            if !name.parse::<Key>().is_ok_and(|k| keep.contains(&k)) {
+                doomed.push((format!("{JOBS}/{name}"), path, None));
+            }
         }
         for (name, path) in list_children(&self.root.join(MEMO))? {
             if !keep_memos.contains(&name) {
@@ -189,11 +198,11 @@ impl Cache {
     /// Deletes `path`; an artifact (`key`) leaves the index and `artifacts/` atomically first, so
     /// a crash mid-delete cannot leave a half-deleted entry visible (`tmp/` is emptied on the
     /// next open).
-    fn remove(&self, writer: &Writer, path: &Path, key: Option<Key>) -> Result<(), CacheError> {
+    fn remove(&self, index: &Index, path: &Path, key: Option<Key>) -> Result<(), CacheError> {
         let Some(key) = key else {
             return remove_if_exists(path);
         };
-        writer.index.remove_entry(&key)?;
+        index.remove_entry(&key)?;
         let trash = self
             .root
             .join(TMP)

@@ -15,7 +15,7 @@ use super::entry::{
 use super::error::CacheError;
 use super::ids::Key;
 use super::index::{CachedHash, FileStamp, Index, IndexedEntry, now_ns};
-use super::lock::CacheLock;
+use super::lock::{CacheLock, HeldFile, LockMode, read_holder};
 
 /// Files modified this recently are hashed but not stat-cached: a write landing in the same
 /// timestamp tick as our `stat` would otherwise go unnoticed (git's "racy clean" problem).
@@ -31,6 +31,13 @@ pub(crate) const BROKEN_INDEX_PREFIX: &str = "index.sled.broken-";
 /// How sled 0.34 reports that another process has its database open.
 const SLED_LOCKED: &str = "could not acquire lock";
 const LOCK: &str = "lock";
+/// Held by the one process that keeps the sled index (sled is single-process); other writers
+/// read entries from their metadata files.
+const INDEX_LOCK: &str = "index.lock";
+/// `claims/<key>`: held by the process computing `<key>`, so no two compute it at once.
+pub(crate) const CLAIMS: &str = "claims";
+/// `jobs/<key>/`: a scheduler job's script, log and exit status for `<key>`.
+pub(crate) const JOBS: &str = "jobs";
 pub(crate) const MEMO: &str = "memo";
 /// Marks a directory as an apitune cache of one format. apitune deletes files only inside a
 /// directory that carries it (or that it created empty), so `--cache ~/Documents` cannot cost data.
@@ -41,19 +48,24 @@ const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
 /// What caches made before the format marker existed wrote into their `CACHEDIR.TAG`.
 const LEGACY_TAG_TEXT: &str = "apitune stage cache";
 /// Subdirectories apitune creates and deletes inside; none may be a symbolic link.
-const OWNED_SUBDIRS: [&str; 6] = [ARTIFACTS, TMP, WORK, QUARANTINE, MEMO, INDEX];
+const OWNED_SUBDIRS: [&str; 8] = [ARTIFACTS, TMP, WORK, QUARANTINE, MEMO, INDEX, CLAIMS, JOBS];
+/// A writer's staging directories live in `tmp/<session>/`, with `tmp/<session>.lock` held
+/// while it lives: a writer that finds a session lock free removes that dead session's leftovers.
+const SESSION_PREFIX: &str = "s-";
+const SESSION_LOCK_SUFFIX: &str = ".lock";
 /// The writer's stat cache, written out when it closes, so read-only commands (`status`, `plan`,
 /// `check`), which cannot open sled, need not re-read unchanged multi-GB inputs.
 const FILE_HASHES: &str = "file-hashes.json";
 pub(crate) const FILE_HASHES_TMP_PREFIX: &str = "file-hashes.json.tmp-";
 
-/// A content-addressed store of stage outputs. [`Cache::open`] gives the single writer;
-/// [`Cache::open_read_only`] gives any number of readers that never write.
+/// A content-addressed store of stage outputs. [`Cache::open`] gives a writer (any number of
+/// processes, on any number of nodes, write one cache at once); [`Cache::open_exclusive`] gives
+/// the one writer that maintenance needs; [`Cache::open_read_only`] gives readers that never write.
 pub struct Cache {
     pub(crate) root: PathBuf,
     pub(crate) writer: Option<Writer>,
     hashes: HashCounters,
-    /// Read-only caches: the last writer's stat cache, loaded on first use.
+    /// Caches without the index: the index holder's stat cache, loaded on first use.
     snapshot: std::sync::OnceLock<std::collections::HashMap<PathBuf, CachedHash>>,
     /// Entries whose every file this process has hashed (at publication or a full check): later
     /// uses re-hash only files whose stat changed, so an input shared by many arms is read once
@@ -61,13 +73,15 @@ pub struct Cache {
     content_checked: std::sync::Mutex<std::collections::HashSet<Key>>,
     /// Read through: an entry this cache lacks and the remote has is downloaded (writers only).
     remote: Option<super::remote::Remote>,
+    /// Writers without the index: the hashes this process computed.
+    own_hashes: std::sync::Mutex<std::collections::HashMap<PathBuf, CachedHash>>,
 }
 
 impl Drop for Cache {
     fn drop(&mut self) {
         // While the lock is still held. A snapshot that is lost or stale only costs rehashing.
-        if let Some(writer) = &self.writer {
-            let records = writer.index.file_hash_records();
+        if let Some(index) = self.index() {
+            let records = index.file_hash_records();
             let tmp = self
                 .root
                 .join(format!("{FILE_HASHES_TMP_PREFIX}{}", std::process::id()));
@@ -82,8 +96,35 @@ impl Drop for Cache {
 }
 
 pub(crate) struct Writer {
-    pub index: Index,
+    /// The sled index, when this process holds it (always, for an exclusive writer).
+    pub index: Option<Index>,
+    pub exclusive: bool,
+    /// `tmp/<session>/`, where this writer stages.
+    session: PathBuf,
+    _session_lock: HeldFile,
+    _index_lock: Option<HeldFile>,
     _lock: CacheLock,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Still holding the session lock: nobody else removes it meanwhile. What is left (a
+        // crash) goes when the next writer finds the lock free.
+        let _ = fs::remove_dir_all(&self.session);
+        let mut lock = self.session.clone().into_os_string();
+        lock.push(SESSION_LOCK_SUFFIX);
+        let _ = fs::remove_file(lock);
+    }
+}
+
+impl Writer {
+    /// `tmp/` names this writer owns start with it (its session directory and lock).
+    pub(crate) fn session_name(&self) -> String {
+        self.session
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Default)]
@@ -128,44 +169,61 @@ impl Drop for Staging {
 }
 
 impl Cache {
-    /// Opens (creating if needed) the cache at `root` for writing: takes the single-writer lock,
-    /// removes leftovers of interrupted runs from `tmp/`, and opens the index, moving a damaged
-    /// one aside and rebuilding it from the artifact directories.
+    /// Opens (creating if needed) the cache at `root` for writing, shared with any other writers:
+    /// removes what dead writers left in `tmp/`, and keeps the index if no other writer does
+    /// (moving a damaged one aside and rebuilding it from the artifact directories).
     pub fn open(root: &Path) -> Result<Cache, CacheError> {
+        Cache::open_as(root, LockMode::Shared)
+    }
+
+    /// Opens the cache as its only writer (for `verify` and `gc`): refused while any other
+    /// process has it open for writing. Empties `tmp/`.
+    pub fn open_exclusive(root: &Path) -> Result<Cache, CacheError> {
+        Cache::open_as(root, LockMode::Exclusive)
+    }
+
+    fn open_as(root: &Path, mode: LockMode) -> Result<Cache, CacheError> {
         // Marked before the lock file exists, so a second run starting at the same moment sees
         // a marked cache (held by the first), never an unmarked non-empty directory.
         if !claim_root(root)? {
             write_markers(root)?;
         }
-        let lock = CacheLock::acquire(&root.join(LOCK))?;
+        let lock = CacheLock::acquire(&root.join(LOCK), mode)?;
         refuse_linked_subdirectories(root)?;
-        for sub in [ARTIFACTS, TMP, WORK, QUARANTINE, MEMO] {
+        for sub in [ARTIFACTS, TMP, WORK, QUARANTINE, MEMO, CLAIMS, JOBS] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(CacheError::io("create", &dir))?;
         }
-        empty_dir(&root.join(TMP))?;
-
-        let index_path = root.join(INDEX);
-        let (index, rebuild) = match Index::open(&index_path) {
-            Ok(index) => (index, false),
-            // Held by some other process that ignored our lock: not damage, so leave it be.
-            Err(e @ CacheError::Index { .. }) if e.to_string().contains(SLED_LOCKED) => {
-                return Err(e);
+        let exclusive = mode == LockMode::Exclusive;
+        if exclusive {
+            empty_dir(&root.join(TMP))?;
+        } else {
+            remove_dead_sessions(&root.join(TMP))?;
+        }
+        let (session, session_lock) = new_session(&root.join(TMP))?;
+        let index_lock = HeldFile::try_take(&root.join(INDEX_LOCK))?;
+        let (index, rebuild) = match &index_lock {
+            Some(_) => {
+                let (index, rebuild) = open_index(root)?;
+                (Some(index), rebuild)
             }
-            Err(_) => {
-                let aside = root.join(format!("{BROKEN_INDEX_PREFIX}{}", unix_ms()));
-                fs::rename(&index_path, &aside)
-                    .map_err(CacheError::io("move the damaged index aside", &index_path))?;
-                (Index::open(&index_path)?, true)
-            }
+            None => (None, false),
         };
         let cache = Cache {
             root: root.to_path_buf(),
-            writer: Some(Writer { index, _lock: lock }),
+            writer: Some(Writer {
+                index,
+                exclusive,
+                session,
+                _session_lock: session_lock,
+                _index_lock: index_lock,
+                _lock: lock,
+            }),
             hashes: HashCounters::default(),
             snapshot: Default::default(),
             content_checked: Default::default(),
             remote: None,
+            own_hashes: Default::default(),
         };
         if rebuild {
             cache.entries()?;
@@ -187,6 +245,7 @@ impl Cache {
             snapshot: Default::default(),
             content_checked: Default::default(),
             remote: None,
+            own_hashes: Default::default(),
         })
     }
 
@@ -212,6 +271,50 @@ impl Cache {
         self.writer
             .as_ref()
             .ok_or(CacheError::ReadOnly { operation })
+    }
+
+    /// The index, for the process that holds it.
+    pub(crate) fn index(&self) -> Option<&Index> {
+        self.writer.as_ref().and_then(|w| w.index.as_ref())
+    }
+
+    /// The index of an exclusive writer (maintenance needs every other writer gone).
+    pub(crate) fn exclusive_index(&self, operation: &'static str) -> Result<&Index, CacheError> {
+        match self.writer(operation)? {
+            Writer {
+                index: Some(index),
+                exclusive: true,
+                ..
+            } => Ok(index),
+            _ => Err(CacheError::NotExclusive { operation }),
+        }
+    }
+
+    /// Whether this process holds the sled index (one writer at a time does).
+    pub fn holds_index(&self) -> bool {
+        self.index().is_some()
+    }
+
+    /// Takes the right to compute `key`, which one process at a time holds, waiting (after
+    /// telling `waiting` who holds it) while another process computes it. Whoever waited should
+    /// look `key` up again: the holder has usually published it.
+    pub fn claim(&self, key: &Key, waiting: &dyn Fn(&str)) -> Result<Claim, CacheError> {
+        self.writer("claim a key")?;
+        let path = self.root.join(CLAIMS).join(key.to_string());
+        if let Some(held) = HeldFile::try_take(&path)? {
+            return Ok(Claim { _held: held });
+        }
+        waiting(&read_holder(&path).unwrap_or_else(|| "another process".into()));
+        Ok(Claim {
+            _held: HeldFile::take(&path)?,
+        })
+    }
+
+    /// `jobs/<key>/`, created if needed: a scheduler job's script, log and exit status.
+    pub fn jobs_dir(&self, key: &Key) -> Result<PathBuf, CacheError> {
+        let dir = self.root.join(JOBS).join(key.to_string());
+        fs::create_dir_all(&dir).map_err(CacheError::io("create the job directory", &dir))?;
+        Ok(dir)
     }
 
     pub(crate) fn artifact_dir(&self, key: &Key) -> PathBuf {
@@ -340,8 +443,8 @@ impl Cache {
                 });
             }
         };
-        if let Some(writer) = &self.writer
-            && let Some(indexed) = writer.index.entry(key)?
+        if let Some(index) = self.index()
+            && let Some(indexed) = index.entry(key)?
             && indexed.entry_file == stamp
             && indexed.record.key == *key
         {
@@ -351,8 +454,8 @@ impl Cache {
             Ok(record) => record,
             Err(reason) => return Ok(Err(reason)),
         };
-        if let Some(writer) = &self.writer {
-            writer.index.put_entry(&IndexedEntry {
+        if let Some(index) = self.index() {
+            index.put_entry(&IndexedEntry {
                 record: record.clone(),
                 entry_file: stamp,
             })?;
@@ -406,9 +509,13 @@ impl Cache {
         }
         let stamp = FileStamp::of(&meta);
         let abs = std::path::absolute(path).map_err(CacheError::io("resolve", path))?;
-        let cached = match &self.writer {
-            Some(writer) => writer.index.cached_hash(&abs, &stamp)?,
-            None => self.snapshot().get(&abs).and_then(|c| c.hash_if(&stamp)),
+        let cached = match self.index() {
+            Some(index) => index.cached_hash(&abs, &stamp)?,
+            None => self
+                .own_hashes()
+                .get(&abs)
+                .or_else(|| self.snapshot().get(&abs))
+                .and_then(|c| c.hash_if(&stamp)),
         };
         if let Some(hash) = cached {
             self.hashes.stat_cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -418,13 +525,25 @@ impl Cache {
         let hash = hash_file_contents(path)?;
         self.hashes.files_hashed.fetch_add(1, Ordering::Relaxed);
         let unchanged = FileStamp::of_path(path)? == stamp;
-        if let Some(writer) = &self.writer
-            && unchanged
-            && stamp.mtime_ns < started_ns - RACY_WINDOW_NS
-        {
-            writer.index.put_cached_hash(&abs, &stamp, &hash)?;
+        if unchanged && stamp.mtime_ns < started_ns - RACY_WINDOW_NS {
+            match self.index() {
+                Some(index) => index.put_cached_hash(&abs, &stamp, &hash)?,
+                None if self.writer.is_some() => {
+                    self.own_hashes()
+                        .insert(abs, CachedHash::new(stamp, &hash));
+                }
+                None => {}
+            }
         }
         Ok(hash)
+    }
+
+    fn own_hashes(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<PathBuf, CachedHash>> {
+        self.own_hashes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Content hash of an input path: a file's blake3 ([`Cache::hash_file`]), or for a directory
@@ -450,14 +569,11 @@ impl Cache {
         }
     }
 
-    /// A fresh, empty staging directory `tmp/<key>.<pid>.<nonce>` for a stage's output.
+    /// A fresh, empty staging directory `tmp/<session>/<key>.<nonce>` for a stage's output.
     pub fn staging(&self, key: &Key) -> Result<Staging, CacheError> {
-        self.writer("create a staging directory")?;
+        let writer = self.writer("create a staging directory")?;
         let nonce = NONCE.fetch_add(1, Ordering::Relaxed);
-        let dir = self
-            .root
-            .join(TMP)
-            .join(format!("{key}.{}.{nonce}", std::process::id()));
+        let dir = writer.session.join(format!("{key}.{nonce}"));
         fs::create_dir(&dir).map_err(CacheError::io("create the staging directory", &dir))?;
         Ok(Staging {
             dir,
@@ -538,11 +654,13 @@ impl Cache {
         staging.published = true;
         fsync_dir(&self.root.join(ARTIFACTS))?;
 
-        let stamp = FileStamp::of_path(&entry_file_path(&target))?;
-        writer.index.put_entry(&IndexedEntry {
-            record: record.clone(),
-            entry_file: stamp,
-        })?;
+        if let Some(index) = &writer.index {
+            let stamp = FileStamp::of_path(&entry_file_path(&target))?;
+            index.put_entry(&IndexedEntry {
+                record: record.clone(),
+                entry_file: stamp,
+            })?;
+        }
         remove_if_exists(&self.root.join(WORK).join(key.to_string()))?;
         self.content_checked_set().insert(key);
         Ok(record.into_entry(target))
@@ -557,8 +675,8 @@ impl Cache {
         reason: &str,
     ) -> Result<(), CacheError> {
         let writer = self.writer("quarantine an entry")?;
-        if let Ok(key) = name.parse::<Key>() {
-            writer.index.remove_entry(&key)?;
+        if let (Ok(key), Some(index)) = (name.parse::<Key>(), &writer.index) {
+            index.remove_entry(&key)?;
         }
         let quarantine = self.root.join(QUARANTINE);
         let stem = format!("{name}.{}", unique_suffix());
@@ -571,6 +689,12 @@ impl Cache {
         );
         Ok(())
     }
+}
+
+/// The right to compute one key, held until dropped (see [`Cache::claim`]).
+#[derive(Debug)]
+pub struct Claim {
+    _held: HeldFile,
 }
 
 /// Distinguishes names created in this process (staging dirs, quarantine and trash names).
@@ -618,6 +742,64 @@ pub(crate) fn remove_if_exists(path: &Path) -> Result<(), CacheError> {
         Err(e) => Err(e),
     };
     result.map_err(CacheError::io("remove", path))
+}
+
+/// Opens the sled index, moving a damaged one aside; `true` when it must be rebuilt.
+fn open_index(root: &Path) -> Result<(Index, bool), CacheError> {
+    let index_path = root.join(INDEX);
+    match Index::open(&index_path) {
+        Ok(index) => Ok((index, false)),
+        // Held by some other process that ignored our lock: not damage, so leave it be.
+        Err(e @ CacheError::Index { .. }) if e.to_string().contains(SLED_LOCKED) => Err(e),
+        Err(_) => {
+            let aside = root.join(format!("{BROKEN_INDEX_PREFIX}{}", unix_ms()));
+            fs::rename(&index_path, &aside)
+                .map_err(CacheError::io("move the damaged index aside", &index_path))?;
+            Ok((Index::open(&index_path)?, true))
+        }
+    }
+}
+
+/// Starts this writer's session: its lock (held), then its directory.
+fn new_session(tmp: &Path) -> Result<(PathBuf, HeldFile), CacheError> {
+    let host = blake3::hash(super::lock::holder_description().as_bytes()).to_hex();
+    let name = format!(
+        "{SESSION_PREFIX}{}-{}",
+        &host[..12],
+        unique_suffix()
+    );
+    let lock_path = tmp.join(format!("{name}{SESSION_LOCK_SUFFIX}"));
+    let lock = HeldFile::try_take(&lock_path)?.ok_or_else(|| CacheError::Io {
+        action: "lock",
+        path: lock_path.clone(),
+        cause: io::Error::new(io::ErrorKind::AlreadyExists, "session name in use"),
+    })?;
+    let dir = tmp.join(name);
+    fs::create_dir(&dir).map_err(CacheError::io("create the staging session", &dir))?;
+    Ok((dir, lock))
+}
+
+/// Removes the sessions in `tmp/` whose writer is gone (its session lock is free), and
+/// anything else there that no live session owns: leftovers of interrupted runs.
+fn remove_dead_sessions(tmp: &Path) -> Result<(), CacheError> {
+    for (name, path) in list_children(tmp)? {
+        if let Some(session) = name.strip_suffix(SESSION_LOCK_SUFFIX) {
+            if let Some(_dead) = HeldFile::try_take(&path)? {
+                remove_if_exists(&tmp.join(session))?;
+                remove_if_exists(&path)?;
+            }
+            continue;
+        }
+        // A live writer locks its session before creating its directory, so a directory
+        // without its lock is dead; so is anything not a session (trash of an interrupted gc,
+        // which ran alone, or staging dirs of older versions).
+        let owned = name.starts_with(SESSION_PREFIX)
+            && tmp.join(format!("{name}{SESSION_LOCK_SUFFIX}")).exists();
+        if !owned {
+            remove_if_exists(&path)?;
+        }
+    }
+    Ok(())
 }
 
 fn empty_dir(dir: &Path) -> Result<(), CacheError> {
