@@ -105,8 +105,8 @@ impl Slurm {
         };
         let cache_root = std::path::absolute(cache_root)
             .map_err(|e| format!("cannot resolve {}: {e}", cache_root.display()))?;
-        let head = vec![exe.into(), "--cache".into(), cache_root.into()];
-        let existing = queued_jobs().map_err(|e| {
+        let head = vec![exe.into(), "--cache".into(), cache_root.clone().into()];
+        let existing = queued_jobs(&cache_root).map_err(|e| {
             format!(
                 "{e:#}; is Slurm installed and `squeue` on PATH? (scripts/slurm-local.sh starts \
                  a local cluster)"
@@ -224,7 +224,8 @@ impl Executor for Slurm {
             return Local.compute(job);
         }
         let cache = job.keyer.cache;
-        let dir = cache.jobs_dir(&job.key)?;
+        // Absolute: Slurm records the script's path, by which a rerun recognises its jobs.
+        let dir = std::path::absolute(cache.jobs_dir(&job.key)?)?;
         let id = self
             .submit(job, &dir)
             .with_context(|| format!("cannot submit `{}` to Slurm", arm.name))?;
@@ -292,16 +293,21 @@ fn run_tool(command: &mut Command) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// This user's queued or running apitune jobs, by name.
-fn queued_jobs() -> anyhow::Result<HashMap<String, String>> {
-    let out = run_tool(Command::new("squeue").args(["--me", "-h", "-o", "%i|%j|%T"]))?;
+/// This user's queued or running apitune jobs for the cache at `cache_root`, by name. The same
+/// key may be computing for another cache; only a job whose script lies in ours is adopted.
+fn queued_jobs(cache_root: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let out = run_tool(Command::new("squeue").args(["--me", "-h", "-o", "%i|%j|%T|%o"]))?;
+    let ours = cache_root.join(crate::cache::JOBS_DIR);
     Ok(out
         .lines()
         .filter_map(|line| {
-            let mut fields = line.split('|');
-            let (id, name, state) = (fields.next()?, fields.next()?, fields.next()?);
-            (name.starts_with("apitune-") && !is_terminal(state))
-                .then(|| (name.to_string(), id.to_string()))
+            let mut fields = line.splitn(4, '|');
+            let (id, name, state, script) =
+                (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+            (name.starts_with("apitune-")
+                && !is_terminal(state)
+                && Path::new(script).starts_with(&ours))
+            .then(|| (name.to_string(), id.to_string()))
         })
         .collect())
 }

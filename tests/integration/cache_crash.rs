@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common;
 use apitune::cache::memo::read_memo;
 use apitune::cache::{Cache, Key, digest_dir};
 
@@ -101,11 +102,7 @@ fn kill_9_never_leaves_a_corrupt_entry() {
                 gc_eligible.insert(key.parse::<Key>().unwrap());
             }
         }
-        if fs::read_dir(root.path().join("tmp"))
-            .unwrap()
-            .next()
-            .is_some()
-        {
+        if !common::staged_in_tmp(root.path()).is_empty() {
             kills_mid_write += 1;
         }
         // Before any writer cleans up: what a reader sees is whole.
@@ -126,13 +123,10 @@ fn kill_9_never_leaves_a_corrupt_entry() {
         "children published too little to be meaningful"
     );
 
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     assert!(
-        fs::read_dir(root.path().join("tmp"))
-            .unwrap()
-            .next()
-            .is_none(),
-        "open empties tmp/"
+        common::staged_in_tmp(root.path()).is_empty(),
+        "open removes what dead writers staged"
     );
     let report = cache.verify(true).unwrap();
     assert!(

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
+use crate::common;
 use apitune::cache::{
     Cache, CacheError, ENTRY_FILE, Entry, EntryMeta, Key, KeyManifest, digest_dir,
 };
@@ -58,7 +59,7 @@ fn children(dir: &Path) -> Vec<String> {
 #[test]
 fn publish_then_lookup_round_trips() {
     let root = tempfile::tempdir().unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     let key = manifest(1).key();
     assert!(cache.lookup(&key).unwrap().is_none());
     let work = cache.work_dir(&key).unwrap();
@@ -76,7 +77,7 @@ fn publish_then_lookup_round_trips() {
     assert_eq!(published.bytes, 3 + 800);
     assert!(published.dir.join(ENTRY_FILE).is_file());
     assert!(!work.exists(), "publish removes the work dir");
-    assert!(children(&root.path().join("tmp")).is_empty());
+    assert!(common::staged_in_tmp(root.path()).is_empty());
 
     let found = cache
         .lookup(&key)
@@ -99,7 +100,7 @@ fn publish_then_lookup_round_trips() {
         published.digest
     );
     drop(cache);
-    let reopened = Cache::open(root.path()).unwrap();
+    let reopened = Cache::open_exclusive(root.path()).unwrap();
     assert_eq!(
         reopened.lookup(&key).unwrap().unwrap().digest,
         published.digest
@@ -113,7 +114,7 @@ fn publish_then_lookup_round_trips() {
 #[test]
 fn publishing_a_key_twice_keeps_the_first_entry() {
     let root = tempfile::tempdir().unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     let first = publish(&cache, 1);
     let m = manifest(1);
     let staging = cache.staging(&m.key()).unwrap();
@@ -128,7 +129,7 @@ fn publishing_a_key_twice_keeps_the_first_entry() {
 #[test]
 fn parallel_publishers_including_a_race_on_one_key() {
     let root = tempfile::tempdir().unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     std::thread::scope(|s| {
         for t in 0..4u64 {
             let cache = &cache;
@@ -144,13 +145,13 @@ fn parallel_publishers_including_a_race_on_one_key() {
     assert_eq!(entries.len(), 21);
     let report = cache.verify(false).unwrap();
     assert_eq!((report.checked, report.ok), (21, 21));
-    assert!(children(&root.path().join("tmp")).is_empty());
+    assert!(common::staged_in_tmp(root.path()).is_empty());
 }
 
 #[test]
 fn failed_stage_leaves_nothing_and_key_mismatch_is_refused() {
     let root = tempfile::tempdir().unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     let staging = cache.staging(&manifest(1).key()).unwrap();
     fs::write(staging.dir.join("partial"), "x").unwrap();
     let dir = staging.dir.clone();
@@ -161,7 +162,7 @@ fn failed_stage_leaves_nothing_and_key_mismatch_is_refused() {
     let err = cache.publish(staging, meta(manifest(2))).unwrap_err();
     assert!(matches!(err, CacheError::KeyMismatch { .. }), "{err}");
     assert!(cache.entries().unwrap().is_empty());
-    assert!(children(&root.path().join("tmp")).is_empty());
+    assert!(common::staged_in_tmp(root.path()).is_empty());
 
     let staging = cache.staging(&manifest(3).key()).unwrap();
     fs::write(staging.dir.join(ENTRY_FILE), "mine").unwrap();
@@ -176,11 +177,11 @@ fn failed_stage_leaves_nothing_and_key_mismatch_is_refused() {
 fn lookup_survives_a_deleted_index() {
     let root = tempfile::tempdir().unwrap();
     let (one, two) = {
-        let cache = Cache::open(root.path()).unwrap();
+        let cache = Cache::open_exclusive(root.path()).unwrap();
         (publish(&cache, 1), publish(&cache, 2))
     };
     fs::remove_dir_all(root.path().join("index.sled")).unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     assert_eq!(cache.lookup(&one.key).unwrap().unwrap().digest, one.digest);
     assert_eq!(cache.entries().unwrap().len(), 2);
     let report = cache.verify(true).unwrap();
@@ -195,11 +196,11 @@ fn lookup_survives_a_deleted_index() {
 #[test]
 fn a_damaged_index_is_moved_aside_and_rebuilt() {
     let root = tempfile::tempdir().unwrap();
-    let one = publish(&Cache::open(root.path()).unwrap(), 1);
+    let one = publish(&Cache::open_exclusive(root.path()).unwrap(), 1);
     // An index path sled cannot open at all.
     fs::remove_dir_all(root.path().join("index.sled")).unwrap();
     fs::write(root.path().join("index.sled"), "not a database").unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     assert_eq!(cache.lookup(&one.key).unwrap().unwrap().digest, one.digest);
     assert!(
         children(root.path())
@@ -230,7 +231,7 @@ fn a_damaged_index_is_moved_aside_and_rebuilt() {
             fs::write(&path, vec![0xA5u8; len.max(64)]).unwrap();
         }
     }
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     assert_eq!(cache.lookup(&one.key).unwrap().unwrap().digest, one.digest);
     assert_eq!(cache.entries().unwrap().len(), 1);
 }
@@ -238,7 +239,7 @@ fn a_damaged_index_is_moved_aside_and_rebuilt() {
 #[test]
 fn latest_entry_of_a_stage_and_its_manifest_diff() {
     let root = tempfile::tempdir().unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     publish(&cache, 1);
     std::thread::sleep(Duration::from_millis(5));
     let newer = publish(&cache, 2);
@@ -260,12 +261,12 @@ fn latest_entry_of_a_stage_and_its_manifest_diff() {
 #[test]
 fn a_stale_index_record_is_not_trusted() {
     let root = tempfile::tempdir().unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     let one = publish(&cache, 1);
     // Someone replaces the directory behind the index's back with a valid entry made elsewhere.
     let elsewhere = tempfile::tempdir().unwrap();
     let other = {
-        let c = Cache::open(elsewhere.path()).unwrap();
+        let c = Cache::open_exclusive(elsewhere.path()).unwrap();
         let m = manifest(1);
         let staging = c.staging(&m.key()).unwrap();
         fs::write(staging.dir.join("changed.txt"), "another run's output").unwrap();
@@ -294,7 +295,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn tampered_artifacts_are_quarantined_and_never_returned() {
     let root = tempfile::tempdir().unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     let flipped = publish(&cache, 1);
     let truncated = publish(&cache, 2);
     let bad_meta = publish(&cache, 3);
@@ -375,7 +376,7 @@ fn tampered_artifacts_are_quarantined_and_never_returned() {
 #[test]
 fn verify_repair_drops_index_records_without_a_directory() {
     let root = tempfile::tempdir().unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     let gone = publish(&cache, 1);
     publish(&cache, 2);
     fs::remove_dir_all(&gone.dir).unwrap();
@@ -392,10 +393,10 @@ fn verify_repair_drops_index_records_without_a_directory() {
 #[test]
 fn stale_lock_of_a_dead_process_is_taken_over() {
     let root = tempfile::tempdir().unwrap();
-    drop(Cache::open(root.path()).unwrap());
+    drop(Cache::open_exclusive(root.path()).unwrap());
     // No process has this pid (Linux pid_max is at most 2^22).
     fs::write(root.path().join("lock"), "999999999\n").unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     let holder: u32 = fs::read_to_string(root.path().join("lock"))
         .unwrap()
         .trim()
@@ -418,6 +419,69 @@ fn lock_holder(root: &Path) -> std::process::Child {
 }
 
 #[test]
+fn writers_share_the_cache_one_keeps_the_index_and_maintenance_waits_for_all() {
+    let root = tempfile::tempdir().unwrap();
+    let first = Cache::open(root.path()).unwrap();
+    let second = Cache::open(root.path()).unwrap();
+    assert!(first.holds_index() && !second.holds_index());
+    // Each publishes; each sees the other's entry (the second from its metadata file).
+    let a = publish(&first, 1);
+    let b = publish(&second, 2);
+    assert_eq!(second.lookup(&a.key).unwrap().unwrap().digest, a.digest);
+    assert_eq!(first.lookup(&b.key).unwrap().unwrap().digest, b.digest);
+    match Cache::open_exclusive(root.path()) {
+        Err(e @ CacheError::Locked { pid: None, .. }) => {
+            assert!(e.to_string().contains("other apitune runs"), "{e}");
+        }
+        Err(other) => panic!("expected Locked, got {other}"),
+        Ok(_) => panic!("maintenance was let in beside running writers"),
+    }
+    assert!(matches!(
+        second.verify(false),
+        Err(CacheError::NotExclusive { .. })
+    ));
+    // The index passes to the next writer when its holder closes.
+    drop(first);
+    let third = Cache::open(root.path()).unwrap();
+    assert!(third.holds_index());
+    drop((second, third));
+    let alone = Cache::open_exclusive(root.path()).unwrap();
+    let report = alone.verify(true).unwrap();
+    assert_eq!((report.checked, report.ok), (2, 2), "{report:?}");
+    assert!(common::staged_in_tmp(root.path()).is_empty());
+}
+
+#[test]
+fn a_key_is_claimed_by_one_writer_and_the_other_waits_for_its_result() {
+    let root = tempfile::tempdir().unwrap();
+    let first = Cache::open(root.path()).unwrap();
+    let second = Cache::open(root.path()).unwrap();
+    let key = manifest(7).key();
+    let claim = first.claim(&key, &|_| panic!("nobody held it")).unwrap();
+    let waited = std::sync::Mutex::new(String::new());
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let _claim = second
+                .claim(&key, &|holder| *waited.lock().unwrap() = holder.to_string())
+                .unwrap();
+            // What a scheduler does after waiting: look again, and find the holder's result.
+            second.lookup(&key).unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!waiter.is_finished(), "the second claim must wait");
+        publish(&first, 7);
+        drop(claim);
+        let found = waiter.join().unwrap().expect("the holder published it");
+        assert_eq!(found.key, key);
+    });
+    let holder = waited.into_inner().unwrap();
+    assert!(
+        holder.contains(&format!("pid {}", std::process::id())),
+        "{holder}"
+    );
+}
+
+#[test]
 fn live_lock_is_refused_with_the_holders_pid() {
     let root = tempfile::tempdir().unwrap();
     let mut holder = lock_holder(root.path());
@@ -430,18 +494,20 @@ fn live_lock_is_refused_with_the_holders_pid() {
             "helper exited before locking"
         );
     }
-    match Cache::open(root.path()) {
-        Err(CacheError::Locked { pid, path }) => {
-            assert_eq!(pid, Some(holder.id()));
-            assert_eq!(path, root.path().join("lock"));
-            let message = CacheError::Locked { pid, path }.to_string();
-            assert!(
-                message.contains(&format!("process {}", holder.id())),
-                "{message}"
-            );
+    for open in [Cache::open, Cache::open_exclusive] {
+        match open(root.path()) {
+            Err(CacheError::Locked { pid, path }) => {
+                assert_eq!(pid, Some(holder.id()));
+                assert_eq!(path, root.path().join("lock"));
+                let message = CacheError::Locked { pid, path }.to_string();
+                assert!(
+                    message.contains(&format!("process {}", holder.id())),
+                    "{message}"
+                );
+            }
+            Err(other) => panic!("expected Locked, got {other}"),
+            Ok(_) => panic!("a writer was let in beside the exclusive one"),
         }
-        Err(other) => panic!("expected Locked, got {other}"),
-        Ok(_) => panic!("a second writer was let in"),
     }
     // Readers are never blocked by the writer.
     assert!(
@@ -454,13 +520,13 @@ fn live_lock_is_refused_with_the_holders_pid() {
 
     drop(holder.stdin.take()); // the holder finishes
     assert!(holder.wait().unwrap().success());
-    Cache::open(root.path()).unwrap();
+    Cache::open_exclusive(root.path()).unwrap();
 }
 
 #[test]
 fn gc_dry_run_reports_exactly_what_gc_removes() {
     let root = tempfile::tempdir().unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     let keep_a = publish(&cache, 1);
     let keep_b = publish(&cache, 2);
     let drop_a = publish(&cache, 3);
@@ -575,7 +641,7 @@ fn file_hash_stat_cache_hits_until_the_file_changes() {
     fs::write(&weights, vec![1u8; 100_000]).unwrap();
     set_mtime(&weights, Duration::from_secs(100));
 
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     let first = cache.hash_file(&weights).unwrap();
     assert_eq!(first, blake3::hash(&vec![1u8; 100_000]));
     assert_eq!(cache.hash_file(&weights).unwrap(), first);
@@ -607,7 +673,7 @@ fn file_hash_stat_cache_hits_until_the_file_changes() {
 
     // The stat cache persists across opens.
     drop(cache);
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     assert_eq!(cache.hash_file(&weights).unwrap(), blake3::hash(&changed));
     assert_eq!(
         cache.hash_stats(),
@@ -650,7 +716,7 @@ fn file_hash_stat_cache_hits_until_the_file_changes() {
 #[test]
 fn hash_path_of_a_directory_matches_the_artifact_digest() {
     let root = tempfile::tempdir().unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     let entry = publish(&cache, 7);
     let model = tempfile::tempdir().unwrap();
     copy_dir(&entry.dir, model.path());
@@ -678,7 +744,7 @@ fn only_empty_or_marked_directories_are_opened() {
     let root = tempfile::tempdir().unwrap();
     fs::write(root.path().join("notes.txt"), "mine").unwrap();
     assert!(matches!(
-        Cache::open(root.path()),
+        Cache::open_exclusive(root.path()),
         Err(CacheError::Foreign { .. })
     ));
     assert!(matches!(
@@ -692,20 +758,20 @@ fn only_empty_or_marked_directories_are_opened() {
     );
 
     let fresh = tempfile::tempdir().unwrap();
-    drop(Cache::open(fresh.path()).unwrap());
+    drop(Cache::open_exclusive(fresh.path()).unwrap());
     let marker = fs::read_to_string(fresh.path().join(apitune::cache::CACHE_MARKER)).unwrap();
     assert_eq!(
         marker.trim(),
         format!("apitune cache format {}", apitune::cache::CACHE_FORMAT)
     );
-    publish(&Cache::open(fresh.path()).unwrap(), 1);
+    publish(&Cache::open_exclusive(fresh.path()).unwrap(), 1);
 
     fs::write(
         fresh.path().join(apitune::cache::CACHE_MARKER),
         "apitune cache format 999\n",
     )
     .unwrap();
-    match Cache::open(fresh.path()) {
+    match Cache::open_exclusive(fresh.path()) {
         Err(e @ CacheError::Format { .. }) => assert!(e.to_string().contains("999"), "{e}"),
         other => panic!("expected a format error, got {:?}", other.err()),
     }
@@ -714,9 +780,9 @@ fn only_empty_or_marked_directories_are_opened() {
 #[test]
 fn a_cache_from_before_the_marker_is_adopted() {
     let root = tempfile::tempdir().unwrap();
-    publish(&Cache::open(root.path()).unwrap(), 1);
+    publish(&Cache::open_exclusive(root.path()).unwrap(), 1);
     fs::remove_file(root.path().join(apitune::cache::CACHE_MARKER)).unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     assert_eq!(cache.entries().unwrap().len(), 1);
     assert!(root.path().join(apitune::cache::CACHE_MARKER).exists());
 }
@@ -726,14 +792,14 @@ fn a_cache_from_before_the_marker_is_adopted() {
 fn a_symlinked_subdirectory_is_refused_before_anything_is_deleted() {
     for sub in ["tmp", "work", "quarantine", "memo", "artifacts"] {
         let root = tempfile::tempdir().unwrap();
-        drop(Cache::open(root.path()).unwrap());
+        drop(Cache::open_exclusive(root.path()).unwrap());
         let elsewhere = tempfile::tempdir().unwrap();
         fs::write(elsewhere.path().join("precious"), "x").unwrap();
         fs::remove_dir_all(root.path().join(sub)).unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), root.path().join(sub)).unwrap();
         assert!(
             matches!(
-                Cache::open(root.path()),
+                Cache::open_exclusive(root.path()),
                 Err(CacheError::LinkedSubdirectory { .. })
             ),
             "{sub}"
@@ -745,7 +811,7 @@ fn a_symlinked_subdirectory_is_refused_before_anything_is_deleted() {
 #[test]
 fn a_file_changed_after_publication_is_never_a_hit() {
     let root = tempfile::tempdir().unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     let entry = publish(&cache, 1);
     let file = entry.file("train.jsonl");
     let mut bytes = fs::read(&file).unwrap();
@@ -770,7 +836,7 @@ fn a_file_changed_after_publication_is_never_a_hit() {
 #[test]
 fn consuming_an_entry_rehashes_it_even_when_its_stat_looks_unchanged() {
     let root = tempfile::tempdir().unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     let entry = publish(&cache, 2);
     assert!(cache.verify_for_use(&entry).unwrap().is_ok());
     // Bit rot under an unchanged stat cannot be staged from user space; a changed file whose
@@ -791,7 +857,7 @@ fn consuming_an_entry_rehashes_it_even_when_its_stat_looks_unchanged() {
 fn verify_cuts_a_damaged_memo_back_to_its_intact_prefix() {
     use apitune::cache::memo::{MemoWriter, memo_dir, read_memo};
     let root = tempfile::tempdir().unwrap();
-    let cache = Cache::open(root.path()).unwrap();
+    let cache = Cache::open_exclusive(root.path()).unwrap();
     let dir = memo_dir(root.path(), &json!({"what": "test"})).unwrap();
     let log = dir.join("level1.jsonl");
     let mut writer = MemoWriter::rewrite(&log, &[json!({"i": 0}), json!({"i": 1})]).unwrap();

@@ -32,4 +32,5 @@ mod pipeline_run;
 mod quickstart;
 mod remote_cache;
 mod report_stage;
+mod slurm_executor;
 mod train_pipeline;

@@ -36,9 +36,9 @@ fn main() {
     }
 }
 
-/// Opens the cache and holds its lock until stdin closes.
+/// Opens the cache exclusively (as maintenance does) and holds it until stdin closes.
 fn hold_lock(root: &OsStr) {
-    let _cache = Cache::open(Path::new(root)).unwrap();
+    let _cache = Cache::open_exclusive(Path::new(root)).unwrap();
     println!("HELPER-LOCKED");
     std::io::stdout().flush().unwrap();
     let mut line = String::new();
@@ -48,7 +48,7 @@ fn hold_lock(root: &OsStr) {
 /// The writer process that `cache_crash::kill_9_never_leaves_a_corrupt_entry` kills.
 /// Publishes entries forever, with checkpoints in work dirs, periodic gc and verify.
 fn publish_until_killed(root: &OsStr, seed: u64) {
-    let cache = Cache::open(Path::new(&root)).unwrap();
+    let cache = Cache::open_exclusive(Path::new(&root)).unwrap();
     println!("\nCHILD-READY");
     let mut rng = Rng(seed | 1);
     let mut mine: Vec<Key> = Vec::new();

@@ -86,4 +86,4 @@ pub use key::{FieldDiff, KeyManifest, canonical_json};
 pub use lock::holder_description;
 pub use maintenance::{GcReport, VerifyReport};
 pub use remote::{Pushed, Remote};
-pub use store::{CACHE_FORMAT, CACHE_MARKER, Cache, Claim, HashStats, Lookup, Staging};
+pub use store::{CACHE_FORMAT, CACHE_MARKER, Cache, Claim, HashStats, JOBS_DIR, Lookup, Staging};

@@ -97,10 +97,11 @@ pub(crate) struct HeldFile {
 }
 
 impl HeldFile {
-    /// `Ok(None)` when another open file holds it.
-    pub fn try_take(path: &Path) -> Result<Option<HeldFile>, CacheError> {
+    /// `Ok(None)` when another open file holds it. With `describe`, the file says who holds it.
+    pub fn try_take(path: &Path, describe: bool) -> Result<Option<HeldFile>, CacheError> {
         let file = open_lock_file(path)?;
         match file.try_lock() {
+            Ok(()) if !describe => Ok(Some(HeldFile { file })),
             Ok(()) => Ok(Some(HeldFile::holding(file))),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(cause)) => Err(CacheError::Io {
@@ -199,12 +200,12 @@ mod tests {
     fn a_held_file_names_its_holder_and_is_free_once_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("claim");
-        let held = HeldFile::try_take(&path).unwrap().unwrap();
-        assert!(HeldFile::try_take(&path).unwrap().is_none());
+        let held = HeldFile::try_take(&path, true).unwrap().unwrap();
+        assert!(HeldFile::try_take(&path, true).unwrap().is_none());
         let holder = read_holder(&path).unwrap();
         assert!(holder.contains(&format!("pid {}", std::process::id())), "{holder}");
         drop(held);
         assert!(read_holder(&path).is_none());
-        HeldFile::try_take(&path).unwrap().unwrap();
+        HeldFile::try_take(&path, true).unwrap().unwrap();
     }
 }

@@ -38,6 +38,8 @@ const INDEX_LOCK: &str = "index.lock";
 pub(crate) const CLAIMS: &str = "claims";
 /// `jobs/<key>/`: a scheduler job's script, log and exit status for `<key>`.
 pub(crate) const JOBS: &str = "jobs";
+/// [`JOBS`], for executors that find their jobs by the script's path.
+pub const JOBS_DIR: &str = JOBS;
 pub(crate) const MEMO: &str = "memo";
 /// Marks a directory as an apitune cache of one format. apitune deletes files only inside a
 /// directory that carries it (or that it created empty), so `--cache ~/Documents` cannot cost data.
@@ -201,7 +203,7 @@ impl Cache {
             remove_dead_sessions(&root.join(TMP))?;
         }
         let (session, session_lock) = new_session(&root.join(TMP))?;
-        let index_lock = HeldFile::try_take(&root.join(INDEX_LOCK))?;
+        let index_lock = HeldFile::try_take(&root.join(INDEX_LOCK), true)?;
         let (index, rebuild) = match &index_lock {
             Some(_) => {
                 let (index, rebuild) = open_index(root)?;
@@ -301,7 +303,7 @@ impl Cache {
     pub fn claim(&self, key: &Key, waiting: &dyn Fn(&str)) -> Result<Claim, CacheError> {
         self.writer("claim a key")?;
         let path = self.root.join(CLAIMS).join(key.to_string());
-        if let Some(held) = HeldFile::try_take(&path)? {
+        if let Some(held) = HeldFile::try_take(&path, true)? {
             return Ok(Claim { _held: held });
         }
         waiting(&read_holder(&path).unwrap_or_else(|| "another process".into()));
@@ -769,7 +771,7 @@ fn new_session(tmp: &Path) -> Result<(PathBuf, HeldFile), CacheError> {
         unique_suffix()
     );
     let lock_path = tmp.join(format!("{name}{SESSION_LOCK_SUFFIX}"));
-    let lock = HeldFile::try_take(&lock_path)?.ok_or_else(|| CacheError::Io {
+    let lock = HeldFile::try_take(&lock_path, false)?.ok_or_else(|| CacheError::Io {
         action: "lock",
         path: lock_path.clone(),
         cause: io::Error::new(io::ErrorKind::AlreadyExists, "session name in use"),
@@ -784,7 +786,7 @@ fn new_session(tmp: &Path) -> Result<(PathBuf, HeldFile), CacheError> {
 fn remove_dead_sessions(tmp: &Path) -> Result<(), CacheError> {
     for (name, path) in list_children(tmp)? {
         if let Some(session) = name.strip_suffix(SESSION_LOCK_SUFFIX) {
-            if let Some(_dead) = HeldFile::try_take(&path)? {
+            if let Some(_dead) = HeldFile::try_take(&path, false)? {
                 remove_if_exists(&tmp.join(session))?;
                 remove_if_exists(&path)?;
             }

@@ -115,3 +115,29 @@ pub fn statuses(json: &serde_json::Value) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// What is staged in a cache's `tmp/`: everything but the writers' own (empty) session
+/// directories and their lock files.
+pub fn staged_in_tmp(cache_root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(cache_root.join("tmp")) else {
+        return found;
+    };
+    for entry in entries {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("s-") && name.ends_with(".lock") {
+            continue;
+        }
+        if name.starts_with("s-") && entry.path().is_dir() {
+            for inner in std::fs::read_dir(entry.path()).unwrap() {
+                let inner = inner.unwrap().file_name().to_string_lossy().into_owned();
+                found.push(format!("{name}/{inner}"));
+            }
+            continue;
+        }
+        found.push(name);
+    }
+    found.sort();
+    found
+}
