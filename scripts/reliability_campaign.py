@@ -232,7 +232,7 @@ def concurrency(run, tally, project, reference_cache):
             bad += 1
             print(f"  {first} | {second}: exits {codes}, verify {code}: {err_b[:200]} {verr[:200]}")
         shutil.rmtree(cache, ignore_errors=True)
-    tally.add("concurrency", "two commands on one cache (lock: exit 4, never corrupt)", len(scenarios), bad)
+    tally.add("concurrency", "two commands on one cache (runs share it; maintenance beside a run: exit 4; never corrupt)", len(scenarios), bad)
 
 
 def flip(path):

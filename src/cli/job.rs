@@ -35,8 +35,8 @@ pub(super) fn job_command(cache_dir: &Path, args: &JobArgs) -> Result<(), Failur
         .key
         .parse()
         .map_err(|e| Failure::Usage(format!("--key {}: {e}", args.key)))?;
-    let job_id = std::env::var("SLURM_JOB_ID")
-        .unwrap_or_else(|_| format!("local-{}", std::process::id()));
+    let job_id =
+        std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| format!("local-{}", std::process::id()));
     let outcome = compute(cache_dir, args, &key);
     let status = ExitStatus {
         ok: outcome.is_ok(),
@@ -116,7 +116,13 @@ fn compute(cache_dir: &Path, args: &JobArgs, key: &Key) -> Result<bool, String> 
         keep_going: false,
         forced,
     };
-    let results = scheduler::run(&keyer, &selected, &opts, &Local, &scheduler::Quiet);
+    let results = scheduler::run(
+        &keyer,
+        &selected,
+        &opts,
+        &Local::default(),
+        &scheduler::Quiet,
+    );
     super::run::print_results(&results);
     let result = results
         .iter()

@@ -34,6 +34,10 @@ pub struct RunArgs {
     /// this cache on a shared file system) [default: the manifest's `[executor] kind`]
     #[arg(long, value_enum)]
     pub executor: Option<ExecutorArg>,
+    /// GPUs to share out, one per training or eval arm at a time: `--devices 0,1,2,3`
+    /// (CUDA or wgpu ordinals; the local executor)
+    #[arg(long, value_delimiter = ',', value_name = "ORDINALS")]
+    pub devices: Vec<usize>,
     /// Keep running independent arms after a failure
     #[arg(short = 'k', long)]
     pub keep_going: bool,
@@ -79,8 +83,12 @@ pub(super) fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failur
         Some(ExecutorArg::Slurm) => ExecutorKind::Slurm,
         None => loaded.manifest.executor.kind,
     };
+    if !args.devices.is_empty() {
+        check_devices(&args.devices, kind, keyer.backend)?;
+    }
     let executor: Box<dyn Executor> = match kind {
-        ExecutorKind::Local => Box::new(Local),
+        ExecutorKind::Local if args.devices.is_empty() => Box::new(Local::default()),
+        ExecutorKind::Local => Box::new(Local::on_devices(&args.devices)),
         ExecutorKind::Slurm => Box::new(
             Slurm::new(
                 &loaded.manifest.executor,
@@ -149,6 +157,39 @@ pub(super) fn run_command(cache_dir: &Path, args: &RunArgs) -> Result<(), Failur
         return Err(Failure::Unavailable(details.join("\n")));
     }
     Err(Failure::Stage(details.join("\n")))
+}
+
+/// `--devices` numbers GPUs of this machine, for the local executor.
+fn check_devices(
+    devices: &[usize],
+    kind: ExecutorKind,
+    backend: crate::model::Backend,
+) -> Result<(), Failure> {
+    if kind == ExecutorKind::Slurm {
+        return Err(Failure::Usage(
+            "--devices is for runs on this machine; with --executor slurm, ask Slurm for GPUs \
+             in the manifest: [executor.resources] lora-train = [\"--gres=gpu:1\"]"
+                .into(),
+        ));
+    }
+    if matches!(backend, crate::model::Backend::Cpu) {
+        return Err(Failure::Usage(format!(
+            "--devices {devices:?} numbers GPUs, but models run on the CPU here; pass --backend \
+             cuda or --backend wgpu (in a build with that feature)"
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    if let Some(twice) = devices.iter().find(|d| !seen.insert(**d)) {
+        return Err(Failure::Usage(format!(
+            "--devices lists device {twice} twice; each arm gets a device to itself"
+        )));
+    }
+    for &ordinal in devices {
+        backend
+            .device_at(Some(ordinal))
+            .map_err(|e| Failure::Usage(format!("--devices: {e}")))?;
+    }
+    Ok(())
 }
 
 /// What a batch job needs to load the manifest as this run did: its absolute path, the

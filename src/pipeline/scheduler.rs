@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Condvar, Mutex, mpsc};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -102,8 +102,67 @@ pub struct Computed {
     pub ran: bool,
 }
 
-/// Runs stages in this process, one arm per thread.
-pub struct Local;
+/// Runs stages in this process, one arm per thread; with GPUs given, each arm that runs a model
+/// has one of them to itself.
+#[derive(Default)]
+pub struct Local {
+    devices: Option<Devices>,
+}
+
+impl Local {
+    pub fn on_devices(ordinals: &[usize]) -> Local {
+        Local {
+            devices: Some(Devices::new(ordinals)),
+        }
+    }
+}
+
+/// Stage kinds that run a model, and so take a device.
+const DEVICE_KINDS: [&str; 3] = ["pretrain", "lora-train", "eval"];
+
+/// GPUs handed out one per arm: an arm waits until one is free.
+pub struct Devices {
+    free: Mutex<Vec<usize>>,
+    returned: Condvar,
+}
+
+impl Devices {
+    pub fn new(ordinals: &[usize]) -> Devices {
+        let mut free = ordinals.to_vec();
+        free.reverse(); // handed out in the order given
+        Devices {
+            free: Mutex::new(free),
+            returned: Condvar::new(),
+        }
+    }
+
+    pub fn take(&self) -> DeviceLease<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(ordinal) = free.pop() {
+                return DeviceLease {
+                    pool: self,
+                    ordinal,
+                };
+            }
+            free = self.returned.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// One device, back in its pool when dropped.
+pub struct DeviceLease<'a> {
+    pool: &'a Devices,
+    pub ordinal: usize,
+}
+
+impl Drop for DeviceLease<'_> {
+    fn drop(&mut self) {
+        let mut free = self.pool.free.lock().unwrap_or_else(|p| p.into_inner());
+        free.push(self.ordinal);
+        self.pool.returned.notify_one();
+    }
+}
 
 impl Executor for Local {
     fn compute(&self, job: &ArmJob) -> anyhow::Result<Computed> {
@@ -117,8 +176,14 @@ impl Executor for Local {
         {
             return Ok(Computed { entry, ran: false });
         }
+        let lease = self
+            .devices
+            .as_ref()
+            .filter(|_| DEVICE_KINDS.contains(&arm.kind.kind()))
+            .map(Devices::take);
         job.events.started(&arm.name);
-        let entry = execute(job).map_err(|e| e.context(format!("stage `{}` failed", arm.name)))?;
+        let entry = execute(job, lease.as_ref().map(|l| l.ordinal))
+            .map_err(|e| e.context(format!("stage `{}` failed", arm.name)))?;
         Ok(Computed { entry, ran: true })
     }
 }
@@ -304,8 +369,9 @@ fn run_arm(
     }
 }
 
-/// Runs the arm's stage into a staging directory and publishes it under its key.
-fn execute(job: &ArmJob) -> anyhow::Result<crate::cache::Entry> {
+/// Runs the arm's stage (on `device`, if given) into a staging directory and publishes it under
+/// its key.
+fn execute(job: &ArmJob, device: Option<usize>) -> anyhow::Result<crate::cache::Entry> {
     let ArmJob {
         keyer,
         key,
@@ -327,6 +393,7 @@ fn execute(job: &ArmJob) -> anyhow::Result<crate::cache::Entry> {
         seed: keyer.manifest.experiment.seed,
         models: &keyer.manifest.models,
         backend: keyer.backend,
+        device,
         file_hashes: km.0.get("files").unwrap_or(&Value::Null),
         cache_root: keyer.cache.root(),
         inputs: &inputs,
@@ -408,4 +475,38 @@ pub fn is_environment_failure(e: &anyhow::Error) -> bool {
                 .downcast_ref::<std::io::Error>()
                 .is_some_and(crate::cache::is_environment_error)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// Six arms on two devices: never two on one device, never more than two at once.
+    #[test]
+    fn each_arm_has_its_device_to_itself() {
+        let devices = Devices::new(&[3, 5]);
+        let in_use: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+        let peak = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    let lease = devices.take();
+                    {
+                        let mut using = in_use.lock().unwrap();
+                        assert!(!using.contains(&lease.ordinal), "shared {}", lease.ordinal);
+                        using.push(lease.ordinal);
+                        peak.fetch_max(using.len(), Ordering::SeqCst);
+                    }
+                    std::thread::sleep(Duration::from_millis(30));
+                    in_use.lock().unwrap().retain(|d| *d != lease.ordinal);
+                });
+            }
+        });
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        let mut left = devices.free.into_inner().unwrap();
+        left.sort();
+        assert_eq!(left, [3, 5], "every device comes back");
+    }
 }

@@ -220,8 +220,13 @@ impl Slurm {
 impl Executor for Slurm {
     fn compute(&self, job: &ArmJob) -> anyhow::Result<Computed> {
         let arm = job.arm();
-        if self.settings.local_kinds.iter().any(|k| k == arm.kind.kind()) {
-            return Local.compute(job);
+        if self
+            .settings
+            .local_kinds
+            .iter()
+            .any(|k| k == arm.kind.kind())
+        {
+            return Local::default().compute(job);
         }
         let cache = job.keyer.cache;
         // Absolute: Slurm records the script's path, by which a rerun recognises its jobs.
@@ -302,8 +307,12 @@ fn queued_jobs(cache_root: &Path) -> anyhow::Result<HashMap<String, String>> {
         .lines()
         .filter_map(|line| {
             let mut fields = line.splitn(4, '|');
-            let (id, name, state, script) =
-                (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+            let (id, name, state, script) = (
+                fields.next()?,
+                fields.next()?,
+                fields.next()?,
+                fields.next()?,
+            );
             (name.starts_with("apitune-")
                 && !is_terminal(state)
                 && Path::new(script).starts_with(&ours))
@@ -343,8 +352,10 @@ fn poll_states(ids: &[String], no_accounting: &mut bool) -> BTreeMap<String, Str
     if !unknown.is_empty()
         && let Ok(out) = run_tool(Command::new("squeue").args(["--me", "-h", "-o", "%i|%T"]))
     {
-        let queued: HashMap<&str, &str> =
-            out.lines().filter_map(|line| line.split_once('|')).collect();
+        let queued: HashMap<&str, &str> = out
+            .lines()
+            .filter_map(|line| line.split_once('|'))
+            .collect();
         for id in unknown {
             let state = queued.get(id.as_str()).copied().unwrap_or("ENDED");
             states.insert(id.clone(), state.to_string());
@@ -395,10 +406,22 @@ mod tests {
 
     #[test]
     fn ended_states_are_terminal_and_running_ones_not() {
-        for state in ["COMPLETED", "CANCELLED", "TIMEOUT", "ENDED", "OUT_OF_MEMORY"] {
+        for state in [
+            "COMPLETED",
+            "CANCELLED",
+            "TIMEOUT",
+            "ENDED",
+            "OUT_OF_MEMORY",
+        ] {
             assert!(is_terminal(state), "{state}");
         }
-        for state in ["PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "REQUEUED"] {
+        for state in [
+            "PENDING",
+            "RUNNING",
+            "COMPLETING",
+            "CONFIGURING",
+            "REQUEUED",
+        ] {
             assert!(!is_terminal(state), "{state}");
         }
     }

@@ -181,7 +181,7 @@ impl StageKind for Eval {
     fn run(params: &EvalParams, ctx: &RunContext) -> anyhow::Result<Value> {
         let split = ctx.input_of_kind("normalize")?;
         let source = ModelSource::resolve(params, ctx)?;
-        let device = ctx.backend.device()?;
+        let device = ctx.device()?;
         let model = source.load(&device)?;
         let endpoints = known_endpoints(&split.dir.join(data::ENDPOINTS_FILE))?;
         let mut levels = BTreeMap::new();

@@ -138,7 +138,7 @@ impl StageKind for LoraTrain {
     fn run(params: &LoraTrainParams, ctx: &RunContext) -> anyhow::Result<Value> {
         let split = ctx.input_of_kind("normalize")?;
         let (base_dir, base_ref) = base_of(params, ctx)?;
-        let device = training::training_device(ctx.backend)?;
+        let device = training::training_device(ctx)?;
         let mut base = Model::load(&base_dir, &device)
             .with_context(|| format!("loading base model {}", base_dir.display()))?;
         if params.base_dtype == BaseDtype::Bf16 {

@@ -42,6 +42,8 @@ pub struct RunContext<'a> {
     pub models: &'a IndexMap<String, ModelSpec>,
     /// The compute backend, resolved (`cpu`, `wgpu` or `cuda`; never `auto`).
     pub backend: crate::model::Backend,
+    /// The GPU this arm has to itself (`run --devices`), else the backend's default device.
+    pub device: Option<usize>,
     /// Content hashes of the files the stage declared (`input_files`), as in its key.
     pub file_hashes: &'a serde_json::Value,
     /// The cache directory, for memo directories shared across keys (see [`RunContext::memo_dir`]).
@@ -56,6 +58,11 @@ pub struct RunContext<'a> {
 }
 
 impl RunContext<'_> {
+    /// Where this arm's models run.
+    pub fn device(&self) -> anyhow::Result<burn::tensor::Device> {
+        Ok(self.backend.device_at(self.device)?)
+    }
+
     /// A directory keyed by `material` alone, shared by every arm and key that asks with the same
     /// material: for intermediate results that depend on less than the stage's whole key
     /// (generations do not depend on the metric code that scores them).

@@ -138,7 +138,7 @@ impl StageKind for Pretrain {
             .save(ctx.out_dir.join("tokenizer.json"), false)
             .map_err(|e| anyhow::anyhow!("writing tokenizer.json: {e}"))?;
 
-        let device = training::training_device(ctx.backend)?;
+        let device = training::training_device(ctx)?;
         let network = CausalLm::init(&config, &device, ctx.seed);
         let encoder = train::Encoder {
             tokenizer: &tokenizer,

@@ -8,11 +8,9 @@ use serde_json::{Value, json};
 use crate::artifacts::{TrainSummary, write_train_steps};
 use crate::train::{EncodeStats, TrainOutcome};
 
-/// The backend's device with autodiff.
-pub(super) fn training_device(
-    backend: crate::model::Backend,
-) -> anyhow::Result<burn::tensor::Device> {
-    Ok(backend.device()?.autodiff())
+/// The arm's device with autodiff.
+pub(super) fn training_device(ctx: &super::RunContext) -> anyhow::Result<burn::tensor::Device> {
+    Ok(ctx.device()?.autodiff())
 }
 
 /// Writes `summary.json` and `metrics.jsonl` of a finished training run into `dir` and returns

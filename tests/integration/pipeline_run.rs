@@ -909,3 +909,28 @@ fn a_symlink_loop_in_a_directory_dependency_is_an_error_not_a_hang() {
         out.stderr()
     );
 }
+
+#[test]
+fn devices_number_gpus_of_this_machine_and_are_refused_where_there_are_none() {
+    let p = chain();
+    let cpu = p.run(&["run", "m.toml", "--backend", "cpu", "--devices", "0,1"]);
+    cpu.expect_code(2);
+    assert!(cpu.stderr().contains("numbers GPUs"), "{}", cpu.stderr());
+    let twice = p.run(&["run", "m.toml", "--backend", "cpu", "--devices", "0,0"]);
+    twice.expect_code(2);
+    let slurm = p.run(&["run", "m.toml", "--executor", "slurm", "--devices", "0"]);
+    slurm.expect_code(2);
+    assert!(
+        slurm.stderr().contains("--gres=gpu:1"),
+        "{}",
+        slurm.stderr()
+    );
+    assert!(
+        !p.path().join("cache/artifacts").exists()
+            || std::fs::read_dir(p.path().join("cache/artifacts"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "nothing ran"
+    );
+}

@@ -243,6 +243,7 @@ fn run_stage(f: &Fixture, params: &ReportParams) -> anyhow::Result<serde_json::V
     let progress = |_: u64, _: Option<u64>, _: &str| {};
     let models = indexmap::IndexMap::new();
     let ctx = RunContext {
+        device: None,
         arm: "report",
         base_dir: Path::new(env!("CARGO_MANIFEST_DIR")),
         seed: 7,

@@ -146,7 +146,9 @@ impl CacheError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            CacheError::Locked { .. } | CacheError::ReadOnly { .. } | CacheError::NotExclusive { .. }
+            CacheError::Locked { .. }
+                | CacheError::ReadOnly { .. }
+                | CacheError::NotExclusive { .. }
         ) || self.os_error().is_some_and(is_environment_error)
     }
 }

@@ -203,7 +203,10 @@ mod tests {
         let held = HeldFile::try_take(&path, true).unwrap().unwrap();
         assert!(HeldFile::try_take(&path, true).unwrap().is_none());
         let holder = read_holder(&path).unwrap();
-        assert!(holder.contains(&format!("pid {}", std::process::id())), "{holder}");
+        assert!(
+            holder.contains(&format!("pid {}", std::process::id())),
+            "{holder}"
+        );
         drop(held);
         assert!(read_holder(&path).is_none());
         HeldFile::try_take(&path, true).unwrap().unwrap();

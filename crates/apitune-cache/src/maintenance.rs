@@ -168,7 +168,10 @@ impl Cache {
         for (name, path) in list_children(&self.root.join(TMP))? {
             // This process's own session; other writers' are leftovers (we hold the cache
             // alone, so no other writer is running).
-            if own_session.as_ref().is_some_and(|own| name.starts_with(own.as_str())) {
+            if own_session
+                .as_ref()
+                .is_some_and(|own| name.starts_with(own.as_str()))
+            {
                 continue;
             }
             doomed.push((format!("{TMP}/{name}"), path, None));

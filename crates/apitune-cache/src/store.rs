@@ -531,8 +531,7 @@ impl Cache {
             match self.index() {
                 Some(index) => index.put_cached_hash(&abs, &stamp, &hash)?,
                 None if self.writer.is_some() => {
-                    self.own_hashes()
-                        .insert(abs, CachedHash::new(stamp, &hash));
+                    self.own_hashes().insert(abs, CachedHash::new(stamp, &hash));
                 }
                 None => {}
             }
@@ -765,11 +764,7 @@ fn open_index(root: &Path) -> Result<(Index, bool), CacheError> {
 /// Starts this writer's session: its lock (held), then its directory.
 fn new_session(tmp: &Path) -> Result<(PathBuf, HeldFile), CacheError> {
     let host = blake3::hash(super::lock::holder_description().as_bytes()).to_hex();
-    let name = format!(
-        "{SESSION_PREFIX}{}-{}",
-        &host[..12],
-        unique_suffix()
-    );
+    let name = format!("{SESSION_PREFIX}{}-{}", &host[..12], unique_suffix());
     let lock_path = tmp.join(format!("{name}{SESSION_LOCK_SUFFIX}"));
     let lock = HeldFile::try_take(&lock_path, false)?.ok_or_else(|| CacheError::Io {
         action: "lock",

@@ -67,6 +67,24 @@ impl Backend {
         }
     }
 
+    /// The device with ordinal `ordinal` among this backend's GPUs (`None`: [`Backend::device`]),
+    /// for runs that give each arm a GPU of its own (`run --devices 0,1`).
+    pub fn device_at(self, ordinal: Option<usize>) -> Result<Device> {
+        let Some(ordinal) = ordinal else {
+            return self.device();
+        };
+        match self.resolve()? {
+            Self::Cuda => cuda_device_at(ordinal),
+            Self::Wgpu => wgpu_device_at(ordinal),
+            other => Err(ModelError::Backend {
+                backend: "cpu",
+                message: format!(
+                    "device {ordinal} was asked for, but the backend is {other}: devices number                      GPUs (use --backend cuda or wgpu)"
+                ),
+            }),
+        }
+    }
+
     /// The backend [`Backend::device`] resolves `self` to (`auto` becomes `cuda`, `wgpu` or `cpu`).
     pub fn resolve(self) -> Result<Self> {
         match self {
@@ -116,6 +134,18 @@ fn wgpu_device() -> Result<Device> {
 }
 
 #[cfg(feature = "wgpu")]
+fn wgpu_device_at(ordinal: usize) -> Result<Device> {
+    // Brings the runtime up (and checks an adapter exists) before binding another GPU.
+    wgpu_device()?;
+    Ok(Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(ordinal)))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_device_at(_ordinal: usize) -> Result<Device> {
+    wgpu_device()
+}
+
+#[cfg(feature = "wgpu")]
 fn wgpu_hardware_device() -> Option<Device> {
     wgpu_adapter()
         .ok()
@@ -136,22 +166,28 @@ fn wgpu_device() -> Result<Device> {
     })
 }
 
-#[cfg(feature = "cuda")]
 fn cuda_device() -> Result<Device> {
+    cuda_device_at(0)
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device_at(ordinal: usize) -> Result<Device> {
     // cudarc panics at first use when no driver is present: probe inside catch_unwind.
     let probe = std::panic::catch_unwind(|| {
-        let device = Device::cuda(0);
+        let device = Device::cuda(ordinal);
         let _ = burn::tensor::Tensor::<1>::zeros([1], &device).into_data();
         device
     });
     probe.map_err(|_| ModelError::Backend {
         backend: "cuda",
-        message: "no usable CUDA device (is the NVIDIA driver installed?)".into(),
+        message: format!(
+            "no usable CUDA device {ordinal} (is the NVIDIA driver installed, and are there that many GPUs?)"
+        ),
     })
 }
 
 #[cfg(not(feature = "cuda"))]
-fn cuda_device() -> Result<Device> {
+fn cuda_device_at(_ordinal: usize) -> Result<Device> {
     Err(ModelError::Backend {
         backend: "cuda",
         message: "this binary was built without it; rebuild with `--features cuda`".into(),
