@@ -51,9 +51,9 @@ fn remote_url(loaded: &Loaded) -> Option<String> {
     )
 }
 
-/// The local cache, reading through to the remote when one is configured. `writer` asks for
-/// the single-writer cache; otherwise a remote still needs one (to store what it downloads),
-/// and where another run holds it the remote is only not consulted.
+/// The local cache, reading through to the remote when one is configured. `writer` asks for a
+/// writer; otherwise a remote still needs one (to store what it downloads), and where
+/// maintenance (`verify`, `gc`) holds the cache the remote is only not consulted.
 pub(super) fn open_cache(
     cache_dir: &Path,
     loaded: &Loaded,

@@ -46,6 +46,8 @@ pub fn job_name(key: &Key) -> String {
 }
 
 const DEFAULT_POLL: Duration = Duration::from_secs(5);
+/// How often a waiting arm looks for its job's exit-status file.
+const STATUS_CHECK: Duration = Duration::from_millis(250);
 /// After Slurm says a job ended, how long its exit-status file may take to appear (a shared
 /// file system's attribute cache can hide a fresh file for a few seconds).
 const STATUS_GRACE: Duration = Duration::from_secs(10);
@@ -180,7 +182,8 @@ impl Slurm {
 
     /// Waits until the job's exit status is written or Slurm says it ended.
     fn wait(&self, id: &str, status_file: &Path) -> anyhow::Result<Result<ExitStatus, String>> {
-        let nap = self.poll.min(Duration::from_secs(1));
+        // The status file is one stat away; the scheduler is asked at most once per `poll`.
+        let nap = self.poll.min(STATUS_CHECK);
         let mut ended_at: Option<(Instant, String)> = None;
         loop {
             if let Some(status) = read_status(status_file)? {

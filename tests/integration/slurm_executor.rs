@@ -245,6 +245,19 @@ fn wait_until_running(p: &Project) -> String {
     }
 }
 
+/// Starts `run --executor slurm` with `b` sleeping `delay` seconds, and returns once b's job
+/// runs, with b's key.
+fn sweep_with_b_running(p: &Project, delay: &str) -> (std::process::Child, String) {
+    let coordinator = p
+        .command(&["run", "m.toml", "--executor", "slurm"])
+        .env("DELAY", delay)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (coordinator, wait_until_running(p))
+}
+
 /// kill -9 of the coordinator while a job runs: the job goes on, and the rerun adopts it
 /// (by its key-derived name) instead of submitting the arm again; nothing is computed twice.
 #[test]
@@ -254,14 +267,7 @@ fn a_killed_coordinator_is_resumed_without_resubmitting_running_jobs() {
     }
     let since = Instant::now();
     let p = chain("killed coordinator");
-    let mut coordinator = p
-        .command(&["run", "m.toml", "--executor", "slurm"])
-        .env("DELAY", "4")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let b_key = wait_until_running(&p);
+    let (mut coordinator, b_key) = sweep_with_b_running(&p, "4");
     coordinator.kill().unwrap(); // SIGKILL
     coordinator.wait().unwrap();
 
@@ -292,14 +298,7 @@ fn a_cancelled_job_fails_its_arm_and_the_rerun_resubmits_only_what_is_missing() 
     }
     let since = Instant::now();
     let p = chain("cancelled job");
-    let coordinator = p
-        .command(&["run", "m.toml", "--executor", "slurm"])
-        .env("DELAY", "60")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let b_key = wait_until_running(&p);
+    let (coordinator, b_key) = sweep_with_b_running(&p, "60");
     let job = &jobs_settled(&b_key, since, 1)[0].0;
     assert!(Command::new("scancel").arg(job).status().unwrap().success());
     let out = common::Run(coordinator.wait_with_output().unwrap());
@@ -364,14 +363,7 @@ fn interrupting_the_coordinator_cancels_its_jobs() {
     }
     let since = Instant::now();
     let p = chain("interrupted");
-    let coordinator = p
-        .command(&["run", "m.toml", "--executor", "slurm"])
-        .env("DELAY", "60")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let b_key = wait_until_running(&p);
+    let (coordinator, b_key) = sweep_with_b_running(&p, "60");
     assert!(
         Command::new("kill")
             .args(["-INT", &coordinator.id().to_string()])
