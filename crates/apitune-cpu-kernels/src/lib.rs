@@ -84,8 +84,13 @@ macro_rules! widest_simd {
     };
 }
 
+mod attention;
 mod matmul;
 mod norm;
+pub use attention::{
+    AttentionGradients, AttentionOutput, CausalAttention, causal_attention,
+    causal_attention_backward,
+};
 pub use matmul::{MatRef, column_sums, matmul, matmul_batched};
 pub use norm::{Norm, norm_rows, norm_rows_backward};
 

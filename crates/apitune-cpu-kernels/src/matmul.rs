@@ -49,6 +49,27 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// The sub-matrix of rows `rows` and columns `cols` (no copy).
+    pub fn block(self, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) -> Self {
+        assert!(
+            rows.start <= rows.end && rows.end <= self.rows,
+            "block rows {rows:?}"
+        );
+        assert!(
+            cols.start <= cols.end && cols.end <= self.cols,
+            "block cols {cols:?}"
+        );
+        let offset = self.offset as isize
+            + rows.start as isize * self.row_stride
+            + cols.start as isize * self.col_stride;
+        Self {
+            offset: usize::try_from(offset).expect("a block starts inside its data"),
+            rows: rows.len(),
+            cols: cols.len(),
+            ..self
+        }
+    }
+
     /// Whether every element the view addresses lies inside `data`.
     fn in_bounds(&self) -> bool {
         if self.rows == 0 || self.cols == 0 {
@@ -200,6 +221,67 @@ fn product_into(
             false,
             false,
             parallelism,
+        );
+    }
+}
+
+/// `dst = (accumulate ? dst : 0) + lhs · rhs` on one thread, where `dst` is the
+/// `lhs.rows × rhs.cols` matrix at `offset` in `data` with `row_stride` between its rows (a block
+/// of a larger row-major buffer).
+///
+/// # Panics
+/// When the shapes do not chain or a matrix reaches outside its data.
+pub(crate) fn product_into_block(
+    data: &mut [f32],
+    offset: usize,
+    row_stride: usize,
+    lhs: MatRef,
+    rhs: MatRef,
+    accumulate: bool,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(k, rhs.rows, "matmul: {m}x{k} times {}x{n}", rhs.rows);
+    assert!(
+        lhs.in_bounds() && rhs.in_bounds(),
+        "matmul: view outside its data"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        row_stride >= n && offset + (m - 1) * row_stride + n <= data.len(),
+        "matmul: output block outside its buffer"
+    );
+    if k == 0 {
+        if !accumulate {
+            for row in 0..m {
+                data[offset + row * row_stride..][..n].fill(0.0);
+            }
+        }
+        return;
+    }
+    // SAFETY: both views and the output block were checked to lie inside their slices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            data.as_mut_ptr().add(offset),
+            1,
+            row_stride as isize,
+            accumulate,
+            lhs.ptr(),
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.ptr(),
+            rhs.col_stride,
+            rhs.row_stride,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         );
     }
 }

@@ -509,8 +509,8 @@ impl Gpt2Attention {
         if let Some(cache) = cache {
             (k, v) = cache.append(layer, k, v);
         }
-        let out = layers::attend(q, k, v, input.mask.clone(), self.scale);
-        self.c_proj.forward(layers::merge_heads(out))
+        let out = layers::self_attention(q, k, v, input, self.scale);
+        self.c_proj.forward(out)
     }
 
     /// Queries `[B, heads, T, hd]` and keys and values `[B, kv_heads, T, hd]` from `c_attn`'s

@@ -197,6 +197,9 @@ pub struct ForwardInput {
     /// `[B, 1, T, past + T]`, `true` where attention is blocked; `None` when nothing is blocked
     /// (a single new token per row and no padding).
     pub mask: Option<Tensor<4, Bool>>,
+    /// Real tokens per row when the rows are right-padded and nothing is cached: the mask is
+    /// then plain causal attention within each row's first `lengths[b]` tokens.
+    pub lengths: Option<Vec<usize>>,
 }
 
 impl ForwardInput {
@@ -211,7 +214,14 @@ impl ForwardInput {
         let mut positions = Vec::with_capacity(batch * new);
         let mut mask = Vec::with_capacity(batch * new * total);
         let mut any_masked = false;
+        let mut lengths = (past == 0).then(Vec::new);
         for (row, valid) in tokens.iter().zip(key_valid) {
+            let real = valid.iter().take_while(|&&v| v).count();
+            let right_padded = valid[real..].iter().all(|&v| !v);
+            lengths = lengths.filter(|_| right_padded).map(|mut l| {
+                l.push(real);
+                l
+            });
             debug_assert_eq!(row.len(), new);
             debug_assert_eq!(valid.len(), total);
             ids.extend(row.iter().map(|&t| t as i64));
@@ -235,6 +245,7 @@ impl ForwardInput {
             positions: Tensor::from_data(TensorData::new(positions, [batch, new]), device),
             mask: any_masked
                 .then(|| Tensor::from_data(TensorData::new(mask, [batch, 1, new, total]), device)),
+            lengths,
         }
     }
 
@@ -255,6 +266,26 @@ pub fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
 pub fn merge_heads(x: Tensor<4>) -> Tensor<3> {
     let [b, h, t, hd] = x.dims();
     x.swap_dims(1, 2).reshape([b, t, h * hd])
+}
+
+/// Attention of `q [B, H, T, hd]` over `k`, `v` `[B, KV, S, hd]` (S counts cached positions
+/// too) as `input` masks it, the heads merged: `[B, T, H·hd]`. On flex, a right-padded batch
+/// with nothing cached (training, scoring) runs as one causal kernel over each row's real tokens
+/// ([`crate::attention_kernel`]).
+pub fn self_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    input: &ForwardInput,
+    scale: f64,
+) -> Tensor<3> {
+    let fresh = k.dims()[2] == q.dims()[2];
+    match &input.lengths {
+        Some(lengths) if fresh && on_flex(&q.device()) => {
+            super::attention_kernel::causal_attention(q, k, v, lengths.clone(), scale as f32)
+        }
+        _ => merge_heads(attend(q, k, v, input.mask.clone(), scale)),
+    }
 }
 
 /// softmax(q kᵀ · scale + mask) v, where k and v may have fewer heads than q (each shared by
@@ -306,6 +337,14 @@ pub fn attend(
             softcap: None,
             is_causal: false,
         },
+    )
+}
+
+/// Whether tensors of `device` live on flex, with or without autodiff.
+fn on_flex(device: &Device) -> bool {
+    matches!(
+        device.as_dispatch().clone().inner(),
+        burn_dispatch::DispatchDevice::Flex(_)
     )
 }
 

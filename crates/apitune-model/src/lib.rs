@@ -11,6 +11,7 @@
 //! that report avx512f (others use the AVX2/FMA or scalar kernels). `wgpu` and `cuda` are cargo
 //! features; `cuda` cannot build without network access to GitHub (cubecl-llvm downloads LLVM).
 
+pub mod attention_kernel;
 pub mod causal_lm;
 pub mod checkpoint;
 pub mod config;

@@ -462,8 +462,9 @@ impl Qwen2Attention {
         if let Some(cache) = cache {
             (k, v) = cache.append(layer, k, v);
         }
-        let out = layers::attend(q, k, v, input.mask.clone(), 1.0 / (head_dim as f64).sqrt());
-        self.o_proj.forward(layers::merge_heads(out))
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        self.o_proj
+            .forward(layers::self_attention(q, k, v, input, scale))
     }
 }
 
