@@ -100,16 +100,21 @@ impl<'a> MatRef<'a> {
 /// its data.
 pub fn matmul(lhs: MatRef, rhs: MatRef, bias: Option<&[f32]>) -> Vec<f32> {
     let (m, n) = (lhs.rows, rhs.cols);
+    if let Some(bias) = bias {
+        assert_eq!(
+            bias.len(),
+            n,
+            "matmul: bias of {} for {n} columns",
+            bias.len()
+        );
+    }
+    if m <= FEW_ROWS && (rhs.col_stride == 1 || rhs.row_stride == 1) {
+        return few_rows_product(lhs, rhs, bias);
+    }
     let mut out = Vec::with_capacity(m * n);
     let spare = &mut out.spare_capacity_mut()[..m * n];
     let accumulate = match bias {
         Some(bias) => {
-            assert_eq!(
-                bias.len(),
-                n,
-                "matmul: bias of {} for {n} columns",
-                bias.len()
-            );
             for row in spare.chunks_exact_mut(n.max(1)) {
                 for (slot, &b) in row.iter_mut().zip(bias) {
                     slot.write(b);
@@ -124,6 +129,164 @@ pub fn matmul(lhs: MatRef, rhs: MatRef, bias: Option<&[f32]>) -> Vec<f32> {
     // writes every output element when it does not read them).
     unsafe { out.set_len(m * n) };
     out
+}
+
+/// At most this many rows of `lhs` (a decoding step's batch) take [`few_rows_product`].
+const FEW_ROWS: usize = 16;
+
+/// Weights (`rhs` elements) from which [`few_rows_product`] splits its work over threads.
+const SPLIT_WEIGHTS: usize = 1 << 18;
+
+/// Pieces [`few_rows_product`] splits a large product into: bands of `rhs` rows (row-major `rhs`)
+/// or runs of columns (column-major). A count fixed by the shape, so the result does not depend
+/// on the threads.
+const PIECES: usize = 8;
+
+/// `lhs · rhs (+ bias)` for a few rows of `lhs` and `rhs` with contiguous rows or columns: one
+/// pass over `rhs` in its memory order, read in place.
+///
+/// A decoding step multiplies one row per sequence by every weight matrix of the model. gemm
+/// packs the whole right-hand matrix into its own layout at every call, which for a few rows
+/// costs more than the product and doubles the memory traffic of a step that is bound by it.
+/// Here each element of `rhs` is read once, streaming, and used for every row; every output
+/// element is summed in a fixed order, so the result depends neither on the thread count nor on
+/// the other rows of the batch.
+fn few_rows_product(lhs: MatRef, rhs: MatRef, bias: Option<&[f32]>) -> Vec<f32> {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(k, rhs.rows, "matmul: {m}x{k} times {}x{n}", rhs.rows);
+    assert!(
+        lhs.in_bounds() && rhs.in_bounds(),
+        "matmul: view outside its data"
+    );
+    let mut out = match bias {
+        Some(bias) => bias.repeat(m),
+        None => vec![0.0; m * n],
+    };
+    if m == 0 || n == 0 || k == 0 {
+        return out;
+    }
+    let at = |i: usize, p: usize| {
+        lhs.data[(lhs.offset as isize + i as isize * lhs.row_stride + p as isize * lhs.col_stride)
+            as usize]
+    };
+    let x: Vec<f32> = (0..m).flat_map(|i| (0..k).map(move |p| at(i, p))).collect();
+    // Small matrices stay on the calling thread: tasks and partial buffers would cost more than
+    // the product. The split depends on `rhs` alone, so a row's sums never depend on the batch.
+    let pieces = if k * n >= SPLIT_WEIGHTS { PIECES } else { 1 };
+    if rhs.col_stride == 1 {
+        if pieces == 1 {
+            rows_times_row_major(&x, k, rhs, 0..k, &mut out);
+            return out;
+        }
+        // Each band of rhs rows adds its share to a partial product; the partials are then
+        // added in band order.
+        let band = k.div_ceil(pieces);
+        let partials: Vec<Vec<f32>> = (0..k)
+            .into_par_iter()
+            .step_by(band)
+            .map(|start| {
+                let mut partial = vec![0.0f32; m * n];
+                rows_times_row_major(&x, k, rhs, start..(start + band).min(k), &mut partial);
+                partial
+            })
+            .collect();
+        for partial in partials {
+            for (o, p) in out.iter_mut().zip(partial) {
+                *o += p;
+            }
+        }
+    } else {
+        if pieces == 1 {
+            rows_times_column_major(&x, k, rhs, 0..n, &mut out);
+            return out;
+        }
+        let run = n.div_ceil(pieces);
+        let runs: Vec<(usize, Vec<f32>)> = (0..n)
+            .into_par_iter()
+            .step_by(run)
+            .map(|start| {
+                let columns = start..(start + run).min(n);
+                let mut block = vec![0.0f32; m * columns.len()];
+                rows_times_column_major(&x, k, rhs, columns, &mut block);
+                (start, block)
+            })
+            .collect();
+        for (start, block) in runs {
+            let width = block.len() / m;
+            for (i, row) in block.chunks_exact(width).enumerate() {
+                for (o, v) in out[i * n + start..][..width].iter_mut().zip(row) {
+                    *o += v;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `out[i, ·] += x[i, band] · rhs[band, ·]` for `rhs` with contiguous rows: its rows in `band`
+/// are read once, in order, and each added to every output row scaled by `x`.
+fn rows_times_row_major(
+    x: &[f32],
+    k: usize,
+    rhs: MatRef,
+    band: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    widest_simd!(kernel => rows_times_row_major_body(x: &[f32], k: usize, rhs: MatRef, band: std::ops::Range<usize>, out: &mut [f32]));
+    kernel(x, k, rhs, band, out)
+}
+
+#[inline(always)]
+fn rows_times_row_major_body(
+    x: &[f32],
+    k: usize,
+    rhs: MatRef,
+    band: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    let n = rhs.cols;
+    for p in band {
+        let start = (rhs.offset as isize + p as isize * rhs.row_stride) as usize;
+        let weights = &rhs.data[start..start + n];
+        for (row, xs) in out.chunks_exact_mut(n).zip(x.chunks_exact(k)) {
+            let scale = xs[p];
+            for (o, &w) in row.iter_mut().zip(weights) {
+                *o += scale * w;
+            }
+        }
+    }
+}
+
+/// `block[i, c] += x[i, ·] · rhs[·, columns[c]]` for `rhs` with contiguous columns (a transposed
+/// row-major matrix, as the tied output embedding): a dot product per output element, each
+/// column read once for all rows.
+fn rows_times_column_major(
+    x: &[f32],
+    k: usize,
+    rhs: MatRef,
+    columns: std::ops::Range<usize>,
+    block: &mut [f32],
+) {
+    widest_simd!(kernel => rows_times_column_major_body(x: &[f32], k: usize, rhs: MatRef, columns: std::ops::Range<usize>, block: &mut [f32]));
+    kernel(x, k, rhs, columns, block)
+}
+
+#[inline(always)]
+fn rows_times_column_major_body(
+    x: &[f32],
+    k: usize,
+    rhs: MatRef,
+    columns: std::ops::Range<usize>,
+    block: &mut [f32],
+) {
+    let width = columns.len();
+    for (c, j) in columns.enumerate() {
+        let start = (rhs.offset as isize + j as isize * rhs.col_stride) as usize;
+        let column = &rhs.data[start..start + k];
+        for (i, xs) in x.chunks_exact(k).enumerate() {
+            block[i * width + c] += crate::dot(xs, column);
+        }
+    }
 }
 
 /// `lhs[g] · rhs[g]` for every `g`, the products stacked in one row-major buffer
@@ -388,6 +551,47 @@ mod tests {
             .flat_map(|(&l, &r)| naive(l, r))
             .collect();
         assert_close(&got, &expected);
+    }
+
+    /// A decoding step's product (a few rows, `rhs` row-major or a transposed view, with and
+    /// without bias) matches the naive sum, on any thread count, and a row's result does not
+    /// depend on the other rows of the batch.
+    #[test]
+    fn a_few_rows_take_one_pass_over_the_weights_with_the_same_result() {
+        // On the calling thread, and split into pieces.
+        for shape in [(8, 70, 600), (4, 300, 900)] {
+            few_rows_case(shape);
+        }
+    }
+
+    fn few_rows_case((m, k, n): (usize, usize, usize)) {
+        let a = test_values(m * k, 11, -1.0, 1.0);
+        let b = test_values(k * n, 12, -1.0, 1.0);
+        let bias = test_values(n, 13, -1.0, 1.0);
+        let lhs = MatRef::row_major(&a, m, k);
+        for rhs in [MatRef::row_major(&b, k, n), MatRef::row_major(&b, n, k).t()] {
+            for bias in [None, Some(bias.as_slice())] {
+                let got = matmul(lhs, rhs, bias);
+                let mut expected = naive(lhs, rhs);
+                if let Some(bias) = bias {
+                    for (i, e) in expected.iter_mut().enumerate() {
+                        *e += bias[i % n] as f64;
+                    }
+                }
+                assert_close(&got, &expected);
+                let single = rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .unwrap()
+                    .install(|| matmul(lhs, rhs, bias));
+                assert_eq!(got, single);
+                let third_row = MatRef {
+                    offset: 3 * k,
+                    ..MatRef::row_major(&a, 1, k)
+                };
+                assert_eq!(matmul(third_row, rhs, bias), got[3 * n..4 * n]);
+            }
+        }
     }
 
     #[test]
