@@ -175,7 +175,7 @@ fn few_rows_product(lhs: MatRef, rhs: MatRef, bias: Option<&[f32]>) -> Vec<f32> 
     let pieces = if k * n >= SPLIT_WEIGHTS { PIECES } else { 1 };
     if rhs.col_stride == 1 {
         if pieces == 1 {
-            rows_times_row_major(&x, k, rhs, 0..k, &mut out);
+            accumulate_few_rows(&x, k, rhs, 0..k, &mut out);
             return out;
         }
         // Each band of rhs rows adds its share to a partial product; the partials are then
@@ -186,7 +186,7 @@ fn few_rows_product(lhs: MatRef, rhs: MatRef, bias: Option<&[f32]>) -> Vec<f32> 
             .step_by(band)
             .map(|start| {
                 let mut partial = vec![0.0f32; m * n];
-                rows_times_row_major(&x, k, rhs, start..(start + band).min(k), &mut partial);
+                accumulate_few_rows(&x, k, rhs, start..(start + band).min(k), &mut partial);
                 partial
             })
             .collect();
@@ -197,7 +197,7 @@ fn few_rows_product(lhs: MatRef, rhs: MatRef, bias: Option<&[f32]>) -> Vec<f32> 
         }
     } else {
         if pieces == 1 {
-            rows_times_column_major(&x, k, rhs, 0..n, &mut out);
+            accumulate_few_rows(&x, k, rhs, 0..n, &mut out);
             return out;
         }
         let run = n.div_ceil(pieces);
@@ -207,7 +207,7 @@ fn few_rows_product(lhs: MatRef, rhs: MatRef, bias: Option<&[f32]>) -> Vec<f32> 
             .map(|start| {
                 let columns = start..(start + run).min(n);
                 let mut block = vec![0.0f32; m * columns.len()];
-                rows_times_column_major(&x, k, rhs, columns, &mut block);
+                accumulate_few_rows(&x, k, rhs, columns, &mut block);
                 (start, block)
             })
             .collect();
@@ -223,68 +223,51 @@ fn few_rows_product(lhs: MatRef, rhs: MatRef, bias: Option<&[f32]>) -> Vec<f32> 
     out
 }
 
-/// `out[i, ·] += x[i, band] · rhs[band, ·]` for `rhs` with contiguous rows: its rows in `band`
-/// are read once, in order, and each added to every output row scaled by `x`.
-fn rows_times_row_major(
+/// Adds `x · rhs` over `range` to `out`, for `rhs` with contiguous rows or columns.
+///
+/// Row-major `rhs`: `range` is a band of its rows, read once in order, each added to every row
+/// of `out` (`[m, n]`) scaled by `x`. Column-major `rhs` (a transposed row-major matrix, as the
+/// tied output embedding): `range` is a run of its columns, each read once and dotted with every
+/// row of `x` into `out` (`[m, range.len()]`).
+fn accumulate_few_rows(
     x: &[f32],
     k: usize,
     rhs: MatRef,
-    band: std::ops::Range<usize>,
+    range: std::ops::Range<usize>,
     out: &mut [f32],
 ) {
-    widest_simd!(kernel => rows_times_row_major_body(x: &[f32], k: usize, rhs: MatRef, band: std::ops::Range<usize>, out: &mut [f32]));
-    kernel(x, k, rhs, band, out)
+    widest_simd!(kernel => accumulate_few_rows_body(x: &[f32], k: usize, rhs: MatRef, range: std::ops::Range<usize>, out: &mut [f32]));
+    kernel(x, k, rhs, range, out)
 }
 
 #[inline(always)]
-fn rows_times_row_major_body(
+fn accumulate_few_rows_body(
     x: &[f32],
     k: usize,
     rhs: MatRef,
-    band: std::ops::Range<usize>,
+    range: std::ops::Range<usize>,
     out: &mut [f32],
 ) {
-    let n = rhs.cols;
-    for p in band {
-        let start = (rhs.offset as isize + p as isize * rhs.row_stride) as usize;
-        let weights = &rhs.data[start..start + n];
-        for (row, xs) in out.chunks_exact_mut(n).zip(x.chunks_exact(k)) {
-            let scale = xs[p];
-            for (o, &w) in row.iter_mut().zip(weights) {
-                *o += scale * w;
+    if rhs.col_stride == 1 {
+        let n = rhs.cols;
+        for p in range {
+            let start = (rhs.offset as isize + p as isize * rhs.row_stride) as usize;
+            let weights = &rhs.data[start..start + n];
+            for (row, xs) in out.chunks_exact_mut(n).zip(x.chunks_exact(k)) {
+                let scale = xs[p];
+                for (o, &w) in row.iter_mut().zip(weights) {
+                    *o += scale * w;
+                }
             }
         }
-    }
-}
-
-/// `block[i, c] += x[i, ·] · rhs[·, columns[c]]` for `rhs` with contiguous columns (a transposed
-/// row-major matrix, as the tied output embedding): a dot product per output element, each
-/// column read once for all rows.
-fn rows_times_column_major(
-    x: &[f32],
-    k: usize,
-    rhs: MatRef,
-    columns: std::ops::Range<usize>,
-    block: &mut [f32],
-) {
-    widest_simd!(kernel => rows_times_column_major_body(x: &[f32], k: usize, rhs: MatRef, columns: std::ops::Range<usize>, block: &mut [f32]));
-    kernel(x, k, rhs, columns, block)
-}
-
-#[inline(always)]
-fn rows_times_column_major_body(
-    x: &[f32],
-    k: usize,
-    rhs: MatRef,
-    columns: std::ops::Range<usize>,
-    block: &mut [f32],
-) {
-    let width = columns.len();
-    for (c, j) in columns.enumerate() {
-        let start = (rhs.offset as isize + j as isize * rhs.col_stride) as usize;
-        let column = &rhs.data[start..start + k];
-        for (i, xs) in x.chunks_exact(k).enumerate() {
-            block[i * width + c] += crate::dot(xs, column);
+    } else {
+        let width = range.len();
+        for (c, j) in range.enumerate() {
+            let start = (rhs.offset as isize + j as isize * rhs.col_stride) as usize;
+            let column = &rhs.data[start..start + k];
+            for (i, xs) in x.chunks_exact(k).enumerate() {
+                out[i * width + c] += crate::dot(xs, column);
+            }
         }
     }
 }
@@ -364,13 +347,39 @@ fn product_into(
     // elements (laid out row-major); gemm reads `out` only when `read_dst` is set, in which case
     // the caller initialised it.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        gemm_into(
             out.as_mut_ptr().cast::<f32>(),
+            n,
+            lhs,
+            rhs,
+            accumulate,
+            parallelism,
+        )
+    }
+}
+
+/// `dst = (accumulate ? dst : 0) + lhs · rhs` through gemm, `dst` row-major with `row_stride`.
+///
+/// # Safety
+/// Both views must lie inside their data and `dst` must hold `lhs.rows` rows of `row_stride`
+/// (the last one `rhs.cols` long), initialised where `accumulate` reads them.
+unsafe fn gemm_into(
+    dst: *mut f32,
+    row_stride: usize,
+    lhs: MatRef,
+    rhs: MatRef,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: as the caller promises.
+    unsafe {
+        gemm::gemm(
+            lhs.rows,
+            rhs.cols,
+            lhs.cols,
+            dst,
             1,
-            n as isize,
+            row_stride as isize,
             accumulate,
             lhs.ptr(),
             lhs.col_stride,
@@ -425,27 +434,14 @@ pub(crate) fn product_into_block(
     }
     // SAFETY: both views and the output block were checked to lie inside their slices.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        gemm_into(
             data.as_mut_ptr().add(offset),
-            1,
-            row_stride as isize,
+            row_stride,
+            lhs,
+            rhs,
             accumulate,
-            lhs.ptr(),
-            lhs.col_stride,
-            lhs.row_stride,
-            rhs.ptr(),
-            rhs.col_stride,
-            rhs.row_stride,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
             gemm::Parallelism::None,
-        );
+        )
     }
 }
 

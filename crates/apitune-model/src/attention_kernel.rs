@@ -184,6 +184,23 @@ fn operands<'a>([q, k, v]: [&'a FlexTensor; 3]) -> Option<Operands<'a>> {
     ))
 }
 
+/// The kernel's description of an attention over `operands`.
+fn attention<'a>(
+    (q, k, v, heads): &'a Operands<'a>,
+    lengths: &'a [usize],
+    scale: f32,
+) -> cpu::CausalAttention<'a> {
+    cpu::CausalAttention {
+        q,
+        k,
+        v,
+        lengths,
+        q_heads: heads[0],
+        kv_heads: heads[1],
+        scale,
+    }
+}
+
 impl AttentionKernel for Flex {
     fn causal_attention(
         q: FlexTensor,
@@ -196,18 +213,7 @@ impl AttentionKernel for Flex {
         let fits = lengths.len() == shape[0] && lengths.iter().all(|&l| l <= shape[2]);
         let computed = operands([&q, &k, &v])
             .filter(|_| fits)
-            .map(|(qm, km, vm, heads)| {
-                let attention = cpu::CausalAttention {
-                    q: &qm,
-                    k: &km,
-                    v: &vm,
-                    lengths: &lengths,
-                    q_heads: heads[0],
-                    kv_heads: heads[1],
-                    scale,
-                };
-                cpu::causal_attention(&attention)
-            });
+            .map(|operands| cpu::causal_attention(&attention(&operands, &lengths, scale)));
         match computed {
             Some(result) => {
                 let [b, h, t, hd] = [shape[0], shape[1], shape[2], shape[3]];
@@ -234,7 +240,7 @@ impl AttentionKernel for Flex {
         let kernel = (probs.layout().num_dims() == 1)
             .then(|| operands([&q, &k, &v]))
             .flatten();
-        let Some((qm, km, vm, heads)) = kernel else {
+        let Some(operands) = kernel else {
             return reference::causal_attention_backward::<Flex>(q, k, v, probs, grad, scale);
         };
         let grad = if grad.is_contiguous() {
@@ -243,15 +249,7 @@ impl AttentionKernel for Flex {
             grad.to_contiguous()
         };
         let grad = grad.as_slice::<f32>().expect("a contiguous f32 gradient");
-        let attention = cpu::CausalAttention {
-            q: &qm,
-            k: &km,
-            v: &vm,
-            lengths: &lengths,
-            q_heads: heads[0],
-            kv_heads: heads[1],
-            scale,
-        };
+        let attention = attention(&operands, &lengths, scale);
         let probs_values = probs.as_slice::<f32>().expect("the kernel's own buffer");
         let grads = cpu::causal_attention_backward(&attention, probs_values, grad);
         let (qs, ks) = (q.layout().shape().clone(), k.layout().shape().clone());
