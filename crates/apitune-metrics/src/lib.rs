@@ -16,6 +16,7 @@
 pub mod api_match;
 pub mod bleu;
 pub mod bootstrap;
+pub mod call;
 pub mod corpus;
 pub mod difflib;
 pub mod exact;
