@@ -172,15 +172,15 @@ fn few_rows_product(lhs: MatRef, rhs: MatRef, bias: Option<&[f32]>) -> Vec<f32> 
     let x: Vec<f32> = (0..m).flat_map(|i| (0..k).map(move |p| at(i, p))).collect();
     // Small matrices stay on the calling thread: tasks and partial buffers would cost more than
     // the product. The split depends on `rhs` alone, so a row's sums never depend on the batch.
-    let pieces = if k * n >= SPLIT_WEIGHTS { PIECES } else { 1 };
-    if rhs.col_stride == 1 {
-        if pieces == 1 {
-            accumulate_few_rows(&x, k, rhs, 0..k, &mut out);
-            return out;
-        }
+    let row_major = rhs.col_stride == 1;
+    if k * n < SPLIT_WEIGHTS {
+        accumulate_few_rows(&x, k, rhs, if row_major { 0..k } else { 0..n }, &mut out);
+        return out;
+    }
+    if row_major {
         // Each band of rhs rows adds its share to a partial product; the partials are then
         // added in band order.
-        let band = k.div_ceil(pieces);
+        let band = k.div_ceil(PIECES);
         let partials: Vec<Vec<f32>> = (0..k)
             .into_par_iter()
             .step_by(band)
@@ -196,11 +196,7 @@ fn few_rows_product(lhs: MatRef, rhs: MatRef, bias: Option<&[f32]>) -> Vec<f32> 
             }
         }
     } else {
-        if pieces == 1 {
-            accumulate_few_rows(&x, k, rhs, 0..n, &mut out);
-            return out;
-        }
-        let run = n.div_ceil(pieces);
+        let run = n.div_ceil(PIECES);
         let runs: Vec<(usize, Vec<f32>)> = (0..n)
             .into_par_iter()
             .step_by(run)

@@ -49,9 +49,7 @@ fn first_curl<'t>(node: Node<'t>, code: &str) -> Option<Node<'t>> {
         }
     }
     let mut cursor = node.walk();
-    let children: Vec<Node<'t>> = node.children(&mut cursor).collect();
-    children
-        .into_iter()
+    node.children(&mut cursor)
         .find_map(|child| first_curl(child, code))
 }
 
@@ -64,9 +62,7 @@ fn shell_word(node: Node, code: &str) -> String {
         "string" => unescape_double_quoted(&text[1..text.len().saturating_sub(1).max(1)]),
         "concatenation" => {
             let mut cursor = node.walk();
-            let parts: Vec<Node> = node.children(&mut cursor).collect();
-            parts
-                .into_iter()
+            node.children(&mut cursor)
                 .map(|part| shell_word(part, code))
                 .collect()
         }

@@ -214,14 +214,7 @@ impl ForwardInput {
         let mut positions = Vec::with_capacity(batch * new);
         let mut mask = Vec::with_capacity(batch * new * total);
         let mut any_masked = false;
-        let mut lengths = (past == 0).then(Vec::new);
         for (row, valid) in tokens.iter().zip(key_valid) {
-            let real = valid.iter().take_while(|&&v| v).count();
-            let right_padded = valid[real..].iter().all(|&v| !v);
-            lengths = lengths.filter(|_| right_padded).map(|mut l| {
-                l.push(real);
-                l
-            });
             debug_assert_eq!(row.len(), new);
             debug_assert_eq!(valid.len(), total);
             ids.extend(row.iter().map(|&t| t as i64));
@@ -245,7 +238,7 @@ impl ForwardInput {
             positions: Tensor::from_data(TensorData::new(positions, [batch, new]), device),
             mask: any_masked
                 .then(|| Tensor::from_data(TensorData::new(mask, [batch, 1, new, total]), device)),
-            lengths,
+            lengths: right_padded_lengths(key_valid, past),
         }
     }
 
@@ -254,6 +247,21 @@ impl ForwardInput {
         let valid: Vec<Vec<bool>> = tokens.iter().map(|row| vec![true; row.len()]).collect();
         Self::new(tokens, &valid, 0, device)
     }
+}
+
+/// Each row's count of real tokens when every row is real tokens followed by padding and nothing
+/// is cached; `None` otherwise (left padding, a cache).
+fn right_padded_lengths(key_valid: &[Vec<bool>], past: usize) -> Option<Vec<usize>> {
+    if past > 0 {
+        return None;
+    }
+    key_valid
+        .iter()
+        .map(|valid| {
+            let real = valid.iter().take_while(|&&v| v).count();
+            valid[real..].iter().all(|&v| !v).then_some(real)
+        })
+        .collect()
 }
 
 /// Splits `[B, T, heads * hd]` into `[B, heads, T, hd]`.
