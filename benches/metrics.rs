@@ -217,6 +217,7 @@ fn bench_rust(pairs: &[PairRecord], runs: usize) -> RustTimes {
             reference: &p.reference,
             lang: &p.lang,
             known_endpoints: None,
+            grounding: None,
             nll: None,
         })
         .collect();

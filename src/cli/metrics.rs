@@ -14,10 +14,17 @@
 //! `--api-field` (default `api_name`), the endpoints read from all references of an API form its
 //! known endpoints and the hallucinated-endpoint rate is reported.
 //!
+//! With `--spec PATH` (an OpenAPI file, directory or glob) every prediction's HTTP call is also
+//! checked against the specs' operations (`call_valid`, `params_complete`, `params_known`,
+//! `body_valid`, and `same_operation` where the reference's call resolves too; see
+//! [`crate::metrics::grounded`]). References are then optional: without them only the call
+//! checks are reported. `--per-sample` prints one JSON object per prediction (its `id`, or
+//! `file:line` without one) with its verdicts instead of the summary.
+//!
 //! Prints scores to stdout (`--format json`: [`CorpusScores`] without per-example rows unless
 //! `--per-example`; `--format table`: one row per language). Returns the exit code.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +32,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value};
 
 use crate::metrics::api_match::{EndpointSet, SnippetLang, extract_call};
-use crate::metrics::corpus::{CorpusScores, Example, Scores, lang_key, score_corpus};
+use crate::metrics::corpus::{
+    CorpusScores, Example, GroundedSummary, Grounding, Scores, lang_key, score_corpus,
+};
+use crate::metrics::grounded::{CallCheck, ContractIndex};
 use crate::metrics::perplexity::TokenNll;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -65,6 +75,13 @@ pub struct MetricsArgs {
     /// Include every example's scores in JSON output.
     #[arg(long)]
     pub per_example: bool,
+    /// OpenAPI spec(s) to check each prediction's HTTP call against: a file, a directory
+    /// (searched recursively for .json/.yaml/.yml) or a glob. References become optional.
+    #[arg(long, value_name = "PATH")]
+    pub spec: Option<String>,
+    /// With --spec: print one JSON object per prediction (`id`, `lang`, verdicts), not the summary.
+    #[arg(long, requires = "spec")]
+    pub per_sample: bool,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,9 +245,12 @@ fn pair<'r>(
 struct Row<'r> {
     nll: Option<TokenNll>,
     prediction: &'r str,
-    reference: &'r str,
+    /// `None` only with `--spec`.
+    reference: Option<&'r str>,
     lang: String,
     api: Option<&'r str>,
+    /// The prediction's id, or where it is (`file:line`).
+    id: String,
 }
 
 fn build_rows<'r>(
@@ -249,12 +269,17 @@ fn build_rows<'r>(
                     args.lang_field
                 ),
             };
+            let reference = match args.spec {
+                Some(_) => r.text(&args.ref_field)?,
+                None => Some(r.required_text(&args.ref_field)?),
+            };
             Ok(Row {
                 nll: p.nll(&args.nll_field, &args.tokens_field)?,
                 prediction: p.required_text(&args.field)?,
-                reference: r.required_text(&args.ref_field)?,
+                reference,
                 lang,
                 api: r.text(&args.api_field)?,
+                id: p.id(&args.id_field).unwrap_or_else(|| p.origin.clone()),
             })
         })
         .collect()
@@ -267,7 +292,7 @@ fn endpoints_from_references(rows: &[Row]) -> HashMap<(String, String), Endpoint
         let (Some(api), Some(lang)) = (row.api, SnippetLang::from_label(&row.lang)) else {
             continue;
         };
-        let Some(call) = extract_call(row.reference, lang) else {
+        let Some(call) = row.reference.and_then(|r| extract_call(r, lang)) else {
             continue;
         };
         let Some(method) = call.method else { continue };
@@ -287,6 +312,22 @@ fn endpoints_from_references(rows: &[Row]) -> HashMap<(String, String), Endpoint
 
 /// Runs the subcommand; prints to stdout and returns the process exit code.
 pub fn run(args: &MetricsArgs) -> Result<i32> {
+    if args.spec.is_some() {
+        let report = check_calls(args)?;
+        if args.per_sample {
+            for sample in &report.samples {
+                println!("{}", serde_json::to_string(sample)?);
+            }
+            return Ok(0);
+        }
+        if !report.has_references {
+            match args.format {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                OutputFormat::Table => print!("{}", render_calls_table(&report)),
+            }
+            return Ok(0);
+        }
+    }
     let mut scores = evaluate(args)?;
     match args.format {
         OutputFormat::Json => {
@@ -300,8 +341,8 @@ pub fn run(args: &MetricsArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Reads, pairs and scores the files named by `args` (everything `run` does except printing).
-pub fn evaluate(args: &MetricsArgs) -> Result<CorpusScores> {
+/// Reads and pairs the files named by `args` and hands their rows to `f`.
+fn with_rows<T>(args: &MetricsArgs, f: impl FnOnce(&[Row]) -> Result<T>) -> Result<T> {
     let preds = read_jsonl(&args.predictions)?;
     let refs_storage;
     let refs: &[Record] = match &args.references {
@@ -319,21 +360,149 @@ pub fn evaluate(args: &MetricsArgs) -> Result<CorpusScores> {
     } else {
         preds.iter().map(|p| (p, p)).collect()
     };
-    let rows = build_rows(&pairs, args)?;
-    let endpoint_sets = endpoints_from_references(&rows);
-    let examples: Vec<Example> = rows
-        .iter()
-        .map(|row| Example {
-            prediction: row.prediction,
-            reference: row.reference,
-            lang: &row.lang,
-            known_endpoints: row
-                .api
-                .and_then(|api| endpoint_sets.get(&(api.to_owned(), lang_key(&row.lang)))),
-            nll: row.nll,
+    f(&build_rows(&pairs, args)?)
+}
+
+/// The contracts of `--spec`, or none.
+fn load_contracts(args: &MetricsArgs) -> Result<Option<ContractIndex>> {
+    let Some(pattern) = &args.spec else {
+        return Ok(None);
+    };
+    let contracts = crate::data::load_contracts(pattern, Path::new("."))
+        .with_context(|| format!("reading the OpenAPI specs of --spec {pattern}"))?;
+    if contracts.iter().all(|c| c.operations.is_empty()) {
+        bail!("--spec {pattern}: no operations in the specs found there");
+    }
+    Ok(Some(ContractIndex::new(contracts)))
+}
+
+/// Reads, pairs and scores the files named by `args` (everything `run` does except printing).
+pub fn evaluate(args: &MetricsArgs) -> Result<CorpusScores> {
+    let contracts = load_contracts(args)?;
+    with_rows(args, |rows| {
+        if let Some(row) = rows.iter().find(|r| r.reference.is_none()) {
+            bail!(
+                "{}: no string field `{}`: text metrics need every reference (with --spec alone, only calls are checked)",
+                row.id,
+                args.ref_field
+            );
+        }
+        let endpoint_sets = endpoints_from_references(rows);
+        let examples: Vec<Example> = rows
+            .iter()
+            .map(|row| Example {
+                prediction: row.prediction,
+                reference: row.reference.unwrap_or_default(),
+                lang: &row.lang,
+                known_endpoints: row
+                    .api
+                    .and_then(|api| endpoint_sets.get(&(api.to_owned(), lang_key(&row.lang)))),
+                nll: row.nll,
+                grounding: contracts.as_ref().map(|contracts| Grounding {
+                    contracts,
+                    api: None,
+                    reference: reference_operation(contracts, row),
+                }),
+            })
+            .collect();
+        Ok(score_corpus(&examples))
+    })
+}
+
+/// The operation the reference's call resolves to, among all the specs.
+fn reference_operation(
+    contracts: &ContractIndex,
+    row: &Row,
+) -> Option<crate::metrics::grounded::OperationRef> {
+    let call = crate::metrics::call::parse_call(&lang_key(&row.lang), row.reference?)?;
+    contracts.resolve(&call, None).ok()
+}
+
+/// One prediction's verdicts (`--per-sample`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SampleVerdicts {
+    pub id: String,
+    pub lang: String,
+    #[serde(flatten)]
+    pub verdicts: CallCheck,
+}
+
+/// The call checks of every prediction against `--spec`, without text metrics.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallsReport {
+    pub overall: GroundedSummary,
+    pub per_lang: BTreeMap<String, GroundedSummary>,
+    /// Whether every prediction had a reference (then `run` prints the full scores).
+    #[serde(skip)]
+    pub has_references: bool,
+    #[serde(skip)]
+    pub samples: Vec<SampleVerdicts>,
+}
+
+/// Checks every prediction's call against the specs of `--spec` (which must be given).
+pub fn check_calls(args: &MetricsArgs) -> Result<CallsReport> {
+    let contracts = load_contracts(args)?.ok_or_else(|| anyhow!("--spec is required"))?;
+    with_rows(args, |rows| {
+        let samples: Vec<SampleVerdicts> = rows
+            .iter()
+            .map(|row| {
+                let lang = lang_key(&row.lang);
+                let reference = reference_operation(&contracts, row);
+                let verdicts = contracts.check(row.prediction, &lang, None, reference);
+                SampleVerdicts {
+                    id: row.id.clone(),
+                    lang,
+                    verdicts,
+                }
+            })
+            .collect();
+        let mut by_lang: BTreeMap<String, Vec<&CallCheck>> = BTreeMap::new();
+        for s in &samples {
+            by_lang.entry(s.lang.clone()).or_default().push(&s.verdicts);
+        }
+        let summary =
+            |checks: Vec<&CallCheck>| GroundedSummary::of(checks.into_iter()).unwrap_or_default();
+        Ok(CallsReport {
+            overall: summary(samples.iter().map(|s| &s.verdicts).collect()),
+            per_lang: by_lang.into_iter().map(|(l, c)| (l, summary(c))).collect(),
+            has_references: rows.iter().all(|r| r.reference.is_some()),
+            samples,
         })
-        .collect();
-    Ok(score_corpus(&examples))
+    })
+}
+
+/// The call-check table: one row per language and one for all.
+pub fn render_calls_table(report: &CallsReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", grounded_header("lang"));
+    for (lang, s) in &report.per_lang {
+        let _ = writeln!(out, "{}", grounded_row(lang, s));
+    }
+    let _ = writeln!(out, "{}", grounded_row("ALL", &report.overall));
+    out
+}
+
+fn grounded_header(first: &str) -> String {
+    format!(
+        "{first:<12} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "n", "unchk", "valid%", "params%", "known%", "body%", "sameop%", "host✗", "path✗", "meth✗"
+    )
+}
+
+fn grounded_row(name: &str, s: &GroundedSummary) -> String {
+    format!(
+        "{name:<12} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        s.n,
+        s.unchecked,
+        pct(s.call_valid.rate),
+        pct(s.params_complete.rate),
+        pct(s.params_known.rate),
+        pct(s.body_valid.rate),
+        pct(s.same_operation.rate),
+        s.other_host,
+        s.unknown_path,
+        s.wrong_method,
+    )
 }
 
 fn pct(x: Option<f64>) -> String {
@@ -383,5 +552,18 @@ pub fn render_table(scores: &CorpusScores) -> String {
         row(lang, s);
     }
     row("ALL", &scores.overall);
+    if let Some(overall) = &scores.overall.grounded {
+        let _ = writeln!(
+            out,
+            "\ncalls checked against the spec:\n{}",
+            grounded_header("lang")
+        );
+        for (lang, s) in &scores.per_lang {
+            if let Some(g) = &s.grounded {
+                let _ = writeln!(out, "{}", grounded_row(lang, g));
+            }
+        }
+        let _ = writeln!(out, "{}", grounded_row("ALL", overall));
+    }
     out
 }

@@ -46,10 +46,21 @@ pub enum Metric {
     HallucinatedEndpoint,
     /// Perplexity of the references; lower is better. Only measured overall.
     Perplexity,
+    /// Fraction whose HTTP call resolves to an operation of the API's OpenAPI spec (host, path
+    /// template, method); snippets without a readable call count as not valid, 0..1.
+    CallValid,
+    /// Of valid calls, the fraction sending every required parameter, 0..1.
+    ParamsComplete,
+    /// Of valid calls, the fraction sending no undeclared query parameter, 0..1.
+    ParamsKnown,
+    /// Of valid calls with a JSON request schema, the fraction whose body validates, 0..1.
+    BodyValid,
+    /// Fraction whose call resolves to the reference's operation, 0..1.
+    SameOperation,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 13] = [
+    pub const ALL: [Metric; 18] = [
         Metric::ExactMatch,
         Metric::ExactMatchIgnoringWhitespace,
         Metric::SacrebleuCorpus,
@@ -63,6 +74,11 @@ impl Metric {
         Metric::HostMatch,
         Metric::HallucinatedEndpoint,
         Metric::Perplexity,
+        Metric::CallValid,
+        Metric::ParamsComplete,
+        Metric::ParamsKnown,
+        Metric::BodyValid,
+        Metric::SameOperation,
     ];
 
     /// The report's default columns.
@@ -78,7 +94,22 @@ impl Metric {
             Metric::ApiCallMatch,
             Metric::HallucinatedEndpoint,
             Metric::Perplexity,
+            Metric::CallValid,
+            Metric::SameOperation,
         ]
+    }
+
+    /// Whether the metric checks calls against an OpenAPI spec (present only where the
+    /// evaluated records came from specs).
+    pub fn is_grounded(self) -> bool {
+        matches!(
+            self,
+            Metric::CallValid
+                | Metric::ParamsComplete
+                | Metric::ParamsKnown
+                | Metric::BodyValid
+                | Metric::SameOperation
+        )
     }
 
     /// The name used in params, CSV headers, JSON keys and plot file names.
@@ -97,6 +128,11 @@ impl Metric {
             Metric::HostMatch => "host_match",
             Metric::HallucinatedEndpoint => "hallucinated_endpoint",
             Metric::Perplexity => "perplexity",
+            Metric::CallValid => "call_valid",
+            Metric::ParamsComplete => "params_complete",
+            Metric::ParamsKnown => "params_known",
+            Metric::BodyValid => "body_valid",
+            Metric::SameOperation => "same_operation",
         }
     }
 
@@ -129,6 +165,11 @@ impl Metric {
             Metric::HostMatch => scores.host_match.rate,
             Metric::HallucinatedEndpoint => scores.hallucinated_endpoint.rate,
             Metric::Perplexity => None,
+            Metric::CallValid => scores.grounded?.call_valid.rate,
+            Metric::ParamsComplete => scores.grounded?.params_complete.rate,
+            Metric::ParamsKnown => scores.grounded?.params_known.rate,
+            Metric::BodyValid => scores.grounded?.body_valid.rate,
+            Metric::SameOperation => scores.grounded?.same_operation.rate,
         }
         .filter(|v| v.is_finite())
     }

@@ -91,6 +91,18 @@ pub fn write_report(
     evals: &[EvalInput],
     trains: &[TrainInput],
 ) -> anyhow::Result<Report> {
+    // Spec-grounded columns only where some arm was checked against a spec (OpenAPI sources).
+    let metrics: Vec<Metric> = metrics
+        .iter()
+        .copied()
+        .filter(|m| {
+            !m.is_grounded()
+                || evals
+                    .iter()
+                    .any(|e| m.of_scores(&e.results.overall).is_some())
+        })
+        .collect();
+    let metrics = metrics.as_slice();
     let report = table::build(title, metrics, evals, trains);
     let write = |rel: &str, text: &str| {
         let path = out_dir.join(rel);

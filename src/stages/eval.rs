@@ -18,11 +18,15 @@ use serde_json::{Value, json};
 
 use super::{PlanContext, RunContext, StageKind};
 use crate::artifacts::{AdapterInfo, BaseRef, EvalResults, Input, LevelScores, TrainSummary};
+use crate::data::retrieval::Shots;
 use crate::data::{self, ApiRecord};
 use crate::manifest::shorten;
 use crate::metrics::api_match::EndpointSet;
 use crate::metrics::bootstrap::Bootstrap;
-use crate::metrics::corpus::{CorpusScores, Example, ExampleScores, Scores, score_corpus};
+use crate::metrics::corpus::{
+    CorpusScores, Example, ExampleScores, Grounding, Scores, score_corpus,
+};
+use crate::metrics::grounded::ContractIndex;
 use crate::metrics::perplexity::TokenNll;
 use crate::model::{self, GenerationConfig, Model, Sampling};
 use crate::validate::{MAX_BATCH, MAX_POSITIONS, MAX_RECORDS, MAX_VOCAB, Problems, Validate};
@@ -155,8 +159,9 @@ struct Generated {
 
 impl StageKind for Eval {
     const KIND: &'static str = "eval";
-    // 2: 95% intervals of the headline metrics, resampled by API.
-    const VERSION: u32 = 2;
+    // 2: 95% intervals of the headline metrics, resampled by API. 3: spec-grounded call checks,
+    // a needed `retrieve` stage's examples before the prompts.
+    const VERSION: u32 = 3;
     type Params = EvalParams;
 
     fn input_files(params: &EvalParams, ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>> {
@@ -183,13 +188,18 @@ impl StageKind for Eval {
         let source = ModelSource::resolve(params, ctx)?;
         let device = ctx.device()?;
         let model = source.load(&device)?;
+        let shots = super::retrieved_examples(ctx)?;
         let endpoints = known_endpoints(&split.dir.join(data::ENDPOINTS_FILE))?;
+        // Records generated from OpenAPI specs are checked against their spec's contract.
+        let contracts =
+            ContractIndex::new(data::read_contracts(&split.dir)?.into_values().collect());
+        let references = (&endpoints, &contracts);
         let mut levels = BTreeMap::new();
         let mut memos = Vec::new();
         let mut samples = Vec::new();
         let mut all: Vec<Scored> = Vec::new();
         for level in &params.levels {
-            let evaluation = (&model, &source, params, &endpoints);
+            let evaluation = (&model, &source, params, references, shots.as_ref());
             let (mut scores, examples, memo) = evaluate_level(ctx, evaluation, &split.dir, level)?;
             add_intervals(&mut scores, &examples, ctx.seed);
             memos.push(memo);
@@ -207,7 +217,7 @@ impl StageKind for Eval {
             levels.insert(level.clone(), level_scores);
             all.extend(examples);
         }
-        let mut overall = score_corpus(&examples_of(&all, &endpoints));
+        let mut overall = score_corpus(&examples_of(&all, references));
         add_intervals(&mut overall, &all, ctx.seed);
         let results = EvalResults {
             arm: ctx.arm.to_string(),
@@ -234,17 +244,24 @@ type Scored = (ApiRecord, Generated, Option<TokenNll>);
 /// the examples, and the memo directory used.
 fn evaluate_level(
     ctx: &RunContext,
-    (model, source, params, endpoints): (
+    (model, source, params, references, shots): (
         &Model,
         &ModelSource,
         &EvalParams,
-        &HashMap<String, EndpointSet>,
+        References,
+        Option<&Shots>,
     ),
     split_dir: &Path,
     level: &str,
 ) -> anyhow::Result<(CorpusScores, Vec<Scored>, String)> {
     let records = level_records(split_dir, level, params)?;
-    let prompts: Vec<String> = records.iter().map(|r| data::prompt(r, &r.lang)).collect();
+    let prompts: Vec<String> = records
+        .iter()
+        .map(|r| match shots {
+            Some(shots) => data::prompt_with_examples(r, &r.lang, &shots.of(level, r)),
+            None => data::prompt(r, &r.lang),
+        })
+        .collect();
     let (generated, memo) = generate_memoized(ctx, model, source, params, level, &prompts)?;
     let nlls: Vec<Option<TokenNll>> = if params.perplexity {
         reference_nll(model, &records, &prompts, params.batch_size)?
@@ -260,7 +277,7 @@ fn evaluate_level(
         .zip(nlls)
         .map(|((r, g), n)| (r, g, n))
         .collect();
-    let scores = score_corpus(&examples_of(&examples, endpoints));
+    let scores = score_corpus(&examples_of(&examples, references));
     Ok((scores, examples, memo))
 }
 
@@ -448,9 +465,13 @@ impl ModelSource {
     }
 }
 
+/// What predictions are compared with besides their reference: each API's known endpoints, and
+/// the API contracts of specs the records came from.
+type References<'a> = (&'a HashMap<String, EndpointSet>, &'a ContractIndex);
+
 fn examples_of<'a>(
     items: &'a [(ApiRecord, Generated, Option<TokenNll>)],
-    endpoints: &'a HashMap<String, EndpointSet>,
+    (endpoints, contracts): References<'a>,
 ) -> Vec<Example<'a>> {
     items
         .iter()
@@ -460,8 +481,21 @@ fn examples_of<'a>(
             lang: &r.lang,
             known_endpoints: endpoints.get(&r.api_name),
             nll: *nll,
+            grounding: grounding(r, contracts),
         })
         .collect()
+}
+
+/// The contract `record`'s call is checked against: its spec's, with the operation it was
+/// generated from as the reference.
+fn grounding<'a>(record: &ApiRecord, contracts: &'a ContractIndex) -> Option<Grounding<'a>> {
+    let api = contracts.api_of_spec(record.spec_id.as_deref()?)?;
+    let (method, path) = record.endpoint();
+    Some(Grounding {
+        contracts,
+        api: Some(api),
+        reference: contracts.find_operation(api, method, path),
+    })
 }
 
 /// Prompt tokens that leave room for generation within the model's context: a prompt too long is

@@ -33,7 +33,8 @@ impl Validate for IngestParams {
 
 impl StageKind for Ingest {
     const KIND: &'static str = "ingest";
-    const VERSION: u32 = 2;
+    // 3: OpenAPI records name their spec, whose contract is written beside them.
+    const VERSION: u32 = 3;
     type Params = IngestParams;
 
     fn input_files(params: &IngestParams, ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>> {

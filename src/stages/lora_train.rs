@@ -114,7 +114,9 @@ impl BaseDtype {
 
 impl StageKind for LoraTrain {
     const KIND: &'static str = "lora-train";
-    const VERSION: u32 = 1;
+    // 2: a needed `retrieve` stage's examples go before the prompts (and a prompt too long for
+    // `max_len` loses its start rather than its target).
+    const VERSION: u32 = 2;
     type Params = LoraTrainParams;
 
     fn input_files(params: &LoraTrainParams, ctx: &PlanContext) -> anyhow::Result<Vec<PathBuf>> {
@@ -145,11 +147,13 @@ impl StageKind for LoraTrain {
             lora::store_base_as(&mut base.network, burn::tensor::DType::BF16);
         }
         let eos = eos_of(&base, &base_dir)?;
+        let shots = super::retrieved_examples(ctx)?;
         let encoder = train::Encoder {
             tokenizer: &base.tokenizer,
             objective: train::Objective::Instruction,
             eos,
             max_len: params.train.max_len,
+            shots: shots.as_ref(),
         };
         let train_file = split.dir.join(crate::data::TRAIN_FILE);
         let (examples, stats) =

@@ -9,6 +9,7 @@ mod lora_train;
 mod normalize;
 mod pretrain;
 mod report;
+mod retrieve;
 mod training;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub use lora_train::LoraTrain;
 pub use normalize::Normalize;
 pub use pretrain::Pretrain;
 pub use report::{Report, ReportParams};
+pub use retrieve::Retrieve;
 
 pub use crate::artifacts::Input;
 
@@ -343,6 +345,17 @@ pub fn headline(summary: &serde_json::Value) -> String {
         .unwrap_or_default()
 }
 
+/// The examples of the `retrieve` stage the running stage needs, if it needs one.
+fn retrieved_examples(ctx: &RunContext) -> anyhow::Result<Option<crate::data::retrieval::Shots>> {
+    if !ctx.inputs.iter().any(|i| i.kind == "retrieve") {
+        return Ok(None);
+    }
+    let input = ctx.input_of_kind("retrieve")?;
+    let shots = crate::data::retrieval::Shots::read(&input.dir)
+        .map_err(|e| anyhow::anyhow!("retrieve arm `{}`: {e}", input.arm))?;
+    Ok(Some(shots))
+}
+
 static COMMAND: Registered<Command> = Registered(std::marker::PhantomData);
 static EVAL: Registered<Eval> = Registered(std::marker::PhantomData);
 static INGEST: Registered<Ingest> = Registered(std::marker::PhantomData);
@@ -350,12 +363,14 @@ static NORMALIZE: Registered<Normalize> = Registered(std::marker::PhantomData);
 static PRETRAIN: Registered<Pretrain> = Registered(std::marker::PhantomData);
 static LORA_TRAIN: Registered<LoraTrain> = Registered(std::marker::PhantomData);
 static REPORT: Registered<Report> = Registered(std::marker::PhantomData);
+static RETRIEVE: Registered<Retrieve> = Registered(std::marker::PhantomData);
 
 /// Every stage kind this build knows, in manifest order of a typical study.
-pub fn registry() -> [&'static dyn DynStage; 7] {
+pub fn registry() -> [&'static dyn DynStage; 8] {
     [
         &INGEST,
         &NORMALIZE,
+        &RETRIEVE,
         &PRETRAIN,
         &EVAL,
         &LORA_TRAIN,

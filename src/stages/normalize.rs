@@ -1,6 +1,8 @@
 //! `normalize`: cleans and de-duplicates records, then splits them by seed into a training pool and
 //! API Pack's three held-out levels.
 
+use anyhow::Context;
+
 use crate::data::{self, NormalizeParams};
 use crate::validate::{MAX_RECORDS, Problems, Validate};
 
@@ -30,7 +32,8 @@ impl Validate for NormalizeParams {
 
 impl StageKind for Normalize {
     const KIND: &'static str = "normalize";
-    const VERSION: u32 = 1;
+    // 2: the ingest's API contracts are passed on.
+    const VERSION: u32 = 2;
     type Params = NormalizeParams;
 
     fn runtime_facts(_params: &NormalizeParams, ctx: &PlanContext) -> serde_json::Value {
@@ -40,6 +43,14 @@ impl StageKind for Normalize {
     fn run(params: &NormalizeParams, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
         let input = ctx.input_of_kind("ingest")?;
         let mut summary = data::run_normalize(params, ctx.seed, &input.dir, ctx.out_dir)?;
+        // The specs' contracts travel with the split, for the eval stages' grounded checks.
+        let contracts = input.dir.join(data::CONTRACTS_FILE);
+        if contracts.exists() {
+            let copy = ctx.out_dir.join(data::CONTRACTS_FILE);
+            std::fs::copy(&contracts, &copy).with_context(|| {
+                format!("copying {} to {}", contracts.display(), copy.display())
+            })?;
+        }
         let total = |split: &str| summary["splits"][split]["total"].as_u64().unwrap_or(0);
         let headline = format!(
             "train {} · level1 {} · level2 {} · level3 {}",

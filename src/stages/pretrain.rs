@@ -148,6 +148,7 @@ impl StageKind for Pretrain {
             },
             eos,
             max_len: params.train.max_len,
+            shots: None,
         };
         let (examples, stats) =
             train::StreamedExamples::scan(&train_file, params.samples, encoder)?;

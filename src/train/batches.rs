@@ -32,24 +32,46 @@ pub struct EncodeStats {
     pub dropped: u64,
 }
 
+/// How a sequence longer than `max_len` makes room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Keep the prompt whole and cut the target's end (the study's plain prompts).
+    CutTarget,
+    /// First drop the prompt's beginning, down to half of `max_len`, then cut the target's end:
+    /// a prompt with retrieved examples loses its earliest (least similar) example first and
+    /// keeps the actual task, as generation does when it fits a prompt into the context.
+    CutPromptStart,
+}
+
 /// Tokenizes `prompt` and `target` separately (so the boundary is exact), appends `eos` to the
-/// target, and cuts the sequence at `max_len`. `None` when no target token fits.
+/// target, and cuts the sequence at `max_len` as `overflow` says. `None` when no target token
+/// fits.
 pub fn encode_example(
     tokenizer: &Tokenizer,
-    prompt: &str,
-    target: &str,
+    (prompt, target): (&str, &str),
     eos: u32,
-    max_len: usize,
+    (max_len, overflow): (usize, Overflow),
     stats: &mut EncodeStats,
 ) -> crate::model::error::Result<Option<Example>> {
     let mut tokens = encode(tokenizer, prompt)?;
-    let target_start = tokens.len();
-    tokens.extend(encode(tokenizer, target)?);
-    tokens.push(eos);
-    if tokens.len() > max_len {
-        stats.truncated += 1;
-        tokens.truncate(max_len);
+    let mut target_tokens = encode(tokenizer, target)?;
+    target_tokens.push(eos);
+    let mut cut = false;
+    if overflow == Overflow::CutPromptStart && tokens.len() + target_tokens.len() > max_len {
+        let keep = max_len
+            .saturating_sub(target_tokens.len())
+            .max(max_len / 2)
+            .min(tokens.len());
+        tokens.drain(..tokens.len() - keep);
+        cut = true;
     }
+    let target_start = tokens.len();
+    tokens.extend(target_tokens);
+    if tokens.len() > max_len {
+        tokens.truncate(max_len);
+        cut = true;
+    }
+    stats.truncated += u64::from(cut);
     // The first target token is predicted from the last prompt token, so a sequence needs at
     // least one prompt token before its first target token, and one target token.
     if target_start >= tokens.len() || target_start == 0 && tokens.len() < 2 {

@@ -10,13 +10,14 @@ pub mod params;
 pub mod schedule;
 pub mod trainer;
 
-pub use batches::{EncodeStats, Example, encode_example};
+pub use batches::{EncodeStats, Example, Overflow, encode_example};
 pub use schedule::Schedule;
 pub use trainer::{TrainOutcome, TrainRun, TrainSettings, batch_nll, train};
 
 use tokenizers::Tokenizer;
 
-use crate::data::{ApiRecord, IndexedRecords, prompt};
+use crate::data::retrieval::Shots;
+use crate::data::{ApiRecord, IndexedRecords, prompt, prompt_with_examples};
 
 /// What a training example is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub struct Encoder<'t> {
     pub objective: Objective,
     pub eos: u32,
     pub max_len: usize,
+    /// Retrieved examples to put before each instruction prompt (a `retrieve` stage's).
+    pub shots: Option<&'t Shots>,
 }
 
 impl Encoder<'_> {
@@ -43,16 +46,20 @@ impl Encoder<'_> {
         record: &ApiRecord,
         stats: &mut EncodeStats,
     ) -> anyhow::Result<Option<Example>> {
-        let text = match self.objective {
-            Objective::Instruction => prompt(record, &record.lang),
-            Objective::Code => String::new(),
+        let (text, overflow) = match (self.objective, self.shots) {
+            (Objective::Instruction, None) => (prompt(record, &record.lang), Overflow::CutTarget),
+            (Objective::Instruction, Some(shots)) => {
+                let examples = shots.of("train", record);
+                let text = prompt_with_examples(record, &record.lang, &examples);
+                (text, Overflow::CutPromptStart)
+            }
+            (Objective::Code, _) => (String::new(), Overflow::CutTarget),
         };
         encode_example(
             self.tokenizer,
-            &text,
-            &record.code,
+            (&text, &record.code),
             self.eos,
-            self.max_len,
+            (self.max_len, overflow),
             stats,
         )
         .map_err(|e| anyhow::anyhow!("record {}: {e}", record.unique_id))
@@ -71,6 +78,7 @@ pub fn encode_records(
         objective: Objective::Instruction,
         eos,
         max_len,
+        shots: None,
     };
     encode_all(&encoder, records)
 }
@@ -87,6 +95,7 @@ pub fn encode_code(
         objective: Objective::Code,
         eos,
         max_len,
+        shots: None,
     };
     encode_all(&encoder, records)
 }
@@ -288,6 +297,7 @@ mod tests {
             objective: Objective::Instruction,
             eos: 0,
             max_len,
+            shots: None,
         };
         let (streamed, stats) = StreamedExamples::scan(&file, Some(10), encoder).unwrap();
         assert_eq!(stats, expected_stats);

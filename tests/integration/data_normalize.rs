@@ -34,6 +34,7 @@ fn record(api: usize, endpoint: usize, lang: &str) -> ApiRecord {
         unique_id: format!("a{api}_e{endpoint}_{lang}"),
         host: Some(format!("api{api}.test")),
         base_url: None,
+        spec_id: None,
     }
 }
 

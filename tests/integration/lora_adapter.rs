@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use apitune::model::lora::{self, LoraSettings};
 use apitune::model::{CausalLm, ForwardInput, Model};
-use apitune::train::{self, EncodeStats, Example, TrainRun, TrainSettings};
+use apitune::train::{self, EncodeStats, Example, Overflow, TrainRun, TrainSettings};
 use burn::tensor::{Device, Tensor};
 
 fn fixture(name: &str) -> PathBuf {
@@ -165,9 +165,15 @@ fn training_lowers_the_loss_and_leaves_the_base_frozen() {
         .map(|i| {
             let prompt = format!("request {}:", i % 4);
             let target = format!(" curl -X GET https://api.example.com/v{}/items", i % 4);
-            train::encode_example(&base.tokenizer, &prompt, &target, eos, 64, &mut stats)
-                .unwrap()
-                .unwrap()
+            train::encode_example(
+                &base.tokenizer,
+                (&prompt, &target),
+                eos,
+                (64, Overflow::CutTarget),
+                &mut stats,
+            )
+            .unwrap()
+            .unwrap()
         })
         .collect();
     let (network, _) = lora::attach(
@@ -305,10 +311,12 @@ fn bf16_stored_base_trains_close_to_the_f32_base() {
         .map(|i| {
             train::encode_example(
                 &tokenizer,
-                &format!("request {i}:"),
-                " curl https://api.example.com/items",
+                (
+                    &format!("request {i}:"),
+                    " curl https://api.example.com/items",
+                ),
                 eos,
-                64,
+                (64, Overflow::CutTarget),
                 &mut stats,
             )
             .unwrap()

@@ -11,6 +11,7 @@ mod cache_store;
 mod data_bundled;
 mod data_fuzz;
 mod data_normalize;
+mod data_retrieval;
 mod data_sources;
 mod eval_stage;
 mod lora_adapter;

@@ -24,6 +24,8 @@ fn args(predictions: PathBuf, references: Option<PathBuf>) -> MetricsArgs {
         tokens_field: "n_tokens".into(),
         format: OutputFormat::Json,
         per_example: true,
+        spec: None,
+        per_sample: false,
     }
 }
 

@@ -312,6 +312,7 @@ fn corpus_scores_match_reference_tools() {
                 reference: &p.reference,
                 lang: &p.lang,
                 known_endpoints: None,
+                grounding: None,
                 nll: None,
             })
             .collect();

@@ -45,6 +45,7 @@ fn scores(n: usize, exact: f64, hallucinated: Option<f64>) -> Scores {
         hallucinated_endpoint: rate(n, hallucinated),
         perplexity: None,
         perplexity_n: 0,
+        grounded: None,
         intervals: Some(intervals(exact)),
     }
 }

@@ -111,6 +111,7 @@ impl ApiPackRecord {
             unique_id: self.unique_id.unwrap_or_else(fallback_id),
             host,
             base_url: None,
+            spec_id: None,
         }
     }
 }

@@ -12,12 +12,42 @@ use serde_json::{Value, json};
 use super::apipack::{read_apipack_array, read_jsonl};
 use super::error::DataError;
 use super::lang::{TARGET_LANGS, canonical_lang};
-use super::openapi::{load_spec, snippets, spec_records};
+use super::openapi::{ApiContract, api_contract, load_spec, snippets, spec_records};
 use super::record::ApiRecord;
 use super::walk::{Found, Kind, SkippedPath, Walker, canonical, display_path, has_glob_chars};
 
 /// File written by [`run_ingest`] into its output directory.
 pub const RECORDS_FILE: &str = "records.jsonl";
+/// Ingest (of OpenAPI sources) and normalize output: one [`ApiContract`] per spec, JSONL.
+pub const CONTRACTS_FILE: &str = "contracts.jsonl";
+
+/// The contracts of `dir`'s [`CONTRACTS_FILE`] by spec id; empty when the file does not exist
+/// (sources other than OpenAPI).
+pub fn read_contracts(dir: &Path) -> Result<BTreeMap<String, ApiContract>, DataError> {
+    let path = dir.join(CONTRACTS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(DataError::io(&path, "reading API contracts", e)),
+    };
+    let mut contracts = BTreeMap::new();
+    for (number, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let contract: ApiContract = serde_json::from_str(line).map_err(|e| {
+            let at_line = format!("line {}: {e}", number + 1);
+            DataError::io(
+                &path,
+                "reading API contracts",
+                std::io::Error::other(at_line),
+            )
+        })?;
+        contracts.insert(contract.spec_id.clone(), contract);
+    }
+    Ok(contracts)
+}
 
 /// One path/glob or a list of them, relative to the manifest's base directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -334,6 +364,24 @@ impl<'a> Sink<'a> {
     }
 }
 
+/// The contracts of the OpenAPI specs `pattern` names (a file, a directory searched recursively,
+/// or a glob; relative to `base_dir`), each under the spec id ingest gives its records. A file
+/// that is not an OpenAPI 3 document is an error naming it.
+pub fn load_contracts(pattern: &str, base_dir: &Path) -> Result<Vec<ApiContract>, DataError> {
+    let params = IngestParams {
+        source: SourceSpec::Openapi(PathPatterns::One(pattern.to_string())),
+        langs: None,
+        on_bad_record: BadRecordPolicy::Error,
+        limit: None,
+        follow_links: false,
+    };
+    let (inputs, _links) = collect_inputs(&params, base_dir)?;
+    inputs
+        .iter()
+        .map(|input| Ok(api_contract(&load_spec(&input.path)?, &input.id)))
+        .collect()
+}
+
 /// Reads every input of `params` and writes `out_dir/records.jsonl`. Returns the summary: record
 /// counts per language, skipped inputs per reason, and per-file counts (paths relative to
 /// `base_dir`). `progress` gets the running record count every 1000 records.
@@ -355,6 +403,14 @@ pub fn run_ingest(
         langs.unwrap_or_else(|| TARGET_LANGS.iter().map(|l| l.to_string()).collect());
     let mut files_summary = Vec::new();
     let mut totals = BTreeMap::<&'static str, u64>::new();
+    let contracts_path = out_dir.join(CONTRACTS_FILE);
+    let mut contracts = match params.source {
+        SourceSpec::Openapi(_) => Some(BufWriter::new(
+            File::create(&contracts_path)
+                .map_err(|e| DataError::io(&contracts_path, "creating API contracts file", e))?,
+        )),
+        _ => None,
+    };
     for input in &inputs {
         if sink.limit_reached() {
             break;
@@ -365,7 +421,12 @@ pub fn run_ingest(
         match &params.source {
             SourceSpec::Openapi(_) => {
                 let ingest = (generated_langs.as_slice(), &mut sink, &mut totals);
-                ingest_spec(input, ingest, &mut file_entry)?;
+                if let Some(contract) = ingest_spec(input, ingest, &mut file_entry)?
+                    && let Some(writer) = contracts.as_mut()
+                {
+                    write_json_line(writer, &contract)
+                        .map_err(|e| DataError::io(&contracts_path, "writing API contracts", e))?;
+                }
             }
             SourceSpec::Apipack(_) | SourceSpec::Jsonl(_) => {
                 ingest_records(params, &input.path, &mut sink)?
@@ -378,6 +439,11 @@ pub fn run_ingest(
     sink.writer
         .flush()
         .map_err(|e| DataError::io(&out_path, "writing records", e))?;
+    if let Some(mut writer) = contracts {
+        writer
+            .flush()
+            .map_err(|e| DataError::io(&contracts_path, "writing API contracts", e))?;
+    }
     (sink.progress)(sink.written);
     let mut summary = json!({
         "source": params.source.kind(),
@@ -435,15 +501,15 @@ fn checked_langs(params: &IngestParams) -> Result<Option<Vec<String>>, DataError
 }
 
 /// Records generated from one OpenAPI spec, in `langs`; its operation counts go into `totals`
-/// and `file_entry`.
+/// and `file_entry`. Returns the spec's contract, `None` when the spec was skipped.
 fn ingest_spec(
     input: &InputFile,
     (langs, sink, totals): (&[String], &mut Sink, &mut BTreeMap<&'static str, u64>),
     file_entry: &mut Value,
-) -> Result<(), DataError> {
+) -> Result<Option<ApiContract>, DataError> {
     let document = match load_spec(&input.path) {
         Ok(document) => document,
-        Err(error) => return sink.reject(error),
+        Err(error) => return sink.reject(error).map(|()| None),
     };
     let stats = spec_records(&document, &input.id, langs, &mut |record| {
         Ok(sink.accept(&record)?.is_continue())
@@ -455,7 +521,12 @@ fn ingest_spec(
     if stats.unresolved_refs > 0 {
         file_entry["unresolved_refs"] = json!(stats.unresolved_refs);
     }
-    Ok(())
+    Ok(Some(api_contract(&document, &input.id)))
+}
+
+fn write_json_line(writer: &mut impl Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *writer, value).map_err(std::io::Error::other)?;
+    writer.write_all(b"\n")
 }
 
 /// The records of one API Pack array or JSONL file (by source, or by `.jsonl`/`.ndjson`).

@@ -8,7 +8,8 @@
 //!   names (symbolic links skipped and reported unless `follow_links`).
 //! - [`normalize`], [`split`]: the normalize stage's params and [`run_normalize`];
 //!   [`read_records`], [`take_samples`], [`read_endpoints`].
-//! - [`prompt`]: the prompt template.
+//! - [`prompt`]: the prompt template, with retrieved examples or without.
+//! - [`retrieval`]: in-context examples per prompt (BM25, same API, leak-free pools).
 //!
 //! Decisions worth knowing:
 //! - Language labels are trimmed, lower-cased and mapped onto API Pack's ten languages
@@ -39,20 +40,21 @@ pub mod normalize;
 pub mod openapi;
 pub mod prompt;
 pub mod record;
+pub mod retrieval;
 pub mod split;
 pub mod walk;
 
 pub use error::{BadReason, DataError, RecordLocation};
 pub use ingest::{
-    BadRecordPolicy, IngestInputs, IngestParams, PathPatterns, RECORDS_FILE, SourceSpec,
-    ingest_input_files, ingest_inputs, run_ingest,
+    BadRecordPolicy, CONTRACTS_FILE, IngestInputs, IngestParams, PathPatterns, RECORDS_FILE,
+    SourceSpec, ingest_input_files, ingest_inputs, load_contracts, read_contracts, run_ingest,
 };
 pub use lang::{TARGET_LANGS, canonical_lang};
-pub use prompt::prompt;
+pub use prompt::{prompt, prompt_with_examples};
 pub use record::ApiRecord;
 pub use split::{
-    ENDPOINTS_FILE, HeldoutScope, HeldoutSpec, IndexedRecords, KnownEndpoint, KnownEndpoints,
-    LEVEL_FILES, NormalizeParams, SPILL_BUDGET_ENV, TRAIN_FILE, read_endpoints, read_records,
-    run_normalize, take_samples,
+    DOCS_FILE, ENDPOINTS_FILE, HeldoutScope, HeldoutSpec, IndexedRecords, KnownEndpoint,
+    KnownEndpoints, LEVEL_FILES, NormalizeParams, SPILL_BUDGET_ENV, TRAIN_FILE, read_endpoints,
+    read_records, run_normalize, take_samples,
 };
 pub use walk::{SkipReason, SkippedPath};

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::record::ApiRecord;
+use super::retrieval::ShotExample;
 
 /// The prompt for `record` asking for `lang` code. The target (reference code) follows it
 /// directly in training text.
@@ -13,6 +14,31 @@ use super::record::ApiRecord;
 pub fn prompt(record: &ApiRecord, lang: &str) -> String {
     format!(
         "You are an API client code generator. You MUST output ONLY valid {lang} code. No comments. No explanations. No markdown. Only raw code.\n\n### USER REQUEST:\n{}\n\n### ENDPOINT PATH:\n{}\n\n### DESCRIPTION:\n{}\n\n### PARAMETERS:\n{}\n\n### OUTPUT:\n",
+        record.instruction,
+        record.path,
+        record.description,
+        python_json_dumps(&record.api_arguments),
+    )
+}
+
+/// The prompt for `record` with retrieved examples before it (API Pack's retrieval prompt: the
+/// API's description, the examples, then the actual task), in the study's template. Without
+/// examples it is [`prompt`] itself, so records that retrieved nothing are asked as before.
+pub fn prompt_with_examples(record: &ApiRecord, lang: &str, examples: &[&ShotExample]) -> String {
+    if examples.is_empty() {
+        return prompt(record, lang);
+    }
+    let mut shown = String::new();
+    for example in examples {
+        shown.push_str(&format!(
+            "### EXAMPLE REQUEST:\n{}\n\n### EXAMPLE OUTPUT:\n{}\n\n",
+            example.instruction, example.code
+        ));
+    }
+    format!(
+        "You are an API client code generator. You MUST output ONLY valid {lang} code. No comments. No explanations. No markdown. Only raw code.\n\n### API:\n{}: {}\n\n{shown}### YOUR ACTUAL TASK:\n\n### USER REQUEST:\n{}\n\n### ENDPOINT PATH:\n{}\n\n### DESCRIPTION:\n{}\n\n### PARAMETERS:\n{}\n\n### OUTPUT:\n",
+        record.api_name,
+        record.api_description,
         record.instruction,
         record.path,
         record.description,

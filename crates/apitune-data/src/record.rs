@@ -38,6 +38,10 @@ pub struct ApiRecord {
     /// Server URL the path is appended to, when known (OpenAPI `servers[0].url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// The OpenAPI spec the record was generated from (its path under the source root, without
+    /// extension), whose contract ingest keeps for checking generated calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_id: Option<String>,
 }
 
 pub(crate) fn empty_object() -> serde_json::Value {

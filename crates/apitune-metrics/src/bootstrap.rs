@@ -157,6 +157,7 @@ mod tests {
                     reference: r,
                     lang: "cURL",
                     known_endpoints: None,
+                    grounding: None,
                     nll: None,
                 })
             })

@@ -15,6 +15,7 @@ use super::api_match::{ApiMatch, EndpointSet, SnippetLang, api_match};
 use super::bleu::{BleuStats, hf_bleu_from_stats, sacrebleu_from_stats, segment_stats_both};
 use super::bootstrap::Intervals;
 use super::exact::{exact_match, exact_match_ignoring_whitespace};
+use super::grounded::{CallCheck, CallStatus, ContractIndex, OperationRef};
 use super::perplexity::{TokenNll, corpus_perplexity};
 use super::pysum::python_mean;
 use super::rouge::rouge_l;
@@ -32,6 +33,27 @@ pub struct Example<'a> {
     pub known_endpoints: Option<&'a EndpointSet>,
     /// The model's NLL of the reference's target tokens (prompt excluded), for perplexity.
     pub nll: Option<TokenNll>,
+    /// The API contract to check the predicted call against, when the example's spec is known.
+    pub grounding: Option<Grounding<'a>>,
+}
+
+/// What a prediction's call is checked against (see [`crate::grounded`]).
+#[derive(Clone, Copy)]
+pub struct Grounding<'a> {
+    pub contracts: &'a ContractIndex,
+    /// The example's API; `None` resolves against every API of `contracts`.
+    pub api: Option<usize>,
+    /// The reference's operation, for `same_operation`.
+    pub reference: Option<OperationRef>,
+}
+
+impl std::fmt::Debug for Grounding<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grounding")
+            .field("api", &self.api)
+            .field("reference", &self.reference)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Every per-example metric.
@@ -50,6 +72,9 @@ pub struct ExampleScores {
     pub sacrebleu_stats: BleuStats,
     pub hf_bleu_stats: BleuStats,
     pub nll: Option<TokenNll>,
+    /// Spec-grounded verdicts, when the example's API contract is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grounded: Option<CallCheck>,
 }
 
 /// Hits out of the examples a rate applies to.
@@ -73,6 +98,45 @@ impl Rate {
             n,
             rate: (n > 0).then(|| hits as f64 / n as f64),
         }
+    }
+}
+
+/// Spec-grounded verdicts over the examples whose API contract is known (see
+/// [`crate::grounded`]). `call_valid` counts unchecked snippets as not valid; the parameter and
+/// body rates are of valid calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroundedSummary {
+    /// Examples checked against a contract.
+    pub n: usize,
+    /// No call could be read from the snippet.
+    pub unchecked: usize,
+    pub other_host: usize,
+    pub unknown_path: usize,
+    pub wrong_method: usize,
+    pub call_valid: Rate,
+    pub params_complete: Rate,
+    pub params_known: Rate,
+    pub body_valid: Rate,
+    pub same_operation: Rate,
+}
+
+impl GroundedSummary {
+    /// `None` when `checks` is empty.
+    pub fn of<'a>(checks: impl Iterator<Item = &'a CallCheck> + Clone) -> Option<Self> {
+        let count = |status| checks.clone().filter(|c| c.status == status).count();
+        let n = checks.clone().count();
+        (n > 0).then(|| Self {
+            n,
+            unchecked: count(CallStatus::Unchecked),
+            other_host: count(CallStatus::OtherHost),
+            unknown_path: count(CallStatus::UnknownPath),
+            wrong_method: count(CallStatus::WrongMethod),
+            call_valid: Rate::from_flags(checks.clone().map(|c| Some(c.call_valid))),
+            params_complete: Rate::from_flags(checks.clone().map(|c| c.params_complete)),
+            params_known: Rate::from_flags(checks.clone().map(|c| c.params_known)),
+            body_valid: Rate::from_flags(checks.clone().map(|c| c.body_valid)),
+            same_operation: Rate::from_flags(checks.clone().map(|c| c.same_operation)),
+        })
     }
 }
 
@@ -110,6 +174,9 @@ pub struct Scores {
     pub perplexity: Option<f64>,
     /// How many examples carried an NLL.
     pub perplexity_n: usize,
+    /// Spec-grounded verdicts; `None` when no example had a known API contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grounded: Option<GroundedSummary>,
     /// Confidence intervals of the headline metrics, where the caller computed them
     /// ([`crate::bootstrap`]); results written before they existed have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,6 +219,10 @@ pub fn score_example(ex: &Example) -> ExampleScores {
         sacrebleu_stats: sacre,
         hf_bleu_stats: hf,
         nll: ex.nll,
+        grounded: ex.grounding.map(|g| {
+            g.contracts
+                .check(ex.prediction, &lang_key(ex.lang), g.api, g.reference)
+        }),
     }
 }
 
@@ -203,6 +274,7 @@ pub fn aggregate(examples: &[&ExampleScores]) -> Scores {
         hallucinated_endpoint: Rate::from_flags(examples.iter().map(|e| e.api.hallucinated)),
         perplexity: corpus_perplexity(&nlls),
         perplexity_n: nlls.len(),
+        grounded: GroundedSummary::of(examples.iter().filter_map(|e| e.grounded.as_ref())),
         intervals: None,
     }
 }

@@ -8,6 +8,8 @@
 //! - [`difflib`]: CPython's `difflib.SequenceMatcher` ratio, autojunk included.
 //! - [`api_match`]: API Pack's endpoint / API-call match, method+path and host match,
 //!   hallucinated-endpoint rate.
+//! - [`call`]: the HTTP call a snippet makes (method, URL, query, headers, body), per language.
+//! - [`grounded`]: spec-grounded verdicts: a call resolved against the API's OpenAPI operations.
 //! - [`syntax`]: per-language syntax correctness (tree-sitter, and ruff's parser for Python).
 //! - [`bootstrap`]: 95% intervals of the headline metrics, resampling whole APIs.
 //! - [`corpus`]: per-example and per-language aggregation ([`corpus::score_corpus`]).
@@ -20,6 +22,7 @@ pub mod call;
 pub mod corpus;
 pub mod difflib;
 pub mod exact;
+pub mod grounded;
 pub mod perplexity;
 pub mod pysum;
 pub mod rouge;

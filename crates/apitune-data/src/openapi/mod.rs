@@ -5,6 +5,7 @@
 //! Swagger 2.0 documents are skipped with the counted reason `swagger2_unsupported` (APIs.guru's
 //! npm collection ships 3.x only); they are bad records under `on_bad_record = "error"`.
 
+mod contract;
 pub mod depth;
 mod operation;
 mod refs;
@@ -19,6 +20,7 @@ use super::error::{BadReason, DataError, RecordLocation};
 use super::lang::canonical_lang;
 use super::record::ApiRecord;
 
+pub use contract::{ApiContract, BodyContract, OperationContract, ParamContract, api_contract};
 pub use operation::{Operation, operations};
 pub use refs::Resolver;
 
@@ -223,6 +225,7 @@ pub fn spec_records(
                 unique_id: format!("{spec_id}_{op_index}_{lang}"),
                 host: op.known_host.clone(),
                 base_url: Some(op.base_url.clone()),
+                spec_id: Some(spec_id.to_string()),
             };
             stats.records += 1;
             if !emit(record)? {

@@ -56,7 +56,11 @@ pub fn operations(document: &Value, resolver: &Resolver<'_>) -> Vec<Operation> {
     out
 }
 
-fn text(value: &Value, key: &str) -> String {
+pub(super) fn is_method(key: &str) -> bool {
+    METHODS.contains(&key.to_ascii_lowercase().as_str())
+}
+
+pub(super) fn text(value: &Value, key: &str) -> String {
     value
         .get(key)
         .and_then(Value::as_str)
@@ -73,18 +77,7 @@ fn build_operation(
     method: &str,
     op: &Value,
 ) -> Operation {
-    // The innermost `servers` wins: operation, then path item, then document.
-    let server = [
-        op.get("servers"),
-        item.get("servers"),
-        document.get("servers"),
-    ]
-    .into_iter()
-    .flatten()
-    .find_map(|servers| servers.as_array().and_then(|a| a.first()));
-    let server_url = server
-        .map(substitute_server_variables)
-        .unwrap_or_else(|| "/".to_string());
+    let server_url = operation_servers(document, item, op).swap_remove(0);
     let (scheme, host, base_path, known_host) = split_server_url(&server_url);
     let mut request = HttpRequest {
         method: method.to_ascii_uppercase(),
@@ -201,6 +194,27 @@ fn code_samples(resolver: &Resolver<'_>, op: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The operation's server URLs, variables set to their defaults: the innermost `servers` list
+/// wins (operation, then path item, then document); `/` when none declares any.
+pub(super) fn operation_servers(document: &Value, item: &Value, op: &Value) -> Vec<String> {
+    let servers: Vec<String> = [
+        op.get("servers"),
+        item.get("servers"),
+        document.get("servers"),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(Value::as_array)
+    .find(|list| !list.is_empty())
+    .map(|list| list.iter().map(substitute_server_variables).collect())
+    .unwrap_or_default();
+    if servers.is_empty() {
+        vec!["/".to_string()]
+    } else {
+        servers
+    }
+}
+
 fn substitute_server_variables(server: &Value) -> String {
     let mut url = text(server, "url");
     if let Some(variables) = server.get("variables").and_then(Value::as_object) {
@@ -265,7 +279,7 @@ fn split_server_url(url: &str) -> (String, String, String, Option<String>) {
 }
 
 /// Path-item parameters overridden by operation parameters with the same (name, in).
-fn merged_parameters<'a>(
+pub(super) fn merged_parameters<'a>(
     resolver: &Resolver<'a>,
     item: &'a Value,
     op: &'a Value,

@@ -46,12 +46,14 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+mod docs;
 mod heldout;
 mod indexed;
 mod scan;
 mod spill;
 mod write;
 
+pub use docs::DOCS_FILE;
 use heldout::{Heldout, assign, hold_out_apis, hold_out_endpoints};
 pub use indexed::IndexedRecords;
 use scan::Corpus;
@@ -271,6 +273,12 @@ pub fn run_normalize(
         corpus.catalogue,
         &corpus.duplicates,
     )?;
+    let docs = docs::write_docs(
+        &input_path,
+        &out_dir.join(LEVEL_FILES[2]),
+        params.tab_width,
+        out_dir,
+    )?;
     drop(work);
     Ok(json!({
         "seed": seed,
@@ -286,6 +294,7 @@ pub fn run_normalize(
         "heldout_per": params.heldout.per,
         "level1_in_train": params.level1_in_train,
         "splits": Value::Object(splits),
+        "docs": docs,
         "shortfall": Value::Object(shortfall),
     }))
 }

@@ -1,37 +1,22 @@
-//! The HTTP call a generated snippet makes, read out of its syntax tree: method, URL (split into
-//! base and query), headers and body, for checking against an API's OpenAPI operations.
-//!
-//! curl command lines are read with the tree-sitter bash grammar the syntax metric already uses:
+//! curl command lines, read with the tree-sitter bash grammar the syntax metric already uses:
 //! the first `curl` command's arguments, with `-X`/`--request`, `-H`/`--header`,
 //! `-d`/`--data`/`--data-raw`/`--data-binary`/`--json`, `--url` and a bare URL. Quoting is
 //! resolved as the shell would for literal strings; a snippet whose call holds shell expansions
 //! (`$TOKEN`) keeps them as written.
 
-use tree_sitter::{Node, Parser};
+use tree_sitter::Node;
 
-/// One HTTP call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpCall {
-    /// Upper case: `GET` unless the snippet names one, `POST` when it sends a body without one.
-    pub method: String,
-    /// Scheme, host and path, without the query.
-    pub url: String,
-    /// Query parameters in order, as written (not percent-decoded).
-    pub query: Vec<(String, String)>,
-    /// Header names as written, values trimmed.
-    pub headers: Vec<(String, String)>,
-    pub body: Option<String>,
-}
+use super::literal::strip_quotes;
+use super::tree::{self, text};
+use super::{CallParts, HttpCall};
 
 /// The call of the first `curl` command in `code`, or `None` when there is none or it names no
 /// URL.
 pub fn parse_curl(code: &str) -> Option<HttpCall> {
-    let mut parser = Parser::new();
-    parser
-        .set_language(&tree_sitter_bash::LANGUAGE.into())
-        .ok()?;
-    let tree = parser.parse(code, None)?;
-    let command = first_curl(tree.root_node(), code)?;
+    let tree = tree::parse("bash", tree_sitter_bash::LANGUAGE, code)?;
+    let command = tree::descendants(tree.root_node())
+        .into_iter()
+        .find(|node| is_curl(*node, code))?;
     let mut cursor = command.walk();
     let words: Vec<String> = command
         .children_by_field_name("argument", &mut cursor)
@@ -40,34 +25,45 @@ pub fn parse_curl(code: &str) -> Option<HttpCall> {
     curl_call(&words)
 }
 
-/// The first `command` node whose name is `curl`, depth first.
-fn first_curl<'t>(node: Node<'t>, code: &str) -> Option<Node<'t>> {
-    if node.kind() == "command" {
-        let name = node.child_by_field_name("name")?;
-        if &code[name.byte_range()] == "curl" {
-            return Some(node);
-        }
-    }
-    let mut cursor = node.walk();
-    node.children(&mut cursor)
-        .find_map(|child| first_curl(child, code))
+fn is_curl(node: Node, code: &str) -> bool {
+    node.kind() == "command"
+        && node
+            .child_by_field_name("name")
+            .is_some_and(|name| text(name, code) == "curl")
 }
 
 /// An argument as the shell passes it: quotes removed, the escapes of double quotes resolved,
 /// expansions kept as written.
 fn shell_word(node: Node, code: &str) -> String {
-    let text = &code[node.byte_range()];
+    let word = text(node, code);
     match node.kind() {
-        "raw_string" => text.trim_matches('\'').to_string(),
-        "string" => unescape_double_quoted(&text[1..text.len().saturating_sub(1).max(1)]),
+        "raw_string" => word.trim_matches('\'').to_string(),
+        "string" => unescape_double_quoted(strip_quotes(word, "\"", "\"")),
         "concatenation" => {
             let mut cursor = node.walk();
             node.children(&mut cursor)
                 .map(|part| shell_word(part, code))
                 .collect()
         }
-        _ => text.replace("\\\n", ""),
+        _ => unescape_unquoted(word),
     }
+}
+
+/// Unquoted, a backslash makes the next character literal (`\'` in `'it'\''s'`), and a
+/// backslash-newline joins lines.
+fn unescape_unquoted(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('\n') | None => {}
+                Some(escaped) => out.push(escaped),
+            },
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Inside double quotes a backslash escapes only `$`, `` ` ``, `"`, `\` and a newline.
@@ -88,66 +84,35 @@ fn unescape_double_quoted(text: &str) -> String {
 
 /// The call described by curl's arguments.
 fn curl_call(words: &[String]) -> Option<HttpCall> {
-    let (mut method, mut url, mut headers, mut body) = (None, None, Vec::new(), None);
+    let mut call = CallParts::default();
     let mut words = words.iter();
     while let Some(word) = words.next() {
         match word.as_str() {
-            "-X" | "--request" => method = words.next().map(|m| m.to_ascii_uppercase()),
-            "-H" | "--header" => {
-                if let Some((name, value)) = words.next().and_then(|h| h.split_once(':')) {
-                    headers.push((name.trim().to_string(), value.trim().to_string()));
-                }
-            }
+            "-X" | "--request" => call.method = words.next().cloned(),
+            "-H" | "--header" => call.header_line(words.next().map_or("", String::as_str)),
             "-d" | "--data" | "--data-raw" | "--data-binary" | "--data-ascii" | "--json" => {
-                body = words.next().cloned();
+                call.body = words.next().cloned();
             }
-            "--url" => url = words.next().cloned(),
-            flag if flag.starts_with("-X") && flag.len() > 2 => {
-                method = Some(flag[2..].to_ascii_uppercase());
+            "--url" => call.url = words.next().cloned(),
+            flag if flag.len() > 2 && flag.starts_with("-X") => {
+                call.method = flag.get(2..).map(str::to_string);
             }
             flag if flag.starts_with('-') => {}
-            bare if url.is_none() && bare.contains("://") => url = Some(bare.to_string()),
+            bare if call.url.is_none() && bare.contains("://") => call.url = Some(bare.to_string()),
             _ => {}
         }
     }
-    let url = url?;
-    let method = method.unwrap_or_else(|| if body.is_some() { "POST" } else { "GET" }.into());
-    let (base, query) = split_query(&url);
-    Some(HttpCall {
-        method,
-        url: base,
-        query,
-        headers,
-        body,
-    })
-}
-
-/// `url` without its query and fragment, and the query's parameters.
-fn split_query(url: &str) -> (String, Vec<(String, String)>) {
-    let url = url.split('#').next().unwrap_or_default();
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_string(), Vec::new());
-    };
-    let params = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((name, value)) => (name.to_string(), value.to_string()),
-            None => (p.to_string(), String::new()),
-        })
-        .collect();
-    (base.to_string(), params)
+    call.finish()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{assert_reads_httpsnippet_shapes, pairs};
     use super::*;
 
-    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+    #[test]
+    fn reads_httpsnippets_curl_shape() {
+        assert_reads_httpsnippet_shapes("curl");
     }
 
     /// httpsnippet's curl shape, as API Pack records have it.
