@@ -65,6 +65,9 @@ pub struct EvalResults {
     pub per_lang: BTreeMap<String, Scores>,
     /// Perplexity of the references under the model; `None` when not measured.
     pub perplexity: Option<f64>,
+    /// Retrieved examples per prompt (a needed `retrieve` stage's `k`); 0 for the plain prompt.
+    #[serde(default)]
+    pub shots: usize,
 }
 
 /// Which `lora-train` artifact an eval arm loaded.

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::metric::{MISSING, Metric};
 use super::svg::escape;
-use super::table::{BreakdownRow, Method, Report, Values};
+use super::table::{BreakdownRow, Method, Report, Values, method_label};
 use super::text::{interval_table, samples_label, training_table};
 
 const STYLE: &str = r#"
@@ -101,7 +101,7 @@ fn main_table(report: &Report) -> String {
             classes.join(" "),
             escape(&r.eval.key),
             escape(&r.model),
-            r.method.label(),
+            escape(&method_label(r.method, r.shots)),
             escape(&samples_label(r.method, r.samples)),
             r.n
         );
@@ -160,7 +160,7 @@ fn breakdown_table(report: &Report, group: &str, rows: &[BreakdownRow]) -> Strin
             classes.join(" "),
             escape(&r.eval.key),
             escape(&r.model),
-            r.method.label(),
+            escape(&method_label(r.method, r.shots)),
             escape(&samples_label(r.method, r.samples)),
             r.n
         );

@@ -5,13 +5,33 @@ use super::metric::Metric;
 use super::svg::{Chart, HLine, Series, XScale, color};
 use super::table::{Method, Report, TrainInput};
 
+/// A curve's name: the model, and its retrieved examples per prompt when it has some.
+fn line_name(model: &str, shots: usize) -> String {
+    match shots {
+        0 => model.to_string(),
+        k => format!("{model} + {k}-shot"),
+    }
+}
+
 /// `plots/ablation-<metric>.svg`.
 pub fn ablation(report: &Report, metric: Metric) -> String {
     let mut series = Vec::new();
     let mut hlines = Vec::new();
     let mut unplaced = 0;
-    for (i, model) in report.models.iter().enumerate() {
-        let rows = report.rows.iter().filter(|r| &r.model == model);
+    // One line per model and prompt (plain, or with k retrieved examples).
+    let mut lines: Vec<(&str, usize)> = report
+        .rows
+        .iter()
+        .map(|r| (r.model.as_str(), r.shots))
+        .collect();
+    lines.sort();
+    lines.dedup();
+    for (i, &(model, shots)) in lines.iter().enumerate() {
+        let model = &line_name(model, shots);
+        let rows = report
+            .rows
+            .iter()
+            .filter(|r| line_name(&r.model, r.shots) == *model);
         let mut points: Vec<(f64, f64)> = Vec::new();
         let mut band = Vec::new();
         let mut baseline = None;
@@ -80,14 +100,14 @@ pub fn levels(report: &Report, metric: Metric) -> Option<String> {
     if !has_level_curve(report, metric) {
         return None;
     }
-    let mut groups: Vec<(&str, &str)> = report
+    let mut groups: Vec<(String, &str)> = report
         .levels
         .iter()
-        .map(|r| (r.model.as_str(), r.group.as_str()))
+        .map(|r| (line_name(&r.model, r.shots), r.group.as_str()))
         .collect();
     groups.sort();
     groups.dedup();
-    let several_models = report.models.len() > 1;
+    let several_models = groups.iter().any(|(m, _)| *m != groups[0].0);
     let mut series = Vec::new();
     let mut hlines = Vec::new();
     for (i, (model, level)) in groups.into_iter().enumerate() {
@@ -99,7 +119,7 @@ pub fn levels(report: &Report, metric: Metric) -> Option<String> {
         let rows = report
             .levels
             .iter()
-            .filter(|r| r.model == model && r.group == level);
+            .filter(|r| line_name(&r.model, r.shots) == model && r.group == level);
         let mut points = Vec::new();
         let mut band = Vec::new();
         for r in rows {

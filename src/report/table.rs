@@ -41,6 +41,20 @@ pub enum Method {
     Lora,
 }
 
+/// The method column: `zero-shot` / `LoRA`, with the retrieved examples per prompt when the arm
+/// used a `retrieve` stage (`3-shot`, `LoRA + 3-shot`).
+pub fn method_label(method: Method, shots: usize) -> String {
+    match (method, shots) {
+        (_, 0) => method.label().to_string(),
+        (Method::ZeroShot, k) => format!("{k}-shot"),
+        (Method::Lora, k) => format!("LoRA + {k}-shot"),
+    }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl Method {
     pub fn label(self) -> &'static str {
         match self {
@@ -91,6 +105,9 @@ fn intervals_of(metrics: &[Metric], scores: &Scores) -> (Intervals, Option<usize
 pub struct Row {
     pub model: String,
     pub method: Method,
+    /// Retrieved examples per prompt (0: the study's plain prompt).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shots: usize,
     /// Training samples of the adapter; `None` for zero-shot, or a LoRA trained on the whole pool.
     pub samples: Option<u64>,
     /// The eval arm that produced the numbers.
@@ -118,6 +135,8 @@ pub struct BreakdownRow {
     pub group: String,
     pub model: String,
     pub method: Method,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shots: usize,
     pub samples: Option<u64>,
     pub eval: Source,
     pub n: usize,
@@ -159,7 +178,7 @@ pub struct Report {
 }
 
 /// Builds the report from loaded inputs. Rows sort by model name, then zero-shot before LoRA, then
-/// training samples, then arm name, so the order never depends on the order inputs arrive in.
+/// retrieved examples per prompt, then training samples, then arm name, so the order never depends on the order inputs arrive in.
 pub fn build(
     title: String,
     metrics: &[Metric],
@@ -176,6 +195,7 @@ pub fn build(
         (
             r.model.clone(),
             method_of(r),
+            r.shots,
             lora_samples(r).unwrap_or(u64::MAX),
             e.arm.clone(),
         )
@@ -231,6 +251,7 @@ fn overall_row(metrics: &[Metric], e: &EvalInput, base: Option<&EvalInput>) -> R
     Row {
         model: e.results.model.clone(),
         method: method_of(&e.results),
+        shots: e.results.shots,
         samples: lora_samples(&e.results),
         eval: source(e),
         adapter: e.results.adapter.clone(),
@@ -309,10 +330,13 @@ fn baseline_for<'a>(e: &EvalInput, ordered: &[&'a EvalInput]) -> Option<&'a Eval
         .copied()
         .filter(|c| c.results.adapter.is_none() && c.results.model == e.results.model)
         .collect();
+    // The zero-shot row prompted the same way, else decoded the same way, else any.
+    let alike = |c: &&EvalInput| c.results.decoding == e.results.decoding;
     candidates
         .iter()
         .copied()
-        .find(|c| c.results.decoding == e.results.decoding)
+        .find(|c| alike(c) && c.results.shots == e.results.shots)
+        .or_else(|| candidates.iter().copied().find(alike))
         .or(candidates.first().copied())
 }
 
@@ -373,6 +397,7 @@ fn breakdown<'r>(
                     group,
                     model: e.results.model.clone(),
                     method: method_of(&e.results),
+                    shots: e.results.shots,
                     samples: lora_samples(&e.results),
                     eval: source(e),
                     n: scores.n,

@@ -1,7 +1,9 @@
 //! Markdown and CSV renderings of a [`Report`].
 
 use super::metric::{MISSING, Metric};
-use super::table::{BreakdownRow, Method, Report, Row, TrainingRow, Values, short_key};
+use super::table::{
+    BreakdownRow, Method, Report, Row, TrainingRow, Values, method_label, short_key,
+};
 
 /// A value with its delta against zero-shot, as the tables print it: `0.412 (+0.103)`.
 pub fn value_cell(metric: Metric, method: Method, values: &Values, deltas: &Values) -> String {
@@ -37,7 +39,7 @@ pub fn main_table(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
 fn main_row(report: &Report, r: &Row) -> Vec<String> {
     let mut cells = vec![
         r.model.clone(),
-        r.method.label().into(),
+        method_label(r.method, r.shots),
         samples_label(r.method, r.samples),
         r.n.to_string(),
     ];
@@ -91,7 +93,7 @@ fn leading_cells(r: &BreakdownRow) -> Vec<String> {
     vec![
         r.group.clone(),
         r.model.clone(),
-        r.method.label().into(),
+        method_label(r.method, r.shots),
         samples_label(r.method, r.samples),
         r.n.to_string(),
     ]
@@ -125,6 +127,7 @@ pub fn interval_table(report: &Report) -> Option<(Vec<String>, Vec<Vec<String>>)
             group: "all".into(),
             model: r.model.clone(),
             method: r.method,
+            shots: r.shots,
             samples: r.samples,
             eval: r.eval.clone(),
             n: r.n,
@@ -301,7 +304,7 @@ pub fn csv(report: &Report) -> anyhow::Result<String> {
     for r in &report.rows {
         let mut rec = vec![
             r.model.clone(),
-            r.method.label().to_string(),
+            method_label(r.method, r.shots),
             r.samples.map_or_else(String::new, |s| s.to_string()),
             r.eval.arm.clone(),
             r.eval.key.clone(),

@@ -230,6 +230,7 @@ impl StageKind for Eval {
             levels,
             per_lang: overall.per_lang.clone(),
             perplexity: overall.overall.perplexity,
+            shots: shots.as_ref().map_or(0, Shots::per_prompt),
         };
         results.write(ctx.out_dir)?;
         write_samples(&ctx.out_dir.join("samples.jsonl"), &samples)?;

@@ -2,7 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use apitune::cli::metrics::{MetricsArgs, OutputFormat, evaluate, render_table};
+use apitune::cli::metrics::{
+    MetricsArgs, OutputFormat, SampleVerdicts, check_calls, evaluate, render_calls_table,
+    render_table,
+};
+use apitune::metrics::grounded::CallStatus;
 
 fn write(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
     let path = dir.join(name);
@@ -237,4 +241,149 @@ fn arguments_parse_with_clap_defaults() {
         Cli::try_parse_from(["apitune"]).is_err(),
         "--predictions is required"
     );
+}
+
+/// A spec with one collection endpoint (required query parameter, JSON body) and one item.
+const SPEC: &str = r#"{
+  "openapi": "3.0.3",
+  "info": {"title": "Pets"},
+  "servers": [{"url": "https://api.pets.test/v1"}],
+  "paths": {
+    "/pets": {
+      "get": {"parameters": [{"name": "status", "in": "query", "required": true}]},
+      "post": {"requestBody": {"required": true, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}}}
+    },
+    "/pets/{petId}": {"get": {}}
+  }
+}"#;
+
+fn spec_args(dir: &Path, predictions: &[serde_json::Value]) -> MetricsArgs {
+    std::fs::create_dir_all(dir.join("specs")).unwrap();
+    std::fs::write(dir.join("specs/pets.json"), SPEC).unwrap();
+    let lines: Vec<String> = predictions.iter().map(|p| p.to_string()).collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let mut args = args(write(dir, "p.jsonl", &lines), None);
+    args.spec = Some(dir.join("specs").to_string_lossy().into_owned());
+    args
+}
+
+#[test]
+fn spec_checks_calls_without_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = spec_args(
+        dir.path(),
+        &[
+            serde_json::json!({"id": "ok", "lang": "curl", "prediction": "curl 'https://api.pets.test/v1/pets?status=sold'"}),
+            serde_json::json!({"id": "no-status", "lang": "python", "prediction": "import requests\nrequests.get('https://api.pets.test/v1/pets', params={'colour': 'red'})"}),
+            serde_json::json!({"id": "bad-body", "lang": "javascript", "prediction": "fetch('https://api.pets.test/v1/pets', {method: 'POST', body: JSON.stringify({age: 3})})"}),
+            serde_json::json!({"id": "other-host", "lang": "curl", "prediction": "curl https://evil.test/v1/pets"}),
+            serde_json::json!({"id": "prose", "lang": "go", "prediction": "I cannot help with that."}),
+        ],
+    );
+    let report = check_calls(&args).unwrap();
+    assert!(!report.has_references);
+    let by_id: std::collections::HashMap<&str, &SampleVerdicts> =
+        report.samples.iter().map(|s| (s.id.as_str(), s)).collect();
+    let ok = &by_id["ok"].verdicts;
+    assert_eq!(
+        (ok.status, ok.params_complete, ok.params_known),
+        (CallStatus::Valid, Some(true), Some(true))
+    );
+    assert_eq!(ok.same_operation, None, "no reference to compare with");
+    let no_status = &by_id["no-status"].verdicts;
+    assert_eq!(no_status.missing_params, ["query:status"]);
+    assert_eq!(no_status.unknown_params, ["colour"]);
+    let bad_body = &by_id["bad-body"].verdicts;
+    assert_eq!(
+        (bad_body.operation.as_deref(), bad_body.body_valid),
+        (Some("POST /pets"), Some(false))
+    );
+    assert_eq!(by_id["other-host"].verdicts.status, CallStatus::OtherHost);
+    assert_eq!(by_id["prose"].verdicts.status, CallStatus::Unchecked);
+    let overall = report.overall;
+    assert_eq!(
+        (overall.n, overall.unchecked, overall.other_host),
+        (5, 1, 1)
+    );
+    assert_eq!(overall.call_valid.hits, 3);
+    assert_eq!(
+        overall.call_valid.rate,
+        Some(0.6),
+        "unchecked snippets count as not valid"
+    );
+    assert_eq!(overall.params_complete.n, 3, "of valid calls");
+    assert!(render_calls_table(&report).contains("ALL"));
+}
+
+#[test]
+fn spec_with_references_adds_same_operation_to_the_full_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = "curl --request GET --url 'https://api.pets.test/v1/pets/%7BpetId%7D'";
+    let args = spec_args(
+        dir.path(),
+        &[
+            serde_json::json!({"id": 1, "lang": "curl", "reference": reference, "prediction": "curl https://api.pets.test/v1/pets/7"}),
+            serde_json::json!({"id": 2, "lang": "curl", "reference": reference, "prediction": "curl 'https://api.pets.test/v1/pets?status=a'"}),
+        ],
+    );
+    let scores = evaluate(&args).unwrap();
+    let grounded = scores.overall.grounded.expect("calls checked");
+    assert_eq!(grounded.call_valid.hits, 2);
+    assert_eq!(
+        (grounded.same_operation.hits, grounded.same_operation.n),
+        (1, 2)
+    );
+    assert_eq!(
+        scores.examples[0].grounded.as_ref().unwrap().same_operation,
+        Some(true)
+    );
+    assert!(render_table(&scores).contains("calls checked against the spec"));
+}
+
+#[test]
+fn per_sample_prints_one_object_per_prediction_with_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = spec_args(
+        dir.path(),
+        &[
+            serde_json::json!({"id": "a", "lang": "curl", "prediction": "curl -X DELETE https://api.pets.test/v1/pets/1"}),
+            serde_json::json!({"lang": "curl", "prediction": "curl https://api.pets.test/v1/owners"}),
+        ],
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_apitune"))
+        .args(["metrics", "--per-sample", "--spec"])
+        .arg(args.spec.as_ref().unwrap())
+        .arg("--predictions")
+        .arg(&args.predictions)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["id"], "a");
+    assert_eq!(lines[0]["status"], "wrong_method");
+    assert_eq!(lines[0]["call_valid"], false);
+    assert!(
+        lines[1]["id"].as_str().unwrap().ends_with("p.jsonl:2"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[1]["status"], "unknown_path");
+    // A missing spec is a usage error naming the path.
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_apitune"))
+        .args(["metrics", "--spec", "no/such/specs", "--predictions"])
+        .arg(&args.predictions)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/specs"));
 }

@@ -149,6 +149,7 @@ fn results(model: &Model, samples: Option<u64>, exact: f64) -> EvalResults {
         levels,
         per_lang,
         perplexity,
+        shots: 0,
     }
 }
 

@@ -324,6 +324,12 @@ impl Shots {
             .unwrap_or_default()
     }
 
+    /// The most examples any prompt gets (the `retrieve` stage's `k`, unless no query found
+    /// that many).
+    pub fn per_prompt(&self) -> usize {
+        self.by_target.values().map(Vec::len).max().unwrap_or(0)
+    }
+
     /// Queries with a shot list (with or without examples).
     pub fn len(&self) -> usize {
         self.by_target.len()

@@ -17,13 +17,16 @@ use serde::{Deserialize, Serialize};
 use super::corpus::{ExampleScores, Scores, aggregate};
 
 /// The metrics that get an interval: the ones a results table and an ablation curve lead with.
-pub const HEADLINE: [&str; 6] = [
+pub const HEADLINE: [&str; 9] = [
     "sacrebleu_corpus",
     "sacrebleu_sentence_mean",
     "rouge_l",
     "exact_match",
     "syntax",
+    "endpoint_match",
     "api_call_match",
+    "call_valid",
+    "same_operation",
 ];
 
 /// The value of a [`HEADLINE`] metric in `scores`; `None` when the metric does not apply (no
@@ -35,7 +38,10 @@ pub fn headline_value(scores: &Scores, metric: &str) -> Option<f64> {
         "rouge_l" => Some(scores.rouge_l),
         "exact_match" => Some(scores.exact_match),
         "syntax" => scores.syntax.rate,
+        "endpoint_match" => scores.endpoint_match.rate,
         "api_call_match" => scores.api_call_match.rate,
+        "call_valid" => scores.grounded?.call_valid.rate,
+        "same_operation" => scores.grounded?.same_operation.rate,
         _ => None,
     }
 }
