@@ -54,8 +54,14 @@ pub fn hf_tensors(network: &CausalLm, config: &ModelConfig) -> Result<Vec<NamedT
 }
 
 /// Maps a burn module path (`Gpt2`, `transformer`, `h`, `0`, `attn`, `c_attn`, `base`, `weight`)
-/// to the HF tensor name (`transformer.h.0.attn.c_attn.weight`).
+/// to the HF tensor name (`transformer.h.0.attn.c_attn.weight`). An untied output matrix is a
+/// bare parameter here (`Qwen2`, `lm_head`) and HF's `nn.Linear` there: `lm_head.weight`.
 fn hf_name(path: &[String]) -> String {
+    if let [_, head] = path
+        && head == "lm_head"
+    {
+        return "lm_head.weight".to_string();
+    }
     let mut parts: Vec<&str> = Vec::with_capacity(path.len());
     for (i, p) in path.iter().enumerate() {
         let is_variant = i == 0 && p.chars().next().is_some_and(char::is_uppercase);
@@ -133,4 +139,44 @@ pub fn save_weights(network: &CausalLm, config: &ModelConfig, path: &Path) -> Re
     metadata.insert("format".to_string(), "pt".to_string());
     safetensors::serialize_to_file(views, Some(metadata), path)
         .map_err(|e| ModelError::InvalidInput(format!("writing {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use burn::tensor::Device;
+
+    use super::*;
+    use crate::checkpoint::{Checkpoint, SINGLE_FILE, WeightSource};
+
+    /// Qwen2 unties its output matrix by default (Qwen2.5-7B does): a pretrained model must be
+    /// written as HF names it, `lm_head.weight`, and read back whole.
+    #[test]
+    fn untied_output_matrix_round_trips_under_its_hf_name() {
+        let config = ModelConfig::from_value(
+            serde_json::json!({
+                "model_type": "qwen2", "vocab_size": 64, "hidden_size": 16,
+                "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                "num_key_value_heads": 2, "max_position_embeddings": 32,
+                "tie_word_embeddings": false
+            }),
+            Path::new("config.json"),
+        )
+        .unwrap();
+        let device = Device::flex();
+        let network = CausalLm::init(&config, &device, 3);
+        let dir = tempfile::tempdir().unwrap();
+        save_weights(&network, &config, &dir.path().join(SINGLE_FILE)).unwrap();
+
+        let checkpoint = Checkpoint::open(dir.path()).unwrap();
+        assert!(checkpoint.contains("lm_head.weight"));
+        let mut source =
+            WeightSource::checkpoint(&checkpoint, CausalLm::body_prefix(&config), &device);
+        let loaded = CausalLm::build(&config, &mut source).unwrap();
+        assert_eq!(source.unused(), Vec::<String>::new());
+        let written = hf_tensors(&network, &config).unwrap();
+        let read = hf_tensors(&loaded, &config).unwrap();
+        assert_eq!(written, read);
+    }
 }
