@@ -188,10 +188,20 @@ impl StageKind for LoraTrain {
             examples.len(),
         )?;
         let last = outcome.steps.last().map_or(f64::NAN, |s| s.loss);
+        // Generation cuts a prompt only to fit the model's context, not `max_len`: a model
+        // trained on cut prompts is evaluated on longer ones than it learned from.
+        let cut = if stats.truncated > 0 {
+            format!(
+                " · {} cut at max_len {}",
+                stats.truncated, params.train.max_len
+            )
+        } else {
+            String::new()
+        };
         super::set_headline(
             &mut out,
             format!(
-                "{} LoRA params · {} examples · {} steps · final loss {last:.3} · {:.0}s",
+                "{} LoRA params · {} examples · {} steps · final loss {last:.3} · {:.0}s{cut}",
                 outcome.trainable_params,
                 examples.len(),
                 outcome.steps.len(),
