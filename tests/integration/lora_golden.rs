@@ -221,5 +221,28 @@ fn apitune_adapter_fixture_is_current() {
     let stored: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(committed.join("logits.json")).unwrap())
             .unwrap();
-    assert_eq!(stored, reference);
+    assert_eq!(stored["base"], reference["base"]);
+    assert_eq!(stored["tokens"], reference["tokens"]);
+    // The product kernels follow the CPU's vector extensions (AVX-512 or AVX2 here), so logits
+    // agree across hosts to the last bits only: 1.07e-6 apart between two such hosts, while the
+    // adapter bytes above are identical. A stale fixture is a larger difference.
+    let logits = |v: &serde_json::Value| -> Vec<f64> {
+        v["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let (stored, fresh) = (logits(&stored), logits(&reference));
+    assert_eq!(stored.len(), fresh.len());
+    let worst = stored
+        .iter()
+        .zip(&fresh)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst <= 1e-5,
+        "logits.json is stale ({worst:e} off): rerun with APITUNE_WRITE_FIXTURES=1"
+    );
 }

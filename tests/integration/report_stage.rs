@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use apitune::metrics::bootstrap::{Interval, Intervals};
-use apitune::metrics::corpus::{Rate, Scores, SyntaxSummary};
+use apitune::metrics::corpus::{GroundedSummary, Rate, Scores, SyntaxSummary};
 use apitune::report::{
     self, AdapterInfo, EvalResults, LevelScores, ShowFormat, TrainStep, TrainSummary,
 };
@@ -48,6 +48,31 @@ fn scores(n: usize, exact: f64, hallucinated: Option<f64>) -> Scores {
         grounded: None,
         intervals: Some(intervals(exact)),
     }
+}
+
+/// Spec checks whose rates are known functions of `exact` (only gpt2's records came from specs).
+fn grounded(n: usize, exact: f64) -> GroundedSummary {
+    GroundedSummary {
+        n,
+        unchecked: n / 10,
+        other_host: 0,
+        unknown_path: 0,
+        wrong_method: 0,
+        call_valid: rate(n, Some(exact + 0.02)),
+        params_complete: rate(n, Some(1.0)),
+        params_known: rate(n, Some(1.0)),
+        body_valid: rate(n, None),
+        same_operation: rate(n, Some(exact / 2.0)),
+    }
+}
+
+/// The report's default columns but the spec-grounded ones, which a report leaves out when no
+/// arm was checked against a spec.
+fn ungrounded_defaults() -> usize {
+    report::Metric::defaults()
+        .iter()
+        .filter(|m| !m.is_grounded())
+        .count()
 }
 
 /// Intervals of corpus BLEU and syntax around the values `scores` gives them.
@@ -118,9 +143,13 @@ fn results(model: &Model, samples: Option<u64>, exact: f64) -> EvalResults {
     let is_gpt2 = model.name == "gpt2";
     let hallucinated = is_gpt2.then_some(0.4 - exact);
     let perplexity = is_gpt2.then_some(20.0 - 30.0 * exact);
+    let scores = |n: usize, exact: f64| Scores {
+        grounded: is_gpt2.then(|| grounded(n, exact)),
+        ..scores(n, exact, hallucinated)
+    };
     let per_lang: BTreeMap<String, Scores> = [
-        ("curl".to_string(), scores(60, exact, hallucinated)),
-        ("python".to_string(), scores(40, exact / 2.0, hallucinated)),
+        ("curl".to_string(), scores(60, exact)),
+        ("python".to_string(), scores(40, exact / 2.0)),
     ]
     .into();
     let levels = (1..=3)
@@ -128,7 +157,7 @@ fn results(model: &Model, samples: Option<u64>, exact: f64) -> EvalResults {
             (
                 format!("level{l}"),
                 LevelScores {
-                    overall: scores(100, exact / l as f64, hallucinated),
+                    overall: scores(100, exact / l as f64),
                     per_lang: per_lang.clone(),
                 },
             )
@@ -145,7 +174,7 @@ fn results(model: &Model, samples: Option<u64>, exact: f64) -> EvalResults {
         samples,
         decoding: serde_json::json!({"greedy": true, "max_new_tokens": 256}),
         versions: serde_json::json!({"apitune": "0.1.0"}),
-        overall: scores(300, exact, hallucinated),
+        overall: scores(300, exact),
         levels,
         per_lang,
         perplexity,
@@ -356,12 +385,21 @@ fn report_json_rows_values_deltas_and_provenance() {
                 values["hallucinated_endpoint"].as_f64().unwrap(),
                 0.4 - exact
             ));
+            assert!(close(values["call_valid"].as_f64().unwrap(), exact + 0.02));
+            assert!(close(
+                values["same_operation"].as_f64().unwrap(),
+                exact / 2.0
+            ));
         } else {
             assert!(
                 values["perplexity"].is_null(),
                 "unmeasured perplexity stays null, not 0"
             );
             assert!(values["hallucinated_endpoint"].is_null());
+            assert!(
+                values["call_valid"].is_null(),
+                "records without a spec are not checked, not 0"
+            );
         }
         match samples {
             None => {
@@ -1077,8 +1115,8 @@ fn lora_without_baseline_and_whole_pool_arms() {
     let dashes = empty.matches(" – ").count();
     assert_eq!(
         dashes,
-        report::Metric::defaults().len(),
-        "an unscored row shows only dashes: {empty}"
+        ungrounded_defaults(),
+        "an unscored row shows only dashes (and no arm here was checked against a spec): {empty}"
     );
     // Whole-pool rows sort after every sample count.
     assert!(table.find(&key_of("eval[300]")[..12]) < table.find(&key_of("eval[all]")[..12]));
