@@ -213,21 +213,13 @@ impl<'t> Php<'t, '_> {
         )
     }
 
-    fn resolve(&self, mut node: Node<'t>) -> Node<'t> {
-        for _ in 0..MAX_DEPTH {
-            node = match node.kind() {
-                "variable_name" => match self.bindings.lookup(self.text(node), node.start_byte()) {
-                    Some(value) => value,
-                    None => return node,
-                },
-                "parenthesized_expression" => match tree::named_children(node).first() {
-                    Some(inner) => *inner,
-                    None => return node,
-                },
-                _ => return node,
-            };
-        }
-        node
+    fn resolve(&self, node: Node<'t>) -> Node<'t> {
+        tree::resolve(
+            node,
+            self.code,
+            &self.bindings,
+            (&["variable_name"], &["parenthesized_expression"]),
+        )
     }
 
     /// The value of a string literal (`"..."` with its `$var` / `{$expr}` interpolations kept
@@ -243,25 +235,13 @@ impl<'t> Php<'t, '_> {
         match node.kind() {
             "encapsed_string" => Some(unescape(strip_quotes(literal, "\"", "\""), Unknown::Keep)),
             "string" => Some(unescape_single_quoted(strip_quotes(literal, "'", "'"))),
-            "binary_expression" if depth < MAX_DEPTH => {
-                let operator = node.child_by_field_name("operator")?;
-                if self.text(operator) != "." {
-                    return None;
-                }
-                let left = node.child_by_field_name("left")?;
-                let right = node.child_by_field_name("right")?;
-                let (l, r) = (
-                    self.string_at(left, depth + 1),
-                    self.string_at(right, depth + 1),
-                );
-                if l.is_none() && r.is_none() {
-                    return None;
-                }
-                let part = |value: Option<String>, node| {
-                    value.unwrap_or_else(|| format!("{{{}}}", self.text(node)))
-                };
-                Some(part(l, left) + &part(r, right))
-            }
+            "binary_expression" if depth < MAX_DEPTH => tree::concatenation(
+                node,
+                self.code,
+                ".",
+                |operand| self.string_at(operand, depth + 1),
+                tree::braced,
+            ),
             _ => None,
         }
     }

@@ -10,7 +10,7 @@ use tree_sitter::Node;
 
 use super::literal::{Unknown, strip_quotes, unescape, unescape_single_quoted};
 use super::tree::{self, text};
-use super::{Bindings, CallParts, HttpCall, MAX_DEPTH, json_text};
+use super::{Bindings, CallParts, HttpCall, json_text};
 
 pub(super) fn parse(code: &str) -> Option<HttpCall> {
     let tree = tree::parse("ruby", tree_sitter_ruby::LANGUAGE, code)?;
@@ -173,21 +173,13 @@ impl<'t> Ruby<'t, '_> {
             .unwrap_or_else(|| format!("#{{{}}}", self.text(node)))
     }
 
-    fn resolve(&self, mut node: Node<'t>) -> Node<'t> {
-        for _ in 0..MAX_DEPTH {
-            node = match node.kind() {
-                "identifier" => match self.bindings.lookup(self.text(node), node.start_byte()) {
-                    Some(value) => value,
-                    None => return node,
-                },
-                "parenthesized_statements" => match tree::named_children(node).first() {
-                    Some(inner) => *inner,
-                    None => return node,
-                },
-                _ => return node,
-            };
-        }
-        node
+    fn resolve(&self, node: Node<'t>) -> Node<'t> {
+        tree::resolve(
+            node,
+            self.code,
+            &self.bindings,
+            (&["identifier"], &["parenthesized_statements"]),
+        )
     }
 
     /// A string literal's value: escapes decoded in double quotes, `#{expr}` kept as written.

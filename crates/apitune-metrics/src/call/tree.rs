@@ -4,6 +4,8 @@ use std::cell::RefCell;
 
 use tree_sitter::{Language, Node, Parser, Tree};
 
+use super::{Bindings, MAX_DEPTH};
+
 thread_local! {
     /// One parser per grammar per thread, as the syntax metric keeps them: corpora hold 100K
     /// snippets.
@@ -62,4 +64,57 @@ pub(super) fn named_children(node: Node) -> Vec<Node> {
     node.named_children(&mut cursor)
         .filter(|child| !child.kind().contains("comment"))
         .collect()
+}
+
+/// The expression `node` stands for: a name (a node of one of `names`' kinds) followed to the
+/// value bound to it, a group (one of `groups`: parentheses, `await`) to its first named child;
+/// at most [`MAX_DEPTH`] steps, which also ends cycles.
+pub(super) fn resolve<'t>(
+    mut node: Node<'t>,
+    code: &str,
+    bindings: &Bindings<Node<'t>>,
+    (names, groups): (&[&str], &[&str]),
+) -> Node<'t> {
+    for _ in 0..MAX_DEPTH {
+        let next = if names.contains(&node.kind()) {
+            bindings.lookup(text(node, code), node.start_byte())
+        } else if groups.contains(&node.kind()) {
+            named_children(node).first().copied()
+        } else {
+            None
+        };
+        match next {
+            Some(inner) => node = inner,
+            None => return node,
+        }
+    }
+    node
+}
+
+/// The value of a binary concatenation with `operator` (`+`, PHP's `.`) of which at least one
+/// operand is a string, as `operand` reads each; any other operand is kept as `placeholder` of
+/// its text (`{expr}`, JavaScript's `${expr}`).
+pub(super) fn concatenation<'t>(
+    node: Node<'t>,
+    code: &str,
+    operator: &str,
+    operand: impl Fn(Node<'t>) -> Option<String>,
+    placeholder: fn(&str) -> String,
+) -> Option<String> {
+    if text(node.child_by_field_name("operator")?, code) != operator {
+        return None;
+    }
+    let left = node.child_by_field_name("left")?;
+    let right = node.child_by_field_name("right")?;
+    let (l, r) = (operand(left), operand(right));
+    if l.is_none() && r.is_none() {
+        return None;
+    }
+    let part = |value: Option<String>, node| value.unwrap_or_else(|| placeholder(text(node, code)));
+    Some(part(l, left) + &part(r, right))
+}
+
+/// `{expr}`: an operand a reader cannot evaluate, kept as written.
+pub(super) fn braced(expr: &str) -> String {
+    format!("{{{expr}}}")
 }
