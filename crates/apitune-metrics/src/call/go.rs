@@ -10,7 +10,7 @@
 use tree_sitter::Node;
 
 use super::literal::{Unknown, strip_quotes, unescape};
-use super::tree::{self, text};
+use super::tree::{self, arguments, text};
 use super::{Bindings, CallParts, HttpCall, MAX_DEPTH, verb_method};
 
 pub(super) fn parse(code: &str) -> Option<HttpCall> {
@@ -59,12 +59,6 @@ fn bindings<'t>(nodes: &[Node<'t>], code: &str) -> Bindings<Node<'t>> {
         }
     }
     bindings
-}
-
-fn arguments(call: Node) -> Vec<Node> {
-    call.child_by_field_name("arguments")
-        .map(tree::named_children)
-        .unwrap_or_default()
 }
 
 struct Go<'t, 'c> {

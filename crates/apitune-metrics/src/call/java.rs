@@ -9,7 +9,7 @@
 use tree_sitter::Node;
 
 use super::literal::{Unknown, strip_quotes, unescape};
-use super::tree::{self, text};
+use super::tree::{self, arguments, text};
 use super::{Bindings, CallParts, HttpCall, MAX_DEPTH, verb_method};
 
 pub(super) fn parse(code: &str) -> Option<HttpCall> {
@@ -52,12 +52,6 @@ fn is_chain_top(node: Node) -> bool {
             parent.kind() == "method_invocation"
                 && parent.child_by_field_name("object") == Some(node)
         })
-}
-
-fn arguments(call: Node) -> Vec<Node> {
-    call.child_by_field_name("arguments")
-        .map(tree::named_children)
-        .unwrap_or_default()
 }
 
 struct Java<'t, 'c> {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use tree_sitter::Node;
 
 use super::literal::{Unknown, unescape};
-use super::tree::{self, text};
+use super::tree::{self, arguments, text};
 use super::{Bindings, CallParts, HttpCall, MAX_DEPTH, json_text, verb_method};
 
 /// Where the snippet runs, which decides the libraries it may call.
@@ -62,12 +62,6 @@ fn bindings<'t>(nodes: &[Node<'t>], code: &str) -> Bindings<Node<'t>> {
         }
     }
     bindings
-}
-
-fn arguments(call: Node) -> Vec<Node> {
-    call.child_by_field_name("arguments")
-        .map(tree::named_children)
-        .unwrap_or_default()
 }
 
 struct Js<'t, 'c> {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use tree_sitter::Node;
 
 use super::literal::{Unknown, strip_quotes, unescape, unescape_single_quoted};
-use super::tree::{self, text};
+use super::tree::{self, arguments, text};
 use super::{Bindings, CallParts, HttpCall, json_text};
 
 pub(super) fn parse(code: &str) -> Option<HttpCall> {
@@ -39,12 +39,6 @@ fn bindings<'t>(nodes: &[Node<'t>], code: &str) -> Bindings<Node<'t>> {
         }
     }
     bindings
-}
-
-fn arguments(call: Node) -> Vec<Node> {
-    call.child_by_field_name("arguments")
-        .map(tree::named_children)
-        .unwrap_or_default()
 }
 
 struct Ruby<'t, 'c> {

@@ -118,3 +118,10 @@ pub(super) fn concatenation<'t>(
 pub(super) fn braced(expr: &str) -> String {
     format!("{{{expr}}}")
 }
+
+/// The named children of a call's `arguments` field.
+pub(super) fn arguments(call: Node) -> Vec<Node> {
+    call.child_by_field_name("arguments")
+        .map(named_children)
+        .unwrap_or_default()
+}
