@@ -54,14 +54,8 @@ pub fn hf_tensors(network: &CausalLm, config: &ModelConfig) -> Result<Vec<NamedT
 }
 
 /// Maps a burn module path (`Gpt2`, `transformer`, `h`, `0`, `attn`, `c_attn`, `base`, `weight`)
-/// to the HF tensor name (`transformer.h.0.attn.c_attn.weight`). An untied output matrix is a
-/// bare parameter here (`Qwen2`, `lm_head`) and HF's `nn.Linear` there: `lm_head.weight`.
+/// to the HF tensor name (`transformer.h.0.attn.c_attn.weight`).
 fn hf_name(path: &[String]) -> String {
-    if let [_, head] = path
-        && head == "lm_head"
-    {
-        return "lm_head.weight".to_string();
-    }
     let mut parts: Vec<&str> = Vec::with_capacity(path.len());
     for (i, p) in path.iter().enumerate() {
         let is_variant = i == 0 && p.chars().next().is_some_and(char::is_uppercase);

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -459,7 +459,7 @@ pub struct Gpt2Model {
 pub struct Gpt2LmHeadModel {
     pub transformer: Gpt2Model,
     /// `None` when tied to `transformer.wte`.
-    pub lm_head: Option<Param<Tensor<2>>>,
+    pub lm_head: Option<layers::LmHead>,
 }
 
 projection_fields!(Gpt2LmHeadModel { transformer });
@@ -490,7 +490,7 @@ impl Network for Gpt2LmHeadModel {
 
     fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         let matrix = match &self.lm_head {
-            Some(head) => head.val(),
+            Some(head) => head.weight.val(),
             None => self.transformer.wte.weight.val(),
         };
         layers::project_to_vocab(hidden, matrix)

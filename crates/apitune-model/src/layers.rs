@@ -3,7 +3,7 @@
 //! rotary position embedding.
 
 use burn::config::Config;
-use burn::module::Param;
+use burn::module::{Module, Param};
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, RmsNorm,
     RmsNormConfig,
@@ -108,21 +108,30 @@ impl LoadModule for EmbeddingConfig {
     }
 }
 
-/// The output projection `lm_head.weight` `[vocab, d]`, or `None` when the config ties it to the
-/// token embedding (then the checkpoint has no such tensor).
+/// HF's `lm_head` (an `nn.Linear` without bias): the `[vocab, d]` output matrix, under the name
+/// the checkpoint gives it.
+#[derive(Module, Debug)]
+pub struct LmHead {
+    pub weight: Param<Tensor<2>>,
+}
+
+/// The output projection `lm_head.weight`, or `None` when the config ties it to the token
+/// embedding (then the checkpoint has no such tensor).
 pub fn lm_head(
     weights: &mut Weights,
     tie_word_embeddings: bool,
     [vocab, d]: [usize; 2],
     std: f64,
-) -> Result<Option<Param<Tensor<2>>>> {
+) -> Result<Option<LmHead>> {
     if tie_word_embeddings {
         return Ok(None);
     }
-    let matrix = weights
+    let weight = weights
         .pp("lm_head")
         .tensor("weight", [vocab, d], Init::Normal { std })?;
-    Ok(Some(Param::from_tensor(matrix)))
+    Ok(Some(LmHead {
+        weight: Param::from_tensor(weight),
+    }))
 }
 
 /// `hidden [B, T, d]` times the `[vocab, d]` output matrix, transposed: logits `[B, T, vocab]`.

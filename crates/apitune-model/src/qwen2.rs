@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, RmsNorm, RmsNormConfig};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -286,7 +286,7 @@ pub struct Qwen2Model {
 #[derive(Module, Debug)]
 pub struct Qwen2ForCausalLM {
     pub model: Qwen2Model,
-    pub lm_head: Option<Param<Tensor<2>>>,
+    pub lm_head: Option<layers::LmHead>,
 }
 
 impl Qwen2Config {
@@ -437,7 +437,7 @@ impl Network for Qwen2ForCausalLM {
 
     fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         let matrix = match &self.lm_head {
-            Some(head) => head.val(),
+            Some(head) => head.weight.val(),
             None => self.model.embed_tokens.weight.val(),
         };
         layers::project_to_vocab(hidden, matrix)
