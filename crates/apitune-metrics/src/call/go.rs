@@ -61,6 +61,12 @@ fn bindings<'t>(nodes: &[Node<'t>], code: &str) -> Bindings<Node<'t>> {
     bindings
 }
 
+/// Names and groups that values are followed through.
+const TRANSPARENT: tree::Transparent = tree::Transparent {
+    names: &["identifier"],
+    groups: &["parenthesized_expression"],
+};
+
 struct Go<'t, 'c> {
     code: &'c str,
     bindings: Bindings<Node<'t>>,
@@ -144,12 +150,7 @@ impl<'t> Go<'t, '_> {
     }
 
     fn resolve(&self, node: Node<'t>) -> Node<'t> {
-        tree::resolve(
-            node,
-            self.code,
-            &self.bindings,
-            (&["identifier"], &["parenthesized_expression"]),
-        )
+        tree::resolve(node, self.code, &self.bindings, &TRANSPARENT)
     }
 
     /// The value of a string literal, or of a `+` concatenation holding at least one (other
@@ -179,7 +180,7 @@ impl<'t> Go<'t, '_> {
 
     fn string_or_placeholder(&self, node: Node<'t>) -> String {
         self.string(node)
-            .unwrap_or_else(|| format!("{{{}}}", self.text(node)))
+            .unwrap_or_else(|| tree::braced(self.text(node)))
     }
 
     fn scalar(&self, node: Node<'t>) -> String {

@@ -54,6 +54,12 @@ fn is_chain_top(node: Node) -> bool {
         })
 }
 
+/// Names and groups that values are followed through.
+const TRANSPARENT: tree::Transparent = tree::Transparent {
+    names: &["identifier"],
+    groups: &["parenthesized_expression"],
+};
+
 struct Java<'t, 'c> {
     code: &'c str,
     bindings: Bindings<Node<'t>>,
@@ -132,7 +138,7 @@ impl<'t> Java<'t, '_> {
         };
         wrapped
             .or_else(|| self.string(resolved))
-            .unwrap_or_else(|| format!("{{{}}}", self.text(node)))
+            .unwrap_or_else(|| tree::braced(self.text(node)))
     }
 
     /// A body: `null` or `noBody()` is none; `RequestBody.create(...)`,
@@ -161,12 +167,7 @@ impl<'t> Java<'t, '_> {
     }
 
     fn resolve(&self, node: Node<'t>) -> Node<'t> {
-        tree::resolve(
-            node,
-            self.code,
-            &self.bindings,
-            (&["identifier"], &["parenthesized_expression"]),
-        )
+        tree::resolve(node, self.code, &self.bindings, &TRANSPARENT)
     }
 
     /// The value of a string literal or text block, or of a `+` concatenation holding at least

@@ -64,6 +64,12 @@ fn bindings<'t>(nodes: &[Node<'t>], code: &str) -> Bindings<Node<'t>> {
     bindings
 }
 
+/// Names and groups that values are followed through.
+const TRANSPARENT: tree::Transparent = tree::Transparent {
+    names: &["identifier", "shorthand_property_identifier"],
+    groups: &["parenthesized_expression", "await_expression"],
+};
+
 struct Js<'t, 'c> {
     code: &'c str,
     bindings: Bindings<Node<'t>>,
@@ -284,15 +290,7 @@ impl<'t> Js<'t, '_> {
 
     /// `node` with names followed to the values bound to them.
     fn resolve(&self, node: Node<'t>) -> Node<'t> {
-        tree::resolve(
-            node,
-            self.code,
-            &self.bindings,
-            (
-                &["identifier", "shorthand_property_identifier"],
-                &["parenthesized_expression", "await_expression"],
-            ),
-        )
+        tree::resolve(node, self.code, &self.bindings, &TRANSPARENT)
     }
 
     /// The value of a property of an object literal (`{ name: value }` or `{ name }`).

@@ -66,6 +66,12 @@ fn arguments(call: Node) -> Vec<Node> {
         .collect()
 }
 
+/// Names and groups that values are followed through.
+const TRANSPARENT: tree::Transparent = tree::Transparent {
+    names: &["variable_name"],
+    groups: &["parenthesized_expression"],
+};
+
 struct Php<'t, 'c> {
     code: &'c str,
     bindings: Bindings<Node<'t>>,
@@ -214,12 +220,7 @@ impl<'t> Php<'t, '_> {
     }
 
     fn resolve(&self, node: Node<'t>) -> Node<'t> {
-        tree::resolve(
-            node,
-            self.code,
-            &self.bindings,
-            (&["variable_name"], &["parenthesized_expression"]),
-        )
+        tree::resolve(node, self.code, &self.bindings, &TRANSPARENT)
     }
 
     /// The value of a string literal (`"..."` with its `$var` / `{$expr}` interpolations kept
@@ -248,7 +249,7 @@ impl<'t> Php<'t, '_> {
 
     fn string_or_placeholder(&self, node: Node<'t>) -> String {
         self.string(node)
-            .unwrap_or_else(|| format!("{{{}}}", self.text(node)))
+            .unwrap_or_else(|| tree::braced(self.text(node)))
     }
 
     fn scalar(&self, node: Node<'t>) -> String {

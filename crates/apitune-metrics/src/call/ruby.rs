@@ -41,6 +41,12 @@ fn bindings<'t>(nodes: &[Node<'t>], code: &str) -> Bindings<Node<'t>> {
     bindings
 }
 
+/// Names and groups that values are followed through.
+const TRANSPARENT: tree::Transparent = tree::Transparent {
+    names: &["identifier"],
+    groups: &["parenthesized_statements"],
+};
+
 struct Ruby<'t, 'c> {
     code: &'c str,
     bindings: Bindings<Node<'t>>,
@@ -168,12 +174,7 @@ impl<'t> Ruby<'t, '_> {
     }
 
     fn resolve(&self, node: Node<'t>) -> Node<'t> {
-        tree::resolve(
-            node,
-            self.code,
-            &self.bindings,
-            (&["identifier"], &["parenthesized_statements"]),
-        )
+        tree::resolve(node, self.code, &self.bindings, &TRANSPARENT)
     }
 
     /// A string literal's value: escapes decoded in double quotes, `#{expr}` kept as written.

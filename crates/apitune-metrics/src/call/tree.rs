@@ -66,14 +66,20 @@ pub(super) fn named_children(node: Node) -> Vec<Node> {
         .collect()
 }
 
-/// The expression `node` stands for: a name (a node of one of `names`' kinds) followed to the
-/// value bound to it, a group (one of `groups`: parentheses, `await`) to its first named child;
-/// at most [`MAX_DEPTH`] steps, which also ends cycles.
+/// What [`resolve`] sees through in a grammar: the node kinds of names (followed to the value
+/// bound to them) and of groups (parentheses, `await`: followed to their first named child).
+pub(super) struct Transparent {
+    pub names: &'static [&'static str],
+    pub groups: &'static [&'static str],
+}
+
+/// The expression `node` stands for, through names and groups as `kinds` says; at most
+/// [`MAX_DEPTH`] steps, which also ends cycles.
 pub(super) fn resolve<'t>(
     mut node: Node<'t>,
     code: &str,
     bindings: &Bindings<Node<'t>>,
-    (names, groups): (&[&str], &[&str]),
+    Transparent { names, groups }: &Transparent,
 ) -> Node<'t> {
     for _ in 0..MAX_DEPTH {
         let next = if names.contains(&node.kind()) {
